@@ -1,0 +1,414 @@
+//! `WhatsAppChannel`: one WhatsApp number served by one application instance through Twilio.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// E.164: a `+`, a non-zero digit, at most 15 digits in all.
+pub const E164_PATTERN: &str = r"^\+[1-9][0-9]{1,14}$";
+/// A Twilio Account SID: `AC` and 32 hexadecimal digits.
+pub const ACCOUNT_SID_PATTERN: &str = r"^AC[0-9a-fA-F]{32}$";
+/// A webhook receiver URL: https only.
+pub const HTTPS_URL_PATTERN: &str = r"^https://[^\s/?#]+([/?#][^\s]*)?$";
+/// An identity-server URL: https, or http on the loopback interface for local development.
+pub const IDENTITY_URL_PATTERN: &str =
+    r"^(https://[^\s/?#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?)([/?#][^\s]*)?$";
+/// A DNS-1123 label: the application instance name.
+pub const DNS_LABEL_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// A BCP 47 language tag such as `en`, `en-US`, `pt-BR` or `zh-Hant-TW`.
+pub const BCP47_PATTERN: &str = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$";
+
+/// The desired state of a WhatsApp channel: which number, which application instance, which
+/// Twilio account, where inbound messages go, and how the channel behaves in the CRM.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "whatsapp-operator.io",
+    version = "v1alpha1",
+    kind = "WhatsAppChannel",
+    plural = "whatsappchannels",
+    singular = "whatsappchannel",
+    shortname = "wac",
+    category = "whatsapp",
+    namespaced,
+    status = "WhatsAppChannelStatus",
+    doc = "A WhatsApp messaging channel: one number, served through Twilio by one application instance.",
+    printcolumn = r#"{"name":"Number","type":"string","jsonPath":".spec.phoneNumber"}"#,
+    printcolumn = r#"{"name":"Instance","type":"string","jsonPath":".spec.instance"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Queue","type":"string","jsonPath":".status.queue"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct WhatsAppChannelSpec {
+    /// The WhatsApp number in E.164 form (e.g. `+14155550100`): a number of the Twilio account,
+    /// registered as a WhatsApp sender or bought from Twilio; in `Sandbox` mode the sandbox
+    /// number `+14155238886`. A number serves exactly one channel, and so one instance.
+    #[schemars(regex(pattern = r"^\+[1-9][0-9]{1,14}$"))]
+    pub phone_number: String,
+
+    /// The application instance this number serves (e.g. `crm-prod`), a DNS-1123 label. A
+    /// number may serve only one instance; the operator guarantees it.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub instance: String,
+
+    /// A phone (E.164) that receives one confirmation WhatsApp message once the channel is
+    /// connected. In `Sandbox` mode it must have joined the sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^\+[1-9][0-9]{1,14}$"))]
+    pub confirmation_phone_number: Option<String>,
+
+    /// The Twilio account that owns the number, and where its credentials are.
+    pub twilio: TwilioSpec,
+
+    /// Where Twilio delivers inbound messages: the application's receiver.
+    pub webhook: WebhookSpec,
+
+    /// `Business` for a registered WhatsApp number, `Sandbox` for Twilio's shared test number.
+    #[serde(default)]
+    pub mode: ChannelMode,
+
+    /// Whether the channel takes messages in the application (the guide's "Active" switch).
+    /// Switching it off keeps the Twilio wiring; the channel reports `Active=False`.
+    #[serde(default = "default_true")]
+    pub active: bool,
+
+    /// The chat queue that handles the channel's messages. Required while `active` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub queue: Option<String>,
+
+    /// The language of quick-reply templates, a BCP 47 tag such as `en` or `pt-BR`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 35),
+        regex(pattern = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    )]
+    pub language: Option<String>,
+
+    /// Suspends reconciliation: no Twilio calls at all until set back to false.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// What deleting the channel does at Twilio: `Delete` restores the number's previous
+    /// webhook (or clears it); `Orphan` leaves Twilio untouched. The number and sender are
+    /// never released or deleted either way.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// What to do when the number's webhook points at another receiver that this channel did
+    /// not set: `Exclusive` refuses (`BoundElsewhere`); `Takeover` moves the number here and
+    /// records the previous URL.
+    #[serde(default)]
+    pub binding_policy: BindingPolicy,
+
+    /// The application's identity server, used by the app to authenticate to the messaging
+    /// service. When set, the operator checks that it issues a token for the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_server: Option<IdentityServerSpec>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The Twilio account of a channel.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TwilioSpec {
+    /// The Twilio Account SID (the guide's "App Id"): `AC` followed by 32 hex digits.
+    #[schemars(regex(pattern = r"^AC[0-9a-fA-F]{32}$"))]
+    pub account_sid: String,
+
+    /// A Secret in the channel's namespace holding either `authToken` (the guide's "Token"),
+    /// or `apiKeySid` and `apiKeySecret` for a Twilio API key. Never put a token in the spec.
+    pub credentials_secret_ref: LocalSecretReference,
+}
+
+/// A reference to a Secret in the same namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalSecretReference {
+    /// The Secret's name.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+}
+
+/// A key of a Secret in the same namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalSecretKeyReference {
+    /// The Secret's name.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// The key within the Secret.
+    #[serde(default = "default_client_secret_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+fn default_client_secret_key() -> String {
+    "clientSecret".to_owned()
+}
+
+/// The inbound webhook of the number.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSpec {
+    /// The receiver URL (https only), e.g.
+    /// `https://sm-receiver.example.com/api/webhook/LeadGen/whatsapp`.
+    #[schemars(
+        length(max = 2048),
+        regex(pattern = r"^https://[^\s/?#]+([/?#][^\s]*)?$")
+    )]
+    pub url: String,
+    /// The HTTP method Twilio uses to call the receiver. WhatsApp senders accept only `POST`.
+    #[serde(default)]
+    pub method: WebhookMethod,
+}
+
+/// HTTP method of a webhook.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum WebhookMethod {
+    /// HTTP POST (the default).
+    #[default]
+    #[serde(rename = "POST")]
+    Post,
+    /// HTTP GET (incoming phone numbers only).
+    #[serde(rename = "GET")]
+    Get,
+}
+
+impl WebhookMethod {
+    /// The method as Twilio spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Post => "POST",
+            Self::Get => "GET",
+        }
+    }
+}
+
+/// How the channel reaches WhatsApp.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ChannelMode {
+    /// A WhatsApp Business number registered through Twilio.
+    #[default]
+    Business,
+    /// Twilio's WhatsApp sandbox: a shared test number that talks only to joined participants.
+    Sandbox,
+}
+
+/// What deleting the channel does at Twilio.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Restore the number's previous webhook (or clear it) and release the binding.
+    #[default]
+    Delete,
+    /// Leave Twilio untouched and release the binding.
+    Orphan,
+}
+
+/// What to do when the number is wired to a receiver this channel did not set.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum BindingPolicy {
+    /// Refuse and report `BoundElsewhere`.
+    #[default]
+    Exclusive,
+    /// Move the number to this channel, recording the previous URL.
+    Takeover,
+}
+
+/// The application's identity server (the guide's IdentityServerUrl, IdentityServerClientId and
+/// IdentityServerClientSecret).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityServerSpec {
+    /// The identity server's base URL; the token endpoint is `<url>/connect/token`. https, or
+    /// http on loopback for local development.
+    #[schemars(
+        length(max = 2048),
+        regex(
+            pattern = r"^(https://[^\s/?#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?)([/?#][^\s]*)?$"
+        )
+    )]
+    pub url: String,
+    /// The OAuth2 client id.
+    #[schemars(length(min = 1, max = 256))]
+    pub client_id: String,
+    /// The Secret key holding the OAuth2 client secret (key defaults to `clientSecret`).
+    pub client_secret_ref: LocalSecretKeyReference,
+}
+
+/// The observed state of a channel. Conditions follow Kubernetes API conventions; `Ready` is
+/// the summary used by `kubectl wait` and kstatus.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WhatsAppChannelStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The channel's conditions: CredentialsValid, NumberVerified, NumberBound,
+    /// WebhookConfigured, Connected, ConfirmationSent, IdentityVerified, Active and Ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// A one-word summary for `kubectl get`: Pending, Ready, Inactive, Waiting, Conflict,
+    /// Failed, Degraded, Suspended or Deleting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// The chat queue in effect (set once the channel is active).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+
+    /// The template language in effect (set once the channel is active).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+
+    /// The Twilio account, as Twilio reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountStatus>,
+
+    /// The Twilio resource that receives the number's messages, and its webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<SenderStatus>,
+
+    /// The one confirmation message sent for this number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<ConfirmationStatus>,
+
+    /// When Twilio last confirmed credentials, number and webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_time: Option<Time>,
+
+    /// The `resourceVersion` of each referenced Secret at the last verification, by name: a
+    /// changed Secret is verified at once (the data itself is never copied here).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub verified_secret_versions: BTreeMap<String, String>,
+}
+
+/// A one-word summary of the channel's state.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// Not reconciled yet.
+    Pending,
+    /// Connected, active and everything the spec asks is done.
+    Ready,
+    /// Connected, but `spec.active` is false.
+    Inactive,
+    /// Waiting on something outside the operator (a sender coming online, a Console step,
+    /// a sandbox participant).
+    Waiting,
+    /// The number belongs to another channel or receiver.
+    Conflict,
+    /// A problem the user must fix (credentials, number, spec); see the conditions.
+    Failed,
+    /// A transient Twilio problem; the operator retries with backoff.
+    Degraded,
+    /// `spec.suspend` is true.
+    Suspended,
+    /// Being deleted.
+    Deleting,
+}
+
+/// The Twilio account as Twilio reports it.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountStatus {
+    /// The Account SID.
+    pub sid: String,
+    /// The account's friendly name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub friendly_name: Option<String>,
+    /// `Trial` or `Full`.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
+    pub type_: Option<String>,
+    /// `active`, `suspended` or `closed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// Which kind of Twilio resource carries the number's inbound webhook.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SenderKind {
+    /// A Messaging v2 WhatsApp sender (`XE...`); its webhook is `webhook.callback_url`.
+    WhatsAppSender,
+    /// An incoming phone number (`PN...`); its webhook is `sms_url`.
+    IncomingPhoneNumber,
+    /// The WhatsApp sandbox; its webhook is set in the Twilio Console only.
+    Sandbox,
+}
+
+/// The Twilio resource that receives the number's messages.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SenderStatus {
+    /// Which kind of resource.
+    pub kind: SenderKind,
+    /// The number it carries (E.164).
+    pub phone_number: String,
+    /// Its SID (`XE...` or `PN...`); empty for the sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// The sender's status at Twilio (WhatsApp senders), e.g. `ONLINE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The inbound webhook URL Twilio has now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// The HTTP method of that webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_method: Option<String>,
+    /// The webhook URL before this channel took the number over: restored on deletion under
+    /// `deletionPolicy: Delete`. Empty when the number had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_webhook_url: Option<String>,
+    /// The HTTP method of the previous webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_webhook_method: Option<String>,
+}
+
+/// The confirmation message.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfirmationStatus {
+    /// The recipient (E.164).
+    pub to: String,
+    /// The number it was sent for (E.164): a new number gets a new message.
+    pub from: String,
+    /// When the operator asked Twilio to send it. Set before the request, so that after a
+    /// crash or an ambiguous failure the operator looks the message up instead of sending again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_time: Option<Time>,
+    /// The Twilio Message SID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_sid: Option<String>,
+    /// When Twilio accepted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_time: Option<Time>,
+    /// The message's last known status at Twilio (e.g. `queued`, `delivered`, `failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Twilio's error code when the message failed (e.g. 63015).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<i64>,
+    /// The value of the `whatsapp-operator.io/resend-confirmation` annotation this message
+    /// answered: setting the annotation to a new value sends the message again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resend_token: Option<String>,
+}

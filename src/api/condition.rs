@@ -1,0 +1,160 @@
+//! Condition types and their stable `reason` strings: the one place they are defined.
+//!
+//! Each reason is documented in `docs/api.md`; tools (and users' alerts) may match on them, so a
+//! reason is never renamed once released.
+
+use std::fmt;
+
+/// The `type` of a condition in `WhatsAppChannel.status.conditions`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConditionType {
+    /// The referenced Secret holds usable credentials and Twilio accepted them.
+    CredentialsValid,
+    /// The number exists on the Twilio account (incoming number, WhatsApp sender or sandbox).
+    NumberVerified,
+    /// This channel holds the number: no other channel or cluster receives its messages.
+    NumberBound,
+    /// The number's inbound webhook points at `spec.webhook.url`.
+    WebhookConfigured,
+    /// Credentials, number and webhook are verified: the seed product's "Connect" step.
+    Connected,
+    /// The one-time confirmation message to `spec.confirmationPhoneNumber` was sent.
+    ConfirmationSent,
+    /// The optional identity server issued a token for the configured client.
+    IdentityVerified,
+    /// The channel is switched on (`spec.active`) and connected.
+    Active,
+    /// Summary: the channel does everything its spec asks (kstatus / `kubectl wait`).
+    Ready,
+}
+
+impl ConditionType {
+    /// Every condition type, in the order they are reported.
+    pub const ALL: [ConditionType; 9] = [
+        Self::CredentialsValid,
+        Self::NumberVerified,
+        Self::NumberBound,
+        Self::WebhookConfigured,
+        Self::Connected,
+        Self::ConfirmationSent,
+        Self::IdentityVerified,
+        Self::Active,
+        Self::Ready,
+    ];
+
+    /// The string used in the Kubernetes API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CredentialsValid => "CredentialsValid",
+            Self::NumberVerified => "NumberVerified",
+            Self::NumberBound => "NumberBound",
+            Self::WebhookConfigured => "WebhookConfigured",
+            Self::Connected => "Connected",
+            Self::ConfirmationSent => "ConfirmationSent",
+            Self::IdentityVerified => "IdentityVerified",
+            Self::Active => "Active",
+            Self::Ready => "Ready",
+        }
+    }
+}
+
+impl fmt::Display for ConditionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! reasons {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// A stable, CamelCase `reason` for a condition or an Event.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Reason { $( $(#[$doc])* $name, )* }
+
+        impl Reason {
+            /// Every reason, for documentation and tests.
+            pub const ALL: &'static [Reason] = &[$(Reason::$name),*];
+
+            /// The string used in the Kubernetes API.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Reason::$name => stringify!($name),)* }
+            }
+        }
+    };
+}
+
+reasons! {
+    /// The operator has not finished its first reconcile of this generation.
+    Reconciling,
+    /// The check succeeded.
+    Verified,
+    /// The referenced Secret does not exist in the channel's namespace.
+    SecretNotFound,
+    /// The Secret exists but lacks `authToken` (or `apiKeySid` + `apiKeySecret`).
+    SecretKeyMissing,
+    /// Twilio rejected the credentials (HTTP 401, error 20003).
+    InvalidCredentials,
+    /// The Twilio account is suspended.
+    AccountSuspended,
+    /// The Twilio account is closed.
+    AccountClosed,
+    /// The number is neither an incoming phone number nor a WhatsApp sender of the account.
+    NumberNotFound,
+    /// The WhatsApp sender exists but is not online yet (Meta verification takes up to 24 hours).
+    SenderNotReady,
+    /// This channel holds the number.
+    Bound,
+    /// Another `WhatsAppChannel` holds the number.
+    NumberInUse,
+    /// The number's webhook points at a receiver this channel did not set (another cluster).
+    BoundElsewhere,
+    /// The inbound webhook points at `spec.webhook.url`.
+    Configured,
+    /// Twilio's API cannot set this webhook (the sandbox): a Console step is needed.
+    ManualStepRequired,
+    /// Credentials, number and webhook are verified.
+    ChannelConnected,
+    /// Not connected yet: another condition says why.
+    NotConnected,
+    /// The confirmation message was accepted by Twilio.
+    MessageSent,
+    /// No `confirmationPhoneNumber` is set: nothing to send.
+    NotRequested,
+    /// The sandbox recipient has not joined the sandbox (Twilio error 63015).
+    RecipientNotInSandbox,
+    /// Twilio refused or failed the confirmation message.
+    MessageFailed,
+    /// The identity server refused the client credentials.
+    IdentityRejected,
+    /// The identity server's client secret is missing.
+    IdentitySecretMissing,
+    /// The channel is active.
+    Activated,
+    /// `spec.active` is false.
+    Deactivated,
+    /// The channel does everything its spec asks.
+    ChannelReady,
+    /// `spec.suspend` is true: the operator makes no Twilio calls.
+    Suspended,
+    /// The spec is invalid in a way the API server could not check.
+    InvalidSpec,
+    /// Twilio (or the identity server) failed transiently; the operator retries with backoff.
+    TwilioUnavailable,
+    /// Twilio rate-limited the operator (HTTP 429); it retries after the advised delay.
+    RateLimited,
+    /// Twilio refused a request permanently; the message says which and why.
+    TwilioRejected,
+    /// A webhook changed behind the operator's back was restored.
+    WebhookRestored,
+    /// `bindingPolicy: Takeover` moved the number away from another receiver.
+    TakenOver,
+    /// The previous webhook was put back (deletion or number change).
+    WebhookReleased,
+    /// The channel is being deleted.
+    Deleting,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,172 @@
+//! One number, one instance: the atomic claim of a number by one `WhatsAppChannel`.
+//!
+//! A claim is a cluster-scoped `WhatsAppNumberBinding` named after the normalized number. The API
+//! server creates an object of a given name at most once, so of any number of racing channels
+//! (and operator processes) exactly one wins; the others see who holds the number.
+
+use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use kube::{Client, ResourceExt};
+
+use crate::api::binding::ChannelReference;
+use crate::api::{WhatsAppChannel, WhatsAppNumberBinding, WhatsAppNumberBindingSpec};
+use crate::twilio::E164;
+
+/// The result of a claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// This channel holds the number.
+    Held,
+    /// Another channel holds it.
+    HeldBy {
+        /// The holder.
+        holder: ChannelReference,
+        /// The holder's application instance.
+        instance: String,
+    },
+}
+
+/// The binding's object name for a normalized number: `whatsapp-` and the digits.
+pub fn binding_name(number: &E164) -> String {
+    format!("whatsapp-{}", number.as_str().trim_start_matches('+'))
+}
+
+/// This channel as a binding holder.
+pub fn channel_ref(ch: &WhatsAppChannel) -> Option<ChannelReference> {
+    Some(ChannelReference {
+        namespace: ch.namespace()?,
+        name: ch.name_any(),
+        uid: ch.uid()?,
+    })
+}
+
+/// Claims `number` for `ch`. A binding left by a channel that no longer exists, or that has moved
+/// to another number, is removed (with a UID precondition, so only that stale binding) and the
+/// claim retried.
+pub async fn claim(
+    client: &Client,
+    ch: &WhatsAppChannel,
+    number: &E164,
+) -> Result<Claim, kube::Error> {
+    let Some(me) = channel_ref(ch) else {
+        return Err(kube::Error::Service(
+            "channel has no namespace or uid".into(),
+        ));
+    };
+    let api: Api<WhatsAppNumberBinding> = Api::all(client.clone());
+    let name = binding_name(number);
+    let desired = WhatsAppNumberBinding::new(
+        &name,
+        WhatsAppNumberBindingSpec {
+            phone_number: number.as_str().to_owned(),
+            instance: ch.spec.instance.clone(),
+            channel_ref: me.clone(),
+        },
+    );
+    for _ in 0..3 {
+        match api.create(&PostParams::default(), &desired).await {
+            Ok(_) => return Ok(Claim::Held),
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+        let Some(existing) = api.get_opt(&name).await? else {
+            continue;
+        };
+        let holder = &existing.spec.channel_ref;
+        if holder.uid == me.uid {
+            if existing.spec.instance != ch.spec.instance {
+                let mut updated = existing.clone();
+                updated.spec.instance = ch.spec.instance.clone();
+                api.replace(&name, &PostParams::default(), &updated).await?;
+            }
+            return Ok(Claim::Held);
+        }
+        if holder_is_current(client, holder, number).await? {
+            return Ok(Claim::HeldBy {
+                holder: holder.clone(),
+                instance: existing.spec.instance.clone(),
+            });
+        }
+        tracing::info!(binding = %name, holder = %format!("{}/{}", holder.namespace, holder.name), "removing a stale number binding");
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: existing.uid(),
+                resource_version: existing.resource_version(),
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&name, &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // Lost three races in a row: report whoever holds it now.
+    let existing = api.get(&name).await?;
+    Ok(Claim::HeldBy {
+        holder: existing.spec.channel_ref.clone(),
+        instance: existing.spec.instance.clone(),
+    })
+}
+
+/// Whether the binding's holder still exists (same UID), is not being deleted, and still asks
+/// for this number.
+async fn holder_is_current(
+    client: &Client,
+    holder: &ChannelReference,
+    number: &E164,
+) -> Result<bool, kube::Error> {
+    let channels: Api<WhatsAppChannel> = Api::namespaced(client.clone(), &holder.namespace);
+    let Some(ch) = channels.get_opt(&holder.name).await? else {
+        return Ok(false);
+    };
+    if ch.uid().as_deref() != Some(holder.uid.as_str()) {
+        return Ok(false);
+    }
+    Ok(E164::parse(&ch.spec.phone_number).is_ok_and(|n| &n == number))
+}
+
+/// Releases `number` if `ch` holds it; a binding held by another channel is left alone.
+pub async fn release(
+    client: &Client,
+    ch: &WhatsAppChannel,
+    number: &E164,
+) -> Result<(), kube::Error> {
+    let api: Api<WhatsAppNumberBinding> = Api::all(client.clone());
+    let name = binding_name(number);
+    let Some(existing) = api.get_opt(&name).await? else {
+        return Ok(());
+    };
+    if Some(existing.spec.channel_ref.uid.as_str()) != ch.uid().as_deref() {
+        return Ok(());
+    }
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: existing.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(&name, &dp).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_names_come_from_the_normalized_number() {
+        for spelling in [
+            "+1 (415) 555-0100",
+            "whatsapp:+14155550100",
+            "+1-415-555-0100",
+            "+14155550100",
+        ] {
+            let n = E164::parse(spelling).expect("valid");
+            assert_eq!(binding_name(&n), "whatsapp-14155550100", "{spelling}");
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The command line: `whatsapp-operator <command>`.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::controller::OperatorConfig;
+use crate::telemetry::LogFormat;
+use crate::twilio::{TwilioConfig, DEFAULT_API_BASE_URL, DEFAULT_MESSAGING_BASE_URL};
+
+/// Kubernetes operator for WhatsApp messaging channels backed by Twilio.
+///
+/// Platform teams declare `WhatsAppChannel` resources; the operator verifies the Twilio
+/// credentials, points the number's inbound webhook at the application's receiver, sends one
+/// confirmation message, guarantees that a number serves one application instance, and reports
+/// each channel's health as status conditions (`kubectl wait --for=condition=Ready wac/NAME`).
+#[derive(Debug, Parser)]
+#[command(name = "whatsapp-operator", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the operator against the cluster in KUBECONFIG (or the in-cluster config).
+    Run(RunArgs),
+    /// Print the CustomResourceDefinitions (YAML) generated from the API types.
+    ///
+    /// `crds/` holds this output; CI fails when they differ. Apply with
+    /// `whatsapp-operator crd | kubectl apply --server-side -f -`.
+    Crd,
+}
+
+/// Settings of `whatsapp-operator run`. Every flag can also be set by its environment variable.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WAO_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Base URL of Twilio's REST API (2010 API). Use a regional edge such as
+    /// https://api.dublin.ie1.twilio.com, or a simulator for tests.
+    #[arg(long, env = "WAO_TWILIO_API_URL", default_value = DEFAULT_API_BASE_URL)]
+    pub twilio_api_url: String,
+
+    /// Base URL of Twilio's Messaging API (WhatsApp senders, Messaging Services).
+    #[arg(long, env = "WAO_TWILIO_MESSAGING_URL", default_value = DEFAULT_MESSAGING_BASE_URL)]
+    pub twilio_messaging_url: String,
+
+    /// Timeout of one Twilio request.
+    #[arg(long, env = "WAO_TWILIO_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub twilio_timeout: Duration,
+
+    /// Allow plain-http Twilio base URLs on hosts other than loopback (an in-cluster simulator).
+    #[arg(long, env = "WAO_ALLOW_INSECURE_HTTP")]
+    pub allow_insecure_http: bool,
+
+    /// How often each channel's credentials, number and webhook are verified at Twilio (drift
+    /// detection). Verification of one account's credentials is shared by its channels.
+    #[arg(long, env = "WAO_VERIFY_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub verify_interval: Duration,
+
+    /// How often a WhatsApp sender that is not online yet is checked again.
+    #[arg(long, env = "WAO_SENDER_POLL_INTERVAL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub sender_poll_interval: Duration,
+
+    /// How often a channel with a problem only a change can fix (bad credentials, unknown number)
+    /// is retried anyway. Secret and spec changes are acted on at once.
+    #[arg(long, env = "WAO_PERMANENT_RETRY_INTERVAL", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub permanent_retry_interval: Duration,
+
+    /// First delay after a transient failure (Twilio 5xx, 429, timeouts); doubles per failure,
+    /// with jitter, up to --backoff-max. A Retry-After header is honoured.
+    #[arg(long, env = "WAO_BACKOFF_BASE", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub backoff_base: Duration,
+
+    /// Longest delay after transient failures.
+    #[arg(long, env = "WAO_BACKOFF_MAX", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub backoff_max: Duration,
+
+    /// How many channels are reconciled at once.
+    #[arg(long, env = "WAO_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+
+    /// This process's name in Events (e.g. the pod name).
+    #[arg(long, env = "POD_NAME")]
+    pub instance: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "WAO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    pub log_format: LogFormat,
+}
+
+impl RunArgs {
+    /// The operator settings these flags describe.
+    pub fn config(&self) -> OperatorConfig {
+        let twilio = TwilioConfig {
+            api_base_url: self.twilio_api_url.clone(),
+            messaging_base_url: self.twilio_messaging_url.clone(),
+            timeout: self.twilio_timeout,
+            allow_insecure_http: self.allow_insecure_http,
+            ..TwilioConfig::default()
+        };
+        let mut config = OperatorConfig::new(twilio);
+        config.namespace = self.namespace.clone();
+        config.verify_interval = self.verify_interval;
+        config.sender_poll_interval = self.sender_poll_interval;
+        config.permanent_retry_interval = self.permanent_retry_interval;
+        config.backoff_base = self.backoff_base;
+        config.backoff_max = self.backoff_max;
+        config.concurrency = self.concurrency;
+        config.instance = self.instance.clone();
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed_and_defaults_are_documented() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["whatsapp-operator", "run"]).expect("parse");
+        let Command::Run(args) = cli.command else {
+            panic!("run")
+        };
+        let config = args.config();
+        assert_eq!(config.verify_interval, Duration::from_secs(600));
+        assert_eq!(config.twilio.api_base_url, DEFAULT_API_BASE_URL);
+        assert_eq!(config.namespace, None);
+    }
+}

@@ -1,0 +1,103 @@
+//! Per-object exponential backoff with full jitter, cleared on success.
+//!
+//! kube-runtime's `error_policy` never sees successes, so the reconciler records them here.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::Rng;
+
+/// Failure counts per object key, shared by reconcile and error policy.
+#[derive(Debug)]
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Backoff {
+    /// A backoff that starts around `base` and never exceeds `max`.
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Self {
+            base,
+            max,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records one more failure of `key` and returns how long to wait before the next attempt:
+    /// a random delay in `[cap/2, cap]` where `cap = min(max, base * 2^failures)`, and never less
+    /// than `at_least` (a server's `Retry-After`).
+    pub fn next_delay(&self, key: &str, at_least: Option<Duration>) -> Duration {
+        let n = {
+            let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            let n = map.entry(key.to_owned()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        };
+        let cap = self.cap(n);
+        let jittered = if cap.is_zero() {
+            cap
+        } else {
+            let half = cap / 2;
+            half + rand::rng().random_range(Duration::ZERO..=half)
+        };
+        jittered.max(at_least.unwrap_or_default())
+    }
+
+    /// The upper bound of the delay after `failures` consecutive failures.
+    pub fn cap(&self, failures: u32) -> Duration {
+        let exp = failures.saturating_sub(1).min(20);
+        self.base.saturating_mul(1u32 << exp).min(self.max)
+    }
+
+    /// Forgets the failures of `key` (call on success).
+    pub fn reset(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    /// How many consecutive failures `key` has.
+    pub fn failures(&self, key: &str) -> u32 {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_exponentially_within_jitter_bounds_and_reset() {
+        let b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        for n in 1..=10u32 {
+            let d = b.next_delay("ns/a", None);
+            let cap = b.cap(n);
+            assert!(
+                d >= cap / 2 && d <= cap,
+                "failure {n}: {d:?} not in [{:?}, {cap:?}]",
+                cap / 2
+            );
+        }
+        assert_eq!(b.cap(10), Duration::from_secs(60), "capped at max");
+        assert_eq!(b.failures("ns/a"), 10);
+        assert_eq!(b.failures("ns/b"), 0, "per object");
+        b.reset("ns/a");
+        assert_eq!(b.failures("ns/a"), 0);
+    }
+
+    #[test]
+    fn retry_after_is_a_floor() {
+        let b = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let d = b.next_delay("k", Some(Duration::from_secs(30)));
+        assert_eq!(d, Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,27 @@
+//! Time helpers over the API's `metav1.Time`.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+/// Now, as an API timestamp.
+pub fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+/// How long ago `t` was (zero if it is in the future).
+pub fn age(t: &Time) -> Duration {
+    Timestamp::now()
+        .duration_since(t.0)
+        .try_into()
+        .unwrap_or_default()
+}
+
+/// `t` as a chrono time (the Twilio client's type).
+pub fn to_chrono(t: &Time) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(
+        t.0.as_second(),
+        t.0.subsec_nanosecond().try_into().unwrap_or(0),
+    )
+}

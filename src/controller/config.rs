@@ -1,0 +1,46 @@
+//! The operator's settings, from the command line (see `whatsapp-operator run --help`).
+
+use std::time::Duration;
+
+use crate::twilio::TwilioConfig;
+
+/// Settings of one operator process.
+#[derive(Clone, Debug)]
+pub struct OperatorConfig {
+    /// Watch only this namespace (`None`: all namespaces).
+    pub namespace: Option<String>,
+    /// How often Twilio state (credentials, number, webhook) is verified per channel.
+    pub verify_interval: Duration,
+    /// How often a WhatsApp sender that is not online yet is checked again.
+    pub sender_poll_interval: Duration,
+    /// How often a channel with a permanent problem (bad credentials, missing number) is
+    /// retried even without a change.
+    pub permanent_retry_interval: Duration,
+    /// First delay after a transient failure; doubles per failure, with jitter.
+    pub backoff_base: Duration,
+    /// Longest delay after transient failures.
+    pub backoff_max: Duration,
+    /// How many channels are reconciled at once.
+    pub concurrency: u16,
+    /// Twilio endpoints and timeouts.
+    pub twilio: TwilioConfig,
+    /// The identity reported in Events (`reportingInstance`), e.g. the pod name.
+    pub instance: Option<String>,
+}
+
+impl OperatorConfig {
+    /// Settings with the documented defaults and the given Twilio endpoints.
+    pub fn new(twilio: TwilioConfig) -> Self {
+        Self {
+            namespace: None,
+            verify_interval: Duration::from_secs(600),
+            sender_poll_interval: Duration::from_secs(900),
+            permanent_retry_interval: Duration::from_secs(1800),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            concurrency: 8,
+            twilio,
+            instance: None,
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The summary: `Ready` and `phase` derived from the other conditions (pure).
+
+use crate::api::{ConditionType as T, Phase, Reason};
+
+use super::conditions::{ConditionSet, Status};
+
+/// Reasons that mean "waiting on something outside the operator".
+const WAITING: &[Reason] = &[Reason::SenderNotReady, Reason::RecipientNotInSandbox];
+/// Reasons that mean "a transient problem, retried with backoff".
+const DEGRADED: &[Reason] = &[
+    Reason::TwilioUnavailable,
+    Reason::RateLimited,
+    Reason::Reconciling,
+];
+/// Reasons that mean "another channel or receiver holds the number".
+const CONFLICT: &[Reason] = &[Reason::NumberInUse, Reason::BoundElsewhere];
+
+/// Sets `Active` and `Ready` from the other conditions and returns the phase.
+///
+/// Ready is True only when the channel is connected, holds its number, its optional checks
+/// (confirmation message, identity server) did not fail, and `Active` matches `spec.active`.
+pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
+    let connected = set.is(T::Connected, Status::True);
+    if !active_wanted {
+        set.set(
+            T::Active,
+            Status::False,
+            Reason::Deactivated,
+            "spec.active is false: the channel takes no messages",
+        );
+    } else if connected {
+        set.set(
+            T::Active,
+            Status::True,
+            Reason::Activated,
+            "The channel is active",
+        );
+    } else {
+        set.set(
+            T::Active,
+            Status::False,
+            Reason::NotConnected,
+            "The channel is not connected yet",
+        );
+    }
+
+    let blocker = set
+        .sorted()
+        .into_iter()
+        .find(|c| {
+            c.type_ != T::Ready
+                && c.type_ != T::Active
+                && c.status == Status::False
+                && c.type_ != T::Connected
+        })
+        .cloned();
+    let phase = match &blocker {
+        Some(b) if CONFLICT.contains(&b.reason) => Phase::Conflict,
+        Some(b) if WAITING.contains(&b.reason) => Phase::Waiting,
+        Some(b) if DEGRADED.contains(&b.reason) => Phase::Degraded,
+        Some(_) => Phase::Failed,
+        None if !connected => Phase::Pending,
+        None if active_wanted => Phase::Ready,
+        None => Phase::Inactive,
+    };
+    match (&blocker, phase) {
+        (Some(b), _) => set.set(
+            T::Ready,
+            Status::False,
+            b.reason,
+            format!("{}: {}", b.type_, b.message),
+        ),
+        (None, Phase::Pending) => {
+            let why = set
+                .get(T::Connected)
+                .map(|c| c.message.clone())
+                .unwrap_or_else(|| "Not reconciled yet".into());
+            set.set(T::Ready, Status::False, Reason::NotConnected, why)
+        }
+        (None, Phase::Inactive) => set.set(
+            T::Ready,
+            Status::True,
+            Reason::ChannelReady,
+            "Connected; inactive as the spec asks",
+        ),
+        (None, _) => {
+            let note = match set.get(T::WebhookConfigured) {
+                Some(w) if w.status == Status::Unknown => {
+                    format!("Connected and active. Manual step: {}", w.message)
+                }
+                _ => "Connected and active".to_owned(),
+            };
+            set.set(T::Ready, Status::True, Reason::ChannelReady, note)
+        }
+    }
+    phase
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connected() -> ConditionSet {
+        let mut s = ConditionSet::default();
+        s.set(T::CredentialsValid, Status::True, Reason::Verified, "");
+        s.set(T::NumberVerified, Status::True, Reason::Verified, "");
+        s.set(T::NumberBound, Status::True, Reason::Bound, "");
+        s.set(T::WebhookConfigured, Status::True, Reason::Configured, "");
+        s.set(T::Connected, Status::True, Reason::ChannelConnected, "");
+        s
+    }
+
+    #[test]
+    fn connected_and_active_is_ready() {
+        let mut s = connected();
+        assert_eq!(summarize(&mut s, true), Phase::Ready);
+        assert!(s.is(T::Ready, Status::True));
+        assert!(s.is(T::Active, Status::True));
+    }
+
+    #[test]
+    fn deactivated_is_ready_and_inactive() {
+        let mut s = connected();
+        assert_eq!(summarize(&mut s, false), Phase::Inactive);
+        assert!(s.is(T::Ready, Status::True));
+        assert_eq!(
+            s.get(T::Active).map(|c| c.reason),
+            Some(Reason::Deactivated)
+        );
+    }
+
+    #[test]
+    fn each_kind_of_blocker_gives_its_phase() {
+        let cases = [
+            (
+                T::CredentialsValid,
+                Reason::InvalidCredentials,
+                Phase::Failed,
+            ),
+            (T::NumberVerified, Reason::SenderNotReady, Phase::Waiting),
+            (T::NumberBound, Reason::NumberInUse, Phase::Conflict),
+            (T::NumberBound, Reason::BoundElsewhere, Phase::Conflict),
+            (
+                T::CredentialsValid,
+                Reason::TwilioUnavailable,
+                Phase::Degraded,
+            ),
+            (
+                T::ConfirmationSent,
+                Reason::RecipientNotInSandbox,
+                Phase::Waiting,
+            ),
+        ];
+        for (t, reason, phase) in cases {
+            let mut s = connected();
+            s.set(t, Status::False, reason, "why");
+            assert_eq!(summarize(&mut s, true), phase, "{t} {reason}");
+            let ready = s.get(T::Ready).expect("ready");
+            assert_eq!((ready.status, ready.reason), (Status::False, reason));
+            assert!(ready.message.contains("why"));
+        }
+    }
+
+    #[test]
+    fn the_sandbox_manual_step_does_not_block_ready_but_is_told() {
+        let mut s = connected();
+        s.set(
+            T::WebhookConfigured,
+            Status::Unknown,
+            Reason::ManualStepRequired,
+            "set it in the Console",
+        );
+        assert_eq!(summarize(&mut s, true), Phase::Ready);
+        assert!(s
+            .get(T::Ready)
+            .is_some_and(|c| c.message.contains("Console")));
+    }
+
+    #[test]
+    fn not_connected_without_a_false_condition_is_pending() {
+        let mut s = ConditionSet::default();
+        assert_eq!(summarize(&mut s, true), Phase::Pending);
+        assert!(s.is(T::Ready, Status::False));
+    }
+}

@@ -1,0 +1,68 @@
+//! One credentials verification per Twilio account and credentials per interval, shared by all
+//! channels of that account (and single-flight: concurrent channels wait for one request).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::twilio::{Credentials, TwilioClient, TwilioError, Verification};
+
+/// The result of a verification: success, or a permanent refusal. Transient failures are never
+/// cached.
+pub type Outcome = Result<Verification, TwilioError>;
+
+type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Outcome)>>>;
+
+/// Cached verifications keyed by account SID and credentials fingerprint (never the secret).
+#[derive(Debug, Default)]
+pub struct VerificationCache {
+    slots: Mutex<HashMap<(String, String), Slot>>,
+}
+
+impl VerificationCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The verification of `creds`, from the cache when younger than `ttl`, else from Twilio.
+    /// Returns the outcome and whether Twilio was asked now.
+    pub async fn verify(
+        &self,
+        twilio: &TwilioClient,
+        creds: &Credentials,
+        ttl: Duration,
+    ) -> (Outcome, bool) {
+        let key = (creds.account_sid().to_owned(), creds.fingerprint());
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.retain(|_, s| {
+                Arc::strong_count(s) > 1 || s.try_lock().map(|g| fresh(&g, ttl)).unwrap_or(true)
+            });
+            slots.entry(key).or_default().clone()
+        };
+        let mut guard = slot.lock().await;
+        if let Some((_, outcome)) = guard.as_ref().filter(|(at, _)| at.elapsed() < ttl) {
+            return (outcome.clone(), false);
+        }
+        let outcome = twilio.verify_credentials(creds).await;
+        match &outcome {
+            Err(e) if e.is_transient() => *guard = None,
+            _ => *guard = Some((Instant::now(), outcome.clone())),
+        }
+        (outcome, true)
+    }
+
+    /// Forgets every cached verification of `account_sid` (e.g. after Twilio said 401 on a later
+    /// call with the same credentials).
+    pub fn invalidate(&self, account_sid: &str) {
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(sid, _), _| sid != account_sid);
+    }
+}
+
+fn fresh(entry: &Option<(Instant, Outcome)>, ttl: Duration) -> bool {
+    entry.as_ref().is_some_and(|(at, _)| at.elapsed() < ttl)
+}

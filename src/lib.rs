@@ -1,0 +1,12 @@
+//! whatsapp-operator: WhatsApp messaging channels, backed by Twilio, as Kubernetes resources.
+//!
+//! Layout: [`api`] holds the custom resource types, [`crdgen`] renders their CRDs, [`twilio`]
+//! is the typed Twilio client, [`cli`] the command line.
+
+pub mod api;
+pub mod binding;
+pub mod cli;
+pub mod controller;
+pub mod crdgen;
+pub mod telemetry;
+pub mod twilio;

@@ -1,0 +1,509 @@
+//! The HTTP client: configuration, one request path shared by every endpoint, and paging.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use super::error::{self, TwilioError};
+use super::secret::Credentials;
+
+/// Default host of the 2010-04-01 REST API.
+pub const DEFAULT_API_BASE_URL: &str = "https://api.twilio.com";
+/// Default host of the Messaging v1/v2 APIs.
+pub const DEFAULT_MESSAGING_BASE_URL: &str = "https://messaging.twilio.com";
+/// Default whole-request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Upper bound on pages followed by one list call (a guard against a paging loop).
+pub(crate) const MAX_PAGES: usize = 50;
+
+/// The default `User-Agent`: `whatsapp-operator/<crate version>`.
+pub fn default_user_agent() -> String {
+    format!("whatsapp-operator/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Where and how the client talks to Twilio.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TwilioConfig {
+    /// Origin of the 2010 API, e.g. `https://api.twilio.com` or a regional edge such as
+    /// `https://api.dublin.ie1.twilio.com`. A path prefix is kept; trailing `/` is ignored.
+    pub api_base_url: String,
+    /// Origin of the Messaging APIs, e.g. `https://messaging.twilio.com`.
+    pub messaging_base_url: String,
+    /// Whole-request timeout (connect + send + response). Connecting alone is bounded by
+    /// the smaller of this and 5 s.
+    pub timeout: Duration,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+    /// Allow `http://` base URLs on hosts other than loopback (an in-cluster simulator).
+    /// Plain http always works for 127.0.0.1, `::1` and `localhost`.
+    pub allow_insecure_http: bool,
+}
+
+impl Default for TwilioConfig {
+    fn default() -> Self {
+        Self {
+            api_base_url: DEFAULT_API_BASE_URL.to_owned(),
+            messaging_base_url: DEFAULT_MESSAGING_BASE_URL.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            user_agent: default_user_agent(),
+            allow_insecure_http: false,
+        }
+    }
+}
+
+impl TwilioConfig {
+    /// A configuration whose two base URLs both point at `base` (a simulator or a proxy).
+    pub fn with_single_base_url(base: impl Into<String>) -> Self {
+        let base = base.into();
+        Self {
+            api_base_url: base.clone(),
+            messaging_base_url: base,
+            ..Self::default()
+        }
+    }
+}
+
+/// Which API a path belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Api {
+    /// api.twilio.com (2010-04-01).
+    Core,
+    /// messaging.twilio.com (v1, v2).
+    Messaging,
+}
+
+/// A typed Twilio REST client. Cheap to clone (one shared connection pool).
+///
+/// Every call takes the [`Credentials`] to use, so one client serves every channel and
+/// account. The client does not retry: see [`TwilioError::is_transient`].
+#[derive(Clone, Debug)]
+pub struct TwilioClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    api_base: String,
+    messaging_base: String,
+}
+
+/// A request body.
+pub(crate) enum Body {
+    /// No body.
+    None,
+    /// `application/x-www-form-urlencoded` (2010 API, Messaging v1).
+    Form(Vec<(&'static str, String)>),
+    /// `application/json` (Messaging v2 Senders).
+    Json(serde_json::Value),
+}
+
+/// One request: what the tracing span and errors call it, and what goes on the wire.
+pub(crate) struct Request<'a> {
+    /// Client operation name, e.g. `fetch_account`.
+    pub op: &'static str,
+    /// HTTP method.
+    pub method: Method,
+    /// Path template for logs, e.g. `/2010-04-01/Accounts/{Sid}.json` (no values).
+    pub template: &'static str,
+    /// The full URL, query included.
+    pub url: Url,
+    /// Credentials to authenticate with.
+    pub creds: &'a Credentials,
+    /// Body.
+    pub body: Body,
+}
+
+impl TwilioClient {
+    /// Builds a client. Installs rustls' `ring` crypto provider as the process default if
+    /// none is installed yet (reqwest is built without one).
+    pub fn new(config: TwilioConfig) -> Result<Self, TwilioError> {
+        let api_base = checked_base(&config.api_base_url, config.allow_insecure_http)?;
+        let messaging_base = checked_base(&config.messaging_base_url, config.allow_insecure_http)?;
+        if config.timeout.is_zero() {
+            return Err(TwilioError::InvalidInput(
+                "the timeout must be positive".into(),
+            ));
+        }
+        let http = http_client(config.timeout, &config.user_agent)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                api_base,
+                messaging_base,
+            }),
+        })
+    }
+
+    /// The configured 2010 API base URL (no trailing `/`).
+    pub fn api_base_url(&self) -> &str {
+        &self.inner.api_base
+    }
+
+    /// The configured Messaging API base URL (no trailing `/`).
+    pub fn messaging_base_url(&self) -> &str {
+        &self.inner.messaging_base
+    }
+
+    fn base(&self, api: Api) -> &str {
+        match api {
+            Api::Core => &self.inner.api_base,
+            Api::Messaging => &self.inner.messaging_base,
+        }
+    }
+
+    /// `base + path` (path starts with `/`, values already validated) plus a query.
+    pub(crate) fn url(
+        &self,
+        api: Api,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Url, TwilioError> {
+        let mut url = Url::parse(&format!("{}{path}", self.base(api)))
+            .map_err(|e| TwilioError::InvalidInput(format!("cannot build a URL: {e}")))?;
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+        }
+        Ok(url)
+    }
+
+    /// Rebases a next-page link onto the configured base: Twilio sends relative URIs
+    /// (2010 API) or absolute URLs on its public host (Messaging); either way only path and
+    /// query are kept, so paging follows a regional edge or a test server, and credentials
+    /// are never sent to a host other than the configured one.
+    pub(crate) fn next_page_url(&self, api: Api, link: &str) -> Result<Url, TwilioError> {
+        let path_and_query = if link.starts_with('/') {
+            link.to_owned()
+        } else {
+            let absolute = Url::parse(link)
+                .map_err(|e| TwilioError::InvalidInput(format!("bad next page link: {e}")))?;
+            match absolute.query() {
+                Some(q) => format!("{}?{q}", absolute.path()),
+                None => absolute.path().to_owned(),
+            }
+        };
+        Url::parse(&format!("{}{path_and_query}", self.base(api)))
+            .map_err(|e| TwilioError::InvalidInput(format!("bad next page link: {e}")))
+    }
+
+    /// Sends one request and decodes a 2xx JSON body. Maps every failure to [`TwilioError`].
+    pub(crate) async fn execute<T: DeserializeOwned>(
+        &self,
+        req: Request<'_>,
+    ) -> Result<T, TwilioError> {
+        req.creds.validate()?;
+        let span = tracing::debug_span!(
+            "twilio",
+            op = req.op,
+            method = %req.method,
+            path = req.template,
+            account = req.creds.account_sid(),
+        );
+        self.execute_inner(req).instrument(span).await
+    }
+
+    async fn execute_inner<T: DeserializeOwned>(&self, req: Request<'_>) -> Result<T, TwilioError> {
+        let Request {
+            op,
+            method,
+            url,
+            creds,
+            body,
+            ..
+        } = req;
+        let is_post = method == Method::POST;
+        let (user, password) = creds.basic();
+        let mut builder = self
+            .inner
+            .http
+            .request(method, url)
+            .basic_auth(user, Some(password))
+            .header(reqwest::header::ACCEPT, "application/json");
+        builder = match body {
+            Body::None => builder,
+            Body::Form(fields) => builder.form(&fields),
+            Body::Json(value) => builder.json(&value),
+        };
+        let started = Instant::now();
+        let response = match builder.send().await {
+            Ok(response) => response,
+            Err(err) => {
+                let timeout = err.is_timeout();
+                let ambiguous = is_post && !err.is_connect();
+                let message = error::transport_message(err);
+                tracing::debug!(elapsed_ms = elapsed_ms(started), timeout, ambiguous, %message, "twilio request failed");
+                return Err(TwilioError::Transport {
+                    op,
+                    message,
+                    timeout,
+                    ambiguous,
+                });
+            }
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                let timeout = err.is_timeout();
+                let message = error::transport_message(err);
+                tracing::debug!(status = status.as_u16(), elapsed_ms = elapsed_ms(started), %message, "twilio response body failed");
+                if status.is_success() {
+                    return Err(TwilioError::Decode {
+                        op,
+                        status: status.as_u16(),
+                        message: format!("reading the body failed: {message}"),
+                        ambiguous: is_post,
+                    });
+                }
+                return Err(TwilioError::Transport {
+                    op,
+                    message,
+                    timeout,
+                    ambiguous: is_post && status.is_server_error(),
+                });
+            }
+        };
+        tracing::debug!(
+            status = status.as_u16(),
+            elapsed_ms = elapsed_ms(started),
+            "twilio response"
+        );
+        if !status.is_success() {
+            return Err(error::from_response(
+                status.as_u16(),
+                retry_after.as_deref(),
+                &bytes,
+                is_post,
+            ));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| TwilioError::Decode {
+            op,
+            status: status.as_u16(),
+            message: format!("{e}; body starts: {}", error::snippet(&bytes)),
+            ambiguous: is_post,
+        })
+    }
+
+    /// Fetches pages from `first` on, following `next` links, until `visit` says stop, there
+    /// is no next page, or [`MAX_PAGES`] is reached.
+    pub(crate) async fn paginate<P, F>(
+        &self,
+        api: Api,
+        op: &'static str,
+        template: &'static str,
+        creds: &Credentials,
+        first: Url,
+        mut visit: F,
+    ) -> Result<(), TwilioError>
+    where
+        P: Paged + DeserializeOwned,
+        F: FnMut(Vec<P::Item>) -> std::ops::ControlFlow<()>,
+    {
+        let mut url = first;
+        let mut seen = Vec::new();
+        for _ in 0..MAX_PAGES {
+            seen.push(url.to_string());
+            let page: P = self
+                .execute(Request {
+                    op,
+                    method: Method::GET,
+                    template,
+                    url,
+                    creds,
+                    body: Body::None,
+                })
+                .await?;
+            let next = page.next_link().map(str::to_owned);
+            if visit(page.into_items()).is_break() {
+                return Ok(());
+            }
+            let Some(next) = next else { return Ok(()) };
+            url = self.next_page_url(api, &next)?;
+            if seen.contains(&url.to_string()) {
+                tracing::warn!(
+                    op,
+                    "Twilio returned a next-page link already visited; stopping"
+                );
+                return Ok(());
+            }
+        }
+        tracing::warn!(
+            op,
+            max_pages = MAX_PAGES,
+            "stopped paging at the page limit"
+        );
+        Ok(())
+    }
+}
+
+/// A list page: its items and the link to the next page.
+pub(crate) trait Paged {
+    /// The resource type.
+    type Item;
+    /// The next page link (`next_page_uri` or `meta.next_page_url`), when there is one.
+    fn next_link(&self) -> Option<&str>;
+    /// The items.
+    fn into_items(self) -> Vec<Self::Item>;
+}
+
+/// Milliseconds since `started`.
+pub(crate) fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Validates a base URL: http(s), a host, no query or fragment; http only on loopback
+/// unless allowed. Returns it without a trailing `/`.
+pub(crate) fn checked_base(raw: &str, allow_insecure_http: bool) -> Result<String, TwilioError> {
+    let url = Url::parse(raw.trim())
+        .map_err(|e| TwilioError::InvalidInput(format!("base URL {raw:?} is not a URL: {e}")))?;
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(TwilioError::InvalidInput(format!(
+            "base URL {raw:?} must not have credentials, a query or a fragment"
+        )));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| TwilioError::InvalidInput(format!("base URL {raw:?} has no host")))?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback || allow_insecure_http => {}
+        "http" => {
+            return Err(TwilioError::InvalidInput(format!(
+                "base URL {raw:?} uses plain http on a non-loopback host; use https"
+            )));
+        }
+        other => {
+            return Err(TwilioError::InvalidInput(format!(
+                "base URL {raw:?} has unsupported scheme {other:?}"
+            )));
+        }
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// One reqwest client with our timeouts, no redirects (a redirect would be a misconfigured
+/// base URL; never follow it with credentials) and connection pooling.
+pub(crate) fn http_client(
+    timeout: Duration,
+    user_agent: &str,
+) -> Result<reqwest::Client, TwilioError> {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(user_agent)
+        .build()
+        .map_err(|e| {
+            TwilioError::InvalidInput(format!(
+                "cannot build the HTTP client: {}",
+                error::transport_message(e)
+            ))
+        })
+}
+
+/// reqwest is built with `rustls-no-provider`: make sure a process-wide provider exists.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race with another installer is fine: a provider is installed either way.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            checked_base("https://api.twilio.com/", false).unwrap(),
+            "https://api.twilio.com"
+        );
+        assert_eq!(
+            checked_base("https://api.dublin.ie1.twilio.com", false).unwrap(),
+            "https://api.dublin.ie1.twilio.com"
+        );
+        assert_eq!(
+            checked_base("http://127.0.0.1:8080", false).unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            checked_base("http://[::1]:8080/", false).unwrap(),
+            "http://[::1]:8080"
+        );
+        assert_eq!(
+            checked_base("http://localhost:1/prefix/", false).unwrap(),
+            "http://localhost:1/prefix"
+        );
+        assert!(checked_base("http://twilio-sim.test.svc:8080", false).is_err());
+        assert!(checked_base("http://twilio-sim.test.svc:8080", true).is_ok());
+        assert!(checked_base("ftp://x", true).is_err());
+        assert!(checked_base("https://user:pw@api.twilio.com", false).is_err());
+        assert!(checked_base("https://api.twilio.com/?x=1", false).is_err());
+        assert!(checked_base("not a url", false).is_err());
+    }
+
+    #[test]
+    fn next_page_links_are_rebased() {
+        let client = TwilioClient::new(TwilioConfig {
+            api_base_url: "http://127.0.0.1:9/edge".into(),
+            messaging_base_url: "http://127.0.0.1:9".into(),
+            ..TwilioConfig::default()
+        })
+        .unwrap();
+        assert_eq!(
+            client
+                .next_page_url(Api::Core, "/2010-04-01/Accounts/AC1/IncomingPhoneNumbers.json?PhoneNumber=%2B1&Page=1&PageToken=PA1")
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:9/edge/2010-04-01/Accounts/AC1/IncomingPhoneNumbers.json?PhoneNumber=%2B1&Page=1&PageToken=PA1"
+        );
+        assert_eq!(
+            client
+                .next_page_url(
+                    Api::Messaging,
+                    "https://messaging.twilio.com/v2/Channels/Senders?PageSize=10&Page=1&Channel=whatsapp&PageToken=PT1"
+                )
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:9/v2/Channels/Senders?PageSize=10&Page=1&Channel=whatsapp&PageToken=PT1"
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let config = TwilioConfig::default();
+        assert_eq!(config.api_base_url, "https://api.twilio.com");
+        assert_eq!(config.messaging_base_url, "https://messaging.twilio.com");
+        assert_eq!(config.timeout, Duration::from_secs(10));
+        assert!(config.user_agent.starts_with("whatsapp-operator/"));
+        assert!(TwilioClient::new(TwilioConfig::default()).is_ok());
+        assert!(TwilioClient::new(TwilioConfig {
+            timeout: Duration::ZERO,
+            ..TwilioConfig::default()
+        })
+        .is_err());
+    }
+}

@@ -1,0 +1,53 @@
+//! A small typed client for the Twilio REST endpoints the operator needs.
+//!
+//! - [`TwilioClient`]: one async function per endpoint (account, incoming phone numbers,
+//!   WhatsApp senders, messaging services, messages), typed responses that tolerate unknown
+//!   fields, `null` and `""`.
+//! - [`TwilioError`]: one error type saying unauthorized / not found / rate limited /
+//!   server / rejected / transport / decode, with [`TwilioError::is_transient`],
+//!   [`TwilioError::retry_after`], [`TwilioError::code`] and a stable
+//!   [`TwilioError::reason`].
+//! - [`Credentials`] and [`Secret`]: secrets never appear in `Debug`, `Display`, errors or
+//!   logs.
+//! - [`address`]: E.164 normalization and `whatsapp:` addresses.
+//! - [`identity`]: the OAuth2 client-credentials check against the app's identity server.
+//!
+//! The client never retries (the reconciler owns backoff), never follows redirects, and
+//! never buys, releases, creates or deletes anything at Twilio. Requests are shaped exactly
+//! as Twilio's OpenAPI specs declare (form bodies for the 2010 API, JSON for Senders v2).
+//! Each call runs in a `twilio` tracing span (operation, method, path template, account)
+//! with a debug event carrying status and duration.
+//!
+//! Kubernetes types stay out of this module.
+
+pub mod account;
+pub mod address;
+mod client;
+#[cfg(test)]
+mod conformance;
+pub mod error;
+pub mod identity;
+pub mod messages;
+pub mod numbers;
+mod secret;
+pub mod senders;
+pub mod services;
+#[cfg(test)]
+mod testutil;
+mod wire;
+
+pub use account::{Account, AccountStatus, AccountType, Verification, VerificationMethod};
+pub use address::{normalize_phone, whatsapp_address, AddressError, E164};
+pub use client::{
+    default_user_agent, TwilioClient, TwilioConfig, DEFAULT_API_BASE_URL,
+    DEFAULT_MESSAGING_BASE_URL, DEFAULT_TIMEOUT,
+};
+pub use error::{ErrorBody, TwilioError};
+pub use identity::{IdentityClient, IdentityError, TokenResponse};
+pub use messages::{Message, MessageContent, MessageQuery, MessageStatus, NewMessage};
+pub use numbers::{Capabilities, IncomingPhoneNumber, SmsMethod};
+pub use secret::{is_sid, Auth, Credentials, Secret};
+pub use senders::{
+    OfflineReason, Sender, SenderProperties, SenderStatus, SenderWebhook, SenderWebhookMethod,
+};
+pub use services::MessagingService;

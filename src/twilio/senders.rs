@@ -1,0 +1,613 @@
+//! WhatsApp senders (Messaging v2 Channels Senders, Public Beta): find the sender of a number
+//! and set its webhook. JSON request bodies, unlike the rest of Twilio.
+//!
+//! The client never creates or deletes a sender.
+
+use std::ops::ControlFlow;
+use std::str::FromStr;
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use super::address::{E164, WHATSAPP_PREFIX};
+use super::client::{Api, Body, Paged, Request, TwilioClient};
+use super::error::TwilioError;
+use super::secret::{check_sid, Credentials};
+use super::wire::{self, string_enum};
+
+/// Page size for sender listing (WhatsApp default is 20, maximum 1000).
+const SENDERS_PAGE_SIZE: u32 = 50;
+
+string_enum! {
+    /// A sender's status (`channels_sender_enum_status`).
+    pub enum SenderStatus {
+        /// Being registered.
+        Creating => "CREATING",
+        /// Can send and receive.
+        Online => "ONLINE",
+        /// Online while a change (e.g. a profile update) is applied.
+        OnlineUpdating => "ONLINE:UPDATING",
+        /// Cannot send; see `offline_reasons`.
+        Offline => "OFFLINE",
+        /// Waiting for the OTP verification code.
+        PendingVerification => "PENDING_VERIFICATION",
+        /// Checking the verification code.
+        Verifying => "VERIFYING",
+        /// Under review by Twilio.
+        TwilioReview => "TWILIO_REVIEW",
+        /// Draft.
+        Draft => "DRAFT",
+        /// A placeholder sender.
+        Stubbed => "STUBBED",
+    }
+}
+
+impl SenderStatus {
+    /// Whether the sender can exchange messages (`ONLINE` or `ONLINE:UPDATING`).
+    pub fn is_online(&self) -> bool {
+        matches!(self, Self::Online | Self::OnlineUpdating)
+    }
+
+    /// Whether the sender is on its way to `ONLINE` (registration or verification ongoing):
+    /// a condition to wait on, not a failure.
+    pub fn is_pending(&self) -> bool {
+        matches!(
+            self,
+            Self::Creating
+                | Self::PendingVerification
+                | Self::Verifying
+                | Self::TwilioReview
+                | Self::Draft
+        )
+    }
+}
+
+/// The method of a sender webhook: Twilio accepts only `POST` or `PUT` here (no `GET`,
+/// unlike a phone number's `SmsMethod`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub enum SenderWebhookMethod {
+    /// POST.
+    #[default]
+    #[serde(rename = "POST")]
+    Post,
+    /// PUT.
+    #[serde(rename = "PUT")]
+    Put,
+}
+
+impl SenderWebhookMethod {
+    /// Every method a sender webhook accepts.
+    pub const ALLOWED: &'static [&'static str] = &["POST", "PUT"];
+
+    /// As Twilio spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Post => "POST",
+            Self::Put => "PUT",
+        }
+    }
+}
+
+impl FromStr for SenderWebhookMethod {
+    type Err = TwilioError;
+    /// `POST` or `PUT` (any case); `GET` and anything else are rejected.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            m if m.eq_ignore_ascii_case("POST") => Ok(Self::Post),
+            m if m.eq_ignore_ascii_case("PUT") => Ok(Self::Put),
+            _ => Err(TwilioError::InvalidInput(
+                "a WhatsApp sender webhook method must be POST or PUT".into(),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for SenderWebhookMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A sender's webhook (`messaging.v2.channels_sender.webhook`). Unset fields are `None`
+/// and are left out of update requests.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SenderWebhook {
+    /// Where inbound messages go.
+    #[serde(
+        default,
+        deserialize_with = "wire::opt_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub callback_url: Option<String>,
+    /// The method for `callback_url`.
+    #[serde(
+        default,
+        deserialize_with = "wire::opt_parsed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub callback_method: Option<SenderWebhookMethod>,
+    /// Called when `callback_url` fails.
+    #[serde(
+        default,
+        deserialize_with = "wire::opt_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fallback_url: Option<String>,
+    /// The method for `fallback_url`.
+    #[serde(
+        default,
+        deserialize_with = "wire::opt_parsed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fallback_method: Option<SenderWebhookMethod>,
+    /// Where message status callbacks go.
+    #[serde(
+        default,
+        deserialize_with = "wire::opt_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status_callback_url: Option<String>,
+    /// The method for `status_callback_url` (free text in the spec; kept verbatim).
+    #[serde(
+        default,
+        deserialize_with = "wire::opt_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status_callback_method: Option<String>,
+}
+
+impl SenderWebhook {
+    /// This webhook with the inbound callback replaced, every other field preserved: the
+    /// body to send so that fields we do not manage are not lost.
+    pub fn with_callback(&self, url: impl Into<String>, method: SenderWebhookMethod) -> Self {
+        Self {
+            callback_url: Some(url.into()),
+            callback_method: Some(method),
+            ..self.clone()
+        }
+    }
+
+    /// Whether the inbound callback is `url` with `method` (unset method counts as POST).
+    pub fn callback_matches(&self, url: &str, method: SenderWebhookMethod) -> bool {
+        self.callback_url.as_deref() == Some(url)
+            && self.callback_method.unwrap_or_default() == method
+    }
+}
+
+/// Why a sender is offline (`code` is a string here, e.g. `"30008"`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct OfflineReason {
+    /// The error code.
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    pub code: Option<String>,
+    /// The message.
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    pub message: Option<String>,
+    /// A documentation link.
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    pub more_info: Option<String>,
+}
+
+/// Quality and limits Meta assigned to the sender.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct SenderProperties {
+    /// E.g. `HIGH`.
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    pub quality_rating: Option<String>,
+    /// E.g. `10K Customers/24hr`.
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    pub messaging_limit: Option<String>,
+}
+
+/// A channel sender (`messaging.v2.channels_sender`), the fields we use.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Sender {
+    /// `XE…`.
+    #[serde(default, deserialize_with = "wire::string_or_empty")]
+    pub sid: String,
+    /// E.g. `whatsapp:+15017122661`.
+    #[serde(default, deserialize_with = "wire::string_or_empty")]
+    pub sender_id: String,
+    /// The status.
+    #[serde(default)]
+    pub status: SenderStatus,
+    /// The webhook (all `None` when Twilio sends `null`).
+    #[serde(default, deserialize_with = "webhook_or_null")]
+    pub webhook: SenderWebhook,
+    /// Why the sender is offline, if it is.
+    #[serde(default, deserialize_with = "wire::vec_or_null")]
+    pub offline_reasons: Vec<OfflineReason>,
+    /// Quality rating and messaging limit.
+    #[serde(default)]
+    pub properties: Option<SenderProperties>,
+    /// The resource URL.
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    pub url: Option<String>,
+}
+
+fn webhook_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SenderWebhook, D::Error> {
+    Ok(Option::<SenderWebhook>::deserialize(d)?.unwrap_or_default())
+}
+
+impl Sender {
+    /// Whether the sender can exchange messages.
+    pub fn is_online(&self) -> bool {
+        self.status.is_online()
+    }
+
+    /// The sender's number, when `sender_id` is a WhatsApp address.
+    pub fn e164(&self) -> Option<E164> {
+        let rest = self.sender_id.get(..WHATSAPP_PREFIX.len())?;
+        if !rest.eq_ignore_ascii_case(WHATSAPP_PREFIX) {
+            return None;
+        }
+        E164::parse(&self.sender_id).ok()
+    }
+}
+
+/// `ListChannelsSenderResponse` (v2 paging: absolute `meta.next_page_url`).
+#[derive(Deserialize)]
+struct SenderPage {
+    #[serde(default, deserialize_with = "wire::vec_or_null")]
+    senders: Vec<Sender>,
+    #[serde(default)]
+    meta: Option<PageMeta>,
+}
+
+#[derive(Deserialize)]
+struct PageMeta {
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    next_page_url: Option<String>,
+}
+
+impl Paged for SenderPage {
+    type Item = Sender;
+    fn next_link(&self) -> Option<&str> {
+        self.meta.as_ref()?.next_page_url.as_deref()
+    }
+    fn into_items(self) -> Vec<Sender> {
+        self.senders
+    }
+}
+
+/// The update request (`messaging.v2.channels_sender.requests.update`), webhook only.
+#[derive(Serialize)]
+struct UpdateSender<'a> {
+    webhook: &'a SenderWebhook,
+}
+
+const SENDERS_TEMPLATE: &str = "/v2/Channels/Senders";
+const SENDER_TEMPLATE: &str = "/v2/Channels/Senders/{Sid}";
+
+impl TwilioClient {
+    fn senders_first_page(&self) -> Result<reqwest::Url, TwilioError> {
+        self.url(
+            Api::Messaging,
+            SENDERS_TEMPLATE,
+            &[
+                ("Channel", "whatsapp".to_owned()),
+                ("PageSize", SENDERS_PAGE_SIZE.to_string()),
+            ],
+        )
+    }
+
+    /// Every WhatsApp sender of the account:
+    /// `GET /v2/Channels/Senders?Channel=whatsapp&PageSize=50`, following `meta.next_page_url`
+    /// (rebased onto the configured messaging base URL).
+    pub async fn list_whatsapp_senders(
+        &self,
+        creds: &Credentials,
+    ) -> Result<Vec<Sender>, TwilioError> {
+        let mut all = Vec::new();
+        let first = self.senders_first_page()?;
+        self.paginate::<SenderPage, _>(
+            Api::Messaging,
+            "list_whatsapp_senders",
+            SENDERS_TEMPLATE,
+            creds,
+            first,
+            |page| {
+                all.extend(page);
+                ControlFlow::Continue(())
+            },
+        )
+        .await?;
+        Ok(all)
+    }
+
+    /// The WhatsApp sender whose `sender_id` is `whatsapp:<e164>` (the list API has no
+    /// filter, so this pages until found). `Ok(None)`: the number is not a WhatsApp sender
+    /// of this account (yet).
+    pub async fn find_whatsapp_sender(
+        &self,
+        creds: &Credentials,
+        e164: &str,
+    ) -> Result<Option<Sender>, TwilioError> {
+        let wanted = E164::parse(e164).map_err(|e| TwilioError::InvalidInput(e.to_string()))?;
+        let mut found = None;
+        let first = self.senders_first_page()?;
+        self.paginate::<SenderPage, _>(
+            Api::Messaging,
+            "find_whatsapp_sender",
+            SENDERS_TEMPLATE,
+            creds,
+            first,
+            |page| {
+                found = page
+                    .into_iter()
+                    .find(|s| s.e164().as_ref() == Some(&wanted));
+                if found.is_some() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )
+        .await?;
+        Ok(found)
+    }
+
+    /// `GET /v2/Channels/Senders/{Sid}`.
+    pub async fn fetch_sender(
+        &self,
+        creds: &Credentials,
+        xe_sid: &str,
+    ) -> Result<Sender, TwilioError> {
+        check_sid("sender SID", "XE", xe_sid)?;
+        let url = self.url(
+            Api::Messaging,
+            &format!("/v2/Channels/Senders/{xe_sid}"),
+            &[],
+        )?;
+        self.execute(Request {
+            op: "fetch_sender",
+            method: Method::GET,
+            template: SENDER_TEMPLATE,
+            url,
+            creds,
+            body: Body::None,
+        })
+        .await
+    }
+
+    /// Sets the sender's webhook: `POST /v2/Channels/Senders/{Sid}` with JSON
+    /// `{"webhook": {…}}` (202 Accepted; the change may still be applying, status
+    /// `ONLINE:UPDATING`). Send the whole object, built with [`SenderWebhook::with_callback`]
+    /// from the current sender, so fields we do not manage are preserved (whether Twilio
+    /// keeps omitted fields is undocumented). `None` fields are omitted, never sent as
+    /// `null`.
+    pub async fn update_sender_webhook(
+        &self,
+        creds: &Credentials,
+        xe_sid: &str,
+        webhook: &SenderWebhook,
+    ) -> Result<Sender, TwilioError> {
+        check_sid("sender SID", "XE", xe_sid)?;
+        let url = self.url(
+            Api::Messaging,
+            &format!("/v2/Channels/Senders/{xe_sid}"),
+            &[],
+        )?;
+        let body = serde_json::to_value(UpdateSender { webhook })
+            .map_err(|e| TwilioError::InvalidInput(format!("cannot encode the webhook: {e}")))?;
+        self.execute(Request {
+            op: "update_sender_webhook",
+            method: Method::POST,
+            template: SENDER_TEMPLATE,
+            url,
+            creds,
+            body: Body::Json(body),
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::twilio::secret::Secret;
+    use crate::twilio::testutil::{MockServer, Reply, AC};
+
+    const XE: &str = "XEaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    /// The spec's `UpdateChannelsSender` 202 example.
+    const SENDER_EXAMPLE: &str = r#"{"sid": "XEaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "status": "VERIFYING", "sender_id": "whatsapp:+999999999XX", "configuration": {"waba_id": "1234567XXX", "verification_method": "sms", "verification_code": null, "voice_application_sid": "APaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}, "webhook": {"callback_url": "https://callback.com", "callback_method": "POST", "fallback_url": "https://fallback.com", "fallback_method": "POST", "status_callback_url": "https://statuscallback.com", "status_callback_method": "POST"}, "profile": {"about": "Example about text", "address": "123 Example St, Example City, EX 12345", "description": "Example description", "emails": [{"email": "email@email.com", "label": "Email"}], "name": "Example Business", "logo_url": "https://logo_url.com", "vertical": "Automotive", "websites": [{"website": "https://example.com", "label": "Website"}, {"website": "http://example.org", "label": "Website"}]}}"#;
+
+    fn sender(sid: &str, number: &str, status: &str, callback: &str) -> String {
+        format!(
+            r#"{{"sid": "{sid}", "status": "{status}", "sender_id": "whatsapp:{number}", "configuration": null, "webhook": {{"callback_url": "{callback}", "callback_method": "POST", "fallback_url": "https://fallback.example", "fallback_method": "PUT", "status_callback_url": "https://status.example", "status_callback_method": "POST"}}, "profile": null, "properties": {{"quality_rating": "HIGH", "messaging_limit": "10K Customers/24hr"}}, "offline_reasons": null, "url": "https://messaging.twilio.com/v2/Channels/Senders/{sid}"}}"#
+        )
+    }
+
+    #[test]
+    fn parses_spec_example() {
+        let s: Sender = serde_json::from_str(SENDER_EXAMPLE).unwrap();
+        assert_eq!(s.sid, XE);
+        assert_eq!(s.status, SenderStatus::Verifying);
+        assert!(!s.is_online());
+        assert!(s.status.is_pending());
+        assert_eq!(s.sender_id, "whatsapp:+999999999XX");
+        assert_eq!(s.e164(), None);
+        assert_eq!(
+            s.webhook.callback_url.as_deref(),
+            Some("https://callback.com")
+        );
+        assert_eq!(s.webhook.fallback_method, Some(SenderWebhookMethod::Post));
+        assert_eq!(s.webhook.status_callback_method.as_deref(), Some("POST"));
+    }
+
+    #[test]
+    fn statuses_and_nulls() {
+        assert!(SenderStatus::from("ONLINE:UPDATING").is_online());
+        assert!(SenderStatus::from("online").is_online());
+        assert!(!SenderStatus::from("OFFLINE").is_online());
+        assert_eq!(
+            SenderStatus::from("NEW_THING"),
+            SenderStatus::Unknown("NEW_THING".into())
+        );
+        let s: Sender = serde_json::from_str(
+            r#"{"sid":"XEaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","status":"OFFLINE","sender_id":"whatsapp:+15017122661","webhook":null,"offline_reasons":[{"code":"30008","message":"No delivery","more_info":"https://www.twilio.com/docs/errors/30008"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(s.webhook, SenderWebhook::default());
+        assert_eq!(s.offline_reasons[0].code.as_deref(), Some("30008"));
+        assert_eq!(
+            s.e164().map(|n| n.to_string()).as_deref(),
+            Some("+15017122661")
+        );
+        assert!("GET".parse::<SenderWebhookMethod>().is_err());
+        assert_eq!(
+            "put".parse::<SenderWebhookMethod>().unwrap(),
+            SenderWebhookMethod::Put
+        );
+    }
+
+    #[test]
+    fn with_callback_preserves_other_fields() {
+        let current: Sender =
+            serde_json::from_str(&sender(XE, "+15017122661", "ONLINE", "https://old.example"))
+                .unwrap();
+        let next = current
+            .webhook
+            .with_callback("https://new.example/hook", SenderWebhookMethod::Post);
+        assert!(next.callback_matches("https://new.example/hook", SenderWebhookMethod::Post));
+        assert_eq!(
+            next.fallback_url.as_deref(),
+            Some("https://fallback.example")
+        );
+        assert_eq!(next.fallback_method, Some(SenderWebhookMethod::Put));
+        assert_eq!(
+            next.status_callback_url.as_deref(),
+            Some("https://status.example")
+        );
+        let only: serde_json::Value = serde_json::to_value(
+            SenderWebhook::default().with_callback("https://a", SenderWebhookMethod::Post),
+        )
+        .unwrap();
+        assert_eq!(
+            only,
+            serde_json::json!({"callback_url": "https://a", "callback_method": "POST"})
+        );
+    }
+
+    #[tokio::test]
+    async fn find_pages_by_next_page_url() {
+        let other = "XEbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+        let page1 = format!(
+            r#"{{"senders": [{}], "meta": {{"page": 0, "page_size": 50, "first_page_url": "https://messaging.twilio.com/v2/Channels/Senders?PageSize=50&Page=0&Channel=whatsapp", "previous_page_url": null, "url": "https://messaging.twilio.com/v2/Channels/Senders?PageSize=50&Page=0&Channel=whatsapp", "next_page_url": "https://messaging.twilio.com/v2/Channels/Senders?PageSize=50&Page=1&Channel=whatsapp&PageToken=PT123", "key": "senders"}}}}"#,
+            sender(other, "+15550000001", "ONLINE", "https://elsewhere.example")
+        );
+        let page2 = format!(
+            r#"{{"senders": [{}], "meta": {{"page": 1, "page_size": 50, "next_page_url": null, "key": "senders"}}}}"#,
+            sender(XE, "+15017122661", "ONLINE", "https://old.example")
+        );
+        let server =
+            MockServer::start(vec![Reply::json(200, page1), Reply::json(200, page2)]).await;
+        let creds = Credentials::auth_token(AC, Secret::new("t"));
+        let found = server
+            .client()
+            .find_whatsapp_sender(&creds, "whatsapp:+1 501 712 2661")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.sid, XE);
+        assert!(found.is_online());
+        let reqs = server.requests();
+        assert_eq!(reqs.len(), 2);
+        assert_eq!(reqs[0].method, "GET");
+        assert_eq!(reqs[0].path, "/v2/Channels/Senders");
+        assert_eq!(
+            reqs[0].query.as_deref(),
+            Some("Channel=whatsapp&PageSize=50")
+        );
+        assert_eq!(reqs[1].path, "/v2/Channels/Senders");
+        assert_eq!(
+            reqs[1].query.as_deref(),
+            Some("PageSize=50&Page=1&Channel=whatsapp&PageToken=PT123")
+        );
+    }
+
+    #[tokio::test]
+    async fn list_collects_all_pages_and_none_when_absent() {
+        let page = format!(
+            r#"{{"senders": [{}], "meta": {{"page": 0, "page_size": 50, "next_page_url": null, "key": "senders"}}}}"#,
+            sender(XE, "+15017122661", "CREATING", "")
+        );
+        let server =
+            MockServer::start(vec![Reply::json(200, page.clone()), Reply::json(200, page)]).await;
+        let creds = Credentials::auth_token(AC, Secret::new("t"));
+        let client = server.client();
+        let all = client.list_whatsapp_senders(&creds).await.unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].webhook.callback_url, None);
+        assert_eq!(
+            client
+                .find_whatsapp_sender(&creds, "+15550000009")
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn update_sends_json_webhook() {
+        let server = MockServer::start(vec![Reply::json(
+            202,
+            sender(
+                XE,
+                "+15017122661",
+                "ONLINE:UPDATING",
+                "https://new.example/hook",
+            ),
+        )])
+        .await;
+        let creds = Credentials::auth_token(AC, Secret::new("t"));
+        let current: Sender =
+            serde_json::from_str(&sender(XE, "+15017122661", "ONLINE", "https://old.example"))
+                .unwrap();
+        let webhook = current
+            .webhook
+            .with_callback("https://new.example/hook", SenderWebhookMethod::Post);
+        let updated = server
+            .client()
+            .update_sender_webhook(&creds, XE, &webhook)
+            .await
+            .unwrap();
+        assert!(updated
+            .webhook
+            .callback_matches("https://new.example/hook", SenderWebhookMethod::Post));
+        let r = &server.requests()[0];
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.path, format!("/v2/Channels/Senders/{XE}"));
+        assert_eq!(r.query, None);
+        assert_eq!(r.content_type.as_deref(), Some("application/json"));
+        assert_eq!(
+            r.json(),
+            serde_json::json!({"webhook": {
+                "callback_url": "https://new.example/hook", "callback_method": "POST",
+                "fallback_url": "https://fallback.example", "fallback_method": "PUT",
+                "status_callback_url": "https://status.example", "status_callback_method": "POST"
+            }})
+        );
+    }
+
+    #[tokio::test]
+    async fn fetch_sender_request() {
+        let server = MockServer::start(vec![Reply::json(
+            200,
+            sender(XE, "+15017122661", "ONLINE", "https://x"),
+        )])
+        .await;
+        let creds = Credentials::auth_token(AC, Secret::new("t"));
+        let s = server.client().fetch_sender(&creds, XE).await.unwrap();
+        assert_eq!(s.sid, XE);
+        let r = &server.requests()[0];
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str()),
+            (
+                "GET",
+                "/v2/Channels/Senders/XEaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            )
+        );
+    }
+}

@@ -1,0 +1,2 @@
+//! Twilio simulator.
+pub mod spec;
