@@ -126,9 +126,7 @@ mod tests {
     fn the_cli_is_well_formed_and_defaults_are_documented() {
         Cli::command().debug_assert();
         let cli = Cli::try_parse_from(["whatsapp-operator", "run"]).expect("parse");
-        let Command::Run(args) = cli.command else {
-            panic!("run")
-        };
+        let Command::Run(args) = cli.command else { panic!("run") };
         let config = args.config();
         assert_eq!(config.verify_interval, Duration::from_secs(600));
         assert_eq!(config.twilio.api_base_url, DEFAULT_API_BASE_URL);

@@ -108,9 +108,6 @@ mod tests {
                 }
             }
         }
-        assert!(
-            missing.is_empty(),
-            "fields without a description: {missing:?}"
-        );
+        assert!(missing.is_empty(), "fields without a description: {missing:?}");
     }
 }

@@ -15,8 +15,8 @@ pub enum LogFormat {
 /// Installs the global subscriber. The filter comes from `RUST_LOG` (default: `info`, with the
 /// Kubernetes client's chatter at `warn`).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,kube=warn,hyper=warn,tower=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn,hyper=warn,tower=warn"));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Plain => builder.try_init(),

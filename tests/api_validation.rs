@@ -25,11 +25,7 @@ fn valid_spec() -> Value {
     })
 }
 
-async fn create(
-    env: &common::TestEnv,
-    name: &str,
-    spec: Value,
-) -> Result<DynamicObject, kube::Error> {
+async fn create(env: &common::TestEnv, name: &str, spec: Value) -> Result<DynamicObject, kube::Error> {
     let obj: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "whatsapp-operator.io/v1alpha1",
         "kind": "WhatsAppChannel",
@@ -81,13 +77,7 @@ async fn a_bad_phone_number_is_rejected() {
     assert_rejected(&env, "formatted", spec, "spec.phoneNumber").await;
     let mut spec = valid_spec();
     spec["confirmationPhoneNumber"] = json!("+0123");
-    assert_rejected(
-        &env,
-        "bad-confirmation",
-        spec,
-        "spec.confirmationPhoneNumber",
-    )
-    .await;
+    assert_rejected(&env, "bad-confirmation", spec, "spec.confirmationPhoneNumber").await;
 }
 
 #[tokio::test]
@@ -134,13 +124,7 @@ async fn missing_required_fields_are_rejected() {
         .as_object_mut()
         .expect("object")
         .remove("credentialsSecretRef");
-    assert_rejected(
-        &env,
-        "no-secret-ref",
-        spec,
-        "spec.twilio.credentialsSecretRef",
-    )
-    .await;
+    assert_rejected(&env, "no-secret-ref", spec, "spec.twilio.credentialsSecretRef").await;
 }
 
 #[tokio::test]

@@ -52,10 +52,7 @@ pub struct WhatsAppChannelSpec {
 
     /// The application instance this number serves (e.g. `crm-prod`), a DNS-1123 label. A
     /// number may serve only one instance; the operator guarantees it.
-    #[schemars(
-        length(min = 1, max = 63),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub instance: String,
 
     /// A phone (E.164) that receives one confirmation WhatsApp message once the channel is
@@ -86,10 +83,7 @@ pub struct WhatsAppChannelSpec {
 
     /// The language of quick-reply templates, a BCP 47 tag such as `en` or `pt-BR`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(max = 35),
-        regex(pattern = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-    )]
+    #[schemars(length(max = 35), regex(pattern = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"))]
     pub language: Option<String>,
 
     /// Suspends reconciliation: no Twilio calls at all until set back to false.
@@ -136,10 +130,7 @@ pub struct TwilioSpec {
 #[serde(rename_all = "camelCase")]
 pub struct LocalSecretReference {
     /// The Secret's name.
-    #[schemars(
-        length(min = 1, max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub name: String,
 }
 
@@ -148,10 +139,7 @@ pub struct LocalSecretReference {
 #[serde(rename_all = "camelCase")]
 pub struct LocalSecretKeyReference {
     /// The Secret's name.
-    #[schemars(
-        length(min = 1, max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub name: String,
     /// The key within the Secret.
     #[serde(default = "default_client_secret_key")]
@@ -169,10 +157,7 @@ fn default_client_secret_key() -> String {
 pub struct WebhookSpec {
     /// The receiver URL (https only), e.g.
     /// `https://sm-receiver.example.com/api/webhook/LeadGen/whatsapp`.
-    #[schemars(
-        length(max = 2048),
-        regex(pattern = r"^https://[^\s/?#]+([/?#][^\s]*)?$")
-    )]
+    #[schemars(length(max = 2048), regex(pattern = r"^https://[^\s/?#]+([/?#][^\s]*)?$"))]
     pub url: String,
     /// The HTTP method Twilio uses to call the receiver. WhatsApp senders accept only `POST`.
     #[serde(default)]
@@ -240,9 +225,7 @@ pub struct IdentityServerSpec {
     /// http on loopback for local development.
     #[schemars(
         length(max = 2048),
-        regex(
-            pattern = r"^(https://[^\s/?#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?)([/?#][^\s]*)?$"
-        )
+        regex(pattern = r"^(https://[^\s/?#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?)([/?#][^\s]*)?$")
     )]
     pub url: String,
     /// The OAuth2 client id.

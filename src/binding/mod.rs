@@ -8,7 +8,7 @@ use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::{Client, ResourceExt};
 
 use crate::api::binding::ChannelReference;
-use crate::api::{WhatsAppChannel, WhatsAppNumberBinding, WhatsAppNumberBindingSpec};
+use crate::api::{ChannelMode, WhatsAppChannel, WhatsAppNumberBinding, WhatsAppNumberBindingSpec};
 use crate::twilio::E164;
 
 /// The result of a claim.
@@ -25,9 +25,20 @@ pub enum Claim {
     },
 }
 
-/// The binding's object name for a normalized number: `whatsapp-` and the digits.
-pub fn binding_name(number: &E164) -> String {
-    format!("whatsapp-{}", number.as_str().trim_start_matches('+'))
+/// The binding's object name for a normalized number: `whatsapp-` and the digits. Twilio's
+/// sandbox number is shared by every Twilio account, and each account has a sandbox of its own,
+/// so a sandbox binding is scoped to the account (`sandbox_account`).
+pub fn binding_name(number: &E164, sandbox_account: Option<&str>) -> String {
+    let digits = number.as_str().trim_start_matches('+');
+    match sandbox_account {
+        Some(account) => format!("whatsapp-{digits}-{}", account.to_ascii_lowercase()),
+        None => format!("whatsapp-{digits}"),
+    }
+}
+
+/// The account a channel's binding is scoped to: its account in `Sandbox` mode, none otherwise.
+pub fn scope(ch: &WhatsAppChannel) -> Option<&str> {
+    (ch.spec.mode == ChannelMode::Sandbox).then_some(ch.spec.twilio.account_sid.as_str())
 }
 
 /// This channel as a binding holder.
@@ -42,18 +53,12 @@ pub fn channel_ref(ch: &WhatsAppChannel) -> Option<ChannelReference> {
 /// Claims `number` for `ch`. A binding left by a channel that no longer exists, or that has moved
 /// to another number, is removed (with a UID precondition, so only that stale binding) and the
 /// claim retried.
-pub async fn claim(
-    client: &Client,
-    ch: &WhatsAppChannel,
-    number: &E164,
-) -> Result<Claim, kube::Error> {
+pub async fn claim(client: &Client, ch: &WhatsAppChannel, number: &E164) -> Result<Claim, kube::Error> {
     let Some(me) = channel_ref(ch) else {
-        return Err(kube::Error::Service(
-            "channel has no namespace or uid".into(),
-        ));
+        return Err(kube::Error::Service("channel has no namespace or uid".into()));
     };
     let api: Api<WhatsAppNumberBinding> = Api::all(client.clone());
-    let name = binding_name(number);
+    let name = binding_name(number, scope(ch));
     let desired = WhatsAppNumberBinding::new(
         &name,
         WhatsAppNumberBindingSpec {
@@ -80,7 +85,7 @@ pub async fn claim(
             }
             return Ok(Claim::Held);
         }
-        if holder_is_current(client, holder, number).await? {
+        if holder_is_current(client, holder, number, scope(ch)).await? {
             return Ok(Claim::HeldBy {
                 holder: holder.clone(),
                 instance: existing.spec.instance.clone(),
@@ -114,6 +119,7 @@ async fn holder_is_current(
     client: &Client,
     holder: &ChannelReference,
     number: &E164,
+    scope_account: Option<&str>,
 ) -> Result<bool, kube::Error> {
     let channels: Api<WhatsAppChannel> = Api::namespaced(client.clone(), &holder.namespace);
     let Some(ch) = channels.get_opt(&holder.name).await? else {
@@ -122,17 +128,13 @@ async fn holder_is_current(
     if ch.uid().as_deref() != Some(holder.uid.as_str()) {
         return Ok(false);
     }
-    Ok(E164::parse(&ch.spec.phone_number).is_ok_and(|n| &n == number))
+    Ok(E164::parse(&ch.spec.phone_number).is_ok_and(|n| &n == number) && scope(&ch) == scope_account)
 }
 
 /// Releases `number` if `ch` holds it; a binding held by another channel is left alone.
-pub async fn release(
-    client: &Client,
-    ch: &WhatsAppChannel,
-    number: &E164,
-) -> Result<(), kube::Error> {
+pub async fn release(client: &Client, ch: &WhatsAppChannel, number: &E164) -> Result<(), kube::Error> {
     let api: Api<WhatsAppNumberBinding> = Api::all(client.clone());
-    let name = binding_name(number);
+    let name = binding_name(number, scope(ch));
     let Some(existing) = api.get_opt(&name).await? else {
         return Ok(());
     };
@@ -166,7 +168,12 @@ mod tests {
             "+14155550100",
         ] {
             let n = E164::parse(spelling).expect("valid");
-            assert_eq!(binding_name(&n), "whatsapp-14155550100", "{spelling}");
+            assert_eq!(binding_name(&n, None), "whatsapp-14155550100", "{spelling}");
         }
+        let sandbox = E164::parse("+14155238886").expect("valid");
+        assert_eq!(
+            binding_name(&sandbox, Some("AC5EED5eed5eed5eed5eed5eed5eed5eed")),
+            "whatsapp-14155238886-ac5eed5eed5eed5eed5eed5eed5eed5eed"
+        );
     }
 }

@@ -54,10 +54,7 @@ impl Backoff {
 
     /// Forgets the failures of `key` (call on success).
     pub fn reset(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
 
     /// How many consecutive failures `key` has.

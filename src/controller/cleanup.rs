@@ -5,9 +5,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
-use crate::api::{
-    DeletionPolicy, Phase, Reason, SenderKind, SenderStatus, WhatsAppChannel, WhatsAppNumberBinding,
-};
+use crate::api::{DeletionPolicy, Phase, Reason, SenderKind, SenderStatus, WhatsAppChannel, WhatsAppNumberBinding};
 use crate::binding;
 use crate::twilio::{Credentials, SenderWebhookMethod, SmsMethod, TwilioError, E164};
 
@@ -37,12 +35,7 @@ pub async fn cleanup(ch: &WhatsAppChannel, ctx: &Context) -> Result<Action> {
         if sender.kind != SenderKind::Sandbox {
             let name = ch.spec.twilio.credentials_secret_ref.name.clone();
             let creds = match credentials::read(&ctx.client, &pass.ns, &name).await? {
-                Ok(d) => credentials::twilio_credentials(
-                    &d,
-                    &pass.ns,
-                    &name,
-                    &ch.spec.twilio.account_sid,
-                ),
+                Ok(d) => credentials::twilio_credentials(&d, &pass.ns, &name, &ch.spec.twilio.account_sid),
                 Err(p) => Err(p),
             };
             let creds = match creds {
@@ -68,12 +61,15 @@ pub async fn cleanup(ch: &WhatsAppChannel, ctx: &Context) -> Result<Action> {
     if let Some(n) = &number {
         binding::release(&ctx.client, ch, n).await?;
     }
+    if let Some(uid) = ch.uid() {
+        ctx.attempts.forget(&uid);
+    }
     Ok(Action::await_change())
 }
 
 async fn holds_binding(ctx: &Context, ch: &WhatsAppChannel, number: &E164) -> Result<bool> {
     let api: Api<WhatsAppNumberBinding> = Api::all(ctx.client.clone());
-    let b = api.get_opt(&binding::binding_name(number)).await?;
+    let b = api.get_opt(&binding::binding_name(number, binding::scope(ch))).await?;
     Ok(b.is_some_and(|b| Some(b.spec.channel_ref.uid.as_str()) == ch.uid().as_deref()))
 }
 
@@ -89,10 +85,7 @@ pub async fn restore_webhook(
     let previous = sender.previous_webhook_url.clone().unwrap_or_default();
     match sender.kind {
         SenderKind::WhatsAppSender => {
-            let Some(current) = twilio
-                .find_whatsapp_sender(creds, &sender.phone_number)
-                .await?
-            else {
+            let Some(current) = twilio.find_whatsapp_sender(creds, &sender.phone_number).await? else {
                 return Ok(());
             };
             if current.webhook.callback_url.as_deref() != Some(ours) {
@@ -111,10 +104,7 @@ pub async fn restore_webhook(
                 .await?;
         }
         SenderKind::IncomingPhoneNumber => {
-            let Some(current) = twilio
-                .find_incoming_number(creds, &sender.phone_number)
-                .await?
-            else {
+            let Some(current) = twilio.find_incoming_number(creds, &sender.phone_number).await? else {
                 return Ok(());
             };
             if current.sms_url.as_deref() != Some(ours) {
@@ -146,14 +136,8 @@ pub async fn restore_webhook(
 
 /// The channel moved to another number: restore the old number's webhook (under
 /// `deletionPolicy: Delete`) and release its binding.
-pub async fn release_previous_number(
-    pass: &mut Pass<'_>,
-    creds: &Credentials,
-    previous: &SenderStatus,
-) -> Result<()> {
-    if pass.ch.spec.deletion_policy == DeletionPolicy::Delete
-        && previous.kind != SenderKind::Sandbox
-    {
+pub async fn release_previous_number(pass: &mut Pass<'_>, creds: &Credentials, previous: &SenderStatus) -> Result<()> {
+    if pass.ch.spec.deletion_policy == DeletionPolicy::Delete && previous.kind != SenderKind::Sandbox {
         if let Err(e) = restore_webhook(pass, creds, previous).await {
             if e.is_transient() {
                 return Err(Error::Twilio(e));

@@ -12,16 +12,10 @@ pub fn now() -> Time {
 
 /// How long ago `t` was (zero if it is in the future).
 pub fn age(t: &Time) -> Duration {
-    Timestamp::now()
-        .duration_since(t.0)
-        .try_into()
-        .unwrap_or_default()
+    Timestamp::now().duration_since(t.0).try_into().unwrap_or_default()
 }
 
 /// `t` as a chrono time (the Twilio client's type).
 pub fn to_chrono(t: &Time) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::from_timestamp(
-        t.0.as_second(),
-        t.0.subsec_nanosecond().try_into().unwrap_or(0),
-    )
+    chrono::DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().try_into().unwrap_or(0))
 }

@@ -51,12 +51,7 @@ pub struct Desired {
 
 impl Desired {
     /// A new desired condition.
-    pub fn new(
-        type_: ConditionType,
-        status: Status,
-        reason: Reason,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn new(type_: ConditionType, status: Status, reason: Reason, message: impl Into<String>) -> Self {
         Self {
             type_,
             status,
@@ -72,13 +67,7 @@ pub struct ConditionSet(Vec<Desired>);
 
 impl ConditionSet {
     /// Sets (or replaces) the condition of `type_`.
-    pub fn set(
-        &mut self,
-        type_: ConditionType,
-        status: Status,
-        reason: Reason,
-        message: impl Into<String>,
-    ) {
+    pub fn set(&mut self, type_: ConditionType, status: Status, reason: Reason, message: impl Into<String>) {
         let d = Desired::new(type_, status, reason, message);
         match self.0.iter_mut().find(|c| c.type_ == type_) {
             Some(slot) => *slot = d,
@@ -110,12 +99,7 @@ impl ConditionSet {
 
     /// Renders the set into API conditions, keeping `lastTransitionTime` from `existing` when the
     /// status did not change.
-    pub fn to_conditions(
-        &self,
-        existing: &[Condition],
-        generation: Option<i64>,
-        now: &Time,
-    ) -> Vec<Condition> {
+    pub fn to_conditions(&self, existing: &[Condition], generation: Option<i64>, now: &Time) -> Vec<Condition> {
         self.sorted()
             .into_iter()
             .map(|d| {
@@ -186,36 +170,17 @@ mod tests {
     #[test]
     fn transition_time_moves_only_when_status_flips() {
         let mut set = ConditionSet::default();
-        set.set(
-            ConditionType::Ready,
-            Status::False,
-            Reason::Reconciling,
-            "starting",
-        );
+        set.set(ConditionType::Ready, Status::False, Reason::Reconciling, "starting");
         let first = set.to_conditions(&[], Some(1), &t(100));
         assert_eq!(first[0].last_transition_time, t(100));
 
-        set.set(
-            ConditionType::Ready,
-            Status::False,
-            Reason::NotConnected,
-            "still not",
-        );
+        set.set(ConditionType::Ready, Status::False, Reason::NotConnected, "still not");
         let second = set.to_conditions(&first, Some(2), &t(200));
-        assert_eq!(
-            second[0].last_transition_time,
-            t(100),
-            "same status keeps the time"
-        );
+        assert_eq!(second[0].last_transition_time, t(100), "same status keeps the time");
         assert_eq!(second[0].reason, "NotConnected");
         assert_eq!(second[0].observed_generation, Some(2));
 
-        set.set(
-            ConditionType::Ready,
-            Status::True,
-            Reason::ChannelReady,
-            "ready",
-        );
+        set.set(ConditionType::Ready, Status::True, Reason::ChannelReady, "ready");
         let third = set.to_conditions(&second, Some(2), &t(300));
         assert_eq!(third[0].last_transition_time, t(300));
     }
@@ -224,12 +189,7 @@ mod tests {
     fn conditions_come_out_in_canonical_order_and_replace_by_type() {
         let mut set = ConditionSet::default();
         set.set(ConditionType::Ready, Status::True, Reason::ChannelReady, "");
-        set.set(
-            ConditionType::CredentialsValid,
-            Status::True,
-            Reason::Verified,
-            "",
-        );
+        set.set(ConditionType::CredentialsValid, Status::True, Reason::Verified, "");
         set.set(
             ConditionType::CredentialsValid,
             Status::False,
@@ -237,28 +197,15 @@ mod tests {
             "x",
         );
         let types: Vec<_> = set.sorted().iter().map(|c| c.type_).collect();
-        assert_eq!(
-            types,
-            vec![ConditionType::CredentialsValid, ConditionType::Ready]
-        );
+        assert_eq!(types, vec![ConditionType::CredentialsValid, ConditionType::Ready]);
         assert!(set.is(ConditionType::CredentialsValid, Status::False));
     }
 
     #[test]
     fn transitions_report_status_or_reason_changes_only() {
         let mut set = ConditionSet::default();
-        set.set(
-            ConditionType::Connected,
-            Status::True,
-            Reason::ChannelConnected,
-            "a",
-        );
-        set.set(
-            ConditionType::Ready,
-            Status::False,
-            Reason::NotConnected,
-            "a",
-        );
+        set.set(ConditionType::Connected, Status::True, Reason::ChannelConnected, "a");
+        set.set(ConditionType::Ready, Status::False, Reason::NotConnected, "a");
         let old = set.to_conditions(&[], Some(1), &t(1));
         set.set(
             ConditionType::Connected,
@@ -266,12 +213,7 @@ mod tests {
             Reason::ChannelConnected,
             "message differs",
         );
-        set.set(
-            ConditionType::Ready,
-            Status::True,
-            Reason::ChannelReady,
-            "b",
-        );
+        set.set(ConditionType::Ready, Status::True, Reason::ChannelReady, "b");
         let new = set.to_conditions(&old, Some(1), &t(2));
         let changed = transitions(&old, &new);
         assert_eq!(changed.len(), 1);

@@ -11,13 +11,8 @@ use kube::ResourceExt;
 use serde_json::json;
 use std::time::Duration;
 
-use crate::api::{
-    ChannelMode, ConditionType as T, ConfirmationStatus, IdentityServerSpec, Reason,
-    WhatsAppChannel,
-};
-use crate::twilio::{
-    Credentials, Message, MessageContent, MessageQuery, NewMessage, TwilioError, E164,
-};
+use crate::api::{ChannelMode, ConditionType as T, ConfirmationStatus, IdentityServerSpec, Reason, WhatsAppChannel};
+use crate::twilio::{Credentials, Message, MessageContent, MessageQuery, NewMessage, TwilioError, E164};
 
 use super::clock;
 use super::conditions::Status;
@@ -52,11 +47,7 @@ pub async fn follow_up(pass: &mut Pass<'_>, creds: &Credentials, number: &E164) 
     } else {
         number.as_str().to_owned()
     };
-    let token = pass
-        .ch
-        .annotations()
-        .get(RESEND_CONFIRMATION_ANNOTATION)
-        .cloned();
+    let token = pass.ch.annotations().get(RESEND_CONFIRMATION_ANNOTATION).cloned();
     let current = pass
         .status
         .confirmation
@@ -101,13 +92,7 @@ fn body(ch: &WhatsAppChannel) -> String {
     )
 }
 
-async fn send(
-    pass: &mut Pass<'_>,
-    creds: &Credentials,
-    to: &E164,
-    from: &str,
-    token: Option<String>,
-) {
+async fn send(pass: &mut Pass<'_>, creds: &Credentials, to: &E164, from: &str, token: Option<String>) {
     let attempt = ConfirmationStatus {
         to: to.as_str().to_owned(),
         from: from.to_owned(),
@@ -119,9 +104,19 @@ async fn send(
         resend_token: token,
     };
     // Record the attempt first: a crash after the request must not lead to a second message.
-    if let Err(e) = persist_attempt(pass, &attempt).await {
-        pass.error = Some(Error::Kube(e));
-        return;
+    // The record is written against the latest version of the object (from the API server, not
+    // the cache), so another process or a stale copy cannot send twice.
+    match persist_attempt(pass, &attempt).await {
+        Ok(Persisted::Recorded) => {}
+        Ok(Persisted::AlreadyThere(existing)) => {
+            pass.status.confirmation = Some(existing);
+            pass.requeue_within(Duration::from_secs(1));
+            return;
+        }
+        Err(e) => {
+            pass.error = Some(Error::Kube(e));
+            return;
+        }
     }
     pass.status.confirmation = Some(attempt.clone());
     let message = NewMessage {
@@ -161,19 +156,43 @@ async fn send(
     }
 }
 
-/// Writes the attempt into status now, keeping the rest of the status as it was.
-async fn persist_attempt(pass: &Pass<'_>, attempt: &ConfirmationStatus) -> Result<(), kube::Error> {
-    let mut status = pass.old.clone();
-    status.confirmation = Some(attempt.clone());
+/// The outcome of recording a send attempt.
+enum Persisted {
+    /// The attempt is recorded: go ahead and send.
+    Recorded,
+    /// The latest status already records a message (or attempt) for this recipient and number.
+    AlreadyThere(ConfirmationStatus),
+}
+
+/// Writes the attempt into status now, keeping the rest of the latest status as it was. The
+/// write carries the latest `resourceVersion`, so it fails (409) if anything changed since.
+async fn persist_attempt(pass: &Pass<'_>, attempt: &ConfirmationStatus) -> Result<Persisted, kube::Error> {
     let api: Api<WhatsAppChannel> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
-    let patch = json!({"apiVersion": "whatsapp-operator.io/v1alpha1", "kind": "WhatsAppChannel", "status": status});
+    let latest = api.get_status(&pass.ch.name_any()).await?;
+    let mut status = latest.status.clone().unwrap_or_default();
+    if let Some(existing) = status
+        .confirmation
+        .clone()
+        .filter(|c| c.to == attempt.to && c.from == attempt.from)
+    {
+        if existing.resend_token == attempt.resend_token || existing.message_sid.is_none() {
+            return Ok(Persisted::AlreadyThere(existing));
+        }
+    }
+    status.confirmation = Some(attempt.clone());
+    let patch = json!({
+        "apiVersion": "whatsapp-operator.io/v1alpha1",
+        "kind": "WhatsAppChannel",
+        "metadata": {"resourceVersion": latest.resource_version()},
+        "status": status,
+    });
     api.patch_status(
         &pass.ch.name_any(),
         &PatchParams::apply(FIELD_MANAGER).force(),
         &Patch::Apply(&patch),
     )
     .await?;
-    Ok(())
+    Ok(Persisted::Recorded)
 }
 
 /// Looks for a message sent by an earlier attempt that recorded no SID.
@@ -198,18 +217,14 @@ async fn find_sent(
     let expected = body(pass.ch);
     let messages = pass.ctx.twilio.list_messages(creds, &query).await?;
     Ok(messages.into_iter().find(|m| {
-        m.body.as_deref() == Some(expected.as_str())
-            && since.is_none_or(|s| m.date_created.is_none_or(|d| d >= s))
+        m.body.as_deref() == Some(expected.as_str()) && since.is_none_or(|s| m.date_created.is_none_or(|d| d >= s))
     }))
 }
 
 /// Follows a sent message's delivery for a while, then reports its last known status.
 async fn track(pass: &mut Pass<'_>, creds: &Credentials, c: ConfirmationStatus) {
     let open = !c.status.as_deref().is_some_and(is_final);
-    let recent = c
-        .sent_time
-        .as_ref()
-        .is_some_and(|t| clock::age(t) < FOLLOW_FOR);
+    let recent = c.sent_time.as_ref().is_some_and(|t| clock::age(t) < FOLLOW_FOR);
     if open && recent {
         if let Some(sid) = &c.message_sid {
             match pass.ctx.twilio.fetch_message(creds, sid).await {
@@ -287,11 +302,7 @@ fn condition_for(pass: &mut Pass<'_>, to: &str, sid: &str, status: &str, code: O
 }
 
 /// Checks that the identity server issues a token for the configured client.
-pub async fn verify_identity(
-    pass: &mut Pass<'_>,
-    id: &IdentityServerSpec,
-    data: Result<SecretData, SecretProblem>,
-) {
+pub async fn verify_identity(pass: &mut Pass<'_>, id: &IdentityServerSpec, data: Result<SecretData, SecretProblem>) {
     let secret = match data {
         Ok(d) => d.get(&id.client_secret_ref.key),
         Err(p) => {

@@ -40,11 +40,7 @@ impl SecretData {
 }
 
 /// Reads Secret `name` in `ns`.
-pub async fn read(
-    client: &Client,
-    ns: &str,
-    name: &str,
-) -> Result<Result<SecretData, SecretProblem>, kube::Error> {
+pub async fn read(client: &Client, ns: &str, name: &str) -> Result<Result<SecretData, SecretProblem>, kube::Error> {
     let api: Api<K8sSecret> = Api::namespaced(client.clone(), ns);
     Ok(match api.get_opt(name).await? {
         Some(secret) => Ok(SecretData { resource_version: secret.resource_version().unwrap_or_default(), secret }),

@@ -63,6 +63,9 @@ pub struct Context {
     pub backoff: backoff::Backoff,
     /// Shared credentials verifications.
     pub verifications: verification::VerificationCache,
+    /// The last Twilio check of each channel that did not end Ready, so that only a change or
+    /// its retry interval, not every watch event, leads to another one.
+    pub attempts: verification::Attempts,
 }
 
 impl Context {
@@ -79,6 +82,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             backoff: backoff::Backoff::new(config.backoff_base, config.backoff_max),
             verifications: verification::VerificationCache::new(),
+            attempts: verification::Attempts::default(),
             client,
             twilio,
             identity,
@@ -99,11 +103,7 @@ where
 }
 
 /// Channels in `store` that reference Secret `ns/name` (credentials or identity-server secret).
-fn channels_using_secret(
-    store: &Store<WhatsAppChannel>,
-    ns: &str,
-    name: &str,
-) -> Vec<ObjectRef<WhatsAppChannel>> {
+fn channels_using_secret(store: &Store<WhatsAppChannel>, ns: &str, name: &str) -> Vec<ObjectRef<WhatsAppChannel>> {
     store
         .state()
         .into_iter()
@@ -121,10 +121,7 @@ fn channels_using_secret(
 }
 
 /// Channels in `store` that ask for `number`.
-fn channels_wanting_number(
-    store: &Store<WhatsAppChannel>,
-    number: &str,
-) -> Vec<ObjectRef<WhatsAppChannel>> {
+fn channels_wanting_number(store: &Store<WhatsAppChannel>, number: &str) -> Vec<ObjectRef<WhatsAppChannel>> {
     let Ok(number) = E164::parse(number) else {
         return Vec::new();
     };
@@ -152,7 +149,7 @@ pub async fn run(
     };
     let bindings: Api<WhatsAppNumberBinding> = Api::all(client.clone());
 
-    // Only changes users make (spec, annotations, deletion) trigger a reconcile; the operator's
+    // Only changes to spec, annotations, finalizers or deletion trigger a reconcile; the operator's
     // own status writes do not.
     let (reader, writer) = kube::runtime::reflector::store();
     let channel_stream = watcher(channels, watcher::Config::default().any_semantic())
@@ -161,7 +158,9 @@ pub async fn run(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(
-            predicates::generation.combine(predicates::annotations),
+            predicates::generation
+                .combine(predicates::annotations)
+                .combine(predicates::finalizers),
             Default::default(),
         );
 

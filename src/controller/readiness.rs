@@ -7,11 +7,7 @@ use super::conditions::{ConditionSet, Status};
 /// Reasons that mean "waiting on something outside the operator".
 const WAITING: &[Reason] = &[Reason::SenderNotReady, Reason::RecipientNotInSandbox];
 /// Reasons that mean "a transient problem, retried with backoff".
-const DEGRADED: &[Reason] = &[
-    Reason::TwilioUnavailable,
-    Reason::RateLimited,
-    Reason::Reconciling,
-];
+const DEGRADED: &[Reason] = &[Reason::TwilioUnavailable, Reason::RateLimited, Reason::Reconciling];
 /// Reasons that mean "another channel or receiver holds the number".
 const CONFLICT: &[Reason] = &[Reason::NumberInUse, Reason::BoundElsewhere];
 
@@ -29,12 +25,7 @@ pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
             "spec.active is false: the channel takes no messages",
         );
     } else if connected {
-        set.set(
-            T::Active,
-            Status::True,
-            Reason::Activated,
-            "The channel is active",
-        );
+        set.set(T::Active, Status::True, Reason::Activated, "The channel is active");
     } else {
         set.set(
             T::Active,
@@ -47,12 +38,7 @@ pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
     let blocker = set
         .sorted()
         .into_iter()
-        .find(|c| {
-            c.type_ != T::Ready
-                && c.type_ != T::Active
-                && c.status == Status::False
-                && c.type_ != T::Connected
-        })
+        .find(|c| c.type_ != T::Ready && c.type_ != T::Active && c.status == Status::False && c.type_ != T::Connected)
         .cloned();
     let phase = match &blocker {
         Some(b) if CONFLICT.contains(&b.reason) => Phase::Conflict,
@@ -64,12 +50,7 @@ pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
         None => Phase::Inactive,
     };
     match (&blocker, phase) {
-        (Some(b), _) => set.set(
-            T::Ready,
-            Status::False,
-            b.reason,
-            format!("{}: {}", b.type_, b.message),
-        ),
+        (Some(b), _) => set.set(T::Ready, Status::False, b.reason, format!("{}: {}", b.type_, b.message)),
         (None, Phase::Pending) => {
             let why = set
                 .get(T::Connected)
@@ -123,33 +104,18 @@ mod tests {
         let mut s = connected();
         assert_eq!(summarize(&mut s, false), Phase::Inactive);
         assert!(s.is(T::Ready, Status::True));
-        assert_eq!(
-            s.get(T::Active).map(|c| c.reason),
-            Some(Reason::Deactivated)
-        );
+        assert_eq!(s.get(T::Active).map(|c| c.reason), Some(Reason::Deactivated));
     }
 
     #[test]
     fn each_kind_of_blocker_gives_its_phase() {
         let cases = [
-            (
-                T::CredentialsValid,
-                Reason::InvalidCredentials,
-                Phase::Failed,
-            ),
+            (T::CredentialsValid, Reason::InvalidCredentials, Phase::Failed),
             (T::NumberVerified, Reason::SenderNotReady, Phase::Waiting),
             (T::NumberBound, Reason::NumberInUse, Phase::Conflict),
             (T::NumberBound, Reason::BoundElsewhere, Phase::Conflict),
-            (
-                T::CredentialsValid,
-                Reason::TwilioUnavailable,
-                Phase::Degraded,
-            ),
-            (
-                T::ConfirmationSent,
-                Reason::RecipientNotInSandbox,
-                Phase::Waiting,
-            ),
+            (T::CredentialsValid, Reason::TwilioUnavailable, Phase::Degraded),
+            (T::ConfirmationSent, Reason::RecipientNotInSandbox, Phase::Waiting),
         ];
         for (t, reason, phase) in cases {
             let mut s = connected();
@@ -171,9 +137,7 @@ mod tests {
             "set it in the Console",
         );
         assert_eq!(summarize(&mut s, true), Phase::Ready);
-        assert!(s
-            .get(T::Ready)
-            .is_some_and(|c| c.message.contains("Console")));
+        assert!(s.get(T::Ready).is_some_and(|c| c.message.contains("Console")));
     }
 
     #[test]

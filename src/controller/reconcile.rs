@@ -9,13 +9,10 @@ use kube::runtime::finalizer::{finalizer, Error as FinalizerError, Event as Fina
 use kube::{Api, Resource, ResourceExt};
 
 use crate::api::{
-    ChannelMode, ConditionType as T, Phase, Reason, SenderKind, SenderStatus, WebhookMethod,
-    WhatsAppChannel,
+    ChannelMode, ConditionType as T, Phase, Reason, SenderKind, SenderStatus, WebhookMethod, WhatsAppChannel,
 };
 use crate::binding::{self, Claim};
-use crate::twilio::{
-    Credentials, IncomingPhoneNumber, Sender, SenderWebhookMethod, SmsMethod, TwilioError, E164,
-};
+use crate::twilio::{Credentials, IncomingPhoneNumber, Sender, SenderWebhookMethod, SmsMethod, TwilioError, E164};
 
 use super::clock;
 use super::conditions::Status;
@@ -30,14 +27,12 @@ pub const SANDBOX_NUMBER: &str = "+14155238886";
 
 /// Entry point called by the controller runtime.
 pub async fn reconcile(ch: Arc<WhatsAppChannel>, ctx: Arc<Context>) -> Result<Action> {
-    let ns = ch
-        .namespace()
-        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let ns = ch.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let key = format!("{ns}/{}", ch.name_any());
     let api: Api<WhatsAppChannel> = Api::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, ch, |event| async {
         match event {
-            FinalizerEvent::Apply(ch) => apply(&ch, &ctx).await,
+            FinalizerEvent::Apply(ch) => apply(&ch, &ctx, false).await,
             FinalizerEvent::Cleanup(ch) => cleanup::cleanup(&ch, &ctx).await,
         }
     })
@@ -48,9 +43,7 @@ pub async fn reconcile(ch: Arc<WhatsAppChannel>, ctx: Arc<Context>) -> Result<Ac
             Ok(action)
         }
         Err(FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e)) => Err(e),
-        Err(FinalizerError::AddFinalizer(e) | FinalizerError::RemoveFinalizer(e)) => {
-            Err(Error::Kube(e))
-        }
+        Err(FinalizerError::AddFinalizer(e) | FinalizerError::RemoveFinalizer(e)) => Err(Error::Kube(e)),
         Err(e) => Err(Error::Finalizer(e.to_string())),
     }
 }
@@ -78,11 +71,7 @@ impl Target {
         match self {
             Self::Sender(s) => (
                 s.webhook.callback_url.clone().unwrap_or_default(),
-                s.webhook
-                    .callback_method
-                    .unwrap_or_default()
-                    .as_str()
-                    .to_owned(),
+                s.webhook.callback_method.unwrap_or_default().as_str().to_owned(),
             ),
             Self::Number(n) => (
                 n.sms_url.clone().unwrap_or_default(),
@@ -98,7 +87,9 @@ impl Target {
     }
 }
 
-async fn apply(ch: &WhatsAppChannel, ctx: &Context) -> Result<Action> {
+/// Reconciles a live channel. `fresh` says `ch` was just read from the API server rather than
+/// from the watch cache, which can lag behind the operator's own status writes.
+async fn apply(ch: &WhatsAppChannel, ctx: &Context, fresh: bool) -> Result<Action> {
     let mut pass = Pass::new(ch, ctx)?;
     if ch.spec.suspend {
         pass.keep_old_conditions();
@@ -162,22 +153,12 @@ async fn apply(ch: &WhatsAppChannel, ctx: &Context) -> Result<Action> {
         Ok(d) => d,
         Err(p) => return secret_problem(pass, p).await,
     };
-    let creds = match credentials::twilio_credentials(
-        &data,
-        &pass.ns,
-        &secret_name,
-        &ch.spec.twilio.account_sid,
-    ) {
+    let creds = match credentials::twilio_credentials(&data, &pass.ns, &secret_name, &ch.spec.twilio.account_sid) {
         Ok(c) => c,
         Err(p) => return secret_problem(pass, p).await,
     };
     // A number this channel held before (spec.phoneNumber changed) is released first.
-    if let Some(previous) = pass
-        .old
-        .sender
-        .clone()
-        .filter(|s| s.phone_number != number.as_str())
-    {
+    if let Some(previous) = pass.old.sender.clone().filter(|s| s.phone_number != number.as_str()) {
         cleanup::release_previous_number(&mut pass, &creds, &previous).await?;
     }
     let mut versions = BTreeMap::from([(secret_name.clone(), data.resource_version.clone())]);
@@ -186,22 +167,29 @@ async fn apply(ch: &WhatsAppChannel, ctx: &Context) -> Result<Action> {
         Some(id) => {
             let read = credentials::read(&ctx.client, &pass.ns, &id.client_secret_ref.name).await?;
             if let Ok(d) = &read {
-                versions.insert(
-                    id.client_secret_ref.name.clone(),
-                    d.resource_version.clone(),
-                );
+                versions.insert(id.client_secret_ref.name.clone(), d.resource_version.clone());
             }
             Some(read)
         }
         None => None,
     };
 
-    if !verification_due(&pass, &versions) {
+    let due = verification_due(&pass, &versions);
+    if due && !fresh {
+        // Before talking to Twilio, make sure the status is not a stale cached copy.
+        let api: Api<WhatsAppChannel> = Api::namespaced(ctx.client.clone(), &pass.ns);
+        let latest = api.get(&ch.name_any()).await?;
+        if latest.resource_version() != ch.resource_version() {
+            return Box::pin(apply(&latest, ctx, true)).await;
+        }
+    }
+    if !due {
         pass.keep_old_conditions();
         confirmation::follow_up(&mut pass, &creds, &number).await;
         return pass.finish().await;
     }
 
+    pass.checked = Some(versions.clone());
     if !verify(&mut pass, &creds).await || !connect(&mut pass, &creds, &number).await {
         return pass.finish().await;
     }
@@ -222,10 +210,12 @@ fn verification_due(pass: &Pass<'_>, versions: &BTreeMap<String, String>) -> boo
         .last_verified_time
         .as_ref()
         .is_some_and(|t| clock::age(t) < pass.ctx.config.verify_interval);
-    !(fresh
+    let ready_and_fresh = fresh
         && old.observed_generation == pass.ch.meta().generation
         && &old.verified_secret_versions == versions
-        && pass.was_ready())
+        && pass.was_ready();
+    let uid = pass.ch.uid().unwrap_or_default();
+    !(ready_and_fresh || pass.ctx.attempts.still_valid(&uid, pass.ch.meta().generation, versions))
 }
 
 async fn secret_problem(mut pass: Pass<'_>, p: credentials::SecretProblem) -> Result<Action> {
@@ -308,9 +298,7 @@ fn twilio_failure(pass: &mut Pass<'_>, during: T, e: TwilioError) {
     }
     let secret = &pass.ch.spec.twilio.credentials_secret_ref.name;
     match &e {
-        TwilioError::Unauthorized { .. } | TwilioError::NotFound { .. }
-            if during == T::CredentialsValid =>
-        {
+        TwilioError::Unauthorized { .. } | TwilioError::NotFound { .. } if during == T::CredentialsValid => {
             pass.set(
                 T::CredentialsValid,
                 Status::False,
@@ -319,9 +307,7 @@ fn twilio_failure(pass: &mut Pass<'_>, during: T, e: TwilioError) {
             );
         }
         TwilioError::Unauthorized { .. } => {
-            pass.ctx
-                .verifications
-                .invalidate(&pass.ch.spec.twilio.account_sid);
+            pass.ctx.verifications.invalidate(&pass.ch.spec.twilio.account_sid);
             pass.set(
                 T::CredentialsValid,
                 Status::False,
@@ -345,22 +331,10 @@ async fn connect(pass: &mut Pass<'_>, creds: &Credentials, number: &E164) -> boo
         return connect_sandbox(pass, number);
     }
     let ctx = pass.ctx;
-    let target = match ctx
-        .twilio
-        .find_whatsapp_sender(creds, number.as_str())
-        .await
-    {
+    let target = match ctx.twilio.find_whatsapp_sender(creds, number.as_str()).await {
         Ok(Some(sender)) if !sender.is_online() => {
-            let reasons: Vec<String> = sender
-                .offline_reasons
-                .iter()
-                .map(|r| format!("{r:?}"))
-                .collect();
-            pass.status.sender = Some(sender_status(
-                &Target::Sender(sender.clone()),
-                number,
-                &pass.old.sender,
-            ));
+            let reasons: Vec<String> = sender.offline_reasons.iter().map(|r| format!("{r:?}")).collect();
+            pass.status.sender = Some(sender_status(&Target::Sender(sender.clone()), number, &pass.old.sender));
             pass.set(
                 T::NumberVerified,
                 Status::False,
@@ -382,18 +356,17 @@ async fn connect(pass: &mut Pass<'_>, creds: &Credentials, number: &E164) -> boo
             return false;
         }
         Ok(Some(sender)) => Target::Sender(sender),
-        Ok(None) => match ctx
-            .twilio
-            .find_incoming_number(creds, number.as_str())
-            .await
-        {
+        Ok(None) => match ctx.twilio.find_incoming_number(creds, number.as_str()).await {
             Ok(Some(n)) => Target::Number(n),
             Ok(None) => {
                 pass.set(
                     T::NumberVerified,
                     Status::False,
                     Reason::NumberNotFound,
-                    format!("{number} is neither a WhatsApp sender nor an incoming phone number of Twilio account {}", pass.ch.spec.twilio.account_sid),
+                    format!(
+                        "{number} is neither a WhatsApp sender nor an incoming phone number of Twilio account {}",
+                        pass.ch.spec.twilio.account_sid
+                    ),
                 );
                 pass.set(
                     T::Connected,
@@ -460,17 +433,17 @@ fn connect_sandbox(pass: &mut Pass<'_>, number: &E164) -> bool {
     true
 }
 
-async fn wire_webhook(
-    pass: &mut Pass<'_>,
-    creds: &Credentials,
-    number: &E164,
-    target: Target,
-) -> bool {
+async fn wire_webhook(pass: &mut Pass<'_>, creds: &Credentials, number: &E164, target: Target) -> bool {
     let ctx = pass.ctx;
     let spec = &pass.ch.spec.webhook;
     let sender_method = match (&target, spec.method) {
         (Target::Sender(_), WebhookMethod::Get) => {
-            pass.set(T::WebhookConfigured, Status::False, Reason::InvalidSpec, "WhatsApp senders call their webhook with POST only: set spec.webhook.method to POST");
+            pass.set(
+                T::WebhookConfigured,
+                Status::False,
+                Reason::InvalidSpec,
+                "WhatsApp senders call their webhook with POST only: set spec.webhook.method to POST",
+            );
             pass.set(
                 T::Connected,
                 Status::False,
@@ -529,11 +502,7 @@ async fn wire_webhook(
             let result = match &target {
                 Target::Sender(s) => ctx
                     .twilio
-                    .update_sender_webhook(
-                        creds,
-                        &s.sid,
-                        &s.webhook.with_callback(spec.url.clone(), sender_method),
-                    )
+                    .update_sender_webhook(creds, &s.sid, &s.webhook.with_callback(spec.url.clone(), sender_method))
                     .await
                     .map(Target::Sender),
                 Target::Number(n) => {
@@ -572,9 +541,24 @@ async fn wire_webhook(
                 current_url.clone()
             };
             match cause {
-                WriteCause::Restore => pass.note(EventType::Warning, Reason::WebhookRestored, format!("The webhook of {number} was changed behind the operator's back (to {shown}); restored {}", spec.url)),
-                WriteCause::Takeover => pass.note(EventType::Warning, Reason::TakenOver, format!("bindingPolicy Takeover moved {number} from {shown} to {}", spec.url)),
-                WriteCause::Unset | WriteCause::SpecChanged => pass.note(EventType::Normal, Reason::Configured, format!("Pointed the inbound webhook of {number} at {} (was {shown})", spec.url)),
+                WriteCause::Restore => pass.note(
+                    EventType::Warning,
+                    Reason::WebhookRestored,
+                    format!(
+                        "The webhook of {number} was changed behind the operator's back (to {shown}); restored {}",
+                        spec.url
+                    ),
+                ),
+                WriteCause::Takeover => pass.note(
+                    EventType::Warning,
+                    Reason::TakenOver,
+                    format!("bindingPolicy Takeover moved {number} from {shown} to {}", spec.url),
+                ),
+                WriteCause::Unset | WriteCause::SpecChanged => pass.note(
+                    EventType::Normal,
+                    Reason::Configured,
+                    format!("Pointed the inbound webhook of {number} at {} (was {shown})", spec.url),
+                ),
             }
         }
     }

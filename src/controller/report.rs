@@ -1,7 +1,8 @@
 //! One reconcile pass's outcome, and how it is reported: status (written only when it changed),
 //! Events (one per condition transition, plus notable actions) and the next requeue.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -16,6 +17,7 @@ use crate::twilio::TwilioError;
 use super::clock;
 use super::conditions::{transitions, ConditionSet, Status};
 use super::error::{Error, Result};
+use super::verification::Attempt;
 use super::{readiness, Context, FIELD_MANAGER};
 
 /// The state one reconcile builds up before reporting it.
@@ -40,14 +42,14 @@ pub struct Pass<'a> {
     pub error: Option<Error>,
     /// Summary phase override (suspend, deletion).
     pub phase_override: Option<Phase>,
+    /// Set when this pass checked Twilio: the Secret versions it used.
+    pub checked: Option<BTreeMap<String, String>>,
 }
 
 impl<'a> Pass<'a> {
     /// Starts a pass over `ch`.
     pub fn new(ch: &'a WhatsAppChannel, ctx: &'a Context) -> Result<Self> {
-        let ns = ch
-            .namespace()
-            .ok_or(Error::MissingField("metadata.namespace"))?;
+        let ns = ch.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
         let old = ch.status.clone().unwrap_or_default();
         Ok(Self {
             ch,
@@ -60,6 +62,7 @@ impl<'a> Pass<'a> {
             requeue: None,
             error: None,
             phase_override: None,
+            checked: None,
         })
     }
 
@@ -94,9 +97,7 @@ impl<'a> Pass<'a> {
     /// Keeps the previous conditions (nothing was re-checked).
     pub fn keep_old_conditions(&mut self) {
         for c in &self.old.conditions {
-            let t = ConditionType::ALL
-                .into_iter()
-                .find(|t| t.as_str() == c.type_);
+            let t = ConditionType::ALL.into_iter().find(|t| t.as_str() == c.type_);
             let r = Reason::ALL.iter().copied().find(|r| r.as_str() == c.reason);
             let s = match c.status.as_str() {
                 "True" => Status::True,
@@ -123,12 +124,7 @@ impl<'a> Pass<'a> {
             } else {
                 Reason::TwilioUnavailable
             };
-            self.set(
-                during,
-                Status::Unknown,
-                reason,
-                format!("{e}; retrying with backoff"),
-            );
+            self.set(during, Status::Unknown, reason, format!("{e}; retrying with backoff"));
         }
         self.error = Some(Error::Twilio(e));
     }
@@ -137,33 +133,21 @@ impl<'a> Pass<'a> {
     pub async fn finish(mut self) -> Result<Action> {
         let phase = match self.phase_override {
             Some(p) => {
-                self.set.set(
-                    ConditionType::Ready,
-                    Status::False,
-                    reason_for(p),
-                    phase_message(p),
-                );
+                self.set
+                    .set(ConditionType::Ready, Status::False, reason_for(p), phase_message(p));
                 p
             }
             None => readiness::summarize(&mut self.set, self.ch.spec.active),
         };
         let active = self.set.is(ConditionType::Active, Status::True);
         self.status.phase = Some(phase);
-        self.status.queue = if active {
-            self.ch.spec.queue.clone()
-        } else {
-            None
-        };
-        self.status.language = if active {
-            self.ch.spec.language.clone()
-        } else {
-            None
-        };
+        self.status.queue = if active { self.ch.spec.queue.clone() } else { None };
+        self.status.language = if active { self.ch.spec.language.clone() } else { None };
         self.status.observed_generation = self.ch.meta().generation;
         let now = clock::now();
-        self.status.conditions =
-            self.set
-                .to_conditions(&self.old.conditions, self.ch.meta().generation, &now);
+        self.status.conditions = self
+            .set
+            .to_conditions(&self.old.conditions, self.ch.meta().generation, &now);
 
         if self.status != self.old {
             let api: Api<WhatsAppChannel> = Api::namespaced(self.ctx.client.clone(), &self.ns);
@@ -184,7 +168,21 @@ impl<'a> Pass<'a> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        Ok(Action::requeue(self.next_requeue(phase)))
+        let next = self.next_requeue(phase);
+        if let (Some(versions), Some(uid)) = (self.checked.take(), self.ch.uid()) {
+            let valid_for = match phase {
+                Phase::Degraded | Phase::Pending => Duration::ZERO,
+                _ => next,
+            };
+            let attempt = Attempt {
+                generation: self.ch.meta().generation,
+                secret_versions: versions,
+                at: Instant::now(),
+                valid_for,
+            };
+            self.ctx.attempts.record(&uid, attempt);
+        }
+        Ok(Action::requeue(next))
     }
 
     async fn publish_events(&self) {
@@ -230,9 +228,7 @@ impl<'a> Pass<'a> {
                     .as_ref()
                     .map(clock::age)
                     .unwrap_or_default();
-                cfg.verify_interval
-                    .saturating_sub(age)
-                    .max(Duration::from_secs(1))
+                cfg.verify_interval.saturating_sub(age).max(Duration::from_secs(1))
             }
             Phase::Waiting => cfg.sender_poll_interval,
             _ => cfg.permanent_retry_interval,

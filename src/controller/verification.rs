@@ -1,7 +1,7 @@
 //! One credentials verification per Twilio account and credentials per interval, shared by all
 //! channels of that account (and single-flight: concurrent channels wait for one request).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,18 +27,11 @@ impl VerificationCache {
 
     /// The verification of `creds`, from the cache when younger than `ttl`, else from Twilio.
     /// Returns the outcome and whether Twilio was asked now.
-    pub async fn verify(
-        &self,
-        twilio: &TwilioClient,
-        creds: &Credentials,
-        ttl: Duration,
-    ) -> (Outcome, bool) {
+    pub async fn verify(&self, twilio: &TwilioClient, creds: &Credentials, ttl: Duration) -> (Outcome, bool) {
         let key = (creds.account_sid().to_owned(), creds.fingerprint());
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.retain(|_, s| {
-                Arc::strong_count(s) > 1 || s.try_lock().map(|g| fresh(&g, ttl)).unwrap_or(true)
-            });
+            slots.retain(|_, s| Arc::strong_count(s) > 1 || s.try_lock().map(|g| fresh(&g, ttl)).unwrap_or(true));
             slots.entry(key).or_default().clone()
         };
         let mut guard = slot.lock().await;
@@ -65,4 +58,48 @@ impl VerificationCache {
 
 fn fresh(entry: &Option<(Instant, Outcome)>, ttl: Duration) -> bool {
     entry.as_ref().is_some_and(|(at, _)| at.elapsed() < ttl)
+}
+
+/// What a channel's last Twilio check was based on, and when another one is due anyway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// The channel's generation.
+    pub generation: Option<i64>,
+    /// The referenced Secrets' resourceVersions.
+    pub secret_versions: BTreeMap<String, String>,
+    /// When the check ran.
+    pub at: Instant,
+    /// How long its result stands without a change.
+    pub valid_for: Duration,
+}
+
+/// The last Twilio check per channel UID (in memory: after a restart each channel that is not
+/// Ready is checked once).
+#[derive(Debug, Default)]
+pub struct Attempts(Mutex<HashMap<String, Attempt>>);
+
+impl Attempts {
+    /// Records a check of channel `uid`.
+    pub fn record(&self, uid: &str, attempt: Attempt) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.to_owned(), attempt);
+    }
+
+    /// Whether the last check of `uid` still stands for these inputs.
+    pub fn still_valid(&self, uid: &str, generation: Option<i64>, secret_versions: &BTreeMap<String, String>) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uid)
+            .is_some_and(|a| {
+                a.generation == generation && &a.secret_versions == secret_versions && a.at.elapsed() < a.valid_for
+            })
+    }
+
+    /// Forgets channel `uid` (deleted).
+    pub fn forget(&self, uid: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+    }
 }

@@ -60,12 +60,7 @@ pub enum Decision {
 ///
 /// `ours` is the URL this channel last confirmed on the number (from its status), if any: a
 /// current URL equal to it was set by this channel, so changing it is not a takeover.
-pub fn decide(
-    current: &Hook<'_>,
-    desired: &Hook<'_>,
-    ours: Option<&str>,
-    policy: BindingPolicy,
-) -> Decision {
+pub fn decide(current: &Hook<'_>, desired: &Hook<'_>, ours: Option<&str>, policy: BindingPolicy) -> Decision {
     if current.url == desired.url && current.method.eq_ignore_ascii_case(desired.method) {
         return Decision::InSync;
     }
@@ -106,24 +101,14 @@ mod tests {
 
     #[test]
     fn in_sync_needs_no_write() {
-        let d = decide(
-            &h(MINE, "POST"),
-            &h(MINE, "POST"),
-            None,
-            BindingPolicy::Exclusive,
-        );
+        let d = decide(&h(MINE, "POST"), &h(MINE, "POST"), None, BindingPolicy::Exclusive);
         assert_eq!(d, Decision::InSync);
     }
 
     #[test]
     fn empty_and_twilio_default_urls_are_free() {
         for free in ["", "https://demo.twilio.com/welcome/sms/reply/"] {
-            let d = decide(
-                &h(free, "POST"),
-                &h(MINE, "POST"),
-                None,
-                BindingPolicy::Exclusive,
-            );
+            let d = decide(&h(free, "POST"), &h(MINE, "POST"), None, BindingPolicy::Exclusive);
             assert_eq!(
                 d,
                 Decision::Write {
@@ -135,12 +120,7 @@ mod tests {
 
     #[test]
     fn a_cleared_webhook_we_had_set_is_restored() {
-        let d = decide(
-            &h("", "POST"),
-            &h(MINE, "POST"),
-            Some(MINE),
-            BindingPolicy::Exclusive,
-        );
+        let d = decide(&h("", "POST"), &h(MINE, "POST"), Some(MINE), BindingPolicy::Exclusive);
         assert_eq!(
             d,
             Decision::Write {
@@ -151,24 +131,14 @@ mod tests {
 
     #[test]
     fn our_own_older_url_or_method_is_updated() {
-        let d = decide(
-            &h(OLD, "POST"),
-            &h(MINE, "POST"),
-            Some(OLD),
-            BindingPolicy::Exclusive,
-        );
+        let d = decide(&h(OLD, "POST"), &h(MINE, "POST"), Some(OLD), BindingPolicy::Exclusive);
         assert_eq!(
             d,
             Decision::Write {
                 cause: WriteCause::SpecChanged
             }
         );
-        let d = decide(
-            &h(MINE, "GET"),
-            &h(MINE, "POST"),
-            Some(MINE),
-            BindingPolicy::Exclusive,
-        );
+        let d = decide(&h(MINE, "GET"), &h(MINE, "POST"), Some(MINE), BindingPolicy::Exclusive);
         assert_eq!(
             d,
             Decision::Write {
@@ -179,12 +149,7 @@ mod tests {
 
     #[test]
     fn a_foreign_receiver_is_refused_unless_takeover() {
-        let d = decide(
-            &h(OTHER, "POST"),
-            &h(MINE, "POST"),
-            None,
-            BindingPolicy::Exclusive,
-        );
+        let d = decide(&h(OTHER, "POST"), &h(MINE, "POST"), None, BindingPolicy::Exclusive);
         assert_eq!(
             d,
             Decision::BoundElsewhere {
@@ -204,12 +169,7 @@ mod tests {
             },
             "drift to a foreign receiver is not fought over"
         );
-        let d = decide(
-            &h(OTHER, "POST"),
-            &h(MINE, "POST"),
-            None,
-            BindingPolicy::Takeover,
-        );
+        let d = decide(&h(OTHER, "POST"), &h(MINE, "POST"), None, BindingPolicy::Takeover);
         assert_eq!(
             d,
             Decision::Write {

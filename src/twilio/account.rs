@@ -57,9 +57,7 @@ pub struct Account {
 impl Account {
     /// Whether this is a subaccount.
     pub fn is_subaccount(&self) -> bool {
-        self.owner_account_sid
-            .as_deref()
-            .is_some_and(|owner| owner != self.sid)
+        self.owner_account_sid.as_deref().is_some_and(|owner| owner != self.sid)
     }
 }
 
@@ -92,10 +90,7 @@ impl Verification {
     /// Whether the account is known to be suspended or closed (Twilio normally answers 401
     /// for those, but a 200 with such a status is possible and must not count as verified).
     pub fn is_blocked(&self) -> bool {
-        matches!(
-            self.status,
-            Some(AccountStatus::Suspended | AccountStatus::Closed)
-        )
+        matches!(self.status, Some(AccountStatus::Suspended | AccountStatus::Closed))
     }
 
     /// Whether the account is known to be a trial account.
@@ -133,17 +128,11 @@ impl TwilioClient {
     /// Auth token: FetchAccount (status and type are returned; check
     /// [`Verification::is_blocked`]). API key: a Standard key may not read
     /// `/Accounts/{Sid}.json`, so this lists one incoming phone number instead.
-    pub async fn verify_credentials(
-        &self,
-        creds: &Credentials,
-    ) -> Result<Verification, TwilioError> {
+    pub async fn verify_credentials(&self, creds: &Credentials) -> Result<Verification, TwilioError> {
         if creds.is_api_key() {
             let url = self.url(
                 Api::Core,
-                &format!(
-                    "/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json",
-                    creds.account_sid()
-                ),
+                &format!("/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json", creds.account_sid()),
                 &[("PageSize", "1".to_owned())],
             )?;
             let _: ProbePage = self
@@ -198,9 +187,10 @@ mod tests {
 
     #[test]
     fn tolerates_unknown_and_null() {
-        let account: Account =
-            serde_json::from_str(r#"{"sid":"ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","status":"frozen","type":null,"friendly_name":""}"#)
-                .unwrap();
+        let account: Account = serde_json::from_str(
+            r#"{"sid":"ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","status":"frozen","type":null,"friendly_name":""}"#,
+        )
+        .unwrap();
         assert_eq!(account.status, AccountStatus::Unknown("frozen".into()));
         assert_eq!(account.account_type, AccountType::Unknown(String::new()));
         assert_eq!(account.friendly_name, None);
@@ -240,15 +230,9 @@ mod tests {
         assert_eq!(v.account_sid, AC);
         let r = &server.requests()[0];
         assert_eq!(r.method, "GET");
-        assert_eq!(
-            r.path,
-            format!("/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers.json")
-        );
+        assert_eq!(r.path, format!("/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers.json"));
         assert_eq!(r.query.as_deref(), Some("PageSize=1"));
-        assert_eq!(
-            r.basic_auth(),
-            Some((SK.to_owned(), "keysecret".to_owned()))
-        );
+        assert_eq!(r.basic_auth(), Some((SK.to_owned(), "keysecret".to_owned())));
     }
 
     #[tokio::test]
@@ -259,11 +243,7 @@ mod tests {
         )])
         .await;
         let creds = Credentials::auth_token(AC, Secret::new("s3cr3t-token-value"));
-        let err = server
-            .client()
-            .verify_credentials(&creds)
-            .await
-            .unwrap_err();
+        let err = server.client().verify_credentials(&creds).await.unwrap_err();
         assert!(matches!(
             err,
             TwilioError::Unauthorized {

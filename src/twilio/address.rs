@@ -15,9 +15,7 @@ pub enum AddressError {
     #[error("the phone number is empty")]
     Empty,
     /// A character other than digits, a leading `+`, or the formatting we strip.
-    #[error(
-        "the phone number contains {0:?}, which is not allowed; use E.164 such as +14155550100"
-    )]
+    #[error("the phone number contains {0:?}, which is not allowed; use E.164 such as +14155550100")]
     InvalidCharacter(char),
     /// Not `+`, a non-zero digit, and 2 to 15 digits in all.
     #[error("the phone number is not E.164 (a '+', a non-zero digit, 2 to 15 digits in all), e.g. +14155550100")]

@@ -124,9 +124,7 @@ impl TwilioClient {
         let api_base = checked_base(&config.api_base_url, config.allow_insecure_http)?;
         let messaging_base = checked_base(&config.messaging_base_url, config.allow_insecure_http)?;
         if config.timeout.is_zero() {
-            return Err(TwilioError::InvalidInput(
-                "the timeout must be positive".into(),
-            ));
+            return Err(TwilioError::InvalidInput("the timeout must be positive".into()));
         }
         let http = http_client(config.timeout, &config.user_agent)?;
         Ok(Self {
@@ -156,12 +154,7 @@ impl TwilioClient {
     }
 
     /// `base + path` (path starts with `/`, values already validated) plus a query.
-    pub(crate) fn url(
-        &self,
-        api: Api,
-        path: &str,
-        query: &[(&str, String)],
-    ) -> Result<Url, TwilioError> {
+    pub(crate) fn url(&self, api: Api, path: &str, query: &[(&str, String)]) -> Result<Url, TwilioError> {
         let mut url = Url::parse(&format!("{}{path}", self.base(api)))
             .map_err(|e| TwilioError::InvalidInput(format!("cannot build a URL: {e}")))?;
         if !query.is_empty() {
@@ -181,8 +174,8 @@ impl TwilioClient {
         let path_and_query = if link.starts_with('/') {
             link.to_owned()
         } else {
-            let absolute = Url::parse(link)
-                .map_err(|e| TwilioError::InvalidInput(format!("bad next page link: {e}")))?;
+            let absolute =
+                Url::parse(link).map_err(|e| TwilioError::InvalidInput(format!("bad next page link: {e}")))?;
             match absolute.query() {
                 Some(q) => format!("{}?{q}", absolute.path()),
                 None => absolute.path().to_owned(),
@@ -193,10 +186,7 @@ impl TwilioClient {
     }
 
     /// Sends one request and decodes a 2xx JSON body. Maps every failure to [`TwilioError`].
-    pub(crate) async fn execute<T: DeserializeOwned>(
-        &self,
-        req: Request<'_>,
-    ) -> Result<T, TwilioError> {
+    pub(crate) async fn execute<T: DeserializeOwned>(&self, req: Request<'_>) -> Result<T, TwilioError> {
         req.creds.validate()?;
         let span = tracing::debug_span!(
             "twilio",
@@ -331,18 +321,11 @@ impl TwilioClient {
             let Some(next) = next else { return Ok(()) };
             url = self.next_page_url(api, &next)?;
             if seen.contains(&url.to_string()) {
-                tracing::warn!(
-                    op,
-                    "Twilio returned a next-page link already visited; stopping"
-                );
+                tracing::warn!(op, "Twilio returned a next-page link already visited; stopping");
                 return Ok(());
             }
         }
-        tracing::warn!(
-            op,
-            max_pages = MAX_PAGES,
-            "stopped paging at the page limit"
-        );
+        tracing::warn!(op, max_pages = MAX_PAGES, "stopped paging at the page limit");
         Ok(())
     }
 }
@@ -365,13 +348,9 @@ pub(crate) fn elapsed_ms(started: Instant) -> u64 {
 /// Validates a base URL: http(s), a host, no query or fragment; http only on loopback
 /// unless allowed. Returns it without a trailing `/`.
 pub(crate) fn checked_base(raw: &str, allow_insecure_http: bool) -> Result<String, TwilioError> {
-    let url = Url::parse(raw.trim())
-        .map_err(|e| TwilioError::InvalidInput(format!("base URL {raw:?} is not a URL: {e}")))?;
-    if url.query().is_some()
-        || url.fragment().is_some()
-        || !url.username().is_empty()
-        || url.password().is_some()
-    {
+    let url =
+        Url::parse(raw.trim()).map_err(|e| TwilioError::InvalidInput(format!("base URL {raw:?} is not a URL: {e}")))?;
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
         return Err(TwilioError::InvalidInput(format!(
             "base URL {raw:?} must not have credentials, a query or a fragment"
         )));
@@ -380,10 +359,8 @@ pub(crate) fn checked_base(raw: &str, allow_insecure_http: bool) -> Result<Strin
         .host_str()
         .ok_or_else(|| TwilioError::InvalidInput(format!("base URL {raw:?} has no host")))?;
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = bare.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
+    let loopback =
+        bare.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
     match url.scheme() {
         "https" => {}
         "http" if loopback || allow_insecure_http => {}
@@ -403,10 +380,7 @@ pub(crate) fn checked_base(raw: &str, allow_insecure_http: bool) -> Result<Strin
 
 /// One reqwest client with our timeouts, no redirects (a redirect would be a misconfigured
 /// base URL; never follow it with credentials) and connection pooling.
-pub(crate) fn http_client(
-    timeout: Duration,
-    user_agent: &str,
-) -> Result<reqwest::Client, TwilioError> {
+pub(crate) fn http_client(timeout: Duration, user_agent: &str) -> Result<reqwest::Client, TwilioError> {
     install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
@@ -416,10 +390,7 @@ pub(crate) fn http_client(
         .user_agent(user_agent)
         .build()
         .map_err(|e| {
-            TwilioError::InvalidInput(format!(
-                "cannot build the HTTP client: {}",
-                error::transport_message(e)
-            ))
+            TwilioError::InvalidInput(format!("cannot build the HTTP client: {}", error::transport_message(e)))
         })
 }
 
@@ -449,10 +420,7 @@ mod tests {
             checked_base("http://127.0.0.1:8080", false).unwrap(),
             "http://127.0.0.1:8080"
         );
-        assert_eq!(
-            checked_base("http://[::1]:8080/", false).unwrap(),
-            "http://[::1]:8080"
-        );
+        assert_eq!(checked_base("http://[::1]:8080/", false).unwrap(), "http://[::1]:8080");
         assert_eq!(
             checked_base("http://localhost:1/prefix/", false).unwrap(),
             "http://localhost:1/prefix"

@@ -31,12 +31,7 @@ fn check(requests: &[Recorded]) -> Vec<String> {
             };
             match contract.check_request(&parts) {
                 Ok(op) => op.operation_id,
-                Err(v) => panic!(
-                    "{} {}?{}: {v}",
-                    r.method,
-                    r.path,
-                    r.query.as_deref().unwrap_or("")
-                ),
+                Err(v) => panic!("{} {}?{}: {v}", r.method, r.path, r.query.as_deref().unwrap_or("")),
             }
         })
         .collect()
@@ -78,10 +73,7 @@ async fn every_request_conforms_to_the_spec() {
 
     client.verify_credentials(&token).await.unwrap();
     client.verify_credentials(&key).await.unwrap();
-    client
-        .find_incoming_number(&token, "+14155550100")
-        .await
-        .unwrap();
+    client.find_incoming_number(&token, "+14155550100").await.unwrap();
     client
         .update_incoming_number_webhook(&token, PN, "https://r.example/hook?x=1", SmsMethod::Get)
         .await
@@ -90,10 +82,7 @@ async fn every_request_conforms_to_the_spec() {
         .update_incoming_number_webhook(&token, PN, "", SmsMethod::Post)
         .await
         .unwrap();
-    client
-        .find_whatsapp_sender(&token, "+14155550100")
-        .await
-        .unwrap();
+    client.find_whatsapp_sender(&token, "+14155550100").await.unwrap();
     client.fetch_sender(&token, XE).await.unwrap();
     let full = SenderWebhook {
         callback_url: Some("https://r.example/hook".into()),
@@ -103,16 +92,9 @@ async fn every_request_conforms_to_the_spec() {
         status_callback_url: Some("https://s.example".into()),
         status_callback_method: Some("POST".into()),
     };
-    client
-        .update_sender_webhook(&token, XE, &full)
-        .await
-        .unwrap();
-    let minimal =
-        SenderWebhook::default().with_callback("https://r.example/hook", SenderWebhookMethod::Post);
-    client
-        .update_sender_webhook(&token, XE, &minimal)
-        .await
-        .unwrap();
+    client.update_sender_webhook(&token, XE, &full).await.unwrap();
+    let minimal = SenderWebhook::default().with_callback("https://r.example/hook", SenderWebhookMethod::Post);
+    client.update_sender_webhook(&token, XE, &minimal).await.unwrap();
     client
         .fetch_messaging_service(&token, "MGaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
         .await

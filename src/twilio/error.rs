@@ -165,9 +165,9 @@ impl TwilioError {
     /// re-sending a message after such an error, look the message up (`list_messages`).
     pub fn may_have_been_applied(&self) -> bool {
         match self {
-            Self::Transport { ambiguous, .. }
-            | Self::Server { ambiguous, .. }
-            | Self::Decode { ambiguous, .. } => *ambiguous,
+            Self::Transport { ambiguous, .. } | Self::Server { ambiguous, .. } | Self::Decode { ambiguous, .. } => {
+                *ambiguous
+            }
             _ => false,
         }
     }
@@ -228,21 +228,12 @@ impl ErrorBody {
 }
 
 /// Maps a non-success response to an error. `is_post` marks 5xx as ambiguous.
-pub(crate) fn from_response(
-    status: u16,
-    retry_after_header: Option<&str>,
-    body: &[u8],
-    is_post: bool,
-) -> TwilioError {
+pub(crate) fn from_response(status: u16, retry_after_header: Option<&str>, body: &[u8], is_post: bool) -> TwilioError {
     let parsed = ErrorBody::parse(body);
     let code = parsed.code;
     let message = parsed.full_message(status);
     match status {
-        401 | 403 => TwilioError::Unauthorized {
-            status,
-            code,
-            message,
-        },
+        401 | 403 => TwilioError::Unauthorized { status, code, message },
         404 => TwilioError::NotFound { code, message },
         429 => TwilioError::RateLimited {
             retry_after: retry_after_header.and_then(parse_retry_after),
@@ -330,13 +321,7 @@ mod tests {
     fn not_found_404() {
         let body = br#"{"code": 20404, "message": "The requested resource /2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.json was not found", "more_info": "https://www.twilio.com/docs/errors/20404", "status": 404}"#;
         let err = from_response(404, None, body, false);
-        assert!(matches!(
-            err,
-            TwilioError::NotFound {
-                code: Some(20404),
-                ..
-            }
-        ));
+        assert!(matches!(err, TwilioError::NotFound { code: Some(20404), .. }));
         assert_eq!(err.status(), Some(404));
         assert!(err.to_string().contains("was not found"));
     }
@@ -358,18 +343,12 @@ mod tests {
 
         let later = (Utc::now() + chrono::Duration::seconds(120)).to_rfc2822();
         let d = parse_retry_after(&later).unwrap();
-        assert!(
-            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
-            "{d:?}"
-        );
+        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
         let http_date = (Utc::now() + chrono::Duration::seconds(60))
             .format("%a, %d %b %Y %H:%M:%S GMT")
             .to_string();
         assert!(parse_retry_after(&http_date).unwrap() > Duration::from_secs(50));
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(from_response(429, None, b"", false).retry_after(), None);
     }

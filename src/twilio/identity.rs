@@ -69,9 +69,7 @@ pub enum IdentityError {
     },
     /// Another OAuth2 error, e.g. `invalid_scope`, `unauthorized_client`
     /// (client not allowed the client-credentials grant), or a 404 for a wrong URL.
-    #[error(
-        "the identity server refused the token request (HTTP {status}, {error}): {description}"
-    )]
+    #[error("the identity server refused the token request (HTTP {status}, {error}): {description}")]
     Rejected {
         /// HTTP status.
         status: u16,
@@ -143,16 +141,14 @@ impl IdentityClient {
     /// Builds a client with a whole-request `timeout` and `user_agent` (see
     /// [`crate::twilio::default_user_agent`]). No redirects are followed.
     pub fn new(timeout: Duration, user_agent: &str) -> Result<Self, IdentityError> {
-        let http = http_client(timeout, user_agent)
-            .map_err(|e| IdentityError::InvalidInput(e.to_string()))?;
+        let http = http_client(timeout, user_agent).map_err(|e| IdentityError::InvalidInput(e.to_string()))?;
         Ok(Self { http })
     }
 
     /// The token endpoint for a base URL: `<url>/connect/token` (kept as is when `url`
     /// already ends with it). https, or http on loopback only.
     pub fn token_endpoint(base_url: &str) -> Result<Url, IdentityError> {
-        let base = checked_base(base_url, false)
-            .map_err(|e| IdentityError::InvalidInput(e.to_string()))?;
+        let base = checked_base(base_url, false).map_err(|e| IdentityError::InvalidInput(e.to_string()))?;
         let full = if base.ends_with(TOKEN_PATH) {
             base
         } else {
@@ -207,18 +203,11 @@ impl IdentityClient {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after);
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| IdentityError::Transport {
-                    timeout: e.is_timeout(),
-                    message: transport_message(e),
-                })?;
-            tracing::debug!(
-                status,
-                elapsed_ms = elapsed_ms(started),
-                "identity response"
-            );
+            let body = response.bytes().await.map_err(|e| IdentityError::Transport {
+                timeout: e.is_timeout(),
+                message: transport_message(e),
+            })?;
+            tracing::debug!(status, elapsed_ms = elapsed_ms(started), "identity response");
             classify(status, retry_after, &body)
         }
         .instrument(span)
@@ -226,23 +215,19 @@ impl IdentityClient {
     }
 }
 
-fn classify(
-    status: u16,
-    retry_after: Option<Duration>,
-    body: &[u8],
-) -> Result<TokenResponse, IdentityError> {
+fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Result<TokenResponse, IdentityError> {
     if (200..300).contains(&status) {
         let raw: RawToken = serde_json::from_slice(body).map_err(|e| IdentityError::Decode {
             status,
             message: format!("not a token response: {e}"),
         })?;
-        let access_token =
-            raw.access_token
-                .filter(|t| !t.is_empty())
-                .ok_or(IdentityError::Decode {
-                    status,
-                    message: "no access_token in the response".into(),
-                })?;
+        let access_token = raw
+            .access_token
+            .filter(|t| !t.is_empty())
+            .ok_or(IdentityError::Decode {
+                status,
+                message: "no access_token in the response".into(),
+            })?;
         return Ok(TokenResponse {
             access_token: Secret::new(access_token),
             token_type: raw.token_type,
@@ -251,10 +236,7 @@ fn classify(
         });
     }
     if status == 429 || status >= 500 {
-        return Err(IdentityError::Unavailable {
-            status,
-            retry_after,
-        });
+        return Err(IdentityError::Unavailable { status, retry_after });
     }
     let parsed: RawError = serde_json::from_slice(body).unwrap_or_default();
     let error = parsed.error.unwrap_or_default();
@@ -263,10 +245,7 @@ fn classify(
         .or_else(|| Some(error.clone()).filter(|e| !e.is_empty()))
         .unwrap_or_else(|| snippet(body));
     if status == 401 || error == "invalid_client" {
-        return Err(IdentityError::InvalidClient {
-            status,
-            description,
-        });
+        return Err(IdentityError::InvalidClient { status, description });
     }
     Err(IdentityError::Rejected {
         status,
@@ -316,29 +295,18 @@ mod tests {
         )])
         .await;
         let token = client()
-            .request_client_credentials_token(
-                &server.base,
-                "crm-app",
-                &Secret::new("cl!ent s3cret"),
-                Some("api"),
-            )
+            .request_client_credentials_token(&server.base, "crm-app", &Secret::new("cl!ent s3cret"), Some("api"))
             .await
             .unwrap();
         assert_eq!(token.token_type, "Bearer");
         assert_eq!(token.expires_in, Some(3600));
         assert_eq!(token.scope.as_deref(), Some("api"));
-        assert_eq!(
-            token.access_token.expose(),
-            "eyJhbGciOiJSUzI1NiJ9.secret-token"
-        );
+        assert_eq!(token.access_token.expose(), "eyJhbGciOiJSUzI1NiJ9.secret-token");
         assert!(!format!("{token:?}").contains("secret-token"));
         let r = &server.requests()[0];
         assert_eq!(r.method, "POST");
         assert_eq!(r.path, "/connect/token");
-        assert_eq!(
-            r.content_type.as_deref(),
-            Some("application/x-www-form-urlencoded")
-        );
+        assert_eq!(r.content_type.as_deref(), Some("application/x-www-form-urlencoded"));
         assert_eq!(r.authorization, None);
         assert_eq!(
             r.body,

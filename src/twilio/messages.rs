@@ -184,24 +184,16 @@ impl TwilioClient {
     /// Sends a message: `POST …/Messages.json`, form `To`, `From`, `Body` or
     /// `ContentSid`(+`ContentVariables`), `StatusCallback` (201). Never retried here; see
     /// the module docs for what to do after an ambiguous failure.
-    pub async fn create_message(
-        &self,
-        creds: &Credentials,
-        message: &NewMessage,
-    ) -> Result<Message, TwilioError> {
+    pub async fn create_message(&self, creds: &Credentials, message: &NewMessage) -> Result<Message, TwilioError> {
         let mut form = vec![("To", message.to.clone()), ("From", message.from.clone())];
         match &message.content {
             MessageContent::Body(body) => form.push(("Body", body.clone())),
-            MessageContent::Template {
-                content_sid,
-                variables,
-            } => {
+            MessageContent::Template { content_sid, variables } => {
                 check_sid("content SID", "HX", content_sid)?;
                 form.push(("ContentSid", content_sid.clone()));
                 if !variables.is_empty() {
-                    let json = serde_json::to_string(variables).map_err(|e| {
-                        TwilioError::InvalidInput(format!("cannot encode ContentVariables: {e}"))
-                    })?;
+                    let json = serde_json::to_string(variables)
+                        .map_err(|e| TwilioError::InvalidInput(format!("cannot encode ContentVariables: {e}")))?;
                     form.push(("ContentVariables", json));
                 }
             }
@@ -226,20 +218,13 @@ impl TwilioClient {
     }
 
     /// `GET …/Messages/{Sid}.json`.
-    pub async fn fetch_message(
-        &self,
-        creds: &Credentials,
-        sm_sid: &str,
-    ) -> Result<Message, TwilioError> {
+    pub async fn fetch_message(&self, creds: &Credentials, sm_sid: &str) -> Result<Message, TwilioError> {
         if check_sid("message SID", "SM", sm_sid).is_err() {
             check_sid("message SID", "MM", sm_sid)?;
         }
         let url = self.url(
             Api::Core,
-            &format!(
-                "/2010-04-01/Accounts/{}/Messages/{sm_sid}.json",
-                creds.account_sid()
-            ),
+            &format!("/2010-04-01/Accounts/{}/Messages/{sm_sid}.json", creds.account_sid()),
             &[],
         )?;
         self.execute(Request {
@@ -255,11 +240,7 @@ impl TwilioClient {
 
     /// `GET …/Messages.json?To=…&From=…&DateSent>=…&PageSize=…`, newest first, following
     /// `next_page_uri` until `limit` messages.
-    pub async fn list_messages(
-        &self,
-        creds: &Credentials,
-        query: &MessageQuery,
-    ) -> Result<Vec<Message>, TwilioError> {
+    pub async fn list_messages(&self, creds: &Credentials, query: &MessageQuery) -> Result<Vec<Message>, TwilioError> {
         let limit = query.limit.max(1);
         let mut params = Vec::new();
         if let Some(to) = &query.to {
@@ -278,22 +259,15 @@ impl TwilioClient {
             &params,
         )?;
         let mut out = Vec::new();
-        self.paginate::<MessagePage, _>(
-            Api::Core,
-            "list_messages",
-            MESSAGES_TEMPLATE,
-            creds,
-            url,
-            |page| {
-                out.extend(page);
-                if out.len() >= limit {
-                    out.truncate(limit);
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            },
-        )
+        self.paginate::<MessagePage, _>(Api::Core, "list_messages", MESSAGES_TEMPLATE, creds, url, |page| {
+            out.extend(page);
+            if out.len() >= limit {
+                out.truncate(limit);
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
         .await?;
         Ok(out)
     }
@@ -303,9 +277,7 @@ impl TwilioClient {
 mod tests {
     use super::*;
     use crate::twilio::secret::Secret;
-    use crate::twilio::testutil::{
-        closed_port, hang_up_server, silent_server, MockServer, Reply, AC,
-    };
+    use crate::twilio::testutil::{closed_port, hang_up_server, silent_server, MockServer, Reply, AC};
     use crate::twilio::{TwilioConfig, TwilioError};
     use chrono::TimeZone;
     use std::time::Duration;
@@ -348,28 +320,18 @@ mod tests {
         assert_eq!(failed.error_code, Some(63016));
         assert!(MessageStatus::from("read").is_delivered());
         assert!(!MessageStatus::from("sent").is_final());
-        assert_eq!(
-            MessageStatus::from("later"),
-            MessageStatus::Unknown("later".into())
-        );
+        assert_eq!(MessageStatus::from("later"), MessageStatus::Unknown("later".into()));
     }
 
     #[tokio::test]
     async fn create_sends_body_form() {
         let server = MockServer::start(vec![Reply::json(201, CREATE_EXAMPLE)]).await;
-        let m = server
-            .client()
-            .create_message(&creds(), &confirmation())
-            .await
-            .unwrap();
+        let m = server.client().create_message(&creds(), &confirmation()).await.unwrap();
         assert_eq!(m.status, MessageStatus::Queued);
         let r = &server.requests()[0];
         assert_eq!(r.method, "POST");
         assert_eq!(r.path, format!("/2010-04-01/Accounts/{AC}/Messages.json"));
-        assert_eq!(
-            r.content_type.as_deref(),
-            Some("application/x-www-form-urlencoded")
-        );
+        assert_eq!(r.content_type.as_deref(), Some("application/x-www-form-urlencoded"));
         assert_eq!(
             r.body,
             "To=whatsapp%3A%2B15552229999&From=whatsapp%3A%2B14155238886&Body=Your+channel+is+connected.&StatusCallback=https%3A%2F%2Fop.example%2Fstatus"
@@ -378,11 +340,7 @@ mod tests {
 
     #[tokio::test]
     async fn create_sends_template_form() {
-        let server = MockServer::start(vec![
-            Reply::json(201, CREATE_EXAMPLE),
-            Reply::json(201, CREATE_EXAMPLE),
-        ])
-        .await;
+        let server = MockServer::start(vec![Reply::json(201, CREATE_EXAMPLE), Reply::json(201, CREATE_EXAMPLE)]).await;
         let client = server.client();
         let mut message = confirmation();
         message.status_callback = None;
@@ -400,10 +358,7 @@ mod tests {
             vec![
                 ("To".to_owned(), "whatsapp:+15552229999".to_owned()),
                 ("From".to_owned(), "whatsapp:+14155238886".to_owned()),
-                (
-                    "ContentSid".to_owned(),
-                    "HXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_owned()
-                ),
+                ("ContentSid".to_owned(), "HXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_owned()),
                 (
                     "ContentVariables".to_owned(),
                     r#"{"1":"Acme","2":"crm-prod"}"#.to_owned()
@@ -415,7 +370,10 @@ mod tests {
             variables: BTreeMap::new(),
         };
         client.create_message(&creds(), &message).await.unwrap();
-        assert_eq!(server.requests()[1].body, "To=whatsapp%3A%2B15552229999&From=whatsapp%3A%2B14155238886&ContentSid=HXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        assert_eq!(
+            server.requests()[1].body,
+            "To=whatsapp%3A%2B15552229999&From=whatsapp%3A%2B14155238886&ContentSid=HXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        );
         message.content = MessageContent::Template {
             content_sid: "HX1".into(),
             variables: BTreeMap::new(),
@@ -446,28 +404,15 @@ mod tests {
     #[tokio::test]
     async fn create_rate_limited_and_server_error() {
         let server = MockServer::start(vec![
-            Reply::json(
-                429,
-                r#"{"code":20429,"message":"Too Many Requests","status":429}"#,
-            )
-            .header("retry-after", "3"),
-            Reply::json(
-                500,
-                r#"{"code":20500,"message":"Internal Error","status":500}"#,
-            ),
+            Reply::json(429, r#"{"code":20429,"message":"Too Many Requests","status":429}"#).header("retry-after", "3"),
+            Reply::json(500, r#"{"code":20500,"message":"Internal Error","status":500}"#),
         ])
         .await;
         let client = server.client();
-        let err = client
-            .create_message(&creds(), &confirmation())
-            .await
-            .unwrap_err();
+        let err = client.create_message(&creds(), &confirmation()).await.unwrap_err();
         assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
         assert!(!err.may_have_been_applied());
-        let err = client
-            .create_message(&creds(), &confirmation())
-            .await
-            .unwrap_err();
+        let err = client.create_message(&creds(), &confirmation()).await.unwrap_err();
         assert!(matches!(
             err,
             TwilioError::Server {
@@ -483,20 +428,8 @@ mod tests {
     async fn dropped_connection_after_post_is_ambiguous() {
         let base = hang_up_server().await;
         let client = TwilioClient::new(TwilioConfig::with_single_base_url(base)).unwrap();
-        let err = client
-            .create_message(&creds(), &confirmation())
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                TwilioError::Transport {
-                    ambiguous: true,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        let err = client.create_message(&creds(), &confirmation()).await.unwrap_err();
+        assert!(matches!(err, TwilioError::Transport { ambiguous: true, .. }), "{err:?}");
         assert!(err.is_transient() && err.may_have_been_applied());
         // A GET is never ambiguous.
         let err = client
@@ -504,13 +437,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(
-                err,
-                TwilioError::Transport {
-                    ambiguous: false,
-                    ..
-                }
-            ),
+            matches!(err, TwilioError::Transport { ambiguous: false, .. }),
             "{err:?}"
         );
     }
@@ -519,18 +446,9 @@ mod tests {
     async fn refused_connection_is_not_ambiguous() {
         let base = closed_port().await;
         let client = TwilioClient::new(TwilioConfig::with_single_base_url(base)).unwrap();
-        let err = client
-            .create_message(&creds(), &confirmation())
-            .await
-            .unwrap_err();
+        let err = client.create_message(&creds(), &confirmation()).await.unwrap_err();
         assert!(
-            matches!(
-                err,
-                TwilioError::Transport {
-                    ambiguous: false,
-                    ..
-                }
-            ),
+            matches!(err, TwilioError::Transport { ambiguous: false, .. }),
             "{err:?}"
         );
         assert_eq!(err.reason(), "TwilioUnreachable");
@@ -544,10 +462,7 @@ mod tests {
             ..TwilioConfig::with_single_base_url(base)
         })
         .unwrap();
-        let err = client
-            .create_message(&creds(), &confirmation())
-            .await
-            .unwrap_err();
+        let err = client.create_message(&creds(), &confirmation()).await.unwrap_err();
         assert!(
             matches!(
                 err,
@@ -576,40 +491,25 @@ mod tests {
             r.path,
             format!("/2010-04-01/Accounts/{AC}/Messages/SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.json")
         );
-        assert!(server
-            .client()
-            .fetch_message(&creds(), "XX1")
-            .await
-            .is_err());
+        assert!(server.client().fetch_message(&creds(), "XX1").await.is_err());
     }
 
     #[tokio::test]
     async fn list_messages_filters_and_pages() {
         let page2 = r#"{"messages": [{"sid":"SMbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","status":"delivered","to":"+18182008801","from":"+12019235161"}], "next_page_uri": null}"#;
-        let server = MockServer::start(vec![
-            Reply::json(200, LIST_EXAMPLE),
-            Reply::json(200, page2),
-        ])
-        .await;
+        let server = MockServer::start(vec![Reply::json(200, LIST_EXAMPLE), Reply::json(200, page2)]).await;
         let query = MessageQuery {
             to: Some("whatsapp:+15552229999".into()),
             from: Some("whatsapp:+14155238886".into()),
             date_sent_after: Some(Utc.with_ymd_and_hms(2024, 5, 1, 12, 30, 0).unwrap()),
             limit: 3,
         };
-        let messages = server
-            .client()
-            .list_messages(&creds(), &query)
-            .await
-            .unwrap();
+        let messages = server.client().list_messages(&creds(), &query).await.unwrap();
         assert_eq!(messages.len(), 3);
         assert_eq!(messages[1].error_code, Some(30004));
         assert_eq!(messages[2].status, MessageStatus::Delivered);
         let reqs = server.requests();
-        assert_eq!(
-            reqs[0].path,
-            format!("/2010-04-01/Accounts/{AC}/Messages.json")
-        );
+        assert_eq!(reqs[0].path, format!("/2010-04-01/Accounts/{AC}/Messages.json"));
         assert_eq!(
             reqs[0].query.as_deref(),
             Some("To=whatsapp%3A%2B15552229999&From=whatsapp%3A%2B14155238886&DateSent%3E=2024-05-01T12%3A30%3A00Z&PageSize=3")
@@ -627,11 +527,7 @@ mod tests {
             limit: 1,
             ..MessageQuery::default()
         };
-        let messages = server
-            .client()
-            .list_messages(&creds(), &query)
-            .await
-            .unwrap();
+        let messages = server.client().list_messages(&creds(), &query).await.unwrap();
         assert_eq!(messages.len(), 1);
         assert_eq!(server.requests().len(), 1);
         assert_eq!(server.requests()[0].query.as_deref(), Some("PageSize=1"));

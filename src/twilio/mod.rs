@@ -39,15 +39,12 @@ mod wire;
 pub use account::{Account, AccountStatus, AccountType, Verification, VerificationMethod};
 pub use address::{normalize_phone, whatsapp_address, AddressError, E164};
 pub use client::{
-    default_user_agent, TwilioClient, TwilioConfig, DEFAULT_API_BASE_URL,
-    DEFAULT_MESSAGING_BASE_URL, DEFAULT_TIMEOUT,
+    default_user_agent, TwilioClient, TwilioConfig, DEFAULT_API_BASE_URL, DEFAULT_MESSAGING_BASE_URL, DEFAULT_TIMEOUT,
 };
 pub use error::{ErrorBody, TwilioError};
 pub use identity::{IdentityClient, IdentityError, TokenResponse};
 pub use messages::{Message, MessageContent, MessageQuery, MessageStatus, NewMessage};
 pub use numbers::{Capabilities, IncomingPhoneNumber, SmsMethod};
 pub use secret::{is_sid, Auth, Credentials, Secret};
-pub use senders::{
-    OfflineReason, Sender, SenderProperties, SenderStatus, SenderWebhook, SenderWebhookMethod,
-};
+pub use senders::{OfflineReason, Sender, SenderProperties, SenderStatus, SenderWebhook, SenderWebhookMethod};
 pub use services::MessagingService;

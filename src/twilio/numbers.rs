@@ -169,10 +169,7 @@ impl TwilioClient {
         let wanted = E164::parse(e164).map_err(|e| TwilioError::InvalidInput(e.to_string()))?;
         let url = self.url(
             Api::Core,
-            &format!(
-                "/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json",
-                creds.account_sid()
-            ),
+            &format!("/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json", creds.account_sid()),
             &[
                 ("PhoneNumber", wanted.as_str().to_owned()),
                 ("PageSize", NUMBERS_PAGE_SIZE.to_string()),
@@ -254,11 +251,7 @@ mod tests {
         NUMBER_EXAMPLE
             .replace(PN, sid)
             .replace("\"+18089255327\"", &format!("\"{phone}\""))
-            .replacen(
-                "\"sms_url\": \"\"",
-                &format!("\"sms_url\": \"{sms_url}\""),
-                1,
-            )
+            .replacen("\"sms_url\": \"\"", &format!("\"sms_url\": \"{sms_url}\""), 1)
     }
 
     #[test]
@@ -278,18 +271,16 @@ mod tests {
         ))
         .unwrap();
         assert!(!with_app.sms_url_in_effect());
-        let odd: IncomingPhoneNumber = serde_json::from_str(
-            r#"{"sid":"PN1","phone_number":null,"sms_method":"PATCH","capabilities":{}}"#,
-        )
-        .unwrap();
+        let odd: IncomingPhoneNumber =
+            serde_json::from_str(r#"{"sid":"PN1","phone_number":null,"sms_method":"PATCH","capabilities":{}}"#)
+                .unwrap();
         assert_eq!(odd.sms_method, None);
         assert_eq!(odd.phone_number, "");
     }
 
     #[test]
     fn webhook_matching() {
-        let n: IncomingPhoneNumber =
-            serde_json::from_str(&number(PN, "+18089255327", "https://r.example/x")).unwrap();
+        let n: IncomingPhoneNumber = serde_json::from_str(&number(PN, "+18089255327", "https://r.example/x")).unwrap();
         assert!(n.webhook_matches("https://r.example/x", SmsMethod::Post));
         assert!(!n.webhook_matches("https://r.example/x", SmsMethod::Get));
         assert!(!n.webhook_matches("https://r.example/y", SmsMethod::Post));
@@ -308,8 +299,7 @@ mod tests {
             r#"{{"incoming_phone_numbers": [{}], "next_page_uri": null, "page": 1, "page_size": 50}}"#,
             number(PN, "+18089255327", "https://r.example/x")
         );
-        let server =
-            MockServer::start(vec![Reply::json(200, page1), Reply::json(200, page2)]).await;
+        let server = MockServer::start(vec![Reply::json(200, page1), Reply::json(200, page2)]).await;
         let creds = Credentials::auth_token(AC, Secret::new("t"));
         let found = server
             .client()
@@ -324,10 +314,7 @@ mod tests {
         let path = format!("/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers.json");
         assert_eq!(reqs[0].method, "GET");
         assert_eq!(reqs[0].path, path);
-        assert_eq!(
-            reqs[0].query.as_deref(),
-            Some("PhoneNumber=%2B18089255327&PageSize=50")
-        );
+        assert_eq!(reqs[0].query.as_deref(), Some("PhoneNumber=%2B18089255327&PageSize=50"));
         assert_eq!(reqs[1].path, path);
         assert_eq!(
             reqs[1].query.as_deref(),
@@ -344,13 +331,7 @@ mod tests {
         .await;
         let creds = Credentials::auth_token(AC, Secret::new("t"));
         let client = server.client();
-        assert_eq!(
-            client
-                .find_incoming_number(&creds, "+18089255327")
-                .await
-                .unwrap(),
-            None
-        );
+        assert_eq!(client.find_incoming_number(&creds, "+18089255327").await.unwrap(), None);
         assert!(matches!(
             client.find_incoming_number(&creds, "18089255327").await,
             Err(TwilioError::InvalidInput(_))
@@ -380,20 +361,14 @@ mod tests {
             )
             .await
             .unwrap();
-        assert!(updated.webhook_matches(
-            "https://receiver.example/api/webhook/LeadGen/whatsapp",
-            SmsMethod::Post
-        ));
+        assert!(updated.webhook_matches("https://receiver.example/api/webhook/LeadGen/whatsapp", SmsMethod::Post));
         let r = &server.requests()[0];
         assert_eq!(r.method, "POST");
         assert_eq!(
             r.path,
             format!("/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers/{PN}.json")
         );
-        assert_eq!(
-            r.content_type.as_deref(),
-            Some("application/x-www-form-urlencoded")
-        );
+        assert_eq!(r.content_type.as_deref(), Some("application/x-www-form-urlencoded"));
         assert_eq!(
             r.body,
             "SmsUrl=https%3A%2F%2Freceiver.example%2Fapi%2Fwebhook%2FLeadGen%2Fwhatsapp&SmsMethod=POST"

@@ -80,11 +80,7 @@ impl Credentials {
     }
 
     /// Account SID + API key SID and secret (trimmed like [`Credentials::auth_token`]).
-    pub fn api_key(
-        account_sid: impl Into<String>,
-        key_sid: impl Into<String>,
-        secret: Secret,
-    ) -> Self {
+    pub fn api_key(account_sid: impl Into<String>, key_sid: impl Into<String>, secret: Secret) -> Self {
         Self {
             account_sid: account_sid.into().trim().to_owned(),
             auth: Auth::ApiKey {
@@ -121,9 +117,7 @@ impl Credentials {
             }
         };
         if secret.is_empty() {
-            return Err(TwilioError::InvalidInput(
-                "the credential secret is empty".into(),
-            ));
+            return Err(TwilioError::InvalidInput("the credential secret is empty".into()));
         }
         Ok(())
     }
@@ -151,10 +145,7 @@ impl Credentials {
                 hash.update(secret.expose().as_bytes());
             }
         }
-        hash.finalize()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hash.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The HTTP Basic user name and password.
@@ -218,18 +209,10 @@ mod tests {
         assert!(key.is_api_key());
         assert!(key.validate().is_ok());
 
-        assert!(Credentials::auth_token("AC123", Secret::new("t"))
-            .validate()
-            .is_err());
-        assert!(Credentials::auth_token(SK, Secret::new("t"))
-            .validate()
-            .is_err());
-        assert!(Credentials::auth_token(AC, Secret::new(" "))
-            .validate()
-            .is_err());
-        assert!(Credentials::api_key(AC, AC, Secret::new("s"))
-            .validate()
-            .is_err());
+        assert!(Credentials::auth_token("AC123", Secret::new("t")).validate().is_err());
+        assert!(Credentials::auth_token(SK, Secret::new("t")).validate().is_err());
+        assert!(Credentials::auth_token(AC, Secret::new(" ")).validate().is_err());
+        assert!(Credentials::api_key(AC, AC, Secret::new("s")).validate().is_err());
     }
 
     #[test]

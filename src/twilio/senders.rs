@@ -53,11 +53,7 @@ impl SenderStatus {
     pub fn is_pending(&self) -> bool {
         matches!(
             self,
-            Self::Creating
-                | Self::PendingVerification
-                | Self::Verifying
-                | Self::TwilioReview
-                | Self::Draft
+            Self::Creating | Self::PendingVerification | Self::Verifying | Self::TwilioReview | Self::Draft
         )
     }
 }
@@ -169,8 +165,7 @@ impl SenderWebhook {
 
     /// Whether the inbound callback is `url` with `method` (unset method counts as POST).
     pub fn callback_matches(&self, url: &str, method: SenderWebhookMethod) -> bool {
-        self.callback_url.as_deref() == Some(url)
-            && self.callback_method.unwrap_or_default() == method
+        self.callback_url.as_deref() == Some(url) && self.callback_method.unwrap_or_default() == method
     }
 }
 
@@ -294,10 +289,7 @@ impl TwilioClient {
     /// Every WhatsApp sender of the account:
     /// `GET /v2/Channels/Senders?Channel=whatsapp&PageSize=50`, following `meta.next_page_url`
     /// (rebased onto the configured messaging base URL).
-    pub async fn list_whatsapp_senders(
-        &self,
-        creds: &Credentials,
-    ) -> Result<Vec<Sender>, TwilioError> {
+    pub async fn list_whatsapp_senders(&self, creds: &Credentials) -> Result<Vec<Sender>, TwilioError> {
         let mut all = Vec::new();
         let first = self.senders_first_page()?;
         self.paginate::<SenderPage, _>(
@@ -318,11 +310,7 @@ impl TwilioClient {
     /// The WhatsApp sender whose `sender_id` is `whatsapp:<e164>` (the list API has no
     /// filter, so this pages until found). `Ok(None)`: the number is not a WhatsApp sender
     /// of this account (yet).
-    pub async fn find_whatsapp_sender(
-        &self,
-        creds: &Credentials,
-        e164: &str,
-    ) -> Result<Option<Sender>, TwilioError> {
+    pub async fn find_whatsapp_sender(&self, creds: &Credentials, e164: &str) -> Result<Option<Sender>, TwilioError> {
         let wanted = E164::parse(e164).map_err(|e| TwilioError::InvalidInput(e.to_string()))?;
         let mut found = None;
         let first = self.senders_first_page()?;
@@ -333,9 +321,7 @@ impl TwilioClient {
             creds,
             first,
             |page| {
-                found = page
-                    .into_iter()
-                    .find(|s| s.e164().as_ref() == Some(&wanted));
+                found = page.into_iter().find(|s| s.e164().as_ref() == Some(&wanted));
                 if found.is_some() {
                     ControlFlow::Break(())
                 } else {
@@ -348,17 +334,9 @@ impl TwilioClient {
     }
 
     /// `GET /v2/Channels/Senders/{Sid}`.
-    pub async fn fetch_sender(
-        &self,
-        creds: &Credentials,
-        xe_sid: &str,
-    ) -> Result<Sender, TwilioError> {
+    pub async fn fetch_sender(&self, creds: &Credentials, xe_sid: &str) -> Result<Sender, TwilioError> {
         check_sid("sender SID", "XE", xe_sid)?;
-        let url = self.url(
-            Api::Messaging,
-            &format!("/v2/Channels/Senders/{xe_sid}"),
-            &[],
-        )?;
+        let url = self.url(Api::Messaging, &format!("/v2/Channels/Senders/{xe_sid}"), &[])?;
         self.execute(Request {
             op: "fetch_sender",
             method: Method::GET,
@@ -383,11 +361,7 @@ impl TwilioClient {
         webhook: &SenderWebhook,
     ) -> Result<Sender, TwilioError> {
         check_sid("sender SID", "XE", xe_sid)?;
-        let url = self.url(
-            Api::Messaging,
-            &format!("/v2/Channels/Senders/{xe_sid}"),
-            &[],
-        )?;
+        let url = self.url(Api::Messaging, &format!("/v2/Channels/Senders/{xe_sid}"), &[])?;
         let body = serde_json::to_value(UpdateSender { webhook })
             .map_err(|e| TwilioError::InvalidInput(format!("cannot encode the webhook: {e}")))?;
         self.execute(Request {
@@ -428,10 +402,7 @@ mod tests {
         assert!(s.status.is_pending());
         assert_eq!(s.sender_id, "whatsapp:+999999999XX");
         assert_eq!(s.e164(), None);
-        assert_eq!(
-            s.webhook.callback_url.as_deref(),
-            Some("https://callback.com")
-        );
+        assert_eq!(s.webhook.callback_url.as_deref(), Some("https://callback.com"));
         assert_eq!(s.webhook.fallback_method, Some(SenderWebhookMethod::Post));
         assert_eq!(s.webhook.status_callback_method.as_deref(), Some("POST"));
     }
@@ -451,39 +422,25 @@ mod tests {
         .unwrap();
         assert_eq!(s.webhook, SenderWebhook::default());
         assert_eq!(s.offline_reasons[0].code.as_deref(), Some("30008"));
-        assert_eq!(
-            s.e164().map(|n| n.to_string()).as_deref(),
-            Some("+15017122661")
-        );
+        assert_eq!(s.e164().map(|n| n.to_string()).as_deref(), Some("+15017122661"));
         assert!("GET".parse::<SenderWebhookMethod>().is_err());
-        assert_eq!(
-            "put".parse::<SenderWebhookMethod>().unwrap(),
-            SenderWebhookMethod::Put
-        );
+        assert_eq!("put".parse::<SenderWebhookMethod>().unwrap(), SenderWebhookMethod::Put);
     }
 
     #[test]
     fn with_callback_preserves_other_fields() {
         let current: Sender =
-            serde_json::from_str(&sender(XE, "+15017122661", "ONLINE", "https://old.example"))
-                .unwrap();
+            serde_json::from_str(&sender(XE, "+15017122661", "ONLINE", "https://old.example")).unwrap();
         let next = current
             .webhook
             .with_callback("https://new.example/hook", SenderWebhookMethod::Post);
         assert!(next.callback_matches("https://new.example/hook", SenderWebhookMethod::Post));
-        assert_eq!(
-            next.fallback_url.as_deref(),
-            Some("https://fallback.example")
-        );
+        assert_eq!(next.fallback_url.as_deref(), Some("https://fallback.example"));
         assert_eq!(next.fallback_method, Some(SenderWebhookMethod::Put));
-        assert_eq!(
-            next.status_callback_url.as_deref(),
-            Some("https://status.example")
-        );
-        let only: serde_json::Value = serde_json::to_value(
-            SenderWebhook::default().with_callback("https://a", SenderWebhookMethod::Post),
-        )
-        .unwrap();
+        assert_eq!(next.status_callback_url.as_deref(), Some("https://status.example"));
+        let only: serde_json::Value =
+            serde_json::to_value(SenderWebhook::default().with_callback("https://a", SenderWebhookMethod::Post))
+                .unwrap();
         assert_eq!(
             only,
             serde_json::json!({"callback_url": "https://a", "callback_method": "POST"})
@@ -501,8 +458,7 @@ mod tests {
             r#"{{"senders": [{}], "meta": {{"page": 1, "page_size": 50, "next_page_url": null, "key": "senders"}}}}"#,
             sender(XE, "+15017122661", "ONLINE", "https://old.example")
         );
-        let server =
-            MockServer::start(vec![Reply::json(200, page1), Reply::json(200, page2)]).await;
+        let server = MockServer::start(vec![Reply::json(200, page1), Reply::json(200, page2)]).await;
         let creds = Credentials::auth_token(AC, Secret::new("t"));
         let found = server
             .client()
@@ -516,10 +472,7 @@ mod tests {
         assert_eq!(reqs.len(), 2);
         assert_eq!(reqs[0].method, "GET");
         assert_eq!(reqs[0].path, "/v2/Channels/Senders");
-        assert_eq!(
-            reqs[0].query.as_deref(),
-            Some("Channel=whatsapp&PageSize=50")
-        );
+        assert_eq!(reqs[0].query.as_deref(), Some("Channel=whatsapp&PageSize=50"));
         assert_eq!(reqs[1].path, "/v2/Channels/Senders");
         assert_eq!(
             reqs[1].query.as_deref(),
@@ -533,38 +486,25 @@ mod tests {
             r#"{{"senders": [{}], "meta": {{"page": 0, "page_size": 50, "next_page_url": null, "key": "senders"}}}}"#,
             sender(XE, "+15017122661", "CREATING", "")
         );
-        let server =
-            MockServer::start(vec![Reply::json(200, page.clone()), Reply::json(200, page)]).await;
+        let server = MockServer::start(vec![Reply::json(200, page.clone()), Reply::json(200, page)]).await;
         let creds = Credentials::auth_token(AC, Secret::new("t"));
         let client = server.client();
         let all = client.list_whatsapp_senders(&creds).await.unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].webhook.callback_url, None);
-        assert_eq!(
-            client
-                .find_whatsapp_sender(&creds, "+15550000009")
-                .await
-                .unwrap(),
-            None
-        );
+        assert_eq!(client.find_whatsapp_sender(&creds, "+15550000009").await.unwrap(), None);
     }
 
     #[tokio::test]
     async fn update_sends_json_webhook() {
         let server = MockServer::start(vec![Reply::json(
             202,
-            sender(
-                XE,
-                "+15017122661",
-                "ONLINE:UPDATING",
-                "https://new.example/hook",
-            ),
+            sender(XE, "+15017122661", "ONLINE:UPDATING", "https://new.example/hook"),
         )])
         .await;
         let creds = Credentials::auth_token(AC, Secret::new("t"));
         let current: Sender =
-            serde_json::from_str(&sender(XE, "+15017122661", "ONLINE", "https://old.example"))
-                .unwrap();
+            serde_json::from_str(&sender(XE, "+15017122661", "ONLINE", "https://old.example")).unwrap();
         let webhook = current
             .webhook
             .with_callback("https://new.example/hook", SenderWebhookMethod::Post);
@@ -604,10 +544,7 @@ mod tests {
         let r = &server.requests()[0];
         assert_eq!(
             (r.method.as_str(), r.path.as_str()),
-            (
-                "GET",
-                "/v2/Channels/Senders/XEaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-            )
+            ("GET", "/v2/Channels/Senders/XEaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
         );
     }
 }

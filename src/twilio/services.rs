@@ -75,16 +75,9 @@ mod tests {
         let server = MockServer::start(vec![Reply::json(200, SERVICE_EXAMPLE)]).await;
         let creds = Credentials::auth_token(AC, Secret::new("t"));
         let mg = "MGaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-        let s = server
-            .client()
-            .fetch_messaging_service(&creds, mg)
-            .await
-            .unwrap();
+        let s = server.client().fetch_messaging_service(&creds, mg).await.unwrap();
         assert_eq!(s.sid, mg);
-        assert_eq!(
-            s.inbound_request_url.as_deref(),
-            Some("https://www.example.com/")
-        );
+        assert_eq!(s.inbound_request_url.as_deref(), Some("https://www.example.com/"));
         assert_eq!(s.inbound_method, Some(SmsMethod::Post));
         assert_eq!(s.fallback_url, None);
         assert_eq!(s.use_inbound_webhook_on_number, Some(true));

@@ -12,6 +12,8 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, ResourceExt};
 
+pub mod operator;
+
 /// How long a test waits for anything before it fails.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -26,6 +28,12 @@ pub struct TestEnv {
 /// Installs the rustls crypto provider once per process (kube and reqwest share it).
 pub fn init_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }
 
 /// Connects to the cluster, installs the CRDs and creates a namespace for the test.
@@ -36,16 +44,13 @@ pub async fn setup(prefix: &str) -> TestEnv {
         "KUBECONFIG is not set: run the integration tests with `make test` \
          (it starts a local control plane), or point KUBECONFIG at a cluster"
     );
-    let client = Client::try_default()
-        .await
-        .expect("kube client from KUBECONFIG");
+    let client = Client::try_default().await.expect("kube client from KUBECONFIG");
     install_crds(&client).await;
     let ns = format!("{prefix}-{}", random_suffix());
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let mut obj = Namespace::default();
     obj.metadata.name = Some(ns.clone());
-    obj.metadata.labels =
-        Some([("whatsapp-operator.io/test".to_owned(), prefix.to_owned())].into());
+    obj.metadata.labels = Some([("whatsapp-operator.io/test".to_owned(), prefix.to_owned())].into());
     namespaces
         .create(&PostParams::default(), &obj)
         .await
@@ -60,9 +65,7 @@ pub async fn install_crds(client: &Client) {
     let pp = PatchParams::apply("whatsapp-operator-tests").force();
     for crd in whatsapp_operator::crdgen::crds() {
         let name = crd.name_any();
-        crds.patch(&name, &pp, &Patch::Apply(&crd))
-            .await
-            .expect("apply CRD");
+        crds.patch(&name, &pp, &Patch::Apply(&crd)).await.expect("apply CRD");
         within(
             TIMEOUT,
             await_condition(crds.clone(), &name, conditions::is_crd_established()),
@@ -76,9 +79,7 @@ pub async fn install_crds(client: &Client) {
 pub fn random_suffix() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
-    (0..6)
-        .map(|_| (b'a' + rng.random_range(0..26)) as char)
-        .collect()
+    (0..6).map(|_| (b'a' + rng.random_range(0..26)) as char).collect()
 }
 
 /// Awaits `fut`, failing the test after `timeout`.
@@ -92,9 +93,8 @@ pub async fn within<F: Future>(timeout: Duration, fut: F) -> F::Output {
 pub fn kubectl() -> std::process::Command {
     let bin = std::env::var("KUBECTL").unwrap_or_else(|_| {
         let home = std::env::var("K8S_TESTENV_HOME").unwrap_or_else(|_| {
-            let cache = std::env::var("XDG_CACHE_HOME").unwrap_or_else(|_| {
-                format!("{}/.cache", std::env::var("HOME").unwrap_or_default())
-            });
+            let cache = std::env::var("XDG_CACHE_HOME")
+                .unwrap_or_else(|_| format!("{}/.cache", std::env::var("HOME").unwrap_or_default()));
             format!("{cache}/k8s-testenv")
         });
         let candidate = format!("{home}/bin/kubectl");

@@ -31,9 +31,7 @@ pub(crate) fn basic_credentials(req: &SimRequest) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (user, pass) = text.split_once(':')?;
     Some((user.to_string(), pass.to_string()))
@@ -64,9 +62,8 @@ pub(crate) fn addressed_account(
 
 /// Checks the credentials alone.
 pub(crate) fn authenticate(state: &SimState, req: &SimRequest) -> Result<Principal, ApiError> {
-    let (user, pass) = basic_credentials(req).ok_or_else(|| {
-        ApiError::authenticate("No credentials provided. Use HTTP Basic: AccountSid:AuthToken.")
-    })?;
+    let (user, pass) = basic_credentials(req)
+        .ok_or_else(|| ApiError::authenticate("No credentials provided. Use HTTP Basic: AccountSid:AuthToken."))?;
     let wrong = || ApiError::authenticate("Your AccountSid or AuthToken was incorrect.");
     if user.starts_with("SK") {
         let (acct, key) = state.find_key(&user).ok_or_else(wrong)?;
@@ -121,9 +118,7 @@ pub(crate) fn authorize(
         .filter(|t| t.sid == own.sid || t.owner_account_sid == own.sid)
         .ok_or_else(|| ApiError::not_found(path))?;
     let inactive = |s: AccountStatus| s != AccountStatus::Active;
-    if (inactive(own.status) || inactive(target.status))
-        && !(is_fetch_account && target.sid == target_sid)
-    {
+    if (inactive(own.status) || inactive(target.status)) && !(is_fetch_account && target.sid == target_sid) {
         return Err(ApiError::authenticate(format!(
             "Account {} is {}.",
             if inactive(own.status) { &own.sid } else { &target.sid },

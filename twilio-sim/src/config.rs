@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::spec::Contract;
+
 /// How `POST /v2/Channels/Senders/{Sid}` treats webhook sub-fields the request omits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WebhookUpdate {
@@ -22,8 +24,7 @@ pub struct SimConfig {
     /// Check every Twilio request and response against the OpenAPI contract.
     pub strict: bool,
     /// Directory with `twilio_api_v2010.json`, `twilio_messaging_v1.json`,
-    /// `twilio_messaging_v2.json` (strict mode). Default: `$TWILIO_OAI_SPEC_DIR`, else
-    /// `~/.cache/whatsapp-operator/twilio-oai/0.7.0/json`.
+    /// `twilio_messaging_v2.json` (strict mode). Default: see [`SimConfig::resolved_spec_dir`].
     pub spec_dir: Option<PathBuf>,
     /// Seed for runtime-generated SIDs and tokens (messages, purchased numbers); random when `None`.
     pub rng_seed: Option<u64>,
@@ -47,18 +48,12 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
-    /// The spec directory strict mode loads.
+    /// The spec directory strict mode loads: `spec_dir`, else [`Contract::default_dir`]
+    /// (`$TWILIO_OAI_SPEC_DIR`, else the cache of `hack/fetch-twilio-specs.sh`).
     pub fn resolved_spec_dir(&self) -> PathBuf {
         if let Some(dir) = &self.spec_dir {
             return dir.clone();
         }
-        if let Some(dir) = std::env::var_os("TWILIO_OAI_SPEC_DIR") {
-            return PathBuf::from(dir);
-        }
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(|| PathBuf::from(".cache"));
-        cache.join("whatsapp-operator/twilio-oai/0.7.0/json")
+        Contract::default_dir().unwrap_or_else(|_| PathBuf::from("twilio-oai/json"))
     }
 }

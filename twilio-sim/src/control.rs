@@ -169,9 +169,7 @@ fn route(shared: &Shared, req: &SimRequest) -> Result<SimResponse, SimResponse> 
         }
         ("POST", ["accounts", key, "sandbox"]) => {
             let patch: SandboxPatch = body(req)?;
-            ok(&lock(&shared.state)
-                .update_sandbox(key, &patch)
-                .map_err(sim_err)?)
+            ok(&lock(&shared.state).update_sandbox(key, &patch).map_err(sim_err)?)
         }
         ("DELETE", ["accounts", key, "sandbox"]) => {
             lock(&shared.state).remove_sandbox(key).map_err(sim_err)?;

@@ -74,11 +74,7 @@ impl ApiError {
 
     /// 404 20404 "The requested resource <path> was not found".
     pub fn not_found(path: &str) -> Self {
-        ApiError::new(
-            404,
-            20404,
-            format!("The requested resource {path} was not found"),
-        )
+        ApiError::new(404, 20404, format!("The requested resource {path} was not found"))
     }
 
     /// 405 20004 "Method not allowed".

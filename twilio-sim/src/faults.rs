@@ -47,9 +47,7 @@ impl FaultAction {
         match self {
             FaultAction::Error { status, .. } => format!("error {status}"),
             FaultAction::Latency { ms } => format!("latency {ms}ms"),
-            FaultAction::RateLimit {
-                retry_after: Some(s),
-            } => format!("rate_limit retry_after={s}"),
+            FaultAction::RateLimit { retry_after: Some(s) } => format!("rate_limit retry_after={s}"),
             FaultAction::RateLimit { retry_after: None } => "rate_limit".into(),
             FaultAction::DropBeforeApply => "drop_before_apply".into(),
             FaultAction::DropAfterApply => "drop_after_apply".into(),
@@ -59,11 +57,7 @@ impl FaultAction {
     /// The error response for `Error` and `RateLimit` actions.
     pub(crate) fn error(&self) -> Option<ApiError> {
         match self {
-            FaultAction::Error {
-                status,
-                code,
-                message,
-            } => {
+            FaultAction::Error { status, code, message } => {
                 let default_code = match status {
                     429 => 20429,
                     500..=599 => 20500,
@@ -227,10 +221,7 @@ impl FaultSet {
         let mut terminal_taken = false;
         for inst in &mut self.rules {
             let rule = &inst.fault.rule;
-            let method_ok = rule
-                .method
-                .as_deref()
-                .is_none_or(|m| m.eq_ignore_ascii_case(method));
+            let method_ok = rule.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method));
             let path_ok = inst.regex.as_ref().is_none_or(|r| r.is_match(path));
             let account_ok = rule.account.as_deref().is_none_or(|a| Some(a) == account);
             if !(method_ok && path_ok && account_ok) {
@@ -334,8 +325,6 @@ mod tests {
     #[test]
     fn bad_regex_is_rejected() {
         let mut set = FaultSet::default();
-        assert!(set
-            .add(FaultRule::new(FaultAction::DropBeforeApply).path("("))
-            .is_err());
+        assert!(set.add(FaultRule::new(FaultAction::DropBeforeApply).path("(")).is_err());
     }
 }

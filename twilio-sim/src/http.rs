@@ -38,8 +38,7 @@ impl SimRequest {
 
     /// Whether the body is declared as JSON.
     pub fn is_json(&self) -> bool {
-        self.content_type()
-            .is_some_and(|c| c.starts_with("application/json"))
+        self.content_type().is_some_and(|c| c.starts_with("application/json"))
     }
 
     /// Decoded query parameters (`+` decodes to a space, like any form decoder).
@@ -58,8 +57,7 @@ impl SimRequest {
 
     /// The body parsed as JSON, if it is JSON.
     pub fn json_body(&self) -> Result<Value, ApiError> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| ApiError::bad_request(20001, format!("Invalid JSON body: {e}")))
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::bad_request(20001, format!("Invalid JSON body: {e}")))
     }
 }
 
@@ -75,10 +73,7 @@ impl Params {
 
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// All values of `name`.
@@ -88,11 +83,6 @@ impl Params {
             .filter(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
             .collect()
-    }
-
-    /// Whether `name` is present.
-    pub fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|(k, _)| k == name)
     }
 }
 

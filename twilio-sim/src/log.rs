@@ -35,6 +35,7 @@ pub enum RequestKind {
     /// A Twilio REST API path.
     Twilio,
     /// The OAuth2 identity server stand-in (`/connect/...`, `/.well-known/...`).
+    #[serde(rename = "oauth")]
     OAuth,
 }
 
@@ -158,9 +159,7 @@ impl RequestRecords for [RequestRecord] {
     }
 
     fn route(&self, route: &str) -> Vec<&RequestRecord> {
-        self.iter()
-            .filter(|r| r.route.as_deref() == Some(route))
-            .collect()
+        self.iter().filter(|r| r.route.as_deref() == Some(route)).collect()
     }
 
     fn writes(&self) -> Vec<&RequestRecord> {

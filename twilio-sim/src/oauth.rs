@@ -14,12 +14,9 @@ pub(crate) fn is_oauth_path(path: &str) -> bool {
 }
 
 fn oauth_error(status: u16, error: &str, description: &str) -> SimResponse {
-    SimResponse::json(
-        status,
-        &json!({"error": error, "error_description": description}),
-    )
-    .with_header("Cache-Control", "no-store")
-    .with_header("Pragma", "no-cache")
+    SimResponse::json(status, &json!({"error": error, "error_description": description}))
+        .with_header("Cache-Control", "no-store")
+        .with_header("Pragma", "no-cache")
 }
 
 /// Client credentials from HTTP Basic (form-urlencoded per RFC 6749 §2.3.1).
@@ -29,9 +26,7 @@ fn basic_client(req: &SimRequest) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .ok()?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (id, secret) = text.split_once(':')?;
     let decode = |s: &str| {
@@ -44,11 +39,7 @@ fn basic_client(req: &SimRequest) -> Option<(String, String)> {
 }
 
 /// Handles an identity-server request; returns the response and the authenticated client id.
-pub(crate) fn handle(
-    state: &mut SimState,
-    req: &SimRequest,
-    base_url: &str,
-) -> (SimResponse, Option<String>) {
+pub(crate) fn handle(state: &mut SimState, req: &SimRequest, base_url: &str) -> (SimResponse, Option<String>) {
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/.well-known/openid-configuration") => {
             let doc = json!({
@@ -65,10 +56,7 @@ pub(crate) fn handle(
             (SimResponse::json(200, &doc), None)
         }
         ("POST", "/connect/token") => token(state, req),
-        (_, "/connect/token") => (
-            oauth_error(405, "invalid_request", "Use POST"),
-            None,
-        ),
+        (_, "/connect/token") => (oauth_error(405, "invalid_request", "Use POST"), None),
         _ => (
             oauth_error(404, "invalid_request", "Unknown identity server endpoint"),
             None,

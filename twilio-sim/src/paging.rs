@@ -23,9 +23,10 @@ impl PageRequest {
     /// Reads `PageSize`, `Page` and `PageToken`; `PageSize` is clamped to 1..=1000.
     pub fn from_params(params: &Params, default_size: usize) -> Result<PageRequest, ApiError> {
         let page_size = match params.get("PageSize") {
-            Some(v) => v.trim().parse::<usize>().map_err(|_| {
-                ApiError::bad_request(20001, format!("Invalid PageSize: {v}"))
-            })?,
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| ApiError::bad_request(20001, format!("Invalid PageSize: {v}")))?,
             None => default_size,
         }
         .clamp(1, MAX_PAGE_SIZE);
@@ -55,18 +56,12 @@ pub(crate) struct Page<'a, T> {
 }
 
 /// Cuts the page `req` asks for out of `items` (already filtered and ordered).
-pub(crate) fn paginate<'a, T>(
-    items: &'a [T],
-    sid: impl Fn(&T) -> &str,
-    req: &PageRequest,
-) -> Page<'a, T> {
+pub(crate) fn paginate<'a, T>(items: &'a [T], sid: impl Fn(&T) -> &str, req: &PageRequest) -> Page<'a, T> {
     let position = |s: &str| items.iter().position(|i| sid(i) == s);
     let by_page = (req.page.saturating_mul(req.page_size)).min(items.len());
     let start = match req.token.as_deref() {
         Some(t) if t.starts_with("PA") => position(&t[2..]).map_or(by_page, |i| i + 1),
-        Some(t) if t.starts_with("PB") => {
-            position(&t[2..]).map_or(by_page, |i| i.saturating_sub(req.page_size))
-        }
+        Some(t) if t.starts_with("PB") => position(&t[2..]).map_or(by_page, |i| i.saturating_sub(req.page_size)),
         _ => by_page,
     };
     let end = (start + req.page_size).min(items.len());
@@ -116,13 +111,7 @@ fn links<T>(req: &PageRequest, page: &Page<'_, T>) -> Links {
             .first_sid
             .as_ref()
             .filter(|_| page.start > 0)
-            .map(|s| {
-                page_pairs(
-                    req.page_size,
-                    req.page.saturating_sub(1),
-                    Some(format!("PB{s}")),
-                )
-            }),
+            .map(|s| page_pairs(req.page_size, req.page.saturating_sub(1), Some(format!("PB{s}")))),
     }
 }
 

@@ -14,13 +14,11 @@ use crate::control;
 use crate::errors::ApiError;
 use crate::faults::FaultAction;
 use crate::http::{SimRequest, SimResponse};
-use crate::log::{
-    redact_json, redact_pairs, RequestKind, RequestRecord, ViolationPhase, ViolationRecord,
-};
+use crate::log::{redact_json, redact_pairs, RequestKind, RequestRecord, ViolationPhase, ViolationRecord, REDACTED};
 use crate::oauth;
 use crate::router::{self, Ctx, RouteMatch};
 use crate::shared::{lock, Shared};
-use crate::spec::RequestParts;
+use crate::spec::{coverage, RequestParts};
 
 /// What the connection should do.
 pub(crate) enum Outcome {
@@ -31,7 +29,7 @@ pub(crate) enum Outcome {
 }
 
 /// Adds the headers every response carries.
-fn finish(shared: &Shared, path: &str, request_id: &str, mut resp: SimResponse) -> SimResponse {
+fn finish(path: &str, request_id: &str, mut resp: SimResponse) -> SimResponse {
     if resp.status != 204 {
         resp.headers.push(("Content-Type", "application/json".into()));
     }
@@ -39,7 +37,6 @@ fn finish(shared: &Shared, path: &str, request_id: &str, mut resp: SimResponse) 
     if path.starts_with("/v2/") {
         resp.headers.push(("T-Request-Id", request_id.to_string()));
     }
-    let _ = shared;
     resp
 }
 
@@ -58,14 +55,21 @@ fn new_record(
     } else {
         None
     };
+    let query_params = redact_pairs(&req.query_params().0);
+    let query = match &req.query {
+        Some(q) if query_params.iter().any(|(_, v)| v == REDACTED) => {
+            Some(serde_urlencoded::to_string(&query_params).unwrap_or_default())
+        }
+        other => other.clone(),
+    };
     RequestRecord {
         seq,
         time: Utc::now(),
         kind,
         method: req.method.clone(),
         path: req.path.clone(),
-        query: req.query.clone(),
-        query_params: redact_pairs(&req.query_params().0),
+        query,
+        query_params,
         content_type: req.content_type().map(str::to_string),
         form: req.is_form().then(|| redact_pairs(&req.form_params().0)),
         json,
@@ -99,7 +103,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: SimRequest) -> Outcome {
     let request_id = shared.request_id();
     if req.path == "/_sim" || req.path.starts_with("/_sim/") {
         let resp = control::handle(&shared, &req);
-        return Outcome::Respond(finish(&shared, &req.path, &request_id, resp));
+        return Outcome::Respond(finish(&req.path, &request_id, resp));
     }
     let started = Instant::now();
     let kind = if oauth::is_oauth_path(&req.path) {
@@ -112,9 +116,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: SimRequest) -> Outcome {
         RequestKind::OAuth => None,
     };
     let account = match &route {
-        Some(RouteMatch::Found(r, p)) => {
-            auth::addressed_account(&lock(&shared.state), &req, Some((r, p)))
-        }
+        Some(RouteMatch::Found(r, p)) => auth::addressed_account(&lock(&shared.state), &req, Some((r, p))),
         Some(_) => auth::addressed_account(&lock(&shared.state), &req, None),
         None => None,
     };
@@ -141,7 +143,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: SimRequest) -> Outcome {
     );
     lock(&shared.log).push(record);
     match outcome.0 {
-        Outcome::Respond(r) => Outcome::Respond(finish(&shared, &req.path, &request_id, r)),
+        Outcome::Respond(r) => Outcome::Respond(finish(&req.path, &request_id, r)),
         Outcome::Drop => Outcome::Drop,
     }
 }
@@ -178,9 +180,7 @@ async fn run(
     for action in actions {
         labels.push(action.label());
         match action {
-            FaultAction::Latency { ms } => {
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await
-            }
+            FaultAction::Latency { ms } => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
             other => terminal = Some(other),
         }
     }
@@ -213,12 +213,7 @@ async fn run(
     (Outcome::Respond(resp), None)
 }
 
-fn violation(
-    record: &RequestRecord,
-    phase: ViolationPhase,
-    rule: String,
-    message: String,
-) -> ViolationRecord {
+fn violation(record: &RequestRecord, phase: ViolationPhase, rule: String, message: String) -> ViolationRecord {
     ViolationRecord {
         seq: record.seq,
         phase,
@@ -233,14 +228,19 @@ fn violation(
 /// The contract middleware: in strict mode, checks the request before any handler runs and the
 /// buffered response after it; violations are logged (response violations never change the
 /// response: they are simulator bugs).
-fn with_contract(
-    shared: &Shared,
-    req: &SimRequest,
-    route: RouteMatch,
-    record: &mut RequestRecord,
-) -> SimResponse {
+fn with_contract(shared: &Shared, req: &SimRequest, route: RouteMatch, record: &mut RequestRecord) -> SimResponse {
+    let record_spec = match &route {
+        RouteMatch::Found(r, _) => Some(r.api.spec()),
+        _ => None,
+    };
     let Some(contract) = &shared.contract else {
-        return dispatch(shared, req, route, record);
+        let resp = dispatch(shared, req, route, record);
+        if let (Some(cov), Some(spec), Some(op_id)) = (&shared.coverage, record_spec, &record.route) {
+            if let Some(op) = cov.operation(spec, op_id) {
+                coverage::record(&op, resp.status, record.user_agent.as_deref());
+            }
+        }
+        return resp;
     };
     let parts = RequestParts {
         method: &req.method,
@@ -277,16 +277,14 @@ fn with_contract(
         let rec = violation(record, ViolationPhase::Response, v.rule, v.message);
         record.violations.push(rec);
     }
+    if shared.coverage.is_some() {
+        coverage::record(&op, resp.status, record.user_agent.as_deref());
+    }
     resp
 }
 
 /// Routing, authentication, authorization and the handler.
-fn dispatch(
-    shared: &Shared,
-    req: &SimRequest,
-    route: RouteMatch,
-    record: &mut RequestRecord,
-) -> SimResponse {
+fn dispatch(shared: &Shared, req: &SimRequest, route: RouteMatch, record: &mut RequestRecord) -> SimResponse {
     let (route, params) = match route {
         RouteMatch::Found(r, p) => (r, p),
         RouteMatch::MethodNotAllowed => return ApiError::method_not_allowed().into(),

@@ -112,32 +112,152 @@ static ROUTES: &[Route] = &[
     route!("GET", ACCOUNT, "FetchAccount", V2010, api2010::accounts::fetch),
     route!("POST", ACCOUNT, "UpdateAccount", V2010, api2010::accounts::update),
     route!("GET", NUMBERS, "ListIncomingPhoneNumber", V2010, api2010::numbers::list),
-    route!("POST", NUMBERS, "CreateIncomingPhoneNumber", V2010, api2010::numbers::create),
-    route!("GET", NUMBER, "FetchIncomingPhoneNumber", V2010, api2010::numbers::fetch),
-    route!("POST", NUMBER, "UpdateIncomingPhoneNumber", V2010, api2010::numbers::update),
-    route!("DELETE", NUMBER, "DeleteIncomingPhoneNumber", V2010, api2010::numbers::delete),
+    route!(
+        "POST",
+        NUMBERS,
+        "CreateIncomingPhoneNumber",
+        V2010,
+        api2010::numbers::create
+    ),
+    route!(
+        "GET",
+        NUMBER,
+        "FetchIncomingPhoneNumber",
+        V2010,
+        api2010::numbers::fetch
+    ),
+    route!(
+        "POST",
+        NUMBER,
+        "UpdateIncomingPhoneNumber",
+        V2010,
+        api2010::numbers::update
+    ),
+    route!(
+        "DELETE",
+        NUMBER,
+        "DeleteIncomingPhoneNumber",
+        V2010,
+        api2010::numbers::delete
+    ),
     route!("GET", MESSAGES, "ListMessage", V2010, api2010::messages::list),
     route!("POST", MESSAGES, "CreateMessage", V2010, api2010::messages::create),
     route!("GET", MESSAGE, "FetchMessage", V2010, api2010::messages::fetch),
     route!("DELETE", MESSAGE, "DeleteMessage", V2010, api2010::messages::delete),
     route!("GET", SERVICES, "ListService", MessagingV1, messaging::services::list),
-    route!("POST", SERVICES, "CreateService", MessagingV1, messaging::services::create),
+    route!(
+        "POST",
+        SERVICES,
+        "CreateService",
+        MessagingV1,
+        messaging::services::create
+    ),
     route!("GET", SERVICE, "FetchService", MessagingV1, messaging::services::fetch),
-    route!("POST", SERVICE, "UpdateService", MessagingV1, messaging::services::update),
-    route!("DELETE", SERVICE, "DeleteService", MessagingV1, messaging::services::delete),
-    route!("GET", SVC_NUMBERS, "ListPhoneNumber", MessagingV1, messaging::services::list_numbers),
-    route!("POST", SVC_NUMBERS, "CreatePhoneNumber", MessagingV1, messaging::services::add_number),
-    route!("GET", SVC_NUMBER, "FetchPhoneNumber", MessagingV1, messaging::services::fetch_number),
-    route!("DELETE", SVC_NUMBER, "DeletePhoneNumber", MessagingV1, messaging::services::remove_number),
-    route!("GET", SVC_SENDERS, "ListChannelSender", MessagingV1, messaging::services::list_senders),
-    route!("POST", SVC_SENDERS, "CreateChannelSender", MessagingV1, messaging::services::add_sender),
-    route!("GET", SVC_SENDER, "FetchChannelSender", MessagingV1, messaging::services::fetch_sender),
-    route!("DELETE", SVC_SENDER, "DeleteChannelSender", MessagingV1, messaging::services::remove_sender),
-    route!("GET", SENDERS, "ListChannelsSender", MessagingV2, messaging::senders::list),
-    route!("POST", SENDERS, "CreateChannelsSender", MessagingV2, messaging::senders::create),
-    route!("GET", SENDER, "FetchChannelsSender", MessagingV2, messaging::senders::fetch),
-    route!("POST", SENDER, "UpdateChannelsSender", MessagingV2, messaging::senders::update),
-    route!("DELETE", SENDER, "DeleteChannelsSender", MessagingV2, messaging::senders::delete),
+    route!(
+        "POST",
+        SERVICE,
+        "UpdateService",
+        MessagingV1,
+        messaging::services::update
+    ),
+    route!(
+        "DELETE",
+        SERVICE,
+        "DeleteService",
+        MessagingV1,
+        messaging::services::delete
+    ),
+    route!(
+        "GET",
+        SVC_NUMBERS,
+        "ListPhoneNumber",
+        MessagingV1,
+        messaging::services::list_numbers
+    ),
+    route!(
+        "POST",
+        SVC_NUMBERS,
+        "CreatePhoneNumber",
+        MessagingV1,
+        messaging::services::add_number
+    ),
+    route!(
+        "GET",
+        SVC_NUMBER,
+        "FetchPhoneNumber",
+        MessagingV1,
+        messaging::services::fetch_number
+    ),
+    route!(
+        "DELETE",
+        SVC_NUMBER,
+        "DeletePhoneNumber",
+        MessagingV1,
+        messaging::services::remove_number
+    ),
+    route!(
+        "GET",
+        SVC_SENDERS,
+        "ListChannelSender",
+        MessagingV1,
+        messaging::services::list_senders
+    ),
+    route!(
+        "POST",
+        SVC_SENDERS,
+        "CreateChannelSender",
+        MessagingV1,
+        messaging::services::add_sender
+    ),
+    route!(
+        "GET",
+        SVC_SENDER,
+        "FetchChannelSender",
+        MessagingV1,
+        messaging::services::fetch_sender
+    ),
+    route!(
+        "DELETE",
+        SVC_SENDER,
+        "DeleteChannelSender",
+        MessagingV1,
+        messaging::services::remove_sender
+    ),
+    route!(
+        "GET",
+        SENDERS,
+        "ListChannelsSender",
+        MessagingV2,
+        messaging::senders::list
+    ),
+    route!(
+        "POST",
+        SENDERS,
+        "CreateChannelsSender",
+        MessagingV2,
+        messaging::senders::create
+    ),
+    route!(
+        "GET",
+        SENDER,
+        "FetchChannelsSender",
+        MessagingV2,
+        messaging::senders::fetch
+    ),
+    route!(
+        "POST",
+        SENDER,
+        "UpdateChannelsSender",
+        MessagingV2,
+        messaging::senders::update
+    ),
+    route!(
+        "DELETE",
+        SENDER,
+        "DeleteChannelsSender",
+        MessagingV2,
+        messaging::senders::delete
+    ),
 ];
 
 /// Every Twilio operation the simulator implements.
@@ -159,10 +279,7 @@ pub(crate) struct PathParams(Vec<(String, String)>);
 
 impl PathParams {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -245,9 +362,6 @@ mod tests {
             find("GET", "/2010-04-01/Accounts/AC1/Calls.json"),
             RouteMatch::NotFound
         ));
-        assert!(matches!(
-            find("GET", "/2010-04-01/Accounts/AC1"),
-            RouteMatch::NotFound
-        ));
+        assert!(matches!(find("GET", "/2010-04-01/Accounts/AC1"), RouteMatch::NotFound));
     }
 }

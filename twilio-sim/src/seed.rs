@@ -10,10 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::errors::SimError;
 use crate::sid::{derived, derived_hex, is_sid};
 use crate::state::{
-    is_e164, Account, AccountStatus, AccountType, ApiKey, ApiKeyKind, Capabilities,
-    IdentityClient, IncomingNumber, MessagingService, OfflineReason, ParticipantSpec, PoolEntry,
-    Sandbox, Sender, SenderConfiguration, SenderProfile, SenderProperties, SenderStatus,
-    SenderWebhook, SimState,
+    is_e164, Account, AccountStatus, AccountType, ApiKey, ApiKeyKind, Capabilities, IdentityClient, IncomingNumber,
+    MessagingService, OfflineReason, ParticipantSpec, PoolEntry, Sandbox, Sender, SenderConfiguration, SenderProfile,
+    SenderProperties, SenderStatus, SenderWebhook, SimState,
 };
 
 /// A seed file.
@@ -219,8 +218,12 @@ pub struct SeedSandbox {
 
 /// A deterministic two-word sandbox join code for an account.
 pub(crate) fn default_join_code(account: &str) -> String {
-    const A: &[&str] = &["silver", "purple", "quiet", "brave", "lucky", "rapid", "golden", "windy"];
-    const B: &[&str] = &["tiger", "river", "maple", "falcon", "harbor", "comet", "meadow", "canyon"];
+    const A: &[&str] = &[
+        "silver", "purple", "quiet", "brave", "lucky", "rapid", "golden", "windy",
+    ];
+    const B: &[&str] = &[
+        "tiger", "river", "maple", "falcon", "harbor", "comet", "meadow", "canyon",
+    ];
     let h = derived_hex(&["join", account]);
     let n = u32::from_str_radix(&h[..8], 16).unwrap_or(0) as usize;
     format!("{}-{}", A[n % A.len()], B[(n / A.len()) % B.len()])
@@ -238,9 +241,9 @@ fn check_sid(sid: &str, prefix: &str) -> Result<(), SimError> {
 
 fn check_method(m: &Option<String>, allowed: &[&str]) -> Result<(), SimError> {
     match m {
-        Some(v) if !allowed.contains(&v.as_str()) => Err(SimError::Seed(format!(
-            "method {v:?}: expected one of {allowed:?}"
-        ))),
+        Some(v) if !allowed.contains(&v.as_str()) => {
+            Err(SimError::Seed(format!("method {v:?}: expected one of {allowed:?}")))
+        }
         _ => Ok(()),
     }
 }
@@ -272,9 +275,7 @@ pub(crate) fn apply(state: &mut SimState, seed: &SeedFile) -> Result<Vec<String>
         }
     }
     for client in &seed.identity_clients {
-        state
-            .identity_clients
-            .retain(|c| c.client_id != client.client_id);
+        state.identity_clients.retain(|c| c.client_id != client.client_id);
         state.identity_clients.push(client.clone());
     }
     Ok(sids)
@@ -317,10 +318,7 @@ fn build_account(sa: &SeedAccount) -> Result<Account, SimError> {
             None => derived("SK", &[&sid, &k.friendly_name]),
         };
         acct.keys.push(ApiKey {
-            secret: k
-                .secret
-                .clone()
-                .unwrap_or_else(|| derived_hex(&["secret", &ksid])),
+            secret: k.secret.clone().unwrap_or_else(|| derived_hex(&["secret", &ksid])),
             sid: ksid,
             friendly_name: k.friendly_name.clone(),
             kind: k.kind,
@@ -342,11 +340,7 @@ fn build_account(sa: &SeedAccount) -> Result<Account, SimError> {
     }
     if let Some(sb) = &sa.sandbox {
         check_method(&sb.inbound_method, &["GET", "POST"])?;
-        let mut sandbox = Sandbox::new(
-            sb.join_code
-                .clone()
-                .unwrap_or_else(|| default_join_code(&sid)),
-        );
+        let mut sandbox = Sandbox::new(sb.join_code.clone().unwrap_or_else(|| default_join_code(&sid)));
         sandbox.inbound_url = sb.inbound_url.clone();
         if let Some(m) = &sb.inbound_method {
             sandbox.inbound_method = m.clone();
@@ -366,11 +360,7 @@ fn build_account(sa: &SeedAccount) -> Result<Account, SimError> {
     Ok(acct)
 }
 
-fn build_number(
-    account_sid: &str,
-    n: &SeedNumber,
-    now: chrono::DateTime<Utc>,
-) -> Result<IncomingNumber, SimError> {
+fn build_number(account_sid: &str, n: &SeedNumber, now: chrono::DateTime<Utc>) -> Result<IncomingNumber, SimError> {
     if !is_e164(&n.phone_number) {
         return Err(SimError::Seed(format!(
             "phone_number {:?} is not E.164",
@@ -410,11 +400,7 @@ fn build_number(
     Ok(num)
 }
 
-fn build_sender(
-    account_sid: &str,
-    s: &SeedSender,
-    now: chrono::DateTime<Utc>,
-) -> Result<Sender, SimError> {
+fn build_sender(account_sid: &str, s: &SeedSender, now: chrono::DateTime<Utc>) -> Result<Sender, SimError> {
     let sender_id = if s.sender_id.starts_with("whatsapp:") {
         s.sender_id.clone()
     } else {
@@ -453,11 +439,7 @@ fn build_sender(
     })
 }
 
-fn build_service(
-    acct: &Account,
-    s: &SeedService,
-    now: chrono::DateTime<Utc>,
-) -> Result<MessagingService, SimError> {
+fn build_service(acct: &Account, s: &SeedService, now: chrono::DateTime<Utc>) -> Result<MessagingService, SimError> {
     check_method(&s.inbound_method, &["GET", "POST"])?;
     check_method(&s.fallback_method, &["GET", "POST"])?;
     let sid = match &s.sid {

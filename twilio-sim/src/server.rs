@@ -40,19 +40,14 @@ fn to_hyper(resp: SimResponse) -> Response<Full<Bytes>> {
     for (name, value) in &resp.headers {
         builder = builder.header(*name, value.as_str());
     }
-    builder
-        .body(Full::new(Bytes::from(resp.body)))
-        .unwrap_or_else(|_| {
-            let mut r = Response::new(Full::new(Bytes::new()));
-            *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-            r
-        })
+    builder.body(Full::new(Bytes::from(resp.body))).unwrap_or_else(|_| {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
 }
 
-async fn serve_one(
-    shared: Arc<Shared>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, DropConnection> {
+async fn serve_one(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, DropConnection> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, shared.config.max_body_bytes).collect().await {
         Ok(b) => b.to_bytes(),
@@ -77,11 +72,7 @@ async fn serve_one(
 }
 
 /// Accepts connections until `shutdown` fires, then waits (bounded) for open connections.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: oneshot::Receiver<()>,
-) {
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: oneshot::Receiver<()>) {
     let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {
@@ -114,4 +105,3 @@ pub(crate) async fn serve(
         _ = tokio::time::sleep(GRACE) => tracing::warn!("shutdown grace period elapsed"),
     }
 }
-

@@ -20,6 +20,9 @@ pub(crate) struct Shared {
     pub request_ids: Mutex<SidGen>,
     /// Loaded in strict mode only.
     pub contract: Option<Contract>,
+    /// Loaded when `$TWILIO_SIM_COVERAGE_FILE` is set (the strict contract, or one loaded only
+    /// to name operations for the coverage log).
+    pub coverage: Option<Contract>,
 }
 
 /// Locks a mutex, recovering from poisoning (a panicked handler must not wedge the simulator).

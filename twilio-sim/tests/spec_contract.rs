@@ -70,8 +70,7 @@ fn coverage_record_appends_json_lines() {
     coverage::record(&op, 400, None);
     std::env::remove_var(coverage::COVERAGE_FILE_ENV);
     coverage::record(&op, 500, None); // not recorded: the variable is unset
-    let records =
-        coverage::parse_records(&std::fs::read_to_string(&file).expect("read")).expect("parse");
+    let records = coverage::parse_records(&std::fs::read_to_string(&file).expect("read")).expect("parse");
     let statuses: Vec<u16> = records.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [200, 400]);
     assert!(records[0].from_operator() && !records[1].from_operator());

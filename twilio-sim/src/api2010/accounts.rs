@@ -66,12 +66,7 @@ pub(crate) fn update(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
         Some("active") => Some(AccountStatus::Active),
         Some("suspended") => Some(AccountStatus::Suspended),
         Some("closed") => Some(AccountStatus::Closed),
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                20001,
-                format!("Invalid Status: {other}"),
-            ))
-        }
+        Some(other) => return Err(ApiError::bad_request(20001, format!("Invalid Status: {other}"))),
         None => None,
     };
     let acct = ctx.account()?;
@@ -80,10 +75,7 @@ pub(crate) fn update(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     }
     if let Some(s) = status {
         if acct.status == AccountStatus::Closed && s != AccountStatus::Closed {
-            return Err(ApiError::bad_request(
-                20001,
-                "A closed account cannot be reopened",
-            ));
+            return Err(ApiError::bad_request(20001, "A closed account cannot be reopened"));
         }
         acct.status = s;
     }

@@ -65,17 +65,8 @@ fn whatsapp_outcome(
     to_number: &str,
     now: DateTime<Utc>,
 ) -> Result<MessageOutcome, ApiError> {
-    let no_channel = || {
-        ApiError::bad_request(
-            63007,
-            "Twilio could not find a Channel with the specified From address",
-        )
-    };
-    if acct
-        .senders
-        .iter()
-        .any(|s| s.sender_id == from && s.status.can_send())
-    {
+    let no_channel = || ApiError::bad_request(63007, "Twilio could not find a Channel with the specified From address");
+    if acct.senders.iter().any(|s| s.sender_id == from && s.status.can_send()) {
         return Ok(delivered());
     }
     let from_number = from.trim_start_matches(WA);
@@ -88,8 +79,7 @@ fn whatsapp_outcome(
                     status: MessageStatus::Failed,
                     error_code: Some(63015),
                     error_message: Some(
-                        "Channel Sandbox can only send messages to phone numbers that have joined the Sandbox"
-                            .into(),
+                        "Channel Sandbox can only send messages to phone numbers that have joined the Sandbox".into(),
                     ),
                 })
             }
@@ -100,9 +90,11 @@ fn whatsapp_outcome(
 
 /// Picks a sender from a Messaging Service pool for `to`.
 fn service_sender(acct: &Account, mss: &str, whatsapp: bool) -> Result<String, ApiError> {
-    let svc = acct.services.iter().find(|s| s.sid == mss).ok_or_else(|| {
-        ApiError::bad_request(21701, format!("The Messaging Service Sid {mss} is invalid."))
-    })?;
+    let svc = acct
+        .services
+        .iter()
+        .find(|s| s.sid == mss)
+        .ok_or_else(|| ApiError::bad_request(21701, format!("The Messaging Service Sid {mss} is invalid.")))?;
     let from = if whatsapp {
         svc.channel_senders.iter().find_map(|e| {
             acct.senders
@@ -141,10 +133,7 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
         .filter(|f| !f.is_empty())
         .map(str::to_string);
     if from.is_none() && mss.is_none() {
-        return Err(ApiError::bad_request(
-            21603,
-            "A 'From' phone number is required.",
-        ));
+        return Err(ApiError::bad_request(21603, "A 'From' phone number is required."));
     }
     let body = form.get("Body").unwrap_or("").to_string();
     let media = form.get_all("MediaUrl");
@@ -167,8 +156,7 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
         }
     }
     if let Some(cb) = form.get("StatusCallback") {
-        check_url("StatusCallback", cb)
-            .map_err(|_| ApiError::bad_request(21609, "Invalid 'StatusCallback'"))?;
+        check_url("StatusCallback", cb).map_err(|_| ApiError::bad_request(21609, "Invalid 'StatusCallback'"))?;
     }
     let to_wa = to.starts_with(WA);
     if let Some(f) = &from {
@@ -218,12 +206,7 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
             let f = service_sender(acct, svc, to_wa)?;
             (f, delivered(), MessageStatus::Accepted)
         }
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                21603,
-                "A 'From' phone number is required.",
-            ))
-        }
+        (None, None) => return Err(ApiError::bad_request(21603, "A 'From' phone number is required.")),
     };
     if let Some(svc) = &mss {
         if !acct.services.iter().any(|s| &s.sid == svc) {
@@ -292,18 +275,9 @@ pub(crate) fn list(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     use std::cmp::Ordering::{Equal, Greater, Less};
     let query = ctx.req.query_params();
     let paging = PageRequest::from_params(&query, 50)?;
-    let on = query
-        .get("DateSent")
-        .map(|v| parse_date("DateSent", v))
-        .transpose()?;
-    let before = query
-        .get("DateSent<")
-        .map(|v| parse_date("DateSent<", v))
-        .transpose()?;
-    let after = query
-        .get("DateSent>")
-        .map(|v| parse_date("DateSent>", v))
-        .transpose()?;
+    let on = query.get("DateSent").map(|v| parse_date("DateSent", v)).transpose()?;
+    let before = query.get("DateSent<").map(|v| parse_date("DateSent<", v)).transpose()?;
+    let after = query.get("DateSent>").map(|v| parse_date("DateSent>", v)).transpose()?;
     let path = ctx.req.path.clone();
     let now = Utc::now();
     let acct = ctx.account()?;
@@ -314,11 +288,7 @@ pub(crate) fn list(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
         .rev()
         .filter(|m| {
             let date_ok = |f: Option<DateFilter>, ok: &[std::cmp::Ordering]| {
-                f.is_none_or(|f| {
-                    m.date_sent
-                        .as_ref()
-                        .is_some_and(|s| ok.contains(&cmp_date(s, f)))
-                })
+                f.is_none_or(|f| m.date_sent.as_ref().is_some_and(|s| ok.contains(&cmp_date(s, f))))
             };
             query.get("To").is_none_or(|t| m.to == t)
                 && query.get("From").is_none_or(|f| m.from.as_deref() == Some(f))
@@ -329,11 +299,7 @@ pub(crate) fn list(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
         .cloned()
         .collect();
     let page = paginate(&matching, |m| m.sid.as_str(), &paging);
-    let items = page
-        .items
-        .iter()
-        .map(|m| message_json(&acct.sid, m))
-        .collect();
+    let items = page.items.iter().map(|m| message_json(&acct.sid, m)).collect();
     let filters: Vec<(String, String)> = query
         .0
         .iter()
@@ -350,11 +316,7 @@ pub(crate) fn fetch(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     let nf = ctx.not_found();
     let acct = ctx.account()?;
     let account_sid = acct.sid.clone();
-    let m = acct
-        .messages
-        .iter_mut()
-        .find(|m| m.sid == sid)
-        .ok_or(nf)?;
+    let m = acct.messages.iter_mut().find(|m| m.sid == sid).ok_or(nf)?;
     m.settle(Utc::now());
     Ok(SimResponse::json(200, &message_json(&account_sid, m)))
 }

@@ -72,11 +72,7 @@ fn phone_matches(number: &str, filter: &str) -> bool {
     if f.len() > n.len() {
         return false;
     }
-    (0..=n.len() - f.len()).any(|start| {
-        f.iter()
-            .zip(&n[start..])
-            .all(|(fc, nc)| *fc == '*' || fc == nc)
-    })
+    (0..=n.len() - f.len()).any(|start| f.iter().zip(&n[start..]).all(|(fc, nc)| *fc == '*' || fc == nc))
 }
 
 /// GET list with `PhoneNumber`, `FriendlyName`, `Origin` filters and paging.
@@ -92,33 +88,20 @@ pub(crate) fn list(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
             query
                 .get("PhoneNumber")
                 .is_none_or(|f| phone_matches(&n.phone_number, f))
-                && query
-                    .get("FriendlyName")
-                    .is_none_or(|f| n.friendly_name == f)
+                && query.get("FriendlyName").is_none_or(|f| n.friendly_name == f)
                 && query.get("Origin").is_none_or(|o| n.origin == o)
         })
         .cloned()
         .collect();
     let page = paginate(&matching, |n| n.sid.as_str(), &paging);
-    let items = page
-        .items
-        .iter()
-        .map(|n| number_json(&acct.sid, n))
-        .collect();
+    let items = page.items.iter().map(|n| number_json(&acct.sid, n)).collect();
     let filters: Vec<(String, String)> = query
         .0
         .iter()
         .filter(|(k, _)| FILTERS.contains(&k.as_str()))
         .cloned()
         .collect();
-    let body = envelope_2010(
-        "incoming_phone_numbers",
-        &path,
-        &filters,
-        &paging,
-        &page,
-        items,
-    );
+    let body = envelope_2010("incoming_phone_numbers", &path, &filters, &paging, &page, items);
     Ok(SimResponse::json(200, &body))
 }
 
@@ -127,11 +110,7 @@ pub(crate) fn fetch(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     let sid = ctx.param("Sid").to_string();
     let nf = ctx.not_found();
     let acct = ctx.account()?;
-    let n = acct
-        .incoming_phone_numbers
-        .iter()
-        .find(|n| n.sid == sid)
-        .ok_or(nf)?;
+    let n = acct.incoming_phone_numbers.iter().find(|n| n.sid == sid).ok_or(nf)?;
     Ok(SimResponse::json(200, &number_json(&acct.sid, n)))
 }
 
@@ -279,10 +258,7 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     let phone = match (form.get("PhoneNumber"), form.get("AreaCode")) {
         (Some(p), _) => {
             if !is_e164(p) {
-                return Err(ApiError::bad_request(
-                    21421,
-                    format!("PhoneNumber is invalid: '{p}'"),
-                ));
+                return Err(ApiError::bad_request(21421, format!("PhoneNumber is invalid: '{p}'")));
             }
             if taken(ctx.state, p) {
                 return Err(ApiError::bad_request(
@@ -301,22 +277,10 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
                     break;
                 }
             }
-            found.ok_or_else(|| {
-                ApiError::bad_request(21452, format!("No phone numbers found in area code {area}"))
-            })?
+            found.ok_or_else(|| ApiError::bad_request(21452, format!("No phone numbers found in area code {area}")))?
         }
-        (None, Some(area)) => {
-            return Err(ApiError::bad_request(
-                21451,
-                format!("Invalid area code {area}"),
-            ))
-        }
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                21452,
-                "A PhoneNumber or AreaCode is required",
-            ))
-        }
+        (None, Some(area)) => return Err(ApiError::bad_request(21451, format!("Invalid area code {area}"))),
+        (None, None) => return Err(ApiError::bad_request(21452, "A PhoneNumber or AreaCode is required")),
     };
     let sid = ctx.state.sids.random("PN");
     let mut n = IncomingNumber::new(sid, phone, Utc::now());

@@ -35,8 +35,7 @@ fn run(args: &Args) -> Result<String, String> {
             coverage::COVERAGE_FILE_ENV
         )
     })?;
-    let records =
-        coverage::parse_records(&text).map_err(|e| format!("{}: {e}", args.input.display()))?;
+    let records = coverage::parse_records(&text).map_err(|e| format!("{}: {e}", args.input.display()))?;
     let implemented: Vec<(&str, &str)> = twilio_sim::implemented_operations()
         .iter()
         .map(|o| (o.spec, o.operation_id))
@@ -44,8 +43,7 @@ fn run(args: &Args) -> Result<String, String> {
     let table = coverage::report_markdown(&contract, implemented, &records);
     if let Some(out) = &args.out {
         if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
         }
         std::fs::write(out, &table).map_err(|e| format!("writing {}: {e}", out.display()))?;
     }

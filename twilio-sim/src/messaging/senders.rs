@@ -13,8 +13,8 @@ use crate::http::SimResponse;
 use crate::paging::{envelope_meta, paginate, PageRequest};
 use crate::router::Ctx;
 use crate::state::{
-    is_e164, ProfileEmail, ProfileWebsite, Sender, SenderConfiguration, SenderProfile,
-    SenderProperties, SenderStatus, SenderWebhook,
+    is_e164, ProfileEmail, ProfileWebsite, Sender, SenderConfiguration, SenderProfile, SenderProperties, SenderStatus,
+    SenderWebhook,
 };
 
 const PATH: &str = "/v2/Channels/Senders";
@@ -43,6 +43,7 @@ pub(crate) fn sender_json(base_url: &str, s: &Sender) -> Value {
             "name": s.profile.name,
             "about": s.profile.about,
             "address": s.profile.address,
+            "description": s.profile.description,
             "emails": s.profile.emails,
             "logo_url": s.profile.logo_url,
             "vertical": s.profile.vertical,
@@ -73,11 +74,7 @@ fn object_body(ctx: &Ctx<'_>) -> Result<Map<String, Value>, ApiError> {
 }
 
 /// An optional string field of `obj`: absent → `None`, null → `Some(None)`.
-fn opt_str(
-    obj: &Map<String, Value>,
-    section: &str,
-    key: &str,
-) -> Result<Option<Option<String>>, ApiError> {
+fn opt_str(obj: &Map<String, Value>, section: &str, key: &str) -> Result<Option<Option<String>>, ApiError> {
     match obj.get(key) {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
@@ -86,10 +83,7 @@ fn opt_str(
     }
 }
 
-fn section<'a>(
-    body: &'a Map<String, Value>,
-    key: &str,
-) -> Result<Option<&'a Map<String, Value>>, ApiError> {
+fn section<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a Map<String, Value>>, ApiError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m)),
@@ -134,10 +128,7 @@ fn apply_webhook(
     Ok(w)
 }
 
-fn apply_configuration(
-    c: &mut SenderConfiguration,
-    obj: &Map<String, Value>,
-) -> Result<Option<String>, ApiError> {
+fn apply_configuration(c: &mut SenderConfiguration, obj: &Map<String, Value>) -> Result<Option<String>, ApiError> {
     if let Some(v) = opt_str(obj, "configuration", "waba_id")? {
         c.waba_id = v;
     }
@@ -158,10 +149,11 @@ fn apply_configuration(
 }
 
 fn apply_profile(p: &mut SenderProfile, obj: &Map<String, Value>) -> Result<(), ApiError> {
-    let fields: [(&str, &mut Option<String>); 5] = [
+    let fields: [(&str, &mut Option<String>); 6] = [
         ("name", &mut p.name),
         ("about", &mut p.about),
         ("address", &mut p.address),
+        ("description", &mut p.description),
         ("logo_url", &mut p.logo_url),
         ("vertical", &mut p.vertical),
     ];
@@ -189,9 +181,7 @@ pub(crate) fn list(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
         .ok_or_else(|| invalid("Missing required parameter Channel in the query"))?
         .to_string();
     if channel != "whatsapp" && channel != "rcs" {
-        return Err(invalid(format!(
-            "Invalid Channel '{channel}': use whatsapp or rcs"
-        )));
+        return Err(invalid(format!("Invalid Channel '{channel}': use whatsapp or rcs")));
     }
     let paging = PageRequest::from_params(&query, 20)?;
     let base = ctx.base_url.to_string();
@@ -225,13 +215,8 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
         Some(Value::String(s)) => s.clone(),
         _ => return Err(invalid("Missing required parameter sender_id")),
     };
-    if !sender_id
-        .strip_prefix("whatsapp:")
-        .is_some_and(is_e164)
-    {
-        return Err(invalid(format!(
-            "Invalid sender_id '{sender_id}': use whatsapp:+E164"
-        )));
+    if !sender_id.strip_prefix("whatsapp:").is_some_and(is_e164) {
+        return Err(invalid(format!("Invalid sender_id '{sender_id}': use whatsapp:+E164")));
     }
     let now = Utc::now();
     let sid = ctx.state.sids.random("XE");
@@ -260,9 +245,7 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     }
     let acct = ctx.account()?;
     if acct.senders.iter().any(|s| s.sender_id == sender_id) {
-        return Err(invalid(format!(
-            "A sender with sender_id {sender_id} already exists"
-        )));
+        return Err(invalid(format!("A sender with sender_id {sender_id} already exists")));
     }
     let json = sender_json(&base, &sender);
     acct.senders.push(sender);

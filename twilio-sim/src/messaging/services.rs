@@ -134,10 +134,7 @@ fn apply_form(s: &mut MessagingService, form: &Params) -> Result<(), ApiError> {
                 .ok()
                 .filter(|p| (1..=36000).contains(p))
                 .ok_or_else(|| {
-                    ApiError::bad_request(
-                        20001,
-                        format!("Invalid ValidityPeriod '{v}': 1 to 36000 seconds"),
-                    )
+                    ApiError::bad_request(20001, format!("Invalid ValidityPeriod '{v}': 1 to 36000 seconds"))
                 })?,
         ),
         None => None,
@@ -197,11 +194,7 @@ pub(crate) fn list(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     let base = ctx.base_url.to_string();
     let acct = ctx.account()?;
     let page = paginate(&acct.services, |s| s.sid.as_str(), &paging);
-    let items = page
-        .items
-        .iter()
-        .map(|s| service_json(&base, &acct.sid, s))
-        .collect();
+    let items = page.items.iter().map(|s| service_json(&base, &acct.sid, s)).collect();
     let body = envelope_meta("services", &base, "/v1/Services", &[], &paging, &page, items);
     Ok(SimResponse::json(200, &body))
 }
@@ -382,9 +375,7 @@ fn pool_add(ctx: &mut Ctx<'_>, pool: Pool) -> Result<SimResponse, ApiError> {
         date_created: Utc::now(),
     };
     pool.entries_mut(&mut acct.services[i]).push(entry.clone());
-    let body = pool
-        .render(&base, acct, &svc_sid, &entry)
-        .unwrap_or(Value::Null);
+    let body = pool.render(&base, acct, &svc_sid, &entry).unwrap_or(Value::Null);
     Ok(SimResponse::json(201, &body))
 }
 

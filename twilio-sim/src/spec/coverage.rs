@@ -72,12 +72,7 @@ pub fn record(op: &OperationRef, status: u16, user_agent: Option<&str>) {
 }
 
 /// Appends one record to `path` as a single `write` (concurrent test processes do not interleave).
-pub fn record_to(
-    path: &Path,
-    op: &OperationRef,
-    status: u16,
-    user_agent: Option<&str>,
-) -> std::io::Result<()> {
+pub fn record_to(path: &Path, op: &OperationRef, status: u16, user_agent: Option<&str>) -> std::io::Result<()> {
     let line = CoverageRecord {
         spec: op.spec.clone(),
         operation_id: op.operation_id.clone(),
@@ -88,10 +83,7 @@ pub fn record_to(
     };
     let mut bytes = serde_json::to_vec(&line).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     file.write_all(&bytes)
 }
 
@@ -101,12 +93,7 @@ pub fn parse_records(jsonl: &str) -> Result<Vec<CoverageRecord>, CoverageError> 
         .lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str(line).map_err(|source| CoverageError::BadLine {
-                line: i + 1,
-                source,
-            })
-        })
+        .map(|(i, line)| serde_json::from_str(line).map_err(|source| CoverageError::BadLine { line: i + 1, source }))
         .collect()
 }
 
@@ -128,9 +115,7 @@ pub fn report_markdown<'a>(
     let implemented: Vec<(&str, &str)> = implemented.into_iter().collect();
     let mut tallies: BTreeMap<(String, String), Tally> = BTreeMap::new();
     for r in records {
-        let tally = tallies
-            .entry((r.spec.clone(), r.operation_id.clone()))
-            .or_default();
+        let tally = tallies.entry((r.spec.clone(), r.operation_id.clone())).or_default();
         tally.requests += 1;
         *tally.statuses.entry(r.status).or_default() += 1;
         if r.from_operator() {
@@ -247,18 +232,13 @@ mod tests {
             ),
             "{table}"
         );
-        assert!(
-            table.contains("| UpdateAccount (not implemented) |"),
-            "{table}"
-        );
+        assert!(table.contains("| UpdateAccount (not implemented) |"), "{table}");
         assert!(
             table.contains("| DeleteChannelsSender | twilio_messaging_v2 | DELETE |"),
             "{table}"
         );
         assert!(
-            table.contains(
-                "1 of 2 implemented operations exercised by tests; 1 called by the operator"
-            ),
+            table.contains("1 of 2 implemented operations exercised by tests; 1 called by the operator"),
             "{table}"
         );
         assert!(parse_records("{\"spec\":1}\n").is_err());

@@ -41,11 +41,7 @@ use paths::Template;
 use schema::{Mode, PatternCache, Tolerance, Validator};
 
 /// The spec files (stems) the simulator serves, in `dir/<stem>.json`.
-pub const SPECS: [&str; 3] = [
-    "twilio_api_v2010",
-    "twilio_messaging_v1",
-    "twilio_messaging_v2",
-];
+pub const SPECS: [&str; 3] = ["twilio_api_v2010", "twilio_messaging_v1", "twilio_messaging_v2"];
 
 /// Environment variable naming the directory that holds the spec files.
 pub const SPEC_DIR_ENV: &str = "TWILIO_OAI_SPEC_DIR";
@@ -242,11 +238,7 @@ impl Contract {
     /// The spec directory: `$TWILIO_OAI_SPEC_DIR`, else the cache of `hack/fetch-twilio-specs.sh`,
     /// `${TWILIO_OAI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whatsapp-operator/twilio-oai}/0.7.0/json`.
     pub fn default_dir() -> Result<PathBuf, LoadError> {
-        let var = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         if let Some(dir) = var(SPEC_DIR_ENV) {
             return Ok(dir);
         }
@@ -283,24 +275,14 @@ impl Contract {
 
     /// The operation `operation_id` of `spec` (a stem of [`SPECS`]), if the spec declares it.
     pub fn operation(&self, spec: &str, operation_id: &str) -> Option<OperationRef> {
-        let key = self
-            .inner
-            .by_id
-            .get(&(spec.to_string(), operation_id.to_string()))?;
+        let key = self.inner.by_id.get(&(spec.to_string(), operation_id.to_string()))?;
         Some(self.inner.op_ref(key))
     }
 
     /// Every operation of the served specs, sorted by spec, template and method.
     pub fn operations(&self) -> Vec<OperationRef> {
-        let mut all: Vec<OperationRef> = self
-            .inner
-            .ops
-            .keys()
-            .map(|key| self.inner.op_ref(key))
-            .collect();
-        all.sort_by(|a, b| {
-            (&a.spec, &a.path_template, &a.method).cmp(&(&b.spec, &b.path_template, &b.method))
-        });
+        let mut all: Vec<OperationRef> = self.inner.ops.keys().map(|key| self.inner.op_ref(key)).collect();
+        all.sort_by(|a, b| (&a.spec, &a.path_template, &a.method).cmp(&(&b.spec, &b.path_template, &b.method)));
         all
     }
 
@@ -312,10 +294,7 @@ impl Contract {
         match (report.operation, combine(report.violations)) {
             (_, Some(violation)) => Err(violation),
             (Some(op), None) => Ok(op),
-            (None, None) => Err(Violation::new(
-                "unknown-path",
-                format!("{} {}", req.method, req.path),
-            )),
+            (None, None) => Err(Violation::new("unknown-path", format!("{} {}", req.method, req.path))),
         }
     }
 
@@ -329,12 +308,7 @@ impl Contract {
     ///
     /// A status the operation does not declare is checked, if it is 4xx/5xx, against the classic
     /// Twilio error shape `{code, message, more_info, status, detail?, details?}`.
-    pub fn check_response(
-        &self,
-        op: &OperationRef,
-        status: u16,
-        body: &[u8],
-    ) -> Result<(), Violation> {
+    pub fn check_response(&self, op: &OperationRef, status: u16, body: &[u8]) -> Result<(), Violation> {
         match combine(self.response_violations(op, status, body)) {
             Some(violation) => Err(violation),
             None => Ok(()),
@@ -342,12 +316,7 @@ impl Contract {
     }
 
     /// Every violation of a response; see [`Contract::check_response`].
-    pub fn response_violations(
-        &self,
-        op: &OperationRef,
-        status: u16,
-        body: &[u8],
-    ) -> Vec<Violation> {
+    pub fn response_violations(&self, op: &OperationRef, status: u16, body: &[u8]) -> Vec<Violation> {
         self.inner.response_violations(op, status, body)
     }
 }
@@ -468,8 +437,7 @@ impl Inner {
                     methods.insert(method.clone(), operation_id.to_string());
                     let key = (spec.name.clone(), method, template_text.clone());
                     by_id.insert((spec.name.clone(), operation_id.to_string()), key.clone());
-                    let (request_tolerance, response_tolerance) =
-                        learn_tolerance(&spec.doc, &patterns, op);
+                    let (request_tolerance, response_tolerance) = learn_tolerance(&spec.doc, &patterns, op);
                     ops.insert(
                         key,
                         OpEntry {
@@ -502,11 +470,7 @@ impl Inner {
     }
 
     fn op_ref(&self, key: &(String, String, String)) -> OperationRef {
-        let operation_id = self
-            .ops
-            .get(key)
-            .map(|e| e.operation_id.clone())
-            .unwrap_or_default();
+        let operation_id = self.ops.get(key).map(|e| e.operation_id.clone()).unwrap_or_default();
         OperationRef {
             spec: key.0.clone(),
             operation_id,
@@ -537,16 +501,12 @@ impl Inner {
                 .map(|_| method.clone())
                 .or_else(|| route.methods.keys().next().cloned());
             let schema_op = schema_method.and_then(|m| {
-                let entry = self
-                    .ops
-                    .get(&(spec.name.clone(), m, route.template_text.clone()))?;
+                let entry = self.ops.get(&(spec.name.clone(), m, route.template_text.clone()))?;
                 self.op_value(entry, &route.template_text)
             });
             let mut v = Validator::new(&spec.doc, &self.patterns, Mode::Request, None);
             for (name, value) in &params {
-                if let Some(schema) =
-                    schema_op.and_then(|op| declared_param(&spec.doc, op, "path", name))
-                {
+                if let Some(schema) = schema_op.and_then(|op| declared_param(&spec.doc, op, "path", name)) {
                     v.text(schema.schema, value, &format!("path parameter `{name}`"));
                 }
             }
@@ -569,11 +529,7 @@ impl Inner {
                     )],
                 };
             };
-            let key = (
-                spec.name.clone(),
-                method.clone(),
-                route.template_text.clone(),
-            );
+            let key = (spec.name.clone(), method.clone(), route.template_text.clone());
             let operation = OperationRef {
                 spec: spec.name.clone(),
                 operation_id: operation_id.clone(),
@@ -595,11 +551,7 @@ impl Inner {
         let violations = first_failure.unwrap_or_else(|| {
             vec![Violation::new(
                 "unknown-path",
-                format!(
-                    "{method} {}: no path of {} matches",
-                    req.path,
-                    SPECS.join(", ")
-                ),
+                format!("{method} {}: no path of {} matches", req.path, SPECS.join(", ")),
             )]
         });
         RequestReport {
@@ -609,20 +561,9 @@ impl Inner {
     }
 
     /// Query, content type and body checks of a matched operation.
-    fn check_operation(
-        &self,
-        spec: &SpecDoc,
-        entry: &OpEntry,
-        op: &Value,
-        req: &RequestParts<'_>,
-    ) -> Vec<Violation> {
+    fn check_operation(&self, spec: &SpecDoc, entry: &OpEntry, op: &Value, req: &RequestParts<'_>) -> Vec<Violation> {
         let doc = &spec.doc;
-        let mut v = Validator::new(
-            doc,
-            &self.patterns,
-            Mode::Request,
-            Some(&entry.request_tolerance),
-        );
+        let mut v = Validator::new(doc, &self.patterns, Mode::Request, Some(&entry.request_tolerance));
 
         // Query parameters.
         let query = match decode_form(req.query.unwrap_or_default().as_bytes()) {
@@ -654,13 +595,7 @@ impl Inner {
                 ))
             })
             .collect();
-        check_pairs(
-            &mut v,
-            &query,
-            &declared,
-            "query parameter",
-            &entry.request_tolerance,
-        );
+        check_pairs(&mut v, &query, &declared, "query parameter", &entry.request_tolerance);
 
         // Body.
         let request_body = op
@@ -697,10 +632,7 @@ impl Inner {
             },
             None => String::new(),
         };
-        let Some(media_schema) = content
-            .and_then(|c| c.get(&media))
-            .and_then(|m| m.get("schema"))
-        else {
+        let Some(media_schema) = content.and_then(|c| c.get(&media)).and_then(|m| m.get("schema")) else {
             let names: Vec<&str> = declared_types.iter().map(|s| s.as_str()).collect();
             let got = if media.is_empty() {
                 "no Content-Type".to_string()
@@ -722,10 +654,8 @@ impl Inner {
                 let pairs = match decode_form(req.body) {
                     Ok(pairs) => pairs,
                     Err(e) => {
-                        v.out.push(Violation::new(
-                            "invalid-form",
-                            format!("body is not form-encoded: {e}"),
-                        ));
+                        v.out
+                            .push(Violation::new("invalid-form", format!("body is not form-encoded: {e}")));
                         return v.out;
                     }
                 };
@@ -756,30 +686,21 @@ impl Inner {
                         )
                     })
                     .collect();
-                check_pairs(
-                    &mut v,
-                    &pairs,
-                    &fields,
-                    "form parameter",
-                    &entry.request_tolerance,
-                );
+                check_pairs(&mut v, &pairs, &fields, "form parameter", &entry.request_tolerance);
             }
             "application/json" => {
                 if req.body.is_empty() {
                     if body_required {
-                        v.out.push(Violation::new(
-                            "required",
-                            "a JSON request body is required",
-                        ));
+                        v.out
+                            .push(Violation::new("required", "a JSON request body is required"));
                     }
                     return v.out;
                 }
                 match serde_json::from_slice::<Value>(req.body) {
                     Ok(value) => v.json(media_schema, &value, "body"),
-                    Err(e) => v.out.push(Violation::new(
-                        "invalid-json",
-                        format!("body is not JSON: {e}"),
-                    )),
+                    Err(e) => v
+                        .out
+                        .push(Violation::new("invalid-json", format!("body is not JSON: {e}"))),
                 }
             }
             other => {
@@ -944,43 +865,30 @@ fn check_pairs(
     }
     for (name, param) in declared {
         if param.required && !pairs.iter().any(|(k, _)| k == name) {
-            v.out.push(Violation::new(
-                "required",
-                format!("{what} `{name}` is required"),
-            ));
+            v.out
+                .push(Violation::new("required", format!("{what} `{name}` is required")));
         }
     }
 }
 
 /// The parameter `name` declared `in` a location by an operation.
-fn declared_param<'a>(
-    doc: &'a Value,
-    op: &'a Value,
-    location: &str,
-    name: &str,
-) -> Option<Declared<'a>> {
+fn declared_param<'a>(doc: &'a Value, op: &'a Value, location: &str, name: &str) -> Option<Declared<'a>> {
     op.get("parameters")?
         .as_array()?
         .iter()
         .filter_map(|p| schema::resolve(doc, p).ok())
         .find_map(|p| {
             let s = p.schema;
-            (s.get("in")?.as_str()? == location && s.get("name")?.as_str()? == name).then(|| {
-                Declared {
-                    schema: s.get("schema").unwrap_or(&Value::Null),
-                    required: s.get("required").and_then(Value::as_bool) == Some(true),
-                }
+            (s.get("in")?.as_str()? == location && s.get("name")?.as_str()? == name).then(|| Declared {
+                schema: s.get("schema").unwrap_or(&Value::Null),
+                required: s.get("required").and_then(Value::as_bool) == Some(true),
             })
         })
 }
 
 /// Learns, from an operation's examples, which undeclared keys its request examples use and
 /// which keys its response examples add or leave out.
-fn learn_tolerance(
-    doc: &Value,
-    patterns: &PatternCache,
-    op: &Value,
-) -> (Tolerance, HashMap<String, Tolerance>) {
+fn learn_tolerance(doc: &Value, patterns: &PatternCache, op: &Value) -> (Tolerance, HashMap<String, Tolerance>) {
     let examples = media_examples;
     let mut request = Tolerance::default();
     let body = op
@@ -1003,12 +911,7 @@ fn learn_tolerance(
         }
     }
     let mut responses = HashMap::new();
-    for (status, response) in op
-        .get("responses")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
+    for (status, response) in op.get("responses").and_then(Value::as_object).into_iter().flatten() {
         let mut tolerance = Tolerance::default();
         let Some(content) = response.get("content").and_then(Value::as_object) else {
             continue;
@@ -1018,8 +921,7 @@ fn learn_tolerance(
                 continue;
             };
             for example in examples(media) {
-                let mut learner =
-                    Validator::learning(doc, patterns, Mode::Response, &mut tolerance);
+                let mut learner = Validator::learning(doc, patterns, Mode::Response, &mut tolerance);
                 learner.json(schema, example, "example");
             }
         }

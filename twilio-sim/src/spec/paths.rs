@@ -29,9 +29,7 @@ impl Template {
             .split('/')
             .map(|seg| match (seg.find('{'), seg.find('}')) {
                 (Some(open), Some(close))
-                    if open < close
-                        && seg.matches('{').count() == 1
-                        && seg.matches('}').count() == 1 =>
+                    if open < close && seg.matches('{').count() == 1 && seg.matches('}').count() == 1 =>
                 {
                     Segment::Param {
                         prefix: seg[..open].to_string(),
@@ -42,10 +40,7 @@ impl Template {
                 _ => Segment::Literal(seg.to_string()),
             })
             .collect();
-        let literal_segments = segments
-            .iter()
-            .filter(|s| matches!(s, Segment::Literal(_)))
-            .count();
+        let literal_segments = segments.iter().filter(|s| matches!(s, Segment::Literal(_))).count();
         Template {
             segments,
             literal_segments,
@@ -72,14 +67,8 @@ impl Template {
                         return None;
                     }
                 }
-                Segment::Param {
-                    prefix,
-                    name,
-                    suffix,
-                } => {
-                    let value = part
-                        .strip_prefix(prefix.as_str())?
-                        .strip_suffix(suffix.as_str())?;
+                Segment::Param { prefix, name, suffix } => {
+                    let value = part.strip_prefix(prefix.as_str())?.strip_suffix(suffix.as_str())?;
                     if value.is_empty() {
                         return None;
                     }
@@ -118,24 +107,14 @@ mod tests {
 
     #[test]
     fn matches_suffix_params() {
-        let t =
-            Template::parse("/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json");
+        let t = Template::parse("/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json");
         let got = t.matches("/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN2.json");
         assert_eq!(
             got,
-            Some(vec![
-                ("AccountSid".into(), "AC1".into()),
-                ("Sid".into(), "PN2".into())
-            ])
+            Some(vec![("AccountSid".into(), "AC1".into()), ("Sid".into(), "PN2".into())])
         );
-        assert_eq!(
-            t.matches("/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN2"),
-            None
-        );
-        assert_eq!(
-            t.matches("/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/.json"),
-            None
-        );
+        assert_eq!(t.matches("/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN2"), None);
+        assert_eq!(t.matches("/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/.json"), None);
         assert_eq!(t.specificity(), 4);
     }
 

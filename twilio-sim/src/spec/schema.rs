@@ -92,10 +92,7 @@ impl<'a> Resolved<'a> {
             .filter_map(Value::as_str)
     }
     fn ignores_format(&self) -> bool {
-        self.schema
-            .pointer("/x-twilio/ignoreFormat")
-            .and_then(Value::as_bool)
-            == Some(true)
+        self.schema.pointer("/x-twilio/ignoreFormat").and_then(Value::as_bool) == Some(true)
     }
 }
 
@@ -106,17 +103,12 @@ pub(crate) fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> Result<Resolved<
     for _ in 0..MAX_DEPTH {
         nullable |= node.get("nullable").and_then(Value::as_bool) == Some(true);
         let Some(reference) = node.get("$ref").and_then(Value::as_str) else {
-            return Ok(Resolved {
-                schema: node,
-                nullable,
-            });
+            return Ok(Resolved { schema: node, nullable });
         };
         node = reference
             .strip_prefix('#')
             .and_then(|pointer| doc.pointer(pointer))
-            .ok_or_else(|| {
-                Violation::new("spec-error", format!("unresolvable $ref `{reference}`"))
-            })?;
+            .ok_or_else(|| Violation::new("spec-error", format!("unresolvable $ref `{reference}`")))?;
     }
     Err(Violation::new("spec-error", "$ref chain too deep (cycle?)"))
 }
@@ -174,12 +166,7 @@ impl<'a> Validator<'a> {
     }
 
     /// A validator that records undeclared and missing keys into `learn` instead of reporting them.
-    pub(crate) fn learning(
-        doc: &'a Value,
-        patterns: &'a PatternCache,
-        mode: Mode,
-        learn: &'a mut Tolerance,
-    ) -> Self {
+    pub(crate) fn learning(doc: &'a Value, patterns: &'a PatternCache, mode: Mode, learn: &'a mut Tolerance) -> Self {
         Validator {
             doc,
             patterns,
@@ -230,10 +217,7 @@ impl<'a> Validator<'a> {
         let ty = resolved.ty();
         if value.is_null() {
             if let (false, Some(expected)) = (resolved.nullable, ty) {
-                self.push(
-                    "type",
-                    format!("{at}: expected {expected}, got null (not nullable)"),
-                );
+                self.push("type", format!("{at}: expected {expected}, got null (not nullable)"));
             }
             return;
         }
@@ -249,26 +233,15 @@ impl<'a> Validator<'a> {
         };
         if !type_ok {
             let expected = ty.unwrap_or("a value");
-            self.push(
-                "type",
-                format!("{at}: expected {expected}, got {}", describe(value)),
-            );
+            self.push("type", format!("{at}: expected {expected}, got {}", describe(value)));
             return;
         }
         let learning = self.learn.is_some();
-        if let Some(choices) = resolved
-            .get("enum")
-            .and_then(Value::as_array)
-            .filter(|_| !learning)
-        {
+        if let Some(choices) = resolved.get("enum").and_then(Value::as_array).filter(|_| !learning) {
             if !choices.contains(value) {
                 self.push(
                     "enum",
-                    format!(
-                        "{at}: expected one of {}, got {}",
-                        list(choices),
-                        describe(value)
-                    ),
+                    format!("{at}: expected one of {}, got {}", list(choices), describe(value)),
                 );
             }
         }
@@ -310,10 +283,7 @@ impl<'a> Validator<'a> {
     ) {
         for name in resolved.required() {
             if !map.contains_key(name) {
-                self.push(
-                    "required",
-                    format!("{at}: required property `{name}` is missing"),
-                );
+                self.push("required", format!("{at}: required property `{name}` is missing"));
             }
         }
         let Some(props) = resolved.properties() else {
@@ -336,7 +306,10 @@ impl<'a> Validator<'a> {
                         let known: Vec<&str> = props.keys().map(String::as_str).collect();
                         self.push(
                             "unknown-property",
-                            format!("{what} {ptr}: property `{key}` is not declared by the spec (declared: {})", known.join(", ")),
+                            format!(
+                                "{what} {ptr}: property `{key}` is not declared by the spec (declared: {})",
+                                known.join(", ")
+                            ),
                         );
                     }
                 }
@@ -396,10 +369,7 @@ impl<'a> Validator<'a> {
                 if let Some(problem) = format_problem(format, s, self.mode) {
                     self.push(
                         "format",
-                        format!(
-                            "{at}: {:?} is not a valid `{format}` ({problem})",
-                            truncate(s)
-                        ),
+                        format!("{at}: {:?} is not a valid `{format}` ({problem})", truncate(s)),
                     );
                 }
             }
@@ -423,10 +393,7 @@ impl<'a> Validator<'a> {
         }
         if let Some(max) = resolved.get("maximum").and_then(Value::as_f64) {
             if x > max {
-                self.push(
-                    "maximum",
-                    format!("{at}: {x} is greater than maximum {max}"),
-                );
+                self.push("maximum", format!("{at}: {x} is greater than maximum {max}"));
             }
         }
     }
@@ -447,11 +414,7 @@ impl<'a> Validator<'a> {
                 if !choices.contains(value) {
                     this.push(
                         "enum",
-                        format!(
-                            "{at}: expected one of {}, got {:?}",
-                            list(choices),
-                            truncate(raw)
-                        ),
+                        format!("{at}: expected one of {}, got {:?}", list(choices), truncate(raw)),
                     );
                 }
             }
@@ -462,26 +425,17 @@ impl<'a> Validator<'a> {
                     enum_check(self, &Value::from(n));
                     self.number_rules(&resolved, n as f64, at);
                 }
-                Err(_) => self.push(
-                    "type",
-                    format!("{at}: expected integer, got {:?}", truncate(raw)),
-                ),
+                Err(_) => self.push("type", format!("{at}: expected integer, got {:?}", truncate(raw))),
             },
             Some("number") => match raw.trim().parse::<f64>() {
                 Ok(x) if x.is_finite() => self.number_rules(&resolved, x, at),
-                _ => self.push(
-                    "type",
-                    format!("{at}: expected number, got {:?}", truncate(raw)),
-                ),
+                _ => self.push("type", format!("{at}: expected number, got {:?}", truncate(raw))),
             },
             Some("boolean") => {
                 if !raw.eq_ignore_ascii_case("true") && !raw.eq_ignore_ascii_case("false") {
                     self.push(
                         "type",
-                        format!(
-                            "{at}: expected boolean (true|false), got {:?}",
-                            truncate(raw)
-                        ),
+                        format!("{at}: expected boolean (true|false), got {:?}", truncate(raw)),
                     );
                 }
             }
@@ -578,42 +532,21 @@ mod tests {
             "e": {"$ref": "#/components/schemas/e"},
             "n": {"$ref": "#/components/schemas/e", "nullable": true},
             "i": {"type": "integer", "minimum": 1}}});
-        assert!(check(
-            schema.clone(),
-            json!({"e": "a", "n": null, "i": 2}),
-            Mode::Response
-        )
-        .is_empty());
+        assert!(check(schema.clone(), json!({"e": "a", "n": null, "i": 2}), Mode::Response).is_empty());
         assert_eq!(
-            check(
-                schema.clone(),
-                json!({"e": "c", "n": null, "i": 2}),
-                Mode::Response
-            ),
+            check(schema.clone(), json!({"e": "c", "n": null, "i": 2}), Mode::Response),
             ["enum"]
         );
         assert_eq!(
-            check(
-                schema.clone(),
-                json!({"e": null, "n": null, "i": 2}),
-                Mode::Response
-            ),
+            check(schema.clone(), json!({"e": null, "n": null, "i": 2}), Mode::Response),
             ["type"]
         );
         assert_eq!(
-            check(
-                schema.clone(),
-                json!({"e": "a", "n": null, "i": 1.5}),
-                Mode::Response
-            ),
+            check(schema.clone(), json!({"e": "a", "n": null, "i": 1.5}), Mode::Response),
             ["type"]
         );
         assert_eq!(
-            check(
-                schema.clone(),
-                json!({"e": "a", "n": null, "i": 0}),
-                Mode::Response
-            ),
+            check(schema.clone(), json!({"e": "a", "n": null, "i": 0}), Mode::Response),
             ["minimum"]
         );
         assert_eq!(
@@ -622,21 +555,14 @@ mod tests {
         );
         assert!(check(schema.clone(), json!({"e": "a"}), Mode::Request).is_empty());
         assert_eq!(
-            check(
-                schema,
-                json!({"e": "a", "n": "a", "i": 3, "x": 1}),
-                Mode::Request
-            ),
+            check(schema, json!({"e": "a", "n": "a", "i": 3, "x": 1}), Mode::Request),
             ["unknown-property"]
         );
     }
 
     #[test]
     fn loose_formats() {
-        assert_eq!(
-            format_problem("uri", "https://a.example/x?y=1", Mode::Request),
-            None
-        );
+        assert_eq!(format_problem("uri", "https://a.example/x?y=1", Mode::Request), None);
         assert_eq!(format_problem("uri", "", Mode::Request), None);
         assert!(format_problem("uri", "example.com/hook", Mode::Request).is_some());
         assert!(format_problem("uri", "/2010-04-01/Accounts/AC1.json", Mode::Request).is_some());
@@ -645,24 +571,15 @@ mod tests {
             None
         );
         assert_eq!(
-            format_problem(
-                "date-time-rfc-2822",
-                "Thu, 30 Jul 2015 20:00:00 +0000",
-                Mode::Response
-            ),
+            format_problem("date-time-rfc-2822", "Thu, 30 Jul 2015 20:00:00 +0000", Mode::Response),
             None
         );
-        assert!(
-            format_problem("date-time-rfc-2822", "2015-07-30T20:00:00Z", Mode::Response).is_some()
-        );
+        assert!(format_problem("date-time-rfc-2822", "2015-07-30T20:00:00Z", Mode::Response).is_some());
         assert_eq!(
             format_problem("date-time", "2015-07-30T20:12:31Z", Mode::Response),
             None
         );
-        assert_eq!(
-            format_problem("date-time", "not a date", Mode::Request),
-            None
-        );
+        assert_eq!(format_problem("date-time", "not a date", Mode::Request), None);
         assert!(looks_plus_decoded(" 15551234567"));
         assert!(looks_plus_decoded("whatsapp: 15551234567"));
         assert!(!looks_plus_decoded("+15551234567"));

@@ -50,12 +50,7 @@ fn get(path: &str, query: Option<&str>) -> RequestParts<'static> {
     }
 }
 
-fn with(
-    method: &'static str,
-    path: &str,
-    content_type: Option<&'static str>,
-    body: &str,
-) -> RequestParts<'static> {
+fn with(method: &'static str, path: &str, content_type: Option<&'static str>, body: &str) -> RequestParts<'static> {
     let path: &'static str = Box::leak(path.to_string().into_boxed_str());
     let body: &'static [u8] = Box::leak(body.as_bytes().to_vec().into_boxed_slice());
     RequestParts {
@@ -183,10 +178,7 @@ fn conforming_requests_pass_for_every_implemented_operation() {
     );
     ok(
         &c,
-        get(
-            &format!("/v1/Services/{MG}/PhoneNumbers"),
-            Some("PageSize=20"),
-        ),
+        get(&format!("/v1/Services/{MG}/PhoneNumbers"), Some("PageSize=20")),
         "ListPhoneNumber",
     );
     ok(
@@ -246,13 +238,7 @@ fn spec_request_examples_pass() {
     let mut checked = 0;
     for (spec, id) in SIMULATED {
         let op = c.operation(spec, id).expect("implemented op");
-        let doc = &c
-            .inner
-            .specs
-            .iter()
-            .find(|s| s.name == *spec)
-            .expect("spec")
-            .doc;
+        let doc = &c.inner.specs.iter().find(|s| s.name == *spec).expect("spec").doc;
         let value = &doc["paths"][&op.path_template][op.method.to_ascii_lowercase()];
         let path = op
             .path_template
@@ -307,11 +293,7 @@ fn spec_request_examples_pass() {
             checked += 1;
         }
         // Request body examples.
-        for (media, content) in value["requestBody"]["content"]
-            .as_object()
-            .into_iter()
-            .flatten()
-        {
+        for (media, content) in value["requestBody"]["content"].as_object().into_iter().flatten() {
             let mut examples: Vec<(String, Value)> = content["examples"]
                 .as_object()
                 .into_iter()
@@ -355,11 +337,7 @@ fn wrong_requests_are_rejected_with_the_right_rule() {
         "unknown-parameter",
     );
     assert!(v.message.contains("`Foo`"), "{v}");
-    let v = rejected(
-        &c,
-        with("POST", &pn_path, Some(FORM), "SmsMethod=PATCH"),
-        "enum",
-    );
+    let v = rejected(&c, with("POST", &pn_path, Some(FORM), "SmsMethod=PATCH"), "enum");
     assert!(
         v.message.contains("`SmsMethod`") && v.message.contains("GET, POST"),
         "{v}"
@@ -374,10 +352,7 @@ fn wrong_requests_are_rejected_with_the_right_rule() {
         ),
         "content-type",
     );
-    assert!(
-        v.message.contains("application/x-www-form-urlencoded"),
-        "{v}"
-    );
+    assert!(v.message.contains("application/x-www-form-urlencoded"), "{v}");
     rejected(
         &c,
         with("POST", &pn_path, None, "SmsUrl=https%3A%2F%2Fa.example"),
@@ -385,22 +360,12 @@ fn wrong_requests_are_rejected_with_the_right_rule() {
     );
     rejected(
         &c,
-        with(
-            "POST",
-            &pn_path,
-            Some(FORM),
-            "SmsUrll=https%3A%2F%2Fa.example",
-        ),
+        with("POST", &pn_path, Some(FORM), "SmsUrll=https%3A%2F%2Fa.example"),
         "unknown-parameter",
     );
     rejected(
         &c,
-        with(
-            "POST",
-            &pn_path,
-            Some(FORM),
-            "SmsUrl=receiver.example.com%2Fin",
-        ),
+        with("POST", &pn_path, Some(FORM), "SmsUrl=receiver.example.com%2Fin"),
         "format",
     );
     rejected(
@@ -414,36 +379,21 @@ fn wrong_requests_are_rejected_with_the_right_rule() {
         "type",
     );
 
-    let v = rejected(
-        &c,
-        get(&accounts("/IncomingPhoneNumbers/PN123.json"), None),
-        "pattern",
-    );
+    let v = rejected(&c, get(&accounts("/IncomingPhoneNumbers/PN123.json"), None), "pattern");
     assert!(
         v.message.contains("path parameter `Sid`") && v.message.contains("^PN"),
         "{v}"
     );
     let v = rejected(
         &c,
-        get(
-            "/2010-04-01/Accounts/SK0123456789abcdef0123456789abcdef.json",
-            None,
-        ),
+        get("/2010-04-01/Accounts/SK0123456789abcdef0123456789abcdef.json", None),
         "pattern",
     );
     assert!(v.message.contains("^AC"), "{v}");
     rejected(&c, get("/v2/Channels/Senders/XEnothex", None), "pattern");
-    rejected(
-        &c,
-        get(&format!("/v2/Channels/Senders/{PN}"), None),
-        "pattern",
-    );
+    rejected(&c, get(&format!("/v2/Channels/Senders/{PN}"), None), "pattern");
 
-    let v = rejected(
-        &c,
-        get("/v2/Channels/Senders", Some("PageSize=20")),
-        "required",
-    );
+    let v = rejected(&c, get("/v2/Channels/Senders", Some("PageSize=20")), "required");
     assert!(v.message.contains("`Channel`"), "{v}");
     rejected(
         &c,
@@ -463,18 +413,12 @@ fn wrong_requests_are_rejected_with_the_right_rule() {
     );
     rejected(
         &c,
-        get(
-            &accounts("/IncomingPhoneNumbers.json"),
-            Some("PageSize=1001"),
-        ),
+        get(&accounts("/IncomingPhoneNumbers.json"), Some("PageSize=1001")),
         "maximum",
     );
     rejected(
         &c,
-        get(
-            &accounts("/IncomingPhoneNumbers.json"),
-            Some("PageSize=ten"),
-        ),
+        get(&accounts("/IncomingPhoneNumbers.json"), Some("PageSize=ten")),
         "type",
     );
     rejected(
@@ -511,17 +455,9 @@ fn wrong_requests_are_rejected_with_the_right_rule() {
         "plus-decoding",
     );
 
-    rejected(
-        &c,
-        get("/2010-04-01/Accounts.json/nope", None),
-        "unknown-path",
-    );
+    rejected(&c, get("/2010-04-01/Accounts.json/nope", None), "unknown-path");
     rejected(&c, get("/v3/Whatever", None), "unknown-path");
-    let v = rejected(
-        &c,
-        with("PUT", &pn_path, Some(FORM), ""),
-        "method-not-allowed",
-    );
+    let v = rejected(&c, with("PUT", &pn_path, Some(FORM), ""), "method-not-allowed");
     assert!(v.message.contains("DELETE, GET, POST"), "{v}");
     rejected(
         &c,
@@ -529,11 +465,7 @@ fn wrong_requests_are_rejected_with_the_right_rule() {
         "method-not-allowed",
     );
     ok(&c, get("/v1/Services/Usecases", None), "FetchUsecase");
-    rejected(
-        &c,
-        with("GET", &pn_path, Some(FORM), "SmsUrl=x"),
-        "unexpected-body",
-    );
+    rejected(&c, with("GET", &pn_path, Some(FORM), "SmsUrl=x"), "unexpected-body");
     rejected(
         &c,
         with(
@@ -549,23 +481,13 @@ fn wrong_requests_are_rejected_with_the_right_rule() {
     let json = Some("application/json");
     let v = rejected(
         &c,
-        with(
-            "POST",
-            &sender,
-            json,
-            r#"{"webhook":{"callback_method":"GET"}}"#,
-        ),
+        with("POST", &sender, json, r#"{"webhook":{"callback_method":"GET"}}"#),
         "enum",
     );
     assert!(v.message.contains("/webhook/callback_method"), "{v}");
     let v = rejected(
         &c,
-        with(
-            "POST",
-            &sender,
-            json,
-            r#"{"webhook":{"callback_urll":"https://a"}}"#,
-        ),
+        with("POST", &sender, json, r#"{"webhook":{"callback_urll":"https://a"}}"#),
         "unknown-property",
     );
     assert!(v.message.contains("/webhook/callback_urll"), "{v}");
@@ -574,11 +496,7 @@ fn wrong_requests_are_rejected_with_the_right_rule() {
         with("POST", &sender, json, r#"{"webhook":{"callback_url":5}}"#),
         "type",
     );
-    rejected(
-        &c,
-        with("POST", &sender, json, r#"{"webhook":"#),
-        "invalid-json",
-    );
+    rejected(&c, with("POST", &sender, json, r#"{"webhook":"#), "invalid-json");
     rejected(
         &c,
         with("POST", &sender, Some(FORM), "Webhook.CallbackUrl=x"),
@@ -586,32 +504,15 @@ fn wrong_requests_are_rejected_with_the_right_rule() {
     );
     rejected(
         &c,
-        with(
-            "POST",
-            "/v2/Channels/Senders",
-            json,
-            r#"{"profile":{"name":"x"}}"#,
-        ),
+        with("POST", "/v2/Channels/Senders", json, r#"{"profile":{"name":"x"}}"#),
         "required",
     );
-    rejected(
-        &c,
-        with("POST", "/v2/Channels/Senders", json, ""),
-        "required",
-    );
-    rejected(
-        &c,
-        with("POST", "/v2/Channels/Senders", None, ""),
-        "required",
-    );
+    rejected(&c, with("POST", "/v2/Channels/Senders", json, ""), "required");
+    rejected(&c, with("POST", "/v2/Channels/Senders", None, ""), "required");
     ok(&c, with("POST", &sender, None, ""), "UpdateChannelsSender");
     ok(&c, with("POST", &sender, json, ""), "UpdateChannelsSender");
     // An empty form is still an empty form: CreateMessage needs `To`.
-    rejected(
-        &c,
-        with("POST", &accounts("/Messages.json"), None, ""),
-        "required",
-    );
+    rejected(&c, with("POST", &accounts("/Messages.json"), None, ""), "required");
 }
 
 #[test]
@@ -690,13 +591,7 @@ fn spec_response_examples_validate() {
     let implemented: Vec<&str> = SIMULATED.iter().map(|(_, id)| *id).collect();
     let mut checked = 0;
     for op in c.operations() {
-        let doc = &c
-            .inner
-            .specs
-            .iter()
-            .find(|s| s.name == op.spec)
-            .expect("spec")
-            .doc;
+        let doc = &c.inner.specs.iter().find(|s| s.name == op.spec).expect("spec").doc;
         let value = &doc["paths"][&op.path_template][op.method.to_ascii_lowercase()];
         for (status, response) in value["responses"].as_object().into_iter().flatten() {
             let status: u16 = status.parse().expect("numeric status");
@@ -719,15 +614,9 @@ fn spec_response_examples_validate() {
                     Ok(()) => checked += 1,
                     Err(v) if KNOWN_BAD_EXAMPLES.contains(&op.operation_id.as_str()) => {
                         assert!(!implemented.contains(&op.operation_id.as_str()));
-                        eprintln!(
-                            "known spec bug: {} {status} example {name}: {v}",
-                            op.operation_id
-                        );
+                        eprintln!("known spec bug: {} {status} example {name}: {v}", op.operation_id);
                     }
-                    Err(v) => panic!(
-                        "{} {} {status} example {name}: {v}",
-                        op.spec, op.operation_id
-                    ),
+                    Err(v) => panic!("{} {} {status} example {name}: {v}", op.spec, op.operation_id),
                 }
             }
         }
@@ -736,15 +625,8 @@ fn spec_response_examples_validate() {
 }
 
 fn example(c: &Contract, op: &OperationRef, status: &str) -> Value {
-    let doc = &c
-        .inner
-        .specs
-        .iter()
-        .find(|s| s.name == op.spec)
-        .expect("spec")
-        .doc;
-    let content = &doc["paths"][&op.path_template][op.method.to_ascii_lowercase()]["responses"]
-        [status]["content"];
+    let doc = &c.inner.specs.iter().find(|s| s.name == op.spec).expect("spec").doc;
+    let content = &doc["paths"][&op.path_template][op.method.to_ascii_lowercase()]["responses"][status]["content"];
     let mut value = content["application/json"]["examples"]
         .as_object()
         .and_then(|e| e.values().next())
@@ -791,13 +673,10 @@ fn wrong_responses_are_rejected() {
     assert_eq!(response_rule(&c, &fetch, 201, &good), "status");
 
     // Nested objects and arrays (messaging v2 sender list).
-    let list = c
-        .operation("twilio_messaging_v2", "ListChannelsSender")
-        .expect("op");
+    let list = c.operation("twilio_messaging_v2", "ListChannelsSender").expect("op");
     let sender = example(
         &c,
-        &c.operation("twilio_messaging_v2", "FetchChannelsSender")
-            .expect("op"),
+        &c.operation("twilio_messaging_v2", "FetchChannelsSender").expect("op"),
         "200",
     );
     let mut page = example(&c, &list, "200");
@@ -812,24 +691,15 @@ fn wrong_responses_are_rejected() {
     page["meta"]["page"] = json!("0");
     assert_eq!(response_rule(&c, &list, 200, &page), "type");
     // The create example omits `url`, `properties`, `offline_reasons`; fetch must have them.
-    let fetch_sender = c
-        .operation("twilio_messaging_v2", "FetchChannelsSender")
-        .expect("op");
+    let fetch_sender = c.operation("twilio_messaging_v2", "FetchChannelsSender").expect("op");
     let mut partial = sender;
     partial.as_object_mut().expect("object").remove("url");
-    assert_eq!(
-        response_rule(&c, &fetch_sender, 200, &partial),
-        "missing-property"
-    );
-    let create = c
-        .operation("twilio_messaging_v2", "CreateChannelsSender")
-        .expect("op");
+    assert_eq!(response_rule(&c, &fetch_sender, 200, &partial), "missing-property");
+    let create = c.operation("twilio_messaging_v2", "CreateChannelsSender").expect("op");
     assert_eq!(response_rule(&c, &create, 202, &partial), "ok");
 
     // 204: empty body only.
-    let delete = c
-        .operation("twilio_messaging_v2", "DeleteChannelsSender")
-        .expect("op");
+    let delete = c.operation("twilio_messaging_v2", "DeleteChannelsSender").expect("op");
     assert!(c.check_response(&delete, 204, b"").is_ok());
     assert_eq!(
         c.check_response(&delete, 204, b"{}")
@@ -858,9 +728,7 @@ fn undeclared_error_statuses_use_the_classic_error_shape() {
     assert_eq!(response_rule(&c, &fetch, 404, &e404), "ok");
     let e400 = json!({"code": 21211, "message": "Invalid 'To' Phone Number", "more_info": "https://www.twilio.com/docs/errors/21211",
                       "status": 400, "details": {"field": "To"}});
-    let create = c
-        .operation("twilio_api_v2010", "CreateMessage")
-        .expect("op");
+    let create = c.operation("twilio_api_v2010", "CreateMessage").expect("op");
     assert_eq!(response_rule(&c, &create, 400, &e400), "ok");
     assert_eq!(response_rule(&c, &fetch, 429, &e404), "error-shape");
     let mut bad = e404.clone();

@@ -134,9 +134,7 @@ impl Account {
 
     /// The Messaging Service with this MG SID or friendly name.
     pub fn service(&self, key: &str) -> Option<&MessagingService> {
-        self.services
-            .iter()
-            .find(|s| s.sid == key || s.friendly_name == key)
+        self.services.iter().find(|s| s.sid == key || s.friendly_name == key)
     }
 
     /// Mutable [`Account::service`].

@@ -15,16 +15,14 @@ pub use account::{Account, AccountPatch, AccountStatus, AccountType, ApiKey, Api
 pub use identity::IdentityClient;
 pub use message::{Message, MessageOutcome, MessageStatus};
 pub use number::{Capabilities, IncomingNumber, NumberPatch};
-pub use sandbox::{
-    Participant, ParticipantSpec, Sandbox, SandboxPatch, MEMBERSHIP, SANDBOX_NUMBER,
-};
+pub use sandbox::{Participant, ParticipantSpec, Sandbox, SandboxPatch, MEMBERSHIP, SANDBOX_NUMBER};
 pub use sender::{
-    OfflineReason, ProfileEmail, ProfileWebsite, Sender, SenderConfiguration, SenderPatch,
-    SenderProfile, SenderProperties, SenderStatus, SenderWebhook,
+    OfflineReason, ProfileEmail, ProfileWebsite, Sender, SenderConfiguration, SenderPatch, SenderProfile,
+    SenderProperties, SenderStatus, SenderWebhook,
 };
 pub use service::{MessagingService, PoolEntry, ServicePatch};
 
-pub(crate) use number::{country_code, format_friendly, is_e164};
+pub(crate) use number::{country_code, is_e164};
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -44,9 +42,7 @@ pub struct StateSnapshot {
 impl StateSnapshot {
     /// The account with this SID or friendly name.
     pub fn account(&self, key: &str) -> Option<&Account> {
-        self.accounts
-            .iter()
-            .find(|a| a.sid == key || a.friendly_name == key)
+        self.accounts.iter().find(|a| a.sid == key || a.friendly_name == key)
     }
 }
 
@@ -124,11 +120,7 @@ impl SimState {
         Ok(acct.clone())
     }
 
-    pub fn rotate_auth_token(
-        &mut self,
-        key: &str,
-        token: Option<String>,
-    ) -> Result<String, SimError> {
+    pub fn rotate_auth_token(&mut self, key: &str, token: Option<String>) -> Result<String, SimError> {
         let token = match token {
             Some(t) if !t.is_empty() => t,
             Some(_) => return Err(SimError::Invalid("auth_token must not be empty".into())),
@@ -146,10 +138,7 @@ impl SimState {
         number: &str,
         patch: &NumberPatch,
     ) -> Result<IncomingNumber, SimError> {
-        for m in [&patch.sms_method, &patch.sms_fallback_method]
-            .into_iter()
-            .flatten()
-        {
+        for m in [&patch.sms_method, &patch.sms_fallback_method].into_iter().flatten() {
             if m != "GET" && m != "POST" {
                 return Err(SimError::Invalid(format!("method {m}: use GET or POST")));
             }
@@ -162,12 +151,7 @@ impl SimState {
         Ok(n.clone())
     }
 
-    pub fn update_sender(
-        &mut self,
-        account: &str,
-        sender: &str,
-        patch: &SenderPatch,
-    ) -> Result<Sender, SimError> {
+    pub fn update_sender(&mut self, account: &str, sender: &str, patch: &SenderPatch) -> Result<Sender, SimError> {
         let acct = self.console_account(account)?;
         let s = acct
             .sender_mut(sender)
@@ -190,11 +174,7 @@ impl SimState {
         Ok(s.clone())
     }
 
-    pub fn update_sandbox(
-        &mut self,
-        account: &str,
-        patch: &SandboxPatch,
-    ) -> Result<Sandbox, SimError> {
+    pub fn update_sandbox(&mut self, account: &str, patch: &SandboxPatch) -> Result<Sandbox, SimError> {
         let default_code = crate::seed::default_join_code(account);
         let acct = self.console_account(account)?;
         let sandbox = acct.sandbox.get_or_insert_with(|| Sandbox::new(default_code));

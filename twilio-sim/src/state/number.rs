@@ -176,11 +176,7 @@ pub(crate) fn format_friendly(e164: &str) -> String {
 /// Whether `s` is an E.164 number (`+` then 2..=15 digits, no leading zero).
 pub(crate) fn is_e164(s: &str) -> bool {
     match s.strip_prefix('+') {
-        Some(d) => {
-            (2..=15).contains(&d.len())
-                && d.bytes().all(|b| b.is_ascii_digit())
-                && !d.starts_with('0')
-        }
+        Some(d) => (2..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0'),
         None => false,
     }
 }

@@ -161,8 +161,7 @@ impl Sandbox {
         }
         if let Some(list) = &patch.add_participants {
             for spec in list {
-                self.participants
-                    .retain(|p| p.phone_number != spec.phone_number());
+                self.participants.retain(|p| p.phone_number != spec.phone_number());
                 self.participants.push(spec.to_participant(now));
             }
         }

@@ -121,6 +121,8 @@ pub struct SenderProfile {
     pub about: Option<String>,
     /// Address.
     pub address: Option<String>,
+    /// Description (in every spec example, though not in the 0.7.0 schema).
+    pub description: Option<String>,
     /// Emails.
     pub emails: Option<Vec<ProfileEmail>>,
     /// Logo.
@@ -181,9 +183,7 @@ pub struct Sender {
 impl Sender {
     /// Whether `key` is this sender's SID, sender id, or bare E.164 number.
     pub fn matches(&self, key: &str) -> bool {
-        self.sid == key
-            || self.sender_id == key
-            || self.sender_id.strip_prefix("whatsapp:") == Some(key)
+        self.sid == key || self.sender_id == key || self.sender_id.strip_prefix("whatsapp:") == Some(key)
     }
 
     /// Applies a console change.
