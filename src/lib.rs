@@ -1,8 +1,9 @@
 //! whatsapp-operator: WhatsApp messaging channels, backed by Twilio, as Kubernetes resources.
 //!
 //! Layout: [`api`] holds the custom resource types, [`crdgen`] renders their CRDs, [`twilio`]
-//! is the typed Twilio client, [`cli`] the command line.
+//! is the typed Twilio client, [`cli`] the command line, [`admission`] the validating webhook.
 
+pub mod admission;
 pub mod api;
 pub mod binding;
 pub mod cli;

@@ -1,7 +1,5 @@
 //! `WhatsAppChannel`: one WhatsApp number served by one application instance through Twilio.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -279,10 +277,11 @@ pub struct WhatsAppChannelStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verified_time: Option<Time>,
 
-    /// The `resourceVersion` of each referenced Secret at the last verification, by name: a
-    /// changed Secret is verified at once (the data itself is never copied here).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub verified_secret_versions: BTreeMap<String, String>,
+    /// A digest of what the last verification at Twilio used: the spec fields that matter to
+    /// Twilio and the `resourceVersion`s of the referenced Secrets (never their data). When it
+    /// changes, the operator verifies again at once; otherwise every `--verify-interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_inputs: Option<String>,
 }
 
 /// A one-word summary of the channel's state.

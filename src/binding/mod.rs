@@ -122,13 +122,28 @@ async fn holder_is_current(
     scope_account: Option<&str>,
 ) -> Result<bool, kube::Error> {
     let channels: Api<WhatsAppChannel> = Api::namespaced(client.clone(), &holder.namespace);
-    let Some(ch) = channels.get_opt(&holder.name).await? else {
-        return Ok(false);
+    let current = channels.get_opt(&holder.name).await?;
+    Ok(is_current_holder(holder, current.as_ref(), number, scope_account))
+}
+
+/// Whether a binding's `holder` still holds `number` (in `scope_account`, see [`scope`]), given
+/// `current`: the channel now at the holder's namespace/name, if any. It holds the number while it
+/// is the same channel (same UID) and still asks for that number. Pure; [`claim`] and the
+/// admission webhook share it.
+pub fn is_current_holder(
+    holder: &ChannelReference,
+    current: Option<&WhatsAppChannel>,
+    number: &E164,
+    scope_account: Option<&str>,
+) -> bool {
+    let Some(ch) = current else {
+        return false;
     };
-    if ch.uid().as_deref() != Some(holder.uid.as_str()) {
-        return Ok(false);
-    }
-    Ok(E164::parse(&ch.spec.phone_number).is_ok_and(|n| &n == number) && scope(&ch) == scope_account)
+    ch.uid().as_deref() == Some(holder.uid.as_str())
+        && ch.namespace().as_deref() == Some(holder.namespace.as_str())
+        && ch.name_any() == holder.name
+        && E164::parse(&ch.spec.phone_number).is_ok_and(|n| &n == number)
+        && scope(ch) == scope_account
 }
 
 /// Releases `number` if `ch` holds it; a binding held by another channel is left alone.

@@ -161,10 +161,8 @@ pub fn transitions<'a>(old: &'a [Condition], new: &'a [Condition]) -> Vec<Transi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{TimeZone, Utc};
-
     fn t(secs: i64) -> Time {
-        Time(Utc.timestamp_opt(secs, 0).single().expect("time").into())
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs).expect("time"))
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Error as FinalizerError, Event as FinalizerEvent};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 
 use crate::api::{
     ChannelMode, ConditionType as T, Phase, Reason, SenderKind, SenderStatus, WebhookMethod, WhatsAppChannel,
@@ -174,7 +174,8 @@ async fn apply(ch: &WhatsAppChannel, ctx: &Context, fresh: bool) -> Result<Actio
         None => None,
     };
 
-    let due = verification_due(&pass, &versions);
+    let inputs = verified_inputs(ch, &versions);
+    let due = verification_due(&pass, &inputs);
     if due && !fresh {
         // Before talking to Twilio, make sure the status is not a stale cached copy.
         let api: Api<WhatsAppChannel> = Api::namespaced(ctx.client.clone(), &pass.ns);
@@ -189,7 +190,7 @@ async fn apply(ch: &WhatsAppChannel, ctx: &Context, fresh: bool) -> Result<Actio
         return pass.finish().await;
     }
 
-    pass.checked = Some(versions.clone());
+    pass.checked = Some(inputs.clone());
     if !verify(&mut pass, &creds).await || !connect(&mut pass, &creds, &number).await {
         return pass.finish().await;
     }
@@ -197,25 +198,41 @@ async fn apply(ch: &WhatsAppChannel, ctx: &Context, fresh: bool) -> Result<Actio
         confirmation::verify_identity(&mut pass, id, data).await;
     }
     pass.status.last_verified_time = Some(clock::now());
-    pass.status.verified_secret_versions = versions;
+    pass.status.verified_inputs = Some(inputs);
     confirmation::follow_up(&mut pass, &creds, &number).await;
     pass.finish().await
 }
 
 /// Whether Twilio must be asked again: the spec or a Secret changed, the last verification is
 /// older than the interval, or the channel was not Ready.
-fn verification_due(pass: &Pass<'_>, versions: &BTreeMap<String, String>) -> bool {
+fn verification_due(pass: &Pass<'_>, inputs: &str) -> bool {
     let old = &pass.old;
     let fresh = old
         .last_verified_time
         .as_ref()
         .is_some_and(|t| clock::age(t) < pass.ctx.config.verify_interval);
-    let ready_and_fresh = fresh
-        && old.observed_generation == pass.ch.meta().generation
-        && &old.verified_secret_versions == versions
-        && pass.was_ready();
+    let ready_and_fresh = fresh && old.verified_inputs.as_deref() == Some(inputs) && pass.was_ready();
     let uid = pass.ch.uid().unwrap_or_default();
-    !(ready_and_fresh || pass.ctx.attempts.still_valid(&uid, pass.ch.meta().generation, versions))
+    !(ready_and_fresh || pass.ctx.attempts.still_valid(&uid, inputs))
+}
+
+/// A digest of everything a verification at Twilio depends on: the spec fields that reach
+/// Twilio or the identity server, and the referenced Secrets' versions. Fields that never reach
+/// Twilio (`active`, `queue`, `language`) are left out, so changing them costs no Twilio call.
+fn verified_inputs(ch: &WhatsAppChannel, secret_versions: &BTreeMap<String, String>) -> String {
+    use sha2::{Digest, Sha256};
+    let s = &ch.spec;
+    let relevant = serde_json::json!({
+        "phoneNumber": s.phone_number,
+        "mode": s.mode,
+        "twilio": s.twilio,
+        "webhook": s.webhook,
+        "bindingPolicy": s.binding_policy,
+        "identityServer": s.identity_server,
+        "secrets": secret_versions,
+    });
+    let digest = Sha256::digest(relevant.to_string().as_bytes());
+    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
 async fn secret_problem(mut pass: Pass<'_>, p: credentials::SecretProblem) -> Result<Action> {

@@ -1,7 +1,6 @@
 //! One reconcile pass's outcome, and how it is reported: status (written only when it changed),
 //! Events (one per condition transition, plus notable actions) and the next requeue.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, Patch, PatchParams};
@@ -42,8 +41,8 @@ pub struct Pass<'a> {
     pub error: Option<Error>,
     /// Summary phase override (suspend, deletion).
     pub phase_override: Option<Phase>,
-    /// Set when this pass checked Twilio: the Secret versions it used.
-    pub checked: Option<BTreeMap<String, String>>,
+    /// Set when this pass checked Twilio: the digest of the inputs it used.
+    pub checked: Option<String>,
 }
 
 impl<'a> Pass<'a> {
@@ -169,14 +168,13 @@ impl<'a> Pass<'a> {
             return Err(e);
         }
         let next = self.next_requeue(phase);
-        if let (Some(versions), Some(uid)) = (self.checked.take(), self.ch.uid()) {
+        if let (Some(inputs), Some(uid)) = (self.checked.take(), self.ch.uid()) {
             let valid_for = match phase {
                 Phase::Degraded | Phase::Pending => Duration::ZERO,
                 _ => next,
             };
             let attempt = Attempt {
-                generation: self.ch.meta().generation,
-                secret_versions: versions,
+                inputs,
                 at: Instant::now(),
                 valid_for,
             };

@@ -1,7 +1,7 @@
 //! One credentials verification per Twilio account and credentials per interval, shared by all
 //! channels of that account (and single-flight: concurrent channels wait for one request).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -63,10 +63,8 @@ fn fresh(entry: &Option<(Instant, Outcome)>, ttl: Duration) -> bool {
 /// What a channel's last Twilio check was based on, and when another one is due anyway.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attempt {
-    /// The channel's generation.
-    pub generation: Option<i64>,
-    /// The referenced Secrets' resourceVersions.
-    pub secret_versions: BTreeMap<String, String>,
+    /// The digest of the inputs it used (see `WhatsAppChannelStatus::verified_inputs`).
+    pub inputs: String,
     /// When the check ran.
     pub at: Instant,
     /// How long its result stands without a change.
@@ -88,14 +86,12 @@ impl Attempts {
     }
 
     /// Whether the last check of `uid` still stands for these inputs.
-    pub fn still_valid(&self, uid: &str, generation: Option<i64>, secret_versions: &BTreeMap<String, String>) -> bool {
+    pub fn still_valid(&self, uid: &str, inputs: &str) -> bool {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(uid)
-            .is_some_and(|a| {
-                a.generation == generation && &a.secret_versions == secret_versions && a.at.elapsed() < a.valid_for
-            })
+            .is_some_and(|a| a.inputs == inputs && a.at.elapsed() < a.valid_for)
     }
 
     /// Forgets channel `uid` (deleted).

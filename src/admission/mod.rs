@@ -1,0 +1,521 @@
+//! The validating admission webhook: one number, one channel, enforced when a channel is
+//! written, not only when it is reconciled.
+//!
+//! The webhook serves `POST /validate-whatsappchannel` (`admission.k8s.io/v1` `AdmissionReview`)
+//! and `GET /healthz` over HTTPS. A create, or an update that changes the number, of a
+//! `WhatsAppChannel` is rejected (code 409) when
+//!
+//! - the number's `WhatsAppNumberBinding` names another channel that still exists and still asks
+//!   for the number (the rule of [`crate::binding::is_current_holder`]), or
+//! - another channel, not bound yet, asks for the same number and was created earlier (then by
+//!   namespace/name): it will win the binding, so this one would only sit in `Conflict`.
+//!
+//! The message names the holder: `+14155550100 is already served by WhatsAppChannel crm/sales
+//! (instance crm-prod); one number serves one application instance`. Everything else is admitted:
+//! deletes, updates that keep the number, and dry runs (a would-be denial comes back as a
+//! warning). The decision itself is pure ([`decision`]); the webhook reads the binding and lists
+//! the channels of all namespaces directly from the API server for each checked request, so a
+//! channel created a moment ago is seen (a watch cache could lag behind exactly that race).
+//!
+//! **Failure policy.** The configuration says `failurePolicy: Fail`: when the API server cannot
+//! reach the webhook (wrong URL, bad certificate, operator down), channel creates and updates are
+//! refused rather than silently unchecked, so a broken installation shows at once. When the
+//! webhook itself cannot read bindings or channels (an API hiccup, missing RBAC, a look-up slower
+//! than [`LOOKUP_TIMEOUT`]), it admits the request with a warning instead: the binding the
+//! controller creates atomically remains the guarantee that a number serves one instance, so
+//! failing there would only make channel writes flaky without adding safety.
+//!
+//! **Certificates.** With PEM files ([`TlsSource::Files`], a Secret in a cluster) the files are
+//! re-read when they change. Otherwise a CA and a serving certificate for `127.0.0.1`, `::1`,
+//! `localhost` and the advertised URL's host are generated at startup and kept in memory only.
+//!
+//! **Registration.** With a [`Registration`] the webhook writes its own
+//! `ValidatingWebhookConfiguration` (the advertised URL, the CA as `caBundle`) once it listens, and
+//! removes it again at shutdown unless another process has rewritten it since. Meant for local
+//! use: with generated certificates, every start has a new CA. In a cluster, install the
+//! configuration with the chart instead.
+
+pub mod decision;
+pub mod register;
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use axum_server::tls_rustls::RustlsConfig;
+use kube::api::{Api, ListParams};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use kube::core::DynamicObject;
+use kube::Client;
+
+use crate::api::{WhatsAppChannel, WhatsAppNumberBinding, GROUP};
+use decision::Verdict;
+
+pub use register::{register, unregister, webhook_configuration, Registration};
+pub use tls::{SelfSigned, TlsSource};
+
+/// The path the API server posts `AdmissionReview`s of channels to.
+pub const VALIDATE_PATH: &str = "/validate-whatsappchannel";
+/// The liveness path.
+pub const HEALTHZ_PATH: &str = "/healthz";
+/// The longest the webhook waits for the API server before it admits with a warning (the API
+/// server gives up on the webhook after [`register::TIMEOUT_SECONDS`]).
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often PEM files are checked for a rotated certificate.
+pub const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+/// How long in-flight reviews may finish at shutdown.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Settings of the webhook server.
+#[derive(Clone, Debug)]
+pub struct AdmissionConfig {
+    /// Where to listen, e.g. `127.0.0.1:9443` (port 0 picks a free port).
+    pub addr: SocketAddr,
+    /// The URL the API server calls (its path defaults to [`VALIDATE_PATH`]). When `None`, it is
+    /// `https://<listening address><VALIDATE_PATH>`, which needs a specific (not unspecified)
+    /// listening IP.
+    pub url: Option<String>,
+    /// The serving certificate.
+    pub tls: TlsSource,
+    /// Whether (and how) the webhook registers itself with the API server.
+    pub registration: Option<Registration>,
+}
+
+impl AdmissionConfig {
+    /// Listens on `addr` with a generated certificate; no registration.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            url: None,
+            tls: TlsSource::SelfSigned { hosts: Vec::new() },
+            registration: None,
+        }
+    }
+}
+
+/// What can go wrong starting or running the webhook.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    /// The listening address is taken or not ours.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server failed.
+    #[error("the admission webhook server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    /// The server stopped on its own.
+    #[error("the admission webhook server stopped unexpectedly")]
+    Stopped,
+    /// A certificate or key file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A certificate or key is not usable PEM (the key's content is never shown).
+    #[error("invalid {what}: {reason}")]
+    Pem {
+        /// Which file or part.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// rustls refused the certificate and key.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The certificates could not be generated.
+    #[error("cannot generate the serving certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
+    /// The advertised URL is not an https URL.
+    #[error("invalid webhook URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// No URL was given and none can be derived from the listening address.
+    #[error("listening on {addr}: give the URL the API server should call (--admission-url)")]
+    MissingUrl {
+        /// The listening address.
+        addr: SocketAddr,
+    },
+    /// The `ValidatingWebhookConfiguration` could not be written or removed.
+    #[error("cannot write ValidatingWebhookConfiguration {name}: {source}")]
+    Register {
+        /// Its name.
+        name: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// A bound, not yet serving, webhook: its address, URL and CA are known, so a caller (a test) can
+/// register it before it runs.
+pub struct Webhook {
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+    url: String,
+    tls: RustlsConfig,
+    ca_bundle: Vec<u8>,
+    files: Option<(PathBuf, PathBuf)>,
+    registration: Option<Registration>,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("local_addr", &self.local_addr)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Webhook {
+    /// Listens on `config.addr` and loads (or generates) the serving certificate.
+    pub async fn bind(config: AdmissionConfig) -> Result<Self, AdmissionError> {
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| AdmissionError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| AdmissionError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+        let listener = listener.into_std().map_err(|source| AdmissionError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+        let url = advertised_url(config.url.as_deref(), local_addr)?;
+        let (tls, ca_bundle, files) = match config.tls {
+            TlsSource::SelfSigned { mut hosts } => {
+                if let Some(host) = reqwest::Url::parse(&url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                {
+                    hosts.push(host.trim_start_matches('[').trim_end_matches(']').to_owned());
+                }
+                let generated = SelfSigned::generate(&hosts)?;
+                let tls = RustlsConfig::from_config(tls::self_signed_config(&generated)?);
+                (tls, generated.ca_pem.into_bytes(), None)
+            }
+            TlsSource::Files { cert, key } => {
+                let (cert_pem, key_pem) = tls::read_pair(&cert, &key).await?;
+                let tls =
+                    RustlsConfig::from_config(tls::server_config(&cert_pem, &key_pem, &cert.display().to_string())?);
+                // The API server trusts a chain whose certificate is itself in the bundle, so the
+                // chain file serves as caBundle whether it is self-signed or ends in its CA.
+                (tls, cert_pem, Some((cert, key)))
+            }
+        };
+        Ok(Self {
+            listener,
+            local_addr,
+            url,
+            tls,
+            ca_bundle,
+            files,
+            registration: config.registration,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The URL the API server is to call.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The PEM the API server verifies the serving certificate with (`caBundle`).
+    pub fn ca_bundle(&self) -> &[u8] {
+        &self.ca_bundle
+    }
+
+    /// Serves reviews until `shutdown` resolves: registers first when configured to, and removes
+    /// that registration before it stops.
+    pub async fn run(self, client: Client, shutdown: impl Future<Output = ()> + Send) -> Result<(), AdmissionError> {
+        let app = router(client.clone());
+        let handle = axum_server::Handle::new();
+        let server = axum_server::tls_rustls::from_tcp_rustls(self.listener, self.tls.clone())
+            .map_err(AdmissionError::Serve)?
+            .handle(handle.clone())
+            .serve(app.into_make_service());
+        let mut server = tokio::spawn(server);
+        let reload = self
+            .files
+            .map(|(cert, key)| tokio::spawn(reload_on_change(cert, key, self.tls.clone())));
+        let stop = |reload: Option<tokio::task::JoinHandle<()>>| {
+            if let Some(r) = reload {
+                r.abort();
+            }
+        };
+
+        let registered = match &self.registration {
+            Some(reg) => match register(&client, reg, &self.url, &self.ca_bundle).await {
+                Ok(obj) => Some((reg.name.clone(), obj)),
+                Err(e) => {
+                    handle.shutdown();
+                    stop(reload);
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        tracing::info!(addr = %self.local_addr, url = %self.url, registered = ?registered.as_ref().map(|r| &r.0), "admission webhook serving");
+
+        let ended_early = tokio::select! {
+            () = shutdown => None,
+            res = &mut server => Some(res),
+        };
+        if let Some((name, obj)) = &registered {
+            if let Err(e) = unregister(&client, name, Some(obj)).await {
+                tracing::warn!(error = %e, "cannot remove the webhook registration");
+            }
+        }
+        stop(reload);
+        let res = match ended_early {
+            Some(res) => res,
+            None => {
+                handle.graceful_shutdown(Some(GRACE));
+                server.await
+            }
+        };
+        match res {
+            Ok(Ok(())) if ended_early.is_none() => Ok(()),
+            Ok(Ok(())) => Err(AdmissionError::Stopped),
+            Ok(Err(e)) => Err(AdmissionError::Serve(e)),
+            Err(e) => Err(AdmissionError::Serve(std::io::Error::other(e))),
+        }
+    }
+}
+
+/// Binds and runs the webhook until `shutdown` resolves (see [`Webhook::run`]).
+pub async fn serve(
+    client: Client,
+    config: AdmissionConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AdmissionError> {
+    Webhook::bind(config).await?.run(client, shutdown).await
+}
+
+/// Runs the webhook while `main` (the controller) runs, and stops it after `main` is done, so the
+/// controller's own writes are never refused for want of a webhook. Fails without waiting for
+/// `main` when the webhook cannot start or stops.
+pub async fn serve_alongside<F: Future>(
+    client: Client,
+    config: AdmissionConfig,
+    main: F,
+) -> Result<F::Output, AdmissionError> {
+    let webhook = Webhook::bind(config).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = webhook.run(client, async move {
+        let _ = stopped.await;
+    });
+    tokio::pin!(server);
+    tokio::pin!(main);
+    tokio::select! {
+        out = &mut main => {
+            let _ = stop.send(());
+            server.await?;
+            Ok(out)
+        }
+        res = &mut server => {
+            res?;
+            Err(AdmissionError::Stopped)
+        }
+    }
+}
+
+/// The advertised URL: `url` with [`VALIDATE_PATH`] when it has no path, or one derived from
+/// the listening address.
+fn advertised_url(url: Option<&str>, addr: SocketAddr) -> Result<String, AdmissionError> {
+    let Some(url) = url else {
+        if addr.ip().is_unspecified() {
+            return Err(AdmissionError::MissingUrl { addr });
+        }
+        return Ok(format!("https://{addr}{VALIDATE_PATH}"));
+    };
+    let invalid = |reason: &str| AdmissionError::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let mut parsed = reqwest::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+    if parsed.scheme() != "https" {
+        return Err(invalid("the API server calls webhooks over https only"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() || !parsed.username().is_empty() {
+        return Err(invalid("no user, query or fragment allowed"));
+    }
+    if parsed.path() == "/" || parsed.path().is_empty() {
+        parsed.set_path(VALIDATE_PATH);
+    }
+    Ok(parsed.to_string())
+}
+
+fn router(client: Client) -> Router {
+    Router::new()
+        .route(VALIDATE_PATH, post(validate))
+        .route(HEALTHZ_PATH, get(|| async { "ok" }))
+        .with_state(client)
+}
+
+/// Answers one `AdmissionReview`; a body that is not one is answered as invalid (with HTTP 200,
+/// as the protocol wants).
+async fn validate(State(client): State<Client>, body: Bytes) -> Json<AdmissionReview<DynamicObject>> {
+    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return Json(AdmissionResponse::invalid(format!("not an AdmissionReview: {e}")).into_review()),
+    };
+    let req: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(r) => r,
+        Err(e) => return Json(AdmissionResponse::invalid(e).into_review()),
+    };
+    Json(review_response(&client, &req).await.into_review())
+}
+
+async fn review_response(client: &Client, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+    let response = AdmissionResponse::from(req);
+    if req.kind.group != GROUP || req.kind.kind != "WhatsAppChannel" {
+        tracing::warn!(kind = ?req.kind, "admission review of an unexpected kind: admitted");
+        return response;
+    }
+    let parse = |o: &Option<DynamicObject>| o.clone().map(|o| o.try_parse::<WhatsAppChannel>()).transpose();
+    let (object, old) = match (parse(&req.object), parse(&req.old_object)) {
+        (Ok(object), Ok(old)) => (object, old),
+        (Err(e), _) | (_, Err(e)) => {
+            // The API server validated the object against the CRD schema already.
+            tracing::warn!(error = %e, "cannot read the channel under review: admitted");
+            return response;
+        }
+    };
+    let Some(claimant) = decision::claimant(&req.operation, req.namespace.as_deref(), object.as_ref(), old.as_ref())
+    else {
+        return response;
+    };
+    let verdict = match tokio::time::timeout(LOOKUP_TIMEOUT, lookup(client, &claimant.binding_name())).await {
+        Ok(Ok((bindings, channels))) => decision::judge(&claimant, &bindings, &channels),
+        outcome => {
+            let reason = match outcome {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {LOOKUP_TIMEOUT:?}"),
+            };
+            tracing::warn!(number = %claimant.number.as_str(), error = %reason, "cannot check the number: admitted");
+            Verdict::Warn(format!(
+                "could not check whether {} is free ({reason}); the operator still gives a number to one channel only",
+                claimant.number.as_str()
+            ))
+        }
+    };
+    let verdict = if req.dry_run {
+        decision::for_dry_run(verdict)
+    } else {
+        verdict
+    };
+    let channel = format!("{}/{}", claimant.namespace, claimant.name);
+    match verdict {
+        Verdict::Allow => response,
+        Verdict::Warn(message) => {
+            tracing::info!(%channel, %message, "admitted with a warning");
+            let mut response = response;
+            response.warnings = Some(vec![message]);
+            response
+        }
+        Verdict::Deny(message) => {
+            tracing::info!(%channel, %message, "denied");
+            let mut response = response.deny(message);
+            response.result.code = 409;
+            response.result.reason = "Conflict".to_owned();
+            response
+        }
+    }
+}
+
+/// The binding named `binding_name` (if any) and the channels of all namespaces.
+async fn lookup(
+    client: &Client,
+    binding_name: &str,
+) -> Result<(Vec<WhatsAppNumberBinding>, Vec<WhatsAppChannel>), kube::Error> {
+    let bindings: Api<WhatsAppNumberBinding> = Api::all(client.clone());
+    let channels: Api<WhatsAppChannel> = Api::all(client.clone());
+    let (binding, list) = tokio::try_join!(bindings.get_opt(binding_name), channels.list(&ListParams::default()))?;
+    Ok((binding.into_iter().collect(), list.items))
+}
+
+/// Re-reads the PEM files every [`TLS_RELOAD_INTERVAL`] and swaps the certificate when they
+/// changed (a rotated Secret). A broken pair is logged and the previous one kept.
+async fn reload_on_change(cert: PathBuf, key: PathBuf, tls: RustlsConfig) {
+    let mut last = tls::read_pair(&cert, &key).await.ok();
+    let mut tick = tokio::time::interval(TLS_RELOAD_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let pair = match tls::read_pair(&cert, &key).await {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot re-read the webhook certificate; keeping the current one");
+                continue;
+            }
+        };
+        if last.as_ref() == Some(&pair) {
+            continue;
+        }
+        match tls::server_config(&pair.0, &pair.1, &cert.display().to_string()) {
+            Ok(config) => {
+                tls.reload_from_config(config);
+                tracing::info!(cert = %cert.display(), "webhook certificate reloaded");
+                last = Some(pair);
+            }
+            Err(e) => tracing::warn!(error = %e, "the new webhook certificate is unusable; keeping the current one"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_advertised_url_gets_the_path_and_must_be_https() {
+        let addr: SocketAddr = "127.0.0.1:9443".parse().expect("addr");
+        assert_eq!(
+            advertised_url(None, addr).expect("derived"),
+            "https://127.0.0.1:9443/validate-whatsappchannel"
+        );
+        let any: SocketAddr = "0.0.0.0:9443".parse().expect("addr");
+        assert!(matches!(
+            advertised_url(None, any),
+            Err(AdmissionError::MissingUrl { .. })
+        ));
+        assert_eq!(
+            advertised_url(Some("https://webhook.example.svc:443"), any).expect("given"),
+            "https://webhook.example.svc/validate-whatsappchannel"
+        );
+        assert_eq!(
+            advertised_url(Some("https://127.0.0.1:8443/custom"), any).expect("given"),
+            "https://127.0.0.1:8443/custom"
+        );
+        assert!(advertised_url(Some("http://127.0.0.1:8443/"), any).is_err());
+    }
+}

@@ -1,0 +1,157 @@
+//! The `ValidatingWebhookConfiguration` that sends channel creates and updates to the webhook.
+
+use k8s_openapi::api::admissionregistration::v1::{
+    RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::ByteString;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::{Client, ResourceExt};
+
+use super::AdmissionError;
+use crate::api::{GROUP, VERSION};
+use crate::controller::FIELD_MANAGER;
+
+/// The default name of the `ValidatingWebhookConfiguration`.
+pub const DEFAULT_CONFIGURATION_NAME: &str = "whatsapp-operator";
+/// The name of the webhook inside it (shown in the API server's denials).
+pub const WEBHOOK_NAME: &str = "whatsappchannels.whatsapp-operator.io";
+/// How long the API server waits for an answer.
+pub const TIMEOUT_SECONDS: i32 = 5;
+
+/// How the operator registers its webhook with the API server.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Registration {
+    /// The `ValidatingWebhookConfiguration`'s name (default [`DEFAULT_CONFIGURATION_NAME`]).
+    pub name: String,
+    /// Only channels in namespaces matching this selector are sent to the webhook (all when
+    /// `None`).
+    pub namespace_selector: Option<LabelSelector>,
+}
+
+impl Registration {
+    /// The default registration: [`DEFAULT_CONFIGURATION_NAME`], every namespace.
+    pub fn new() -> Self {
+        Self {
+            name: DEFAULT_CONFIGURATION_NAME.to_owned(),
+            namespace_selector: None,
+        }
+    }
+}
+
+/// The configuration for a webhook at `url` whose serving certificate `ca_bundle` (PEM) verifies:
+/// creates and updates of `whatsappchannels`, `failurePolicy: Fail`, no side effects, v1 reviews.
+pub fn webhook_configuration(
+    registration: &Registration,
+    url: &str,
+    ca_bundle: &[u8],
+) -> ValidatingWebhookConfiguration {
+    let mut config = ValidatingWebhookConfiguration::default();
+    config.metadata.name = Some(registration.name.clone());
+    config.metadata.labels = Some([("app.kubernetes.io/managed-by".to_owned(), FIELD_MANAGER.to_owned())].into());
+    config.webhooks = Some(vec![ValidatingWebhook {
+        name: WEBHOOK_NAME.to_owned(),
+        admission_review_versions: vec!["v1".to_owned()],
+        client_config: WebhookClientConfig {
+            url: Some(url.to_owned()),
+            ca_bundle: Some(ByteString(ca_bundle.to_vec())),
+            service: None,
+        },
+        rules: Some(vec![RuleWithOperations {
+            api_groups: Some(vec![GROUP.to_owned()]),
+            api_versions: Some(vec![VERSION.to_owned()]),
+            resources: Some(vec!["whatsappchannels".to_owned()]),
+            operations: Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()]),
+            scope: Some("Namespaced".to_owned()),
+        }]),
+        failure_policy: Some("Fail".to_owned()),
+        match_policy: Some("Equivalent".to_owned()),
+        side_effects: "None".to_owned(),
+        timeout_seconds: Some(TIMEOUT_SECONDS),
+        namespace_selector: registration.namespace_selector.clone(),
+        ..ValidatingWebhook::default()
+    }]);
+    config
+}
+
+/// Writes (creates or refreshes, by server-side apply) the configuration for the webhook at
+/// `url`, trusted through `ca_bundle` (PEM). Returns the stored object.
+pub async fn register(
+    client: &Client,
+    registration: &Registration,
+    url: &str,
+    ca_bundle: &[u8],
+) -> Result<ValidatingWebhookConfiguration, AdmissionError> {
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let mut desired = webhook_configuration(registration, url, ca_bundle);
+    desired.types = Some(kube::core::TypeMeta {
+        api_version: "admissionregistration.k8s.io/v1".to_owned(),
+        kind: "ValidatingWebhookConfiguration".to_owned(),
+    });
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&registration.name, &pp, &Patch::Apply(&desired))
+        .await
+        .map_err(|source| AdmissionError::Register {
+            name: registration.name.clone(),
+            source,
+        })
+}
+
+/// Removes the configuration `name`; with `written`, only while it is still that object
+/// unchanged (another process that registered since keeps its own). Gone already is fine.
+pub async fn unregister(
+    client: &Client,
+    name: &str,
+    written: Option<&ValidatingWebhookConfiguration>,
+) -> Result<(), AdmissionError> {
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let dp = DeleteParams {
+        preconditions: written.map(|w| Preconditions {
+            uid: w.uid(),
+            resource_version: w.resource_version(),
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &dp).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(source) => Err(AdmissionError::Register {
+            name: name.to_owned(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configuration_matches_channel_creates_and_updates_and_fails_closed() {
+        let reg = Registration::new();
+        let config = webhook_configuration(&reg, "https://127.0.0.1:9443/validate-whatsappchannel", b"PEM");
+        let value = serde_json::to_value(&config).expect("json");
+        assert_eq!(value["metadata"]["name"], "whatsapp-operator");
+        let hook = &value["webhooks"][0];
+        assert_eq!(hook["failurePolicy"], "Fail");
+        assert_eq!(hook["sideEffects"], "None");
+        assert_eq!(hook["timeoutSeconds"], 5);
+        assert_eq!(hook["admissionReviewVersions"], serde_json::json!(["v1"]));
+        assert_eq!(
+            hook["clientConfig"]["url"],
+            "https://127.0.0.1:9443/validate-whatsappchannel"
+        );
+        assert_eq!(hook["clientConfig"]["caBundle"], "UEVN");
+        assert_eq!(
+            hook["rules"][0],
+            serde_json::json!({
+                "apiGroups": ["whatsapp-operator.io"],
+                "apiVersions": ["v1alpha1"],
+                "resources": ["whatsappchannels"],
+                "operations": ["CREATE", "UPDATE"],
+                "scope": "Namespaced",
+            })
+        );
+        assert!(hook.get("namespaceSelector").is_none());
+    }
+}

@@ -1,0 +1,360 @@
+//! Day two: restarts, drift, spec changes, Secret rotation, suspend, deletion.
+
+mod common;
+
+use std::time::Duration;
+
+use common::operator::*;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::ResourceExt;
+use serde_json::json;
+use whatsapp_operator::api::{Phase, WhatsAppChannel};
+
+const RECEIVER: &str = "https://receiver.example.com/api/webhook/LeadGen/whatsapp";
+const PREVIOUS: &str = "https://old-crm.example.com/hook";
+const TOKEN: &str = "tok-0123456789abcdef0123456789ab";
+
+struct Fixture {
+    env: common::TestEnv,
+    sim: twilio_sim::SimHandle,
+    account: String,
+    number: String,
+}
+
+/// One account with an ONLINE sender for `number` (webhook initially `initial_url`, may be
+/// empty) and the Secret `twilio`.
+async fn fixture(prefix: &str, initial_url: &str) -> Fixture {
+    let env = common::setup(prefix).await;
+    let sim = start_sim().await;
+    let account = random_account_sid();
+    let number = random_number();
+    let webhook = if initial_url.is_empty() {
+        String::new()
+    } else {
+        format!("    webhook: {{callback_url: \"{initial_url}\", callback_method: POST}}\n")
+    };
+    sim.seed_yaml(&format!(
+        "accounts:\n- sid: {account}\n  friendly_name: prod\n  auth_token: {TOKEN}\n  whatsapp_senders:\n  - sender_id: whatsapp:{number}\n    status: ONLINE\n{webhook}"
+    ))
+    .expect("seed");
+    create_secret(&env, "twilio", &[("authToken", TOKEN)]).await;
+    Fixture {
+        env,
+        sim,
+        account,
+        number,
+    }
+}
+
+fn spec(f: &Fixture) -> serde_json::Value {
+    json!({
+        "phoneNumber": f.number,
+        "instance": "crm-prod",
+        "confirmationPhoneNumber": "+14155550123",
+        "twilio": {"accountSid": f.account, "credentialsSecretRef": {"name": "twilio"}},
+        "webhook": {"url": RECEIVER},
+        "queue": "sales",
+    })
+}
+
+fn channels(f: &Fixture) -> Api<WhatsAppChannel> {
+    Api::namespaced(f.env.client.clone(), &f.env.ns)
+}
+
+async fn patch_spec(f: &Fixture, name: &str, spec: serde_json::Value) {
+    channels(f)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&json!({"spec": spec})))
+        .await
+        .expect("patch spec");
+}
+
+fn sender_webhook(f: &Fixture) -> Option<String> {
+    let state = f.sim.state();
+    state
+        .accounts
+        .iter()
+        .flat_map(|a| a.senders.iter())
+        .find(|s| s.sender_id == format!("whatsapp:{}", f.number))
+        .and_then(|s| s.webhook.callback_url.clone())
+}
+
+fn message_posts(f: &Fixture) -> usize {
+    f.sim
+        .requests()
+        .iter()
+        .filter(|r| r.is_write() && r.path.ends_with("/Messages.json"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_restart_makes_no_twilio_writes_and_no_status_writes() {
+    let f = fixture("life-restart", "").await;
+    let op = start_operator(&f.env.client, config(&f.env, &f.sim));
+    for name in ["a", "b"] {
+        let mut s = spec(&f);
+        if name == "b" {
+            s["phoneNumber"] = json!(random_number());
+            f.sim
+                .seed_yaml(&format!(
+                    "accounts:\n- sid: {}\n  friendly_name: prod\n  auth_token: {TOKEN}\n  whatsapp_senders:\n  - sender_id: whatsapp:{}\n  - sender_id: whatsapp:{}\n",
+                    f.account, f.number, s["phoneNumber"].as_str().unwrap_or_default()
+                ))
+                .expect("seed");
+        }
+        create_channel(&f.env, name, s).await;
+        wait_condition(&f.env, name, "Ready", "True", None).await;
+        wait_condition(&f.env, name, "ConfirmationSent", "True", None).await;
+    }
+    // Let the confirmation messages settle (delivered), then restart.
+    for name in ["a", "b"] {
+        common::within(common::TIMEOUT, async {
+            loop {
+                let ch = get_channel(&f.env, name).await;
+                if ch.status.and_then(|s| s.confirmation).and_then(|c| c.status).as_deref() == Some("delivered") {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+    }
+    drop(op);
+    let before: Vec<(String, Option<String>)> = channels(&f)
+        .list(&Default::default())
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .map(|c| (c.name_any(), c.resource_version()))
+        .collect();
+    f.sim.clear_requests();
+
+    let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
+    // A new channel going Ready shows the restarted operator has worked through its queue.
+    let probe_number = random_number();
+    f.sim
+        .seed_yaml(&format!(
+            "accounts:\n- sid: {}\n  friendly_name: prod\n  auth_token: {TOKEN}\n  incoming_phone_numbers:\n  - phone_number: \"{probe_number}\"\n",
+            random_account_sid()
+        ))
+        .expect("seed probe account");
+    let mut probe = spec(&f);
+    probe["phoneNumber"] = json!(probe_number);
+    probe.as_object_mut().expect("object").remove("confirmationPhoneNumber");
+    create_channel(&f.env, "probe", probe).await;
+    wait_condition(&f.env, "probe", "Ready", "False", None).await;
+
+    for (name, rv) in before {
+        let now = get_channel(&f.env, &name).await;
+        assert_eq!(now.resource_version(), rv, "{name}: no status write on restart");
+    }
+    let writes: Vec<_> = f.sim.requests().into_iter().filter(|r| r.is_write()).collect();
+    assert!(writes.is_empty(), "no Twilio writes on restart: {writes:#?}");
+    let reads_of_ready: Vec<_> = f
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/v2/Channels/Senders"))
+        .collect();
+    assert!(
+        reads_of_ready.is_empty(),
+        "no verification of Ready channels before it is due: {reads_of_ready:#?}"
+    );
+    assert_eq!(message_posts(&f), 0, "no second confirmation message");
+    assert_conforming(&f.sim);
+}
+
+#[tokio::test]
+async fn drift_is_restored_with_a_warning_but_a_foreign_receiver_is_not_fought() {
+    let f = fixture("life-drift", "").await;
+    let mut cfg = config(&f.env, &f.sim);
+    cfg.verify_interval = Duration::from_secs(2);
+    let _op = start_operator(&f.env.client, cfg);
+    create_channel(&f.env, "drift", spec(&f)).await;
+    wait_condition(&f.env, "drift", "Ready", "True", None).await;
+    assert_eq!(sender_webhook(&f).as_deref(), Some(RECEIVER));
+
+    // Cleared in the Console: restored at the next verification, with a Warning Event.
+    f.sim
+        .update_sender(
+            &f.account,
+            &f.number,
+            &serde_json::from_value(json!({"webhook": {}})).expect("patch"),
+        )
+        .expect("console change");
+    let (type_, _, note) = wait_event(&f.env, "drift", "WebhookRestored").await;
+    assert_eq!(type_, "Warning", "{note}");
+    assert_eq!(sender_webhook(&f).as_deref(), Some(RECEIVER));
+
+    // Pointed at another receiver (another cluster): reported, not fought over.
+    let writes_before = f.sim.requests().iter().filter(|r| r.is_write()).count();
+    f.sim
+        .update_sender(
+            &f.account,
+            &f.number,
+            &serde_json::from_value(json!({"webhook": {"callback_url": PREVIOUS, "callback_method": "POST"}}))
+                .expect("patch"),
+        )
+        .expect("console change");
+    let ch = wait_condition(&f.env, "drift", "NumberBound", "False", Some("BoundElsewhere")).await;
+    assert!(condition(&ch, "NumberBound").message.contains(PREVIOUS));
+    assert_eq!(ch.status.and_then(|s| s.phase), Some(Phase::Conflict));
+    assert_eq!(sender_webhook(&f).as_deref(), Some(PREVIOUS));
+    let writes_after = f.sim.requests().iter().filter(|r| r.is_write()).count();
+    assert_eq!(writes_before, writes_after, "no write against a foreign receiver");
+
+    // Takeover moves it back deliberately and records the previous URL.
+    patch_spec(&f, "drift", json!({"bindingPolicy": "Takeover"})).await;
+    let ch = wait_condition(&f.env, "drift", "Ready", "True", None).await;
+    assert_eq!(sender_webhook(&f).as_deref(), Some(RECEIVER));
+    let sender = ch.status.and_then(|s| s.sender).expect("sender");
+    assert_eq!(sender.previous_webhook_url.as_deref(), Some(PREVIOUS));
+    wait_event(&f.env, "drift", "TakenOver").await;
+    assert_conforming(&f.sim);
+}
+
+#[tokio::test]
+async fn spec_changes_rewire_toggle_and_confirm_as_needed() {
+    let f = fixture("life-spec", "").await;
+    let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
+    create_channel(&f.env, "ch", spec(&f)).await;
+    wait_condition(&f.env, "ch", "ConfirmationSent", "True", None).await;
+    wait_condition(&f.env, "ch", "Ready", "True", None).await;
+
+    // Toggling `active` and changing the queue touch no Twilio endpoint.
+    f.sim.clear_requests();
+    patch_spec(&f, "ch", json!({"active": false})).await;
+    wait_condition(&f.env, "ch", "Active", "False", Some("Deactivated")).await;
+    patch_spec(&f, "ch", json!({"active": true, "queue": "vip"})).await;
+    let ch = wait_condition(&f.env, "ch", "Active", "True", None).await;
+    assert_eq!(ch.status.and_then(|s| s.queue).as_deref(), Some("vip"));
+    let twilio: Vec<_> = f
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| !r.path.contains("/Messages/"))
+        .collect();
+    assert!(twilio.is_empty(), "no Twilio calls for active/queue: {twilio:#?}");
+
+    // A new webhook URL is written.
+    let new_url = "https://receiver-v2.example.com/hook";
+    patch_spec(&f, "ch", json!({"webhook": {"url": new_url}})).await;
+    wait_condition(&f.env, "ch", "Ready", "True", None).await;
+    common::within(common::TIMEOUT, async {
+        while sender_webhook(&f).as_deref() != Some(new_url) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(message_posts(&f), 0, "no new message for a new URL");
+
+    // A new confirmation number gets exactly one message.
+    patch_spec(&f, "ch", json!({"confirmationPhoneNumber": "+14155550777"})).await;
+    let ch = wait_condition(&f.env, "ch", "ConfirmationSent", "True", None).await;
+    assert_eq!(
+        ch.status.and_then(|s| s.confirmation).map(|c| c.to).as_deref(),
+        Some("+14155550777")
+    );
+    assert_eq!(message_posts(&f), 1);
+    assert_conforming(&f.sim);
+}
+
+#[tokio::test]
+async fn a_rotated_secret_is_verified_at_once_without_a_new_message() {
+    let f = fixture("life-rotate", "").await;
+    let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
+    create_channel(&f.env, "ch", spec(&f)).await;
+    wait_condition(&f.env, "ch", "ConfirmationSent", "True", None).await;
+    f.sim
+        .rotate_auth_token(&f.account, Some("tok-rotated-000000000000000000000".into()))
+        .expect("rotate");
+    update_secret(&f.env, "twilio", &[("authToken", "tok-rotated-000000000000000000000")]).await;
+    // Verified again through the Secret watch (the verify interval is 10 minutes).
+    common::within(common::TIMEOUT, async {
+        loop {
+            let n = f
+                .sim
+                .requests()
+                .iter()
+                .filter(|r| r.path.ends_with(&format!("/Accounts/{}.json", f.account)))
+                .count();
+            if n >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let ch = wait_condition(&f.env, "ch", "CredentialsValid", "True", None).await;
+    assert_eq!(condition(&ch, "Ready").status, "True");
+    assert_eq!(message_posts(&f), 1, "rotation does not re-send the confirmation");
+    assert_conforming(&f.sim);
+}
+
+#[tokio::test]
+async fn suspend_stops_twilio_calls_and_resume_reconciles_at_once() {
+    let f = fixture("life-suspend", "").await;
+    let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
+    let mut s = spec(&f);
+    s["suspend"] = json!(true);
+    create_channel(&f.env, "ch", s).await;
+    let ch = wait_condition(&f.env, "ch", "Ready", "False", Some("Suspended")).await;
+    assert_eq!(ch.status.and_then(|s| s.phase), Some(Phase::Suspended));
+    assert!(f.sim.requests().is_empty(), "no Twilio calls while suspended");
+    patch_spec(&f, "ch", json!({"suspend": false})).await;
+    wait_condition(&f.env, "ch", "Ready", "True", None).await;
+    assert_conforming(&f.sim);
+}
+
+#[tokio::test]
+async fn deletion_restores_the_previous_webhook_or_orphans_and_releases_the_number() {
+    let f = fixture("life-delete", PREVIOUS).await;
+    let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
+    let mut s = spec(&f);
+    s["bindingPolicy"] = json!("Takeover");
+    create_channel(&f.env, "ch", s.clone()).await;
+    let ch = wait_condition(&f.env, "ch", "Ready", "True", None).await;
+    assert_eq!(
+        ch.status
+            .and_then(|s| s.sender)
+            .and_then(|s| s.previous_webhook_url)
+            .as_deref(),
+        Some(PREVIOUS)
+    );
+    assert_eq!(sender_webhook(&f).as_deref(), Some(RECEIVER));
+
+    channels(&f)
+        .delete("ch", &DeleteParams::default())
+        .await
+        .expect("delete");
+    common::within(common::TIMEOUT, async {
+        while channels(&f).get_opt("ch").await.expect("get").is_some() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        sender_webhook(&f).as_deref(),
+        Some(PREVIOUS),
+        "Delete restores the previous webhook"
+    );
+
+    // Orphan: Twilio untouched, binding released (a second channel can take the number).
+    s["deletionPolicy"] = json!("Orphan");
+    create_channel(&f.env, "orphan", s.clone()).await;
+    wait_condition(&f.env, "orphan", "Ready", "True", None).await;
+    let writes = f.sim.requests().iter().filter(|r| r.is_write()).count();
+    channels(&f)
+        .delete("orphan", &DeleteParams::default())
+        .await
+        .expect("delete");
+    create_channel(&f.env, "next", spec(&f)).await;
+    wait_condition(&f.env, "next", "NumberBound", "True", None).await;
+    assert_eq!(
+        sender_webhook(&f).as_deref(),
+        Some(RECEIVER),
+        "Orphan leaves Twilio untouched"
+    );
+    assert!(f.sim.requests().iter().filter(|r| r.is_write()).count() >= writes);
+    assert_conforming(&f.sim);
+}
