@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::admission::{AdmissionConfig, Registration, TlsSource};
+use crate::check::CheckArgs;
 use crate::controller::OperatorConfig;
 use crate::telemetry::LogFormat;
 use crate::twilio::{TwilioConfig, DEFAULT_API_BASE_URL, DEFAULT_MESSAGING_BASE_URL};
@@ -24,6 +26,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at startup; boxing buys nothing
 pub enum Command {
     /// Run the operator against the cluster in KUBECONFIG (or the in-cluster config).
     Run(RunArgs),
@@ -32,6 +35,20 @@ pub enum Command {
     /// `crds/` holds this output; CI fails when they differ. Apply with
     /// `whatsapp-operator crd | kubectl apply --server-side -f -`.
     Crd,
+    /// Validate WhatsAppChannel manifests offline and find numbers claimed twice (GitOps pre-flight).
+    ///
+    /// Reads files and directories (recursively: *.yaml, *.yml, *.json; hidden entries skipped)
+    /// or `-` for standard input, with multi-document YAML and `kind: List`. Every
+    /// whatsapp-operator.io object is validated against the CRD schema the API server enforces
+    /// (after its pruning and defaulting); unknown fields are warnings, since the API server drops
+    /// them silently. Two channels whose numbers normalize to the same E.164 number conflict (in
+    /// Sandbox mode only within one Twilio account), as they would in the cluster. A referenced
+    /// Secret present in the input is checked for authToken, or apiKeySid and apiKeySecret. Other
+    /// kinds are skipped. No cluster is contacted.
+    ///
+    /// Prints `file:line: severity: message` lines and a summary. Exit status: 0 clean (warnings
+    /// allowed), 1 errors found, 2 usage or read errors. Example: `whatsapp-operator check deploy/`.
+    Check(CheckArgs),
 }
 
 /// Settings of `whatsapp-operator run`. Every flag can also be set by its environment variable.
@@ -92,6 +109,31 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "WAO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
+
+    /// Serve the validating admission webhook (rejects a channel whose number another channel
+    /// holds) over HTTPS on this address, e.g. 127.0.0.1:9443. Off when absent.
+    #[arg(long, env = "WAO_ADMISSION_ADDR")]
+    pub admission_addr: Option<std::net::SocketAddr>,
+
+    /// The URL the API server calls, e.g. https://127.0.0.1:9443 (path defaults to
+    /// /validate-whatsappchannel). Default: derived from --admission-addr. Its host is added to a
+    /// generated certificate.
+    #[arg(long, env = "WAO_ADMISSION_URL", requires = "admission_addr")]
+    pub admission_url: Option<String>,
+
+    /// Write the ValidatingWebhookConfiguration `whatsapp-operator` (URL, CA bundle) at startup
+    /// and remove it at shutdown. For local use; in a cluster the chart installs it.
+    #[arg(long, env = "WAO_ADMISSION_REGISTER", requires = "admission_addr")]
+    pub admission_register: bool,
+
+    /// The webhook's serving certificate chain (PEM), e.g. from a Secret; re-read when it changes.
+    /// Without it a CA and a certificate for 127.0.0.1/localhost are generated at startup.
+    #[arg(long, env = "WAO_ADMISSION_TLS_CERT", requires_all = ["admission_addr", "admission_tls_key"])]
+    pub admission_tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key (PEM) of --admission-tls-cert.
+    #[arg(long, env = "WAO_ADMISSION_TLS_KEY", requires = "admission_tls_cert")]
+    pub admission_tls_key: Option<std::path::PathBuf>,
 }
 
 impl RunArgs {
@@ -115,6 +157,21 @@ impl RunArgs {
         config.instance = self.instance.clone();
         config
     }
+
+    /// The admission webhook settings these flags describe; `None` when it is off.
+    pub fn admission_config(&self) -> Option<AdmissionConfig> {
+        let addr = self.admission_addr?;
+        let mut config = AdmissionConfig::new(addr);
+        config.url = self.admission_url.clone();
+        if let (Some(cert), Some(key)) = (&self.admission_tls_cert, &self.admission_tls_key) {
+            config.tls = TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+        }
+        config.registration = self.admission_register.then(Registration::new);
+        Some(config)
+    }
 }
 
 #[cfg(test)]
@@ -131,5 +188,49 @@ mod tests {
         assert_eq!(config.verify_interval, Duration::from_secs(600));
         assert_eq!(config.twilio.api_base_url, DEFAULT_API_BASE_URL);
         assert_eq!(config.namespace, None);
+        assert!(args.admission_config().is_none());
+    }
+
+    #[test]
+    fn admission_flags_make_the_webhook_config() {
+        let cli = Cli::try_parse_from([
+            "whatsapp-operator",
+            "run",
+            "--admission-addr=127.0.0.1:9443",
+            "--admission-url=https://127.0.0.1:9443",
+            "--admission-register",
+        ])
+        .expect("parse");
+        let Command::Run(args) = cli.command else { panic!("run") };
+        let config = args.admission_config().expect("on");
+        assert_eq!(config.addr.port(), 9443);
+        assert_eq!(config.tls, TlsSource::SelfSigned { hosts: Vec::new() });
+        assert_eq!(
+            config.registration.map(|r| r.name).as_deref(),
+            Some("whatsapp-operator")
+        );
+
+        let files = Cli::try_parse_from([
+            "whatsapp-operator",
+            "run",
+            "--admission-addr=0.0.0.0:9443",
+            "--admission-tls-cert=/tls/tls.crt",
+            "--admission-tls-key=/tls/tls.key",
+        ])
+        .expect("parse");
+        let Command::Run(args) = files.command else {
+            panic!("run")
+        };
+        let config = args.admission_config().expect("on");
+        assert!(matches!(config.tls, TlsSource::Files { .. }));
+        assert!(config.registration.is_none());
+
+        for missing in [
+            vec!["--admission-addr=127.0.0.1:9443", "--admission-tls-cert=/tls/tls.crt"],
+            vec!["--admission-register"],
+        ] {
+            let argv = ["whatsapp-operator", "run"].into_iter().chain(missing.iter().copied());
+            assert!(Cli::try_parse_from(argv).is_err(), "{missing:?}");
+        }
     }
 }

@@ -20,6 +20,7 @@ async fn main() -> ExitCode {
             }
         },
         Command::Run(args) => run(args).await,
+        Command::Check(args) => ExitCode::from(whatsapp_operator::check::execute(&args)),
     }
 }
 
@@ -35,7 +36,18 @@ async fn run(args: RunArgs) -> ExitCode {
     };
     let config = args.config();
     tracing::info!(namespace = ?config.namespace, twilio = %config.twilio.api_base_url, "starting whatsapp-operator");
-    match whatsapp_operator::controller::run(client, config, shutdown_signal()).await {
+    let controller = whatsapp_operator::controller::run(client.clone(), config, shutdown_signal());
+    let result = match args.admission_config() {
+        None => controller.await,
+        Some(admission) => match whatsapp_operator::admission::serve_alongside(client, admission, controller).await {
+            Ok(result) => result,
+            Err(e) => {
+                tracing::error!(error = %e, "the admission webhook failed");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match result {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

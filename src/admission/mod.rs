@@ -42,7 +42,6 @@ pub mod tls;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -294,15 +293,15 @@ impl Webhook {
             }
         }
         stop(reload);
-        let res = match ended_early {
-            Some(res) => res,
+        let (res, early) = match ended_early {
+            Some(res) => (res, true),
             None => {
                 handle.graceful_shutdown(Some(GRACE));
-                server.await
+                (server.await, false)
             }
         };
         match res {
-            Ok(Ok(())) if ended_early.is_none() => Ok(()),
+            Ok(Ok(())) if !early => Ok(()),
             Ok(Ok(())) => Err(AdmissionError::Stopped),
             Ok(Err(e)) => Err(AdmissionError::Serve(e)),
             Err(e) => Err(AdmissionError::Serve(std::io::Error::other(e))),
@@ -458,7 +457,8 @@ async fn lookup(
 ) -> Result<(Vec<WhatsAppNumberBinding>, Vec<WhatsAppChannel>), kube::Error> {
     let bindings: Api<WhatsAppNumberBinding> = Api::all(client.clone());
     let channels: Api<WhatsAppChannel> = Api::all(client.clone());
-    let (binding, list) = tokio::try_join!(bindings.get_opt(binding_name), channels.list(&ListParams::default()))?;
+    let lp = ListParams::default();
+    let (binding, list) = tokio::try_join!(bindings.get_opt(binding_name), channels.list(&lp))?;
     Ok((binding.into_iter().collect(), list.items))
 }
 
@@ -495,6 +495,65 @@ async fn reload_on_change(cert: PathBuf, key: PathBuf, tls: RustlsConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client whose every request fails: nothing listens on port 1.
+    fn unreachable_client() -> Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = kube::Config::new("http://127.0.0.1:1".parse().expect("uri"));
+        Client::try_from(config).expect("client")
+    }
+
+    fn review(operation: &str, dry_run: bool) -> AdmissionRequest<DynamicObject> {
+        let channel = serde_json::json!({
+            "apiVersion": "whatsapp-operator.io/v1alpha1",
+            "kind": "WhatsAppChannel",
+            "metadata": {"name": "sales", "namespace": "crm", "uid": "u1"},
+            "spec": {
+                "phoneNumber": "+14155550100",
+                "instance": "crm-prod",
+                "twilio": {"accountSid": "AC0123456789abcdef0123456789abcdef", "credentialsSecretRef": {"name": "t"}},
+                "webhook": {"url": "https://receiver.example.com/hook"},
+            },
+        });
+        let (object, old) = match operation {
+            "DELETE" => (serde_json::Value::Null, channel),
+            _ => (channel, serde_json::Value::Null),
+        };
+        let body = serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "req-1",
+                "kind": {"group": "whatsapp-operator.io", "version": "v1alpha1", "kind": "WhatsAppChannel"},
+                "resource": {"group": "whatsapp-operator.io", "version": "v1alpha1", "resource": "whatsappchannels"},
+                "name": "sales",
+                "namespace": "crm",
+                "operation": operation,
+                "userInfo": {"username": "admin"},
+                "object": object,
+                "oldObject": old,
+                "dryRun": dry_run,
+            },
+        });
+        let review: AdmissionReview<DynamicObject> = serde_json::from_value(body).expect("review");
+        review.try_into().expect("request")
+    }
+
+    #[tokio::test]
+    async fn a_failed_lookup_admits_with_a_warning_and_deletes_need_none() {
+        let client = unreachable_client();
+        let response = review_response(&client, &review("CREATE", false)).await;
+        assert!(response.allowed);
+        assert_eq!(response.uid, "req-1");
+        let warnings = response.warnings.expect("a warning");
+        assert!(
+            warnings[0].starts_with("could not check whether +14155550100 is free"),
+            "{warnings:?}"
+        );
+
+        let response = review_response(&client, &review("DELETE", false)).await;
+        assert!(response.allowed && response.warnings.is_none());
+    }
 
     #[test]
     fn the_advertised_url_gets_the_path_and_must_be_https() {

@@ -83,11 +83,7 @@ pub async fn register(
     ca_bundle: &[u8],
 ) -> Result<ValidatingWebhookConfiguration, AdmissionError> {
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    let mut desired = webhook_configuration(registration, url, ca_bundle);
-    desired.types = Some(kube::core::TypeMeta {
-        api_version: "admissionregistration.k8s.io/v1".to_owned(),
-        kind: "ValidatingWebhookConfiguration".to_owned(),
-    });
+    let desired = webhook_configuration(registration, url, ca_bundle);
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     api.patch(&registration.name, &pp, &Patch::Apply(&desired))
         .await

@@ -24,13 +24,17 @@ pub enum ConditionType {
     IdentityVerified,
     /// The channel is switched on (`spec.active`) and connected.
     Active,
-    /// Summary: the channel does everything its spec asks (kstatus / `kubectl wait`).
+    /// Summary: the channel does everything its spec asks (`kubectl wait`, Argo CD, Flux).
     Ready,
+    /// kstatus: present and True while the operator still works towards Ready.
+    Reconciling,
+    /// kstatus: present and True when only a change by the user can make progress.
+    Stalled,
 }
 
 impl ConditionType {
     /// Every condition type, in the order they are reported.
-    pub const ALL: [ConditionType; 9] = [
+    pub const ALL: [ConditionType; 11] = [
         Self::CredentialsValid,
         Self::NumberVerified,
         Self::NumberBound,
@@ -40,6 +44,8 @@ impl ConditionType {
         Self::IdentityVerified,
         Self::Active,
         Self::Ready,
+        Self::Reconciling,
+        Self::Stalled,
     ];
 
     /// The string used in the Kubernetes API.
@@ -54,6 +60,8 @@ impl ConditionType {
             Self::IdentityVerified => "IdentityVerified",
             Self::Active => "Active",
             Self::Ready => "Ready",
+            Self::Reconciling => "Reconciling",
+            Self::Stalled => "Stalled",
         }
     }
 }
@@ -83,8 +91,6 @@ macro_rules! reasons {
 }
 
 reasons! {
-    /// The operator has not finished its first reconcile of this generation.
-    Reconciling,
     /// The check succeeded.
     Verified,
     /// The referenced Secret does not exist in the channel's namespace.
@@ -117,8 +123,6 @@ reasons! {
     NotConnected,
     /// The confirmation message was accepted by Twilio.
     MessageSent,
-    /// No `confirmationPhoneNumber` is set: nothing to send.
-    NotRequested,
     /// The sandbox recipient has not joined the sandbox (Twilio error 63015).
     RecipientNotInSandbox,
     /// Twilio refused or failed the confirmation message.

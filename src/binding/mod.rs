@@ -113,8 +113,9 @@ pub async fn claim(client: &Client, ch: &WhatsAppChannel, number: &E164) -> Resu
     })
 }
 
-/// Whether the binding's holder still exists (same UID), is not being deleted, and still asks
-/// for this number.
+/// Whether the binding's holder still exists (same UID) and still asks for this number. A holder
+/// being deleted still holds the number: its cleanup (restoring the webhook) must finish first,
+/// and releasing the binding then wakes the channels waiting for it.
 async fn holder_is_current(
     client: &Client,
     holder: &ChannelReference,

@@ -64,6 +64,7 @@ pub async fn cleanup(ch: &WhatsAppChannel, ctx: &Context) -> Result<Action> {
     if let Some(uid) = ch.uid() {
         ctx.attempts.forget(&uid);
     }
+    pass.publish_events().await;
     Ok(Action::await_change())
 }
 

@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn transition_time_moves_only_when_status_flips() {
         let mut set = ConditionSet::default();
-        set.set(ConditionType::Ready, Status::False, Reason::Reconciling, "starting");
+        set.set(ConditionType::Ready, Status::False, Reason::NotConnected, "starting");
         let first = set.to_conditions(&[], Some(1), &t(100));
         assert_eq!(first[0].last_transition_time, t(100));
 

@@ -54,16 +54,13 @@ pub async fn follow_up(pass: &mut Pass<'_>, creds: &Credentials, number: &E164) 
         .clone()
         .filter(|c| c.to == to.as_str() && c.from == from);
     match current {
-        Some(c) if c.message_sid.is_some() => {
-            let failed = c
-                .status
-                .as_deref()
-                .is_some_and(|s| matches!(s, "failed" | "undelivered" | "canceled"));
-            if failed && token.is_some() && token != c.resend_token {
-                send(pass, creds, &to, &from, token).await;
-            } else {
-                track(pass, creds, c).await;
-            }
+        // A new value of the resend annotation asks for another message.
+        Some(c) if token.is_some() && token != c.resend_token => send(pass, creds, &to, &from, token).await,
+        Some(c) if c.message_sid.is_some() => track(pass, creds, c).await,
+        // Twilio refused it outright: reported until something changes.
+        Some(c) if c.status.as_deref() == Some("failed") => {
+            let code = c.error_code.and_then(|c| u32::try_from(c).ok());
+            condition_for(pass, &c.to, "", "failed", code);
         }
         Some(c) => {
             // An attempt without a recorded SID: the request may have reached Twilio.
@@ -106,7 +103,8 @@ async fn send(pass: &mut Pass<'_>, creds: &Credentials, to: &E164, from: &str, t
     // Record the attempt first: a crash after the request must not lead to a second message.
     // The record is written against the latest version of the object (from the API server, not
     // the cache), so another process or a stale copy cannot send twice.
-    match persist_attempt(pass, &attempt).await {
+    let seen = pass.status.confirmation.clone();
+    match persist_attempt(pass, &attempt, seen.as_ref()).await {
         Ok(Persisted::Recorded) => {}
         Ok(Persisted::AlreadyThere(existing)) => {
             pass.status.confirmation = Some(existing);
@@ -166,18 +164,22 @@ enum Persisted {
 
 /// Writes the attempt into status now, keeping the rest of the latest status as it was. The
 /// write carries the latest `resourceVersion`, so it fails (409) if anything changed since.
-async fn persist_attempt(pass: &Pass<'_>, attempt: &ConfirmationStatus) -> Result<Persisted, kube::Error> {
+/// `seen` is the confirmation status the decision to send was based on: if the latest status
+/// holds something else for the same recipient and number, another pass got there first.
+async fn persist_attempt(
+    pass: &Pass<'_>,
+    attempt: &ConfirmationStatus,
+    seen: Option<&ConfirmationStatus>,
+) -> Result<Persisted, kube::Error> {
     let api: Api<WhatsAppChannel> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
     let latest = api.get_status(&pass.ch.name_any()).await?;
     let mut status = latest.status.clone().unwrap_or_default();
-    if let Some(existing) = status
+    let existing = status
         .confirmation
         .clone()
-        .filter(|c| c.to == attempt.to && c.from == attempt.from)
-    {
-        if existing.resend_token == attempt.resend_token || existing.message_sid.is_none() {
-            return Ok(Persisted::AlreadyThere(existing));
-        }
+        .filter(|c| c.to == attempt.to && c.from == attempt.from);
+    if let Some(existing) = existing.filter(|e| Some(e) != seen) {
+        return Ok(Persisted::AlreadyThere(existing));
     }
     status.confirmation = Some(attempt.clone());
     let patch = json!({

@@ -7,7 +7,7 @@ use super::conditions::{ConditionSet, Status};
 /// Reasons that mean "waiting on something outside the operator".
 const WAITING: &[Reason] = &[Reason::SenderNotReady, Reason::RecipientNotInSandbox];
 /// Reasons that mean "a transient problem, retried with backoff".
-const DEGRADED: &[Reason] = &[Reason::TwilioUnavailable, Reason::RateLimited, Reason::Reconciling];
+const DEGRADED: &[Reason] = &[Reason::TwilioUnavailable, Reason::RateLimited];
 /// Reasons that mean "another channel or receiver holds the number".
 const CONFLICT: &[Reason] = &[Reason::NumberInUse, Reason::BoundElsewhere];
 
@@ -35,10 +35,18 @@ pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
         );
     }
 
+    // The first condition that keeps the channel from Ready: a False one, or an Unknown one
+    // caused by a transient Twilio failure.
     let blocker = set
         .sorted()
         .into_iter()
-        .find(|c| c.type_ != T::Ready && c.type_ != T::Active && c.status == Status::False && c.type_ != T::Connected)
+        .filter(|c| {
+            !matches!(
+                c.type_,
+                T::Ready | T::Active | T::Connected | T::Reconciling | T::Stalled
+            )
+        })
+        .find(|c| c.status == Status::False || (c.status == Status::Unknown && DEGRADED.contains(&c.reason)))
         .cloned();
     let phase = match &blocker {
         Some(b) if CONFLICT.contains(&b.reason) => Phase::Conflict,
@@ -74,7 +82,24 @@ pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
             set.set(T::Ready, Status::True, Reason::ChannelReady, note)
         }
     }
+    set_kstatus(set, phase);
     phase
+}
+
+/// kstatus (Flux, Argo CD, `kubectl wait`-style tools) reads the "abnormal-true" conditions:
+/// `Reconciling=True` while the operator is still working towards Ready (or retrying), and
+/// `Stalled=True` when only a change by the user can help. They are absent otherwise.
+pub fn set_kstatus(set: &mut ConditionSet, phase: Phase) {
+    set.remove(T::Reconciling);
+    set.remove(T::Stalled);
+    let Some((reason, message)) = set.get(T::Ready).map(|r| (r.reason, r.message.clone())) else {
+        return;
+    };
+    match phase {
+        Phase::Pending | Phase::Waiting | Phase::Degraded => set.set(T::Reconciling, Status::True, reason, message),
+        Phase::Failed | Phase::Conflict => set.set(T::Stalled, Status::True, reason, message),
+        Phase::Ready | Phase::Inactive | Phase::Suspended | Phase::Deleting => {}
+    }
 }
 
 #[cfg(test)]
@@ -119,8 +144,20 @@ mod tests {
         ];
         for (t, reason, phase) in cases {
             let mut s = connected();
-            s.set(t, Status::False, reason, "why");
+            let status = if phase == Phase::Degraded {
+                Status::Unknown
+            } else {
+                Status::False
+            };
+            s.set(t, status, reason, "why");
             assert_eq!(summarize(&mut s, true), phase, "{t} {reason}");
+            let stalled = matches!(phase, Phase::Failed | Phase::Conflict);
+            assert_eq!(s.is(T::Stalled, Status::True), stalled, "{t} {reason}: Stalled");
+            assert_eq!(
+                s.is(T::Reconciling, Status::True),
+                !stalled,
+                "{t} {reason}: Reconciling"
+            );
             let ready = s.get(T::Ready).expect("ready");
             assert_eq!((ready.status, ready.reason), (Status::False, reason));
             assert!(ready.message.contains("why"));

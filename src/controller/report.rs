@@ -134,6 +134,7 @@ impl<'a> Pass<'a> {
             Some(p) => {
                 self.set
                     .set(ConditionType::Ready, Status::False, reason_for(p), phase_message(p));
+                readiness::set_kstatus(&mut self.set, p);
                 p
             }
             None => readiness::summarize(&mut self.set, self.ch.spec.active),
@@ -183,7 +184,8 @@ impl<'a> Pass<'a> {
         Ok(Action::requeue(next))
     }
 
-    async fn publish_events(&self) {
+    /// Publishes an Event per condition transition and per noted action.
+    pub async fn publish_events(&self) {
         let reference = self.ch.object_ref(&());
         let mut events: Vec<Event> = transitions(&self.old.conditions, &self.status.conditions)
             .into_iter()
@@ -239,17 +241,17 @@ impl<'a> Pass<'a> {
 }
 
 fn reason_for(p: Phase) -> Reason {
-    match p {
-        Phase::Suspended => Reason::Suspended,
-        Phase::Deleting => Reason::Deleting,
-        _ => Reason::Reconciling,
+    if p == Phase::Deleting {
+        Reason::Deleting
+    } else {
+        Reason::Suspended
     }
 }
 
 fn phase_message(p: Phase) -> &'static str {
-    match p {
-        Phase::Suspended => "spec.suspend is true: the operator makes no Twilio calls",
-        Phase::Deleting => "The channel is being deleted",
-        _ => "Reconciling",
+    if p == Phase::Deleting {
+        "The channel is being deleted"
+    } else {
+        "spec.suspend is true: the operator makes no Twilio calls"
     }
 }

@@ -1,0 +1,416 @@
+//! The validating admission webhook against the real API server: the webhook runs in-process on
+//! a free loopback port, registered with a `ValidatingWebhookConfiguration` of the test's own,
+//! scoped by a namespace label to the test's namespaces (so other tests never call it).
+
+mod common;
+
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use whatsapp_operator::admission::{self, AdmissionConfig, AdmissionError, Registration, Webhook};
+use whatsapp_operator::api::binding::ChannelReference;
+use whatsapp_operator::api::{WhatsAppChannel, WhatsAppNumberBinding, WhatsAppNumberBindingSpec};
+use whatsapp_operator::binding;
+use whatsapp_operator::twilio::E164;
+
+use common::operator::*;
+use common::{within, TestEnv, TIMEOUT};
+
+const LABEL: &str = "whatsapp-operator.io/admission-test";
+const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+const RECEIVER: &str = "https://receiver.example.com/api/webhook/LeadGen/whatsapp";
+const TOKEN: &str = "tok-0123456789abcdef0123456789ab";
+
+/// A webhook running in-process; [`Hook::stop`] stops it and removes its configuration.
+struct Hook {
+    client: Client,
+    name: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), AdmissionError>>,
+}
+
+impl Hook {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let served = within(TIMEOUT, self.task).await;
+        admission::unregister(&self.client, &self.name, None)
+            .await
+            .expect("remove the webhook configuration");
+        served.expect("webhook task").expect("webhook served");
+    }
+}
+
+/// Namespaces labelled `LABEL=<key>`: the test's own (labelled here) and `extra` new ones.
+async fn scoped_namespaces(env: &TestEnv, extra: &[&str]) -> (String, Vec<String>) {
+    let key = env.ns.clone();
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    namespaces
+        .patch(
+            &env.ns,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {LABEL: key}}})),
+        )
+        .await
+        .expect("label the test namespace");
+    let mut created = Vec::new();
+    for suffix in extra {
+        let name = format!("{}-{suffix}", env.ns);
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name, "labels": {
+            LABEL: key, "whatsapp-operator.io/test": "admission"}}}))
+        .expect("namespace");
+        namespaces
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create namespace");
+        created.push(name);
+    }
+    (key, created)
+}
+
+fn registration(key: &str) -> Registration {
+    Registration {
+        name: format!("wao-test-{key}"),
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some([(LABEL.to_owned(), key.to_owned())].into()),
+            ..LabelSelector::default()
+        }),
+    }
+}
+
+fn loopback() -> AdmissionConfig {
+    AdmissionConfig::new("127.0.0.1:0".parse().expect("addr"))
+}
+
+/// Binds the webhook, registers it through the library API, and serves it.
+async fn start_registered(client: &Client, key: &str) -> Hook {
+    let webhook = Webhook::bind(loopback()).await.expect("bind the webhook");
+    let reg = registration(key);
+    admission::register(client, &reg, webhook.url(), webhook.ca_bundle())
+        .await
+        .expect("register the webhook");
+    let healthz = format!("https://{}/healthz", webhook.local_addr());
+    let ca = reqwest::Certificate::from_pem(webhook.ca_bundle()).expect("CA PEM");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(webhook.run(client.clone(), async move {
+        let _ = stopped.await;
+    }));
+    // The generated certificate verifies against the CA the API server is given.
+    let http = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .expect("https client");
+    let health = http.get(&healthz).send().await.expect("GET /healthz");
+    assert_eq!(health.text().await.expect("body"), "ok");
+    Hook {
+        client: client.clone(),
+        name: reg.name,
+        stop,
+        task,
+    }
+}
+
+/// Runs `scenario` (in its own task, so a failure still stops the webhook and removes its
+/// configuration), then stops `hook`.
+async fn guarded(hook: Hook, scenario: impl Future<Output = ()> + Send + 'static) {
+    let outcome = tokio::spawn(scenario).await;
+    hook.stop().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+fn manifest(ns: &str, name: &str, number: &str, instance: &str) -> WhatsAppChannel {
+    serde_json::from_value(json!({
+        "apiVersion": "whatsapp-operator.io/v1alpha1",
+        "kind": "WhatsAppChannel",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "phoneNumber": number,
+            "instance": instance,
+            "twilio": {"accountSid": ACCOUNT, "credentialsSecretRef": {"name": "twilio"}},
+            "webhook": {"url": RECEIVER},
+            "queue": "sales",
+        },
+    }))
+    .expect("channel manifest")
+}
+
+async fn create(client: &Client, ch: &WhatsAppChannel) -> Result<WhatsAppChannel, kube::Error> {
+    let api: Api<WhatsAppChannel> = Api::namespaced(client.clone(), &ch.namespace().expect("ns"));
+    api.create(&PostParams::default(), ch).await
+}
+
+/// The message of a 409 denial; fails the test on anything else.
+fn denial(result: Result<WhatsAppChannel, kube::Error>) -> String {
+    match result {
+        Err(kube::Error::Api(s)) if s.code == 409 => s.message,
+        other => panic!("expected a 409 denial, got {other:?}"),
+    }
+}
+
+/// `kubectl apply [--dry-run=server]` of a channel: (success, stderr).
+async fn kubectl_apply(ch: &WhatsAppChannel, dry_run: bool) -> (bool, String) {
+    let yaml = serde_yaml::to_string(ch).expect("yaml");
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut cmd = common::kubectl();
+        cmd.args(["apply", "-f", "-"]);
+        if dry_run {
+            cmd.arg("--dry-run=server");
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(yaml.as_bytes())
+            .expect("write manifest");
+        let out = child.wait_with_output().expect("kubectl output");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    })
+    .await
+    .expect("kubectl task")
+}
+
+/// Waits until the API server calls the webhook for the namespace of `conflicting`: a server
+/// dry run of it comes back with the would-be denial as a warning.
+async fn wait_until_active(conflicting: &WhatsAppChannel) {
+    within(TIMEOUT, async {
+        loop {
+            let (_, stderr) = kubectl_apply(conflicting, true).await;
+            if stderr.contains("the request would be rejected") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+}
+
+/// Claims `number` for `ch` directly, as the controller would.
+async fn bind(client: &Client, ch: &WhatsAppChannel) -> WhatsAppNumberBinding {
+    let number = E164::parse(&ch.spec.phone_number).expect("number");
+    let b = WhatsAppNumberBinding::new(
+        &binding::binding_name(&number, binding::scope(ch)),
+        WhatsAppNumberBindingSpec {
+            phone_number: number.as_str().to_owned(),
+            instance: ch.spec.instance.clone(),
+            channel_ref: ChannelReference {
+                namespace: ch.namespace().expect("ns"),
+                name: ch.name_any(),
+                uid: ch.uid().expect("uid"),
+            },
+        },
+    );
+    let api: Api<WhatsAppNumberBinding> = Api::all(client.clone());
+    api.create(&PostParams::default(), &b).await.expect("create binding")
+}
+
+async fn wait_gone(client: &Client, ns: &str, name: &str) {
+    let api: Api<WhatsAppChannel> = Api::namespaced(client.clone(), ns);
+    within(TIMEOUT, async {
+        while api.get_opt(name).await.expect("get channel").is_some() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_number_is_refused_naming_the_holder_until_it_is_released() {
+    let env = common::setup("adm-held").await;
+    let (key, others) = scoped_namespaces(&env, &["b"]).await;
+    let hook = start_registered(&env.client, &key).await;
+    let (client, ns_a, ns_b) = (env.client.clone(), env.ns.clone(), others[0].clone());
+    guarded(hook, async move {
+        let number = random_number();
+        let a = create(&client, &manifest(&ns_a, "sales", &number, "crm-prod"))
+            .await
+            .expect("the first channel is admitted");
+        let held = bind(&client, &a).await;
+        let b = manifest(&ns_b, "support", &number, "crm-test");
+        wait_until_active(&b).await;
+
+        // The API: 409, the holder named.
+        let msg = denial(create(&client, &b).await);
+        assert!(
+            msg.contains(&format!(
+                "{number} is already served by WhatsAppChannel {ns_a}/sales (instance crm-prod); \
+                 one number serves one application instance"
+            )),
+            "{msg}"
+        );
+        // kubectl apply: refused, the same message.
+        let (ok, stderr) = kubectl_apply(&b, false).await;
+        assert!(
+            !ok && stderr.contains(&format!("served by WhatsAppChannel {ns_a}/sales")),
+            "{stderr}"
+        );
+
+        // Another number is admitted; so is an update that keeps the number.
+        let other = random_number();
+        let c = create(&client, &manifest(&ns_b, "other", &other, "crm-test"))
+            .await
+            .expect("a different number is admitted");
+        let channels_a: Api<WhatsAppChannel> = Api::namespaced(client.clone(), &ns_a);
+        channels_a
+            .patch(
+                "sales",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"queue": "support"}, "metadata": {"labels": {"team": "a"}}})),
+            )
+            .await
+            .expect("an update keeping the number is admitted");
+        // Moving another channel onto the number is refused.
+        let channels_b: Api<WhatsAppChannel> = Api::namespaced(client.clone(), &ns_b);
+        let moved = channels_b
+            .patch(
+                &c.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"phoneNumber": number}})),
+            )
+            .await;
+        let msg = match moved {
+            Err(kube::Error::Api(s)) if s.code == 409 => s.message,
+            other => panic!("expected a 409 denial, got {other:?}"),
+        };
+        assert!(msg.contains(&format!("{ns_a}/sales")), "{msg}");
+
+        // Once the holder is deleted and its binding released, the number is free.
+        channels_a
+            .delete("sales", &DeleteParams::default())
+            .await
+            .expect("delete the holder");
+        wait_gone(&client, &ns_a, "sales").await;
+        let bindings: Api<WhatsAppNumberBinding> = Api::all(client.clone());
+        bindings
+            .delete(&held.name_any(), &DeleteParams::default())
+            .await
+            .expect("release the binding");
+        create(&client, &b).await.expect("the number is admitted once released");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_earlier_unbound_channel_wins_and_the_webhook_registers_and_removes_itself() {
+    let env = common::setup("adm-race").await;
+    let (key, others) = scoped_namespaces(&env, &["b"]).await;
+    let reg = registration(&key);
+    let mut config = loopback();
+    config.registration = Some(reg.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(admission::serve(env.client.clone(), config, async move {
+        let _ = stopped.await;
+    }));
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(env.client.clone());
+    within(TIMEOUT, async {
+        while configs.get_opt(&reg.name).await.expect("get config").is_none() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let hook = Hook {
+        client: env.client.clone(),
+        name: reg.name.clone(),
+        stop,
+        task,
+    };
+    let (client, ns_a, ns_b) = (env.client.clone(), env.ns.clone(), others[0].clone());
+    let name = reg.name.clone();
+    guarded(hook, async move {
+        let number = random_number();
+        // A exists but is not bound yet (no operator runs): it still wins.
+        create(&client, &manifest(&ns_a, "first", &number, "crm-prod"))
+            .await
+            .expect("the first channel is admitted");
+        let b = manifest(&ns_b, "second", &number, "crm-test");
+        wait_until_active(&b).await;
+        let msg = denial(create(&client, &b).await);
+        assert!(
+            msg.contains(&format!(
+                "{number} is already requested by WhatsAppChannel {ns_a}/first (instance crm-prod), created earlier"
+            )),
+            "{msg}"
+        );
+        let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+        let stored = configs.get(&name).await.expect("registered");
+        let hooks = stored.webhooks.expect("webhooks");
+        assert_eq!(hooks[0].failure_policy.as_deref(), Some("Fail"));
+        assert!(hooks[0].client_config.ca_bundle.is_some());
+    })
+    .await;
+    // The server removed its configuration on shutdown (Hook::stop also deletes it; it was
+    // already gone, which unregister accepts).
+    assert!(configs.get_opt(&reg.name).await.expect("get config").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_operator_running_the_number_moves_only_after_the_holder_is_gone() {
+    let env = common::setup("adm-operator").await;
+    let (key, _) = scoped_namespaces(&env, &[]).await;
+    let sim = start_sim().await;
+    let account = random_account_sid();
+    let number = random_number();
+    sim.seed_yaml(&format!(
+        "accounts:\n- sid: {account}\n  friendly_name: prod\n  auth_token: {TOKEN}\n  whatsapp_senders:\n  - sender_id: whatsapp:{number}\n    status: ONLINE\n"
+    ))
+    .expect("seed");
+    create_secret(&env, "twilio", &[("authToken", TOKEN)]).await;
+    let hook = start_registered(&env.client, &key).await;
+    let operator = start_operator(&env.client, config(&env, &sim));
+    let ns = env.ns.clone();
+    let client = env.client.clone();
+    guarded(hook, async move {
+        let env = TestEnv { client, ns };
+        let spec = |instance: &str| {
+            json!({
+                "phoneNumber": number,
+                "instance": instance,
+                "twilio": {"accountSid": account, "credentialsSecretRef": {"name": "twilio"}},
+                "webhook": {"url": RECEIVER},
+                "queue": "sales",
+            })
+        };
+        create_channel(&env, "prod", spec("crm-prod")).await;
+        // The operator's own writes (finalizer, status) pass the webhook.
+        wait_condition(&env, "prod", "NumberBound", "True", None).await;
+        let mut second = manifest(&env.ns, "staging", &number, "crm-staging");
+        second.spec.twilio.account_sid = account.clone();
+        wait_until_active(&second).await;
+        let msg = denial(create(&env.client, &second).await);
+        assert!(
+            msg.contains(&format!(
+                "served by WhatsAppChannel {}/prod (instance crm-prod)",
+                env.ns
+            )),
+            "{msg}"
+        );
+
+        let channels: Api<WhatsAppChannel> = Api::namespaced(env.client.clone(), &env.ns);
+        channels
+            .delete("prod", &DeleteParams::default())
+            .await
+            .expect("delete the holder");
+        // The operator's cleanup (finalizer removal is an update) is not blocked by the webhook.
+        wait_gone(&env.client, &env.ns, "prod").await;
+        create(&env.client, &second)
+            .await
+            .expect("admitted once the holder is gone");
+        wait_condition(&env, "staging", "NumberBound", "True", None).await;
+    })
+    .await;
+    drop(operator);
+    assert_conforming(&sim);
+}
