@@ -164,10 +164,7 @@ impl RunArgs {
         let mut config = AdmissionConfig::new(addr);
         config.url = self.admission_url.clone();
         if let (Some(cert), Some(key)) = (&self.admission_tls_cert, &self.admission_tls_key) {
-            config.tls = TlsSource::Files {
-                cert: cert.clone(),
-                key: key.clone(),
-            };
+            config.tls = TlsSource::Files { cert: cert.clone(), key: key.clone() };
         }
         config.registration = self.admission_register.then(Registration::new);
         Some(config)
@@ -205,10 +202,7 @@ mod tests {
         let config = args.admission_config().expect("on");
         assert_eq!(config.addr.port(), 9443);
         assert_eq!(config.tls, TlsSource::SelfSigned { hosts: Vec::new() });
-        assert_eq!(
-            config.registration.map(|r| r.name).as_deref(),
-            Some("whatsapp-operator")
-        );
+        assert_eq!(config.registration.map(|r| r.name).as_deref(), Some("whatsapp-operator"));
 
         let files = Cli::try_parse_from([
             "whatsapp-operator",
@@ -218,17 +212,14 @@ mod tests {
             "--admission-tls-key=/tls/tls.key",
         ])
         .expect("parse");
-        let Command::Run(args) = files.command else {
-            panic!("run")
-        };
+        let Command::Run(args) = files.command else { panic!("run") };
         let config = args.admission_config().expect("on");
         assert!(matches!(config.tls, TlsSource::Files { .. }));
         assert!(config.registration.is_none());
 
-        for missing in [
-            vec!["--admission-addr=127.0.0.1:9443", "--admission-tls-cert=/tls/tls.crt"],
-            vec!["--admission-register"],
-        ] {
+        for missing in
+            [vec!["--admission-addr=127.0.0.1:9443", "--admission-tls-cert=/tls/tls.crt"], vec!["--admission-register"]]
+        {
             let argv = ["whatsapp-operator", "run"].into_iter().chain(missing.iter().copied());
             assert!(Cli::try_parse_from(argv).is_err(), "{missing:?}");
         }

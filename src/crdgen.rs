@@ -24,17 +24,11 @@ fn channel_crd() -> CustomResourceDefinition {
         required: Some(vec!["active".into()]),
         properties: Some(BTreeMap::from([(
             "active".to_owned(),
-            JSONSchemaProps {
-                enum_: Some(vec![JSON(serde_json::Value::Bool(false))]),
-                ..Default::default()
-            },
+            JSONSchemaProps { enum_: Some(vec![JSON(serde_json::Value::Bool(false))]), ..Default::default() },
         )])),
         ..Default::default()
     };
-    let with_queue = JSONSchemaProps {
-        required: Some(vec!["queue".into()]),
-        ..Default::default()
-    };
+    let with_queue = JSONSchemaProps { required: Some(vec!["queue".into()]), ..Default::default() };
     for version in &mut crd.spec.versions {
         let spec = version
             .schema
@@ -67,15 +61,10 @@ mod tests {
     #[test]
     fn committed_crds_match_the_types() {
         let generated = crds_yaml().expect("render CRDs");
-        let committed = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/crds/whatsapp-operator.io_crds.yaml"
-        ))
-        .expect("crds/whatsapp-operator.io_crds.yaml exists (run `make crds`)");
-        assert!(
-            generated == committed,
-            "crds/ drifted from the Rust types: run `make crds` and commit the result"
-        );
+        let committed =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/whatsapp-operator.io_crds.yaml"))
+                .expect("crds/whatsapp-operator.io_crds.yaml exists (run `make crds`)");
+        assert!(generated == committed, "crds/ drifted from the Rust types: run `make crds` and commit the result");
     }
 
     #[test]
@@ -100,11 +89,7 @@ mod tests {
             let root = &v["openAPIV3Schema"];
             for part in ["spec", "status"] {
                 if !root["properties"][part].is_null() {
-                    walk(
-                        &format!("{}.{part}", crd.spec.names.kind),
-                        &root["properties"][part],
-                        &mut missing,
-                    );
+                    walk(&format!("{}.{part}", crd.spec.names.kind), &root["properties"][part], &mut missing);
                 }
             }
         }

@@ -39,9 +39,7 @@ impl Hook {
     async fn stop(self) {
         let _ = self.stop.send(());
         let served = within(TIMEOUT, self.task).await;
-        admission::unregister(&self.client, &self.name, None)
-            .await
-            .expect("remove the webhook configuration");
+        admission::unregister(&self.client, &self.name, None).await.expect("remove the webhook configuration");
         served.expect("webhook task").expect("webhook served");
     }
 }
@@ -51,11 +49,7 @@ async fn scoped_namespaces(env: &TestEnv, extra: &[&str]) -> (String, Vec<String
     let key = env.ns.clone();
     let namespaces: Api<Namespace> = Api::all(env.client.clone());
     namespaces
-        .patch(
-            &env.ns,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {LABEL: key}}})),
-        )
+        .patch(&env.ns, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {LABEL: key}}})))
         .await
         .expect("label the test namespace");
     let mut created = Vec::new();
@@ -64,10 +58,7 @@ async fn scoped_namespaces(env: &TestEnv, extra: &[&str]) -> (String, Vec<String
         let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name, "labels": {
             LABEL: key, "whatsapp-operator.io/test": "admission"}}}))
         .expect("namespace");
-        namespaces
-            .create(&PostParams::default(), &ns)
-            .await
-            .expect("create namespace");
+        namespaces.create(&PostParams::default(), &ns).await.expect("create namespace");
         created.push(name);
     }
     (key, created)
@@ -91,9 +82,7 @@ fn loopback() -> AdmissionConfig {
 async fn start_registered(client: &Client, key: &str) -> Hook {
     let webhook = Webhook::bind(loopback()).await.expect("bind the webhook");
     let reg = registration(key);
-    admission::register(client, &reg, webhook.url(), webhook.ca_bundle())
-        .await
-        .expect("register the webhook");
+    admission::register(client, &reg, webhook.url(), webhook.ca_bundle()).await.expect("register the webhook");
     let healthz = format!("https://{}/healthz", webhook.local_addr());
     let ca = reqwest::Certificate::from_pem(webhook.ca_bundle()).expect("CA PEM");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -101,18 +90,10 @@ async fn start_registered(client: &Client, key: &str) -> Hook {
         let _ = stopped.await;
     }));
     // The generated certificate verifies against the CA the API server is given.
-    let http = reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .build()
-        .expect("https client");
+    let http = reqwest::Client::builder().tls_certs_only([ca]).build().expect("https client");
     let health = http.get(&healthz).send().await.expect("GET /healthz");
     assert_eq!(health.text().await.expect("body"), "ok");
-    Hook {
-        client: client.clone(),
-        name: reg.name,
-        stop,
-        task,
-    }
+    Hook { client: client.clone(), name: reg.name, stop, task }
 }
 
 /// Runs `scenario` (in its own task, so a failure still stops the webhook and removes its
@@ -170,12 +151,7 @@ async fn kubectl_apply(ch: &WhatsAppChannel, dry_run: bool) -> (bool, String) {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("run kubectl");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(yaml.as_bytes())
-            .expect("write manifest");
+        child.stdin.take().expect("stdin").write_all(yaml.as_bytes()).expect("write manifest");
         let out = child.wait_with_output().expect("kubectl output");
         (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
     })
@@ -253,10 +229,7 @@ async fn a_held_number_is_refused_naming_the_holder_until_it_is_released() {
         );
         // kubectl apply: refused, the same message.
         let (ok, stderr) = kubectl_apply(&b, false).await;
-        assert!(
-            !ok && stderr.contains(&format!("served by WhatsAppChannel {ns_a}/sales")),
-            "{stderr}"
-        );
+        assert!(!ok && stderr.contains(&format!("served by WhatsAppChannel {ns_a}/sales")), "{stderr}");
 
         // Another number is admitted; so is an update that keeps the number.
         let other = random_number();
@@ -275,11 +248,7 @@ async fn a_held_number_is_refused_naming_the_holder_until_it_is_released() {
         // Moving another channel onto the number is refused.
         let channels_b: Api<WhatsAppChannel> = Api::namespaced(client.clone(), &ns_b);
         let moved = channels_b
-            .patch(
-                &c.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"phoneNumber": number}})),
-            )
+            .patch(&c.name_any(), &PatchParams::default(), &Patch::Merge(json!({"spec": {"phoneNumber": number}})))
             .await;
         let msg = match moved {
             Err(kube::Error::Api(s)) if s.code == 409 => s.message,
@@ -288,16 +257,10 @@ async fn a_held_number_is_refused_naming_the_holder_until_it_is_released() {
         assert!(msg.contains(&format!("{ns_a}/sales")), "{msg}");
 
         // Once the holder is deleted and its binding released, the number is free.
-        channels_a
-            .delete("sales", &DeleteParams::default())
-            .await
-            .expect("delete the holder");
+        channels_a.delete("sales", &DeleteParams::default()).await.expect("delete the holder");
         wait_gone(&client, &ns_a, "sales").await;
         let bindings: Api<WhatsAppNumberBinding> = Api::all(client.clone());
-        bindings
-            .delete(&held.name_any(), &DeleteParams::default())
-            .await
-            .expect("release the binding");
+        bindings.delete(&held.name_any(), &DeleteParams::default()).await.expect("release the binding");
         create(&client, &b).await.expect("the number is admitted once released");
     })
     .await;
@@ -321,20 +284,13 @@ async fn an_earlier_unbound_channel_wins_and_the_webhook_registers_and_removes_i
         }
     })
     .await;
-    let hook = Hook {
-        client: env.client.clone(),
-        name: reg.name.clone(),
-        stop,
-        task,
-    };
+    let hook = Hook { client: env.client.clone(), name: reg.name.clone(), stop, task };
     let (client, ns_a, ns_b) = (env.client.clone(), env.ns.clone(), others[0].clone());
     let name = reg.name.clone();
     guarded(hook, async move {
         let number = random_number();
         // A exists but is not bound yet (no operator runs): it still wins.
-        create(&client, &manifest(&ns_a, "first", &number, "crm-prod"))
-            .await
-            .expect("the first channel is admitted");
+        create(&client, &manifest(&ns_a, "first", &number, "crm-prod")).await.expect("the first channel is admitted");
         let b = manifest(&ns_b, "second", &number, "crm-test");
         wait_until_active(&b).await;
         let msg = denial(create(&client, &b).await);
@@ -390,24 +346,13 @@ async fn with_the_operator_running_the_number_moves_only_after_the_holder_is_gon
         second.spec.twilio.account_sid = account.clone();
         wait_until_active(&second).await;
         let msg = denial(create(&env.client, &second).await);
-        assert!(
-            msg.contains(&format!(
-                "served by WhatsAppChannel {}/prod (instance crm-prod)",
-                env.ns
-            )),
-            "{msg}"
-        );
+        assert!(msg.contains(&format!("served by WhatsAppChannel {}/prod (instance crm-prod)", env.ns)), "{msg}");
 
         let channels: Api<WhatsAppChannel> = Api::namespaced(env.client.clone(), &env.ns);
-        channels
-            .delete("prod", &DeleteParams::default())
-            .await
-            .expect("delete the holder");
+        channels.delete("prod", &DeleteParams::default()).await.expect("delete the holder");
         // The operator's cleanup (finalizer removal is an update) is not blocked by the webhook.
         wait_gone(&env.client, &env.ns, "prod").await;
-        create(&env.client, &second)
-            .await
-            .expect("admitted once the holder is gone");
+        create(&env.client, &second).await.expect("admitted once the holder is gone");
         wait_condition(&env, "staging", "NumberBound", "True", None).await;
     })
     .await;

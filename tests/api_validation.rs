@@ -41,11 +41,7 @@ async fn assert_rejected(env: &common::TestEnv, name: &str, spec: Value, field: 
     match create(env, name, spec).await {
         Err(kube::Error::Api(status)) => {
             assert_eq!(status.code, 422, "expected 422 Invalid, got {status:?}");
-            assert!(
-                status.message.contains(field),
-                "message should name {field}: {}",
-                status.message
-            );
+            assert!(status.message.contains(field), "message should name {field}: {}", status.message);
         }
         other => panic!("expected the API server to reject {name}, got {other:?}"),
     }
@@ -54,9 +50,7 @@ async fn assert_rejected(env: &common::TestEnv, name: &str, spec: Value, field: 
 #[tokio::test]
 async fn a_valid_channel_is_accepted_with_defaults() {
     let env = common::setup("api-valid").await;
-    let created = create(&env, "valid", valid_spec())
-        .await
-        .expect("valid channel accepted");
+    let created = create(&env, "valid", valid_spec()).await.expect("valid channel accepted");
     let spec = &created.data["spec"];
     assert_eq!(spec["mode"], "Business");
     assert_eq!(spec["active"], true);
@@ -111,19 +105,10 @@ async fn missing_required_fields_are_rejected() {
     for field in ["phoneNumber", "instance", "twilio", "webhook"] {
         let mut spec = valid_spec();
         spec.as_object_mut().expect("object").remove(field);
-        assert_rejected(
-            &env,
-            &format!("no-{}", field.to_lowercase()),
-            spec,
-            &format!("spec.{field}"),
-        )
-        .await;
+        assert_rejected(&env, &format!("no-{}", field.to_lowercase()), spec, &format!("spec.{field}")).await;
     }
     let mut spec = valid_spec();
-    spec["twilio"]
-        .as_object_mut()
-        .expect("object")
-        .remove("credentialsSecretRef");
+    spec["twilio"].as_object_mut().expect("object").remove("credentialsSecretRef");
     assert_rejected(&env, "no-secret-ref", spec, "spec.twilio.credentialsSecretRef").await;
 }
 
@@ -134,9 +119,7 @@ async fn an_active_channel_needs_a_queue() {
     spec.as_object_mut().expect("object").remove("queue");
     assert_rejected(&env, "active-no-queue", spec.clone(), "queue").await;
     spec["active"] = json!(false);
-    create(&env, "inactive-no-queue", spec)
-        .await
-        .expect("an inactive channel needs no queue");
+    create(&env, "inactive-no-queue", spec).await.expect("an inactive channel needs no queue");
 }
 
 #[tokio::test]
@@ -160,42 +143,20 @@ async fn enums_languages_and_instances_are_checked() {
 async fn kubectl_applies_the_crds_and_the_examples() {
     let env = common::setup("api-examples").await;
     let root = env!("CARGO_MANIFEST_DIR");
-    let out = common::kubectl()
-        .args(["apply", "-f", &format!("{root}/crds/")])
-        .output()
-        .expect("run kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl apply -f crds/: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::kubectl().args(["apply", "-f", &format!("{root}/crds/")]).output().expect("run kubectl");
+    assert!(out.status.success(), "kubectl apply -f crds/: {}", String::from_utf8_lossy(&out.stderr));
     let out = common::kubectl()
         .args(["apply", "-n", &env.ns, "-f", &format!("{root}/examples/")])
         .output()
         .expect("run kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl apply -f examples/: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = common::kubectl()
-        .args(["get", "wac", "-n", &env.ns, "-o", "name"])
-        .output()
-        .expect("run kubectl");
+    assert!(out.status.success(), "kubectl apply -f examples/: {}", String::from_utf8_lossy(&out.stderr));
+    let out = common::kubectl().args(["get", "wac", "-n", &env.ns, "-o", "name"]).output().expect("run kubectl");
     let names = String::from_utf8_lossy(&out.stdout);
     let count = names.lines().count();
-    let files = std::fs::read_dir(format!("{root}/examples"))
-        .expect("examples/")
-        .count();
+    let files = std::fs::read_dir(format!("{root}/examples")).expect("examples/").count();
     assert_eq!(count, files, "one channel per example file: {names}");
     // `kubectl explain` teaches the API from the schema's descriptions.
-    let out = common::kubectl()
-        .args(["explain", "wac.spec.twilio"])
-        .output()
-        .expect("run kubectl");
+    let out = common::kubectl().args(["explain", "wac.spec.twilio"]).output().expect("run kubectl");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("credentialsSecretRef"),
-        "kubectl explain: {text}"
-    );
+    assert!(out.status.success() && text.contains("credentialsSecretRef"), "kubectl explain: {text}");
 }

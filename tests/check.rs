@@ -41,13 +41,7 @@ fn fixture(name: &str) -> String {
 fn lines(dir: &str, expected: &[&str]) -> String {
     expected
         .iter()
-        .map(|l| {
-            if l.starts_with("checked ") {
-                format!("{l}\n")
-            } else {
-                format!("{FIXTURES}/{dir}/{l}\n")
-            }
-        })
+        .map(|l| if l.starts_with("checked ") { format!("{l}\n") } else { format!("{FIXTURES}/{dir}/{l}\n") })
         .collect()
 }
 
@@ -213,9 +207,6 @@ fn usage_and_read_errors_exit_2() {
     assert_eq!(code, 2, "{err}");
     let (code, out, err) = check(&[&fixture("clean"), &fixture("no-such-dir")]);
     assert_eq!(code, 2);
-    assert!(
-        err.contains(&format!("error: cannot read {FIXTURES}/no-such-dir: ")),
-        "{err}"
-    );
+    assert!(err.contains(&format!("error: cannot read {FIXTURES}/no-such-dir: ")), "{err}");
     assert_eq!(out, "checked 3 channels in 3 files: 0 errors, 0 warnings\n");
 }

@@ -38,12 +38,7 @@ async fn fixture(prefix: &str, initial_url: &str) -> Fixture {
     ))
     .expect("seed");
     create_secret(&env, "twilio", &[("authToken", TOKEN)]).await;
-    Fixture {
-        env,
-        sim,
-        account,
-        number,
-    }
+    Fixture { env, sim, account, number }
 }
 
 fn spec(f: &Fixture) -> serde_json::Value {
@@ -62,10 +57,7 @@ fn channels(f: &Fixture) -> Api<WhatsAppChannel> {
 }
 
 async fn patch_spec(f: &Fixture, name: &str, spec: serde_json::Value) {
-    channels(f)
-        .patch(name, &PatchParams::default(), &Patch::Merge(&json!({"spec": spec})))
-        .await
-        .expect("patch spec");
+    channels(f).patch(name, &PatchParams::default(), &Patch::Merge(&json!({"spec": spec}))).await.expect("patch spec");
 }
 
 fn sender_webhook(f: &Fixture) -> Option<String> {
@@ -79,11 +71,7 @@ fn sender_webhook(f: &Fixture) -> Option<String> {
 }
 
 fn message_posts(f: &Fixture) -> usize {
-    f.sim
-        .requests()
-        .iter()
-        .filter(|r| r.is_write() && r.path.ends_with("/Messages.json"))
-        .count()
+    f.sim.requests().iter().filter(|r| r.is_write() && r.path.ends_with("/Messages.json")).count()
 }
 
 #[tokio::test]
@@ -147,12 +135,8 @@ async fn a_restart_makes_no_twilio_writes_and_no_status_writes() {
         let now = get_channel(&f.env, &name).await;
         assert_eq!(now.resource_version(), rv, "{name}: no status write on restart");
     }
-    let reads_of_ready: Vec<_> = f
-        .sim
-        .requests()
-        .into_iter()
-        .filter(|r| r.account_sid.as_deref() == Some(f.account.as_str()))
-        .collect();
+    let reads_of_ready: Vec<_> =
+        f.sim.requests().into_iter().filter(|r| r.account_sid.as_deref() == Some(f.account.as_str())).collect();
     assert!(
         reads_of_ready.is_empty(),
         "no Twilio call for the Ready channels of {} before verification is due: {reads_of_ready:#?}",
@@ -174,11 +158,7 @@ async fn drift_is_restored_with_a_warning_but_a_foreign_receiver_is_not_fought()
 
     // Cleared in the Console: restored at the next verification, with a Warning Event.
     f.sim
-        .update_sender(
-            &f.account,
-            &f.number,
-            &serde_json::from_value(json!({"webhook": {}})).expect("patch"),
-        )
+        .update_sender(&f.account, &f.number, &serde_json::from_value(json!({"webhook": {}})).expect("patch"))
         .expect("console change");
     let (type_, _, note) = wait_event(&f.env, "drift", "WebhookRestored").await;
     assert_eq!(type_, "Warning", "{note}");
@@ -226,12 +206,7 @@ async fn spec_changes_rewire_toggle_and_confirm_as_needed() {
     patch_spec(&f, "ch", json!({"active": true, "queue": "vip"})).await;
     let ch = wait_condition(&f.env, "ch", "Active", "True", None).await;
     assert_eq!(ch.status.and_then(|s| s.queue).as_deref(), Some("vip"));
-    let twilio: Vec<_> = f
-        .sim
-        .requests()
-        .into_iter()
-        .filter(|r| !r.path.contains("/Messages/"))
-        .collect();
+    let twilio: Vec<_> = f.sim.requests().into_iter().filter(|r| !r.path.contains("/Messages/")).collect();
     assert!(twilio.is_empty(), "no Twilio calls for active/queue: {twilio:#?}");
 
     // A new webhook URL is written.
@@ -249,10 +224,7 @@ async fn spec_changes_rewire_toggle_and_confirm_as_needed() {
     // A new confirmation number gets exactly one message.
     patch_spec(&f, "ch", json!({"confirmationPhoneNumber": "+14155550777"})).await;
     let ch = wait_condition(&f.env, "ch", "ConfirmationSent", "True", None).await;
-    assert_eq!(
-        ch.status.and_then(|s| s.confirmation).map(|c| c.to).as_deref(),
-        Some("+14155550777")
-    );
+    assert_eq!(ch.status.and_then(|s| s.confirmation).map(|c| c.to).as_deref(), Some("+14155550777"));
     assert_eq!(message_posts(&f), 1);
     assert_conforming(&f.sim);
 }
@@ -263,19 +235,13 @@ async fn a_rotated_secret_is_verified_at_once_without_a_new_message() {
     let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
     create_channel(&f.env, "ch", spec(&f)).await;
     wait_condition(&f.env, "ch", "ConfirmationSent", "True", None).await;
-    f.sim
-        .rotate_auth_token(&f.account, Some("tok-rotated-000000000000000000000".into()))
-        .expect("rotate");
+    f.sim.rotate_auth_token(&f.account, Some("tok-rotated-000000000000000000000".into())).expect("rotate");
     update_secret(&f.env, "twilio", &[("authToken", "tok-rotated-000000000000000000000")]).await;
     // Verified again through the Secret watch (the verify interval is 10 minutes).
     common::within(common::TIMEOUT, async {
         loop {
-            let n = f
-                .sim
-                .requests()
-                .iter()
-                .filter(|r| r.path.ends_with(&format!("/Accounts/{}.json", f.account)))
-                .count();
+            let n =
+                f.sim.requests().iter().filter(|r| r.path.ends_with(&format!("/Accounts/{}.json", f.account))).count();
             if n >= 2 {
                 break;
             }
@@ -312,47 +278,114 @@ async fn deletion_restores_the_previous_webhook_or_orphans_and_releases_the_numb
     s["bindingPolicy"] = json!("Takeover");
     create_channel(&f.env, "ch", s.clone()).await;
     let ch = wait_condition(&f.env, "ch", "Ready", "True", None).await;
-    assert_eq!(
-        ch.status
-            .and_then(|s| s.sender)
-            .and_then(|s| s.previous_webhook_url)
-            .as_deref(),
-        Some(PREVIOUS)
-    );
+    assert_eq!(ch.status.and_then(|s| s.sender).and_then(|s| s.previous_webhook_url).as_deref(), Some(PREVIOUS));
     assert_eq!(sender_webhook(&f).as_deref(), Some(RECEIVER));
 
-    channels(&f)
-        .delete("ch", &DeleteParams::default())
-        .await
-        .expect("delete");
+    channels(&f).delete("ch", &DeleteParams::default()).await.expect("delete");
     common::within(common::TIMEOUT, async {
         while channels(&f).get_opt("ch").await.expect("get").is_some() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
     .await;
-    assert_eq!(
-        sender_webhook(&f).as_deref(),
-        Some(PREVIOUS),
-        "Delete restores the previous webhook"
-    );
+    assert_eq!(sender_webhook(&f).as_deref(), Some(PREVIOUS), "Delete restores the previous webhook");
 
     // Orphan: Twilio untouched, binding released (a second channel can take the number).
     s["deletionPolicy"] = json!("Orphan");
     create_channel(&f.env, "orphan", s.clone()).await;
     wait_condition(&f.env, "orphan", "Ready", "True", None).await;
     let writes = f.sim.requests().iter().filter(|r| r.is_write()).count();
-    channels(&f)
-        .delete("orphan", &DeleteParams::default())
-        .await
-        .expect("delete");
+    channels(&f).delete("orphan", &DeleteParams::default()).await.expect("delete");
     create_channel(&f.env, "next", spec(&f)).await;
     wait_condition(&f.env, "next", "NumberBound", "True", None).await;
-    assert_eq!(
-        sender_webhook(&f).as_deref(),
-        Some(RECEIVER),
-        "Orphan leaves Twilio untouched"
-    );
+    assert_eq!(sender_webhook(&f).as_deref(), Some(RECEIVER), "Orphan leaves Twilio untouched");
     assert!(f.sim.requests().iter().filter(|r| r.is_write()).count() >= writes);
+    assert_conforming(&f.sim);
+}
+
+async fn wait_gone(f: &Fixture, name: &str) {
+    common::within(common::TIMEOUT, async {
+        while channels(f).get_opt(name).await.expect("get").is_some() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn kubectl_delete_of_a_directory_still_restores_the_webhook() {
+    let f = fixture("life-delete-dir", PREVIOUS).await;
+    let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
+    // The Secret and the channel in one manifest, applied and deleted together.
+    let dir = std::env::temp_dir().join(format!("wao-{}", f.env.ns));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: creds}}\nstringData: {{authToken: {TOKEN}}}\n---\n\
+         apiVersion: whatsapp-operator.io/v1alpha1\nkind: WhatsAppChannel\nmetadata: {{name: ch}}\nspec:\n  phoneNumber: \"{}\"\n  instance: crm-prod\n  bindingPolicy: Takeover\n  twilio: {{accountSid: {}, credentialsSecretRef: {{name: creds}}}}\n  webhook: {{url: \"{RECEIVER}\"}}\n  queue: sales\n",
+        f.number, f.account
+    );
+    std::fs::write(dir.join("channel.yaml"), manifest).expect("write manifest");
+    let dir_arg = dir.to_string_lossy().to_string();
+    let out = common::kubectl_run(&["apply", "-n", &f.env.ns, "-f", &dir_arg]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_condition(&f.env, "ch", "Ready", "True", None).await;
+    assert_eq!(sender_webhook(&f).as_deref(), Some(RECEIVER));
+
+    let out = common::kubectl_run(&["delete", "-n", &f.env.ns, "-f", &dir_arg, "--wait=true", "--timeout=60s"]).await;
+    assert!(out.status.success(), "kubectl delete -f dir/: {}", String::from_utf8_lossy(&out.stderr));
+    wait_gone(&f, "ch").await;
+    assert_eq!(sender_webhook(&f).as_deref(), Some(PREVIOUS), "the webhook was restored with the Secret's credentials");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(f.env.client.clone(), &f.env.ns);
+    common::within(common::TIMEOUT, async {
+        while secrets.get_opt("creds").await.expect("get").is_some() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_conforming(&f.sim);
+}
+
+#[tokio::test]
+async fn a_deletion_without_credentials_says_why_and_finishes_with_the_skip_annotation() {
+    let f = fixture("life-delete-nocreds", PREVIOUS).await;
+    let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
+    let mut s = spec(&f);
+    s["bindingPolicy"] = json!("Takeover");
+    create_channel(&f.env, "ch", s).await;
+    wait_condition(&f.env, "ch", "Ready", "True", None).await;
+
+    // The Secret vanishes for good (its protection removed by hand, as if by another tool).
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(f.env.client.clone(), &f.env.ns);
+    let secret = secrets.get("twilio").await.expect("secret");
+    assert!(
+        secret.finalizers().iter().any(|x| x == "whatsapp-operator.io/credentials-in-use"),
+        "the Secret is protected while in use"
+    );
+    secrets
+        .patch("twilio", &PatchParams::default(), &Patch::Merge(&json!({"metadata": {"finalizers": null}})))
+        .await
+        .expect("remove finalizer");
+    secrets.delete("twilio", &DeleteParams::default()).await.expect("delete secret");
+    channels(&f).delete("ch", &DeleteParams::default()).await.expect("delete channel");
+
+    let ch = wait_condition(&f.env, "ch", "Ready", "False", Some("CleanupBlocked")).await;
+    assert_eq!(ch.status.as_ref().and_then(|s| s.phase), Some(Phase::Deleting));
+    assert!(condition(&ch, "Ready").message.contains("skip-cleanup"));
+    let (type_, _, note) = wait_event(&f.env, "ch", "CleanupBlocked").await;
+    assert_eq!(type_, "Warning");
+    assert!(note.contains("whatsapp-operator.io/skip-cleanup"), "{note}");
+    assert!(channels(&f).get_opt("ch").await.expect("get").is_some(), "deletion waits instead of silently skipping");
+
+    channels(&f)
+        .patch(
+            "ch",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {"whatsapp-operator.io/skip-cleanup": "true"}}})),
+        )
+        .await
+        .expect("annotate");
+    wait_gone(&f, "ch").await;
+    assert_eq!(sender_webhook(&f).as_deref(), Some(RECEIVER), "skip-cleanup leaves Twilio untouched");
     assert_conforming(&f.sim);
 }

@@ -28,12 +28,7 @@ async fn fixture(prefix: &str, seed_extra: impl FnOnce(&str, &str) -> String) ->
     );
     sim.seed_yaml(&yaml).expect("seed");
     create_secret(&env, "twilio", &[("authToken", TOKEN)]).await;
-    Fixture {
-        env,
-        sim,
-        account,
-        number,
-    }
+    Fixture { env, sim, account, number }
 }
 
 fn spec(f: &Fixture) -> serde_json::Value {
@@ -85,32 +80,15 @@ async fn a_business_sender_is_connected_confirmed_once_and_ready() {
     let ch = wait_condition(&f.env, "sales", "ConfirmationSent", "True", Some("MessageSent")).await;
     let reqs = f.sim.requests();
     let writes: Vec<_> = reqs.iter().filter(|r| r.is_write()).collect();
-    let webhook_writes: Vec<_> = writes
-        .iter()
-        .filter(|r| r.path.starts_with("/v2/Channels/Senders/XE"))
-        .collect();
+    let webhook_writes: Vec<_> = writes.iter().filter(|r| r.path.starts_with("/v2/Channels/Senders/XE")).collect();
     assert_eq!(webhook_writes.len(), 1, "one sender update: {writes:#?}");
-    assert_eq!(
-        webhook_writes[0]
-            .json
-            .as_ref()
-            .map(|j| j["webhook"]["callback_url"].clone()),
-        Some(json!(RECEIVER))
-    );
+    assert_eq!(webhook_writes[0].json.as_ref().map(|j| j["webhook"]["callback_url"].clone()), Some(json!(RECEIVER)));
     let messages: Vec<_> = writes.iter().filter(|r| r.path.ends_with("/Messages.json")).collect();
     assert_eq!(messages.len(), 1, "exactly one confirmation message");
     assert_eq!(messages[0].form_value("To"), Some("whatsapp:+14155550123"));
-    assert_eq!(
-        messages[0].form_value("From"),
-        Some(format!("whatsapp:{}", f.number).as_str())
-    );
+    assert_eq!(messages[0].form_value("From"), Some(format!("whatsapp:{}", f.number).as_str()));
     assert_eq!(writes.len(), 2, "no other Twilio writes: {writes:#?}");
-    assert_eq!(
-        reqs.iter()
-            .filter(|r| r.path.ends_with(&format!("/Accounts/{}.json", f.account)))
-            .count(),
-        1
-    );
+    assert_eq!(reqs.iter().filter(|r| r.path.ends_with(&format!("/Accounts/{}.json", f.account))).count(), 1);
     let conf = ch.status.and_then(|s| s.confirmation).expect("confirmation status");
     assert!(conf.message_sid.as_deref().is_some_and(|s| s.starts_with("SM")));
     assert!(conf.sent_time.is_some());
@@ -122,22 +100,9 @@ async fn a_business_sender_is_connected_confirmed_once_and_ready() {
     }
 
     // kubectl wait works on the Ready condition.
-    let out = common::kubectl()
-        .args([
-            "wait",
-            "--for=condition=Ready",
-            "wac/sales",
-            "-n",
-            &f.env.ns,
-            "--timeout=30s",
-        ])
-        .output()
-        .expect("kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl wait: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        common::kubectl_run(&["wait", "--for=condition=Ready", "wac/sales", "-n", &f.env.ns, "--timeout=30s"]).await;
+    assert!(out.status.success(), "kubectl wait: {}", String::from_utf8_lossy(&out.stderr));
     assert_conforming(&f.sim);
 }
 
@@ -212,10 +177,7 @@ async fn invalid_credentials_wait_for_a_secret_change_without_a_retry_storm() {
     let ch = wait_condition(&f.env, "bad", "CredentialsValid", "False", Some("InvalidCredentials")).await;
     let msg = &condition(&ch, "CredentialsValid").message;
     assert!(!msg.contains("not-the-token"), "no secret in status: {msg}");
-    assert_eq!(
-        ch.status.as_ref().and_then(|s| s.phase),
-        Some(whatsapp_operator::api::Phase::Failed)
-    );
+    assert_eq!(ch.status.as_ref().and_then(|s| s.phase), Some(whatsapp_operator::api::Phase::Failed));
 
     // Another channel reconciles to Ready meanwhile; the bad one made exactly one call.
     let mut good = spec(&f);
@@ -248,10 +210,7 @@ async fn suspended_and_closed_accounts_have_reasons_of_their_own() {
         ))
         .expect("seed closed");
     f.sim
-        .update_account(
-            &f.account,
-            &serde_json::from_value(json!({"status": "suspended"})).expect("patch"),
-        )
+        .update_account(&f.account, &serde_json::from_value(json!({"status": "suspended"})).expect("patch"))
         .expect("suspend");
     let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
     create_channel(&f.env, "suspended", spec(&f)).await;
@@ -259,23 +218,10 @@ async fn suspended_and_closed_accounts_have_reasons_of_their_own() {
     s["twilio"]["accountSid"] = json!(closed);
     s["phoneNumber"] = json!(random_number());
     create_channel(&f.env, "closed", s).await;
-    let ch = wait_condition(
-        &f.env,
-        "suspended",
-        "CredentialsValid",
-        "False",
-        Some("AccountSuspended"),
-    )
-    .await;
-    assert_eq!(
-        ch.status.and_then(|s| s.account).and_then(|a| a.status).as_deref(),
-        Some("suspended")
-    );
+    let ch = wait_condition(&f.env, "suspended", "CredentialsValid", "False", Some("AccountSuspended")).await;
+    assert_eq!(ch.status.and_then(|s| s.account).and_then(|a| a.status).as_deref(), Some("suspended"));
     wait_condition(&f.env, "closed", "CredentialsValid", "False", Some("AccountClosed")).await;
-    assert!(
-        f.sim.requests().iter().all(|r| !r.is_write()),
-        "no writes on a blocked account"
-    );
+    assert!(f.sim.requests().iter().all(|r| !r.is_write()), "no writes on a blocked account");
     assert_conforming(&f.sim);
 }
 
@@ -293,12 +239,8 @@ async fn one_verification_per_account_is_shared_by_its_channels() {
     for i in 0..numbers.len() {
         wait_condition(&f.env, &format!("ch{i}"), "Ready", "True", None).await;
     }
-    let fetches = f
-        .sim
-        .requests()
-        .iter()
-        .filter(|r| r.path == format!("/2010-04-01/Accounts/{}.json", f.account))
-        .count();
+    let fetches =
+        f.sim.requests().iter().filter(|r| r.path == format!("/2010-04-01/Accounts/{}.json", f.account)).count();
     assert_eq!(fetches, 1, "one FetchAccount for four channels of one account");
     assert_conforming(&f.sim);
 }
@@ -314,18 +256,10 @@ async fn an_unknown_number_and_a_sender_not_online_are_reported() {
     s["phoneNumber"] = json!(pending);
     create_channel(&f.env, "pending", s).await;
     let ch = wait_condition(&f.env, "unknown", "NumberVerified", "False", Some("NumberNotFound")).await;
-    assert_eq!(
-        ch.status.and_then(|s| s.phase),
-        Some(whatsapp_operator::api::Phase::Failed)
-    );
+    assert_eq!(ch.status.and_then(|s| s.phase), Some(whatsapp_operator::api::Phase::Failed));
     let ch = wait_condition(&f.env, "pending", "NumberVerified", "False", Some("SenderNotReady")).await;
-    assert!(condition(&ch, "NumberVerified")
-        .message
-        .contains("PENDING_VERIFICATION"));
-    assert_eq!(
-        ch.status.and_then(|s| s.phase),
-        Some(whatsapp_operator::api::Phase::Waiting)
-    );
+    assert!(condition(&ch, "NumberVerified").message.contains("PENDING_VERIFICATION"));
+    assert_eq!(ch.status.and_then(|s| s.phase), Some(whatsapp_operator::api::Phase::Waiting));
     assert!(f.sim.requests().iter().all(|r| !r.is_write()), "no writes");
     assert_conforming(&f.sim);
 }
@@ -351,22 +285,11 @@ async fn a_sandbox_channel_needs_a_console_step_and_a_joined_recipient() {
     create_channel(&f.env, "joined", sandbox("+14155550123")).await;
     let ch = wait_condition(&f.env, "joined", "Ready", "True", None).await;
     let hook = condition(&ch, "WebhookConfigured");
-    assert_eq!(
-        (hook.status.as_str(), hook.reason.as_str()),
-        ("Unknown", "ManualStepRequired")
-    );
-    assert!(
-        hook.message.contains("Sandbox settings") && hook.message.contains(RECEIVER),
-        "{}",
-        hook.message
-    );
+    assert_eq!((hook.status.as_str(), hook.reason.as_str()), ("Unknown", "ManualStepRequired"));
+    assert!(hook.message.contains("Sandbox settings") && hook.message.contains(RECEIVER), "{}", hook.message);
     wait_condition(&f.env, "joined", "ConfirmationSent", "True", None).await;
-    let sent: Vec<_> = f
-        .sim
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/Messages.json") && r.is_write())
-        .collect();
+    let sent: Vec<_> =
+        f.sim.requests().into_iter().filter(|r| r.path.ends_with("/Messages.json") && r.is_write()).collect();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].form_value("From"), Some("whatsapp:+14155238886"));
     assert_conforming(&f.sim);
@@ -374,10 +297,7 @@ async fn a_sandbox_channel_needs_a_console_step_and_a_joined_recipient() {
 
 #[tokio::test]
 async fn a_sandbox_recipient_who_has_not_joined_gets_a_condition_not_a_loop() {
-    let f = fixture("rec-sandbox-nj", |_, _| {
-        "  sandbox:\n    join_code: happy-tiger\n".to_owned()
-    })
-    .await;
+    let f = fixture("rec-sandbox-nj", |_, _| "  sandbox:\n    join_code: happy-tiger\n".to_owned()).await;
     let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
     create_channel(
         &f.env,
@@ -393,25 +313,10 @@ async fn a_sandbox_recipient_who_has_not_joined_gets_a_condition_not_a_loop() {
         }),
     )
     .await;
-    let ch = wait_condition(
-        &f.env,
-        "stranger",
-        "ConfirmationSent",
-        "False",
-        Some("RecipientNotInSandbox"),
-    )
-    .await;
+    let ch = wait_condition(&f.env, "stranger", "ConfirmationSent", "False", Some("RecipientNotInSandbox")).await;
     assert!(condition(&ch, "ConfirmationSent").message.contains("join"));
-    assert_eq!(
-        ch.status.as_ref().and_then(|s| s.phase),
-        Some(whatsapp_operator::api::Phase::Waiting)
-    );
-    let sends = f
-        .sim
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with("/Messages.json") && r.is_write())
-        .count();
+    assert_eq!(ch.status.as_ref().and_then(|s| s.phase), Some(whatsapp_operator::api::Phase::Waiting));
+    let sends = f.sim.requests().iter().filter(|r| r.path.ends_with("/Messages.json") && r.is_write()).count();
     assert_eq!(sends, 1, "one attempt, no loop");
     assert_conforming(&f.sim);
 }
@@ -459,24 +364,10 @@ async fn the_identity_server_is_checked_with_client_credentials() {
     create_channel(&f.env, "rejected", s).await;
     wait_condition(&f.env, "ok", "IdentityVerified", "True", None).await;
     wait_condition(&f.env, "ok", "Ready", "True", None).await;
-    let ch = wait_condition(
-        &f.env,
-        "rejected",
-        "IdentityVerified",
-        "False",
-        Some("IdentityRejected"),
-    )
-    .await;
+    let ch = wait_condition(&f.env, "rejected", "IdentityVerified", "False", Some("IdentityRejected")).await;
     assert_eq!(condition(&ch, "Ready").status, "False");
     assert!(!condition(&ch, "IdentityVerified").message.contains("nope"));
-    let token_requests: Vec<_> = f
-        .sim
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/connect/token")
-        .collect();
+    let token_requests: Vec<_> = f.sim.requests().into_iter().filter(|r| r.path == "/connect/token").collect();
     assert_eq!(token_requests.len(), 2);
-    assert!(token_requests
-        .iter()
-        .all(|r| r.form_value("grant_type") == Some("client_credentials")));
+    assert!(token_requests.iter().all(|r| r.form_value("grant_type") == Some("client_credentials")));
 }

@@ -250,10 +250,7 @@ mod tests {
         // The holder was recreated (another UID).
         let recreated = channel("crm", "sales", "uid-a2", NUMBER, "2024-03-01T00:00:00Z");
         let c = claimant(&Operation::Update, Some("other"), Some(&b), None).expect("claim");
-        assert_eq!(
-            judge(&c, &[bound(&a)], std::slice::from_ref(&recreated)),
-            Verdict::Allow
-        );
+        assert_eq!(judge(&c, &[bound(&a)], std::slice::from_ref(&recreated)), Verdict::Allow);
         // The holder moved to another number.
         let moved = channel("crm", "sales", "uid-a", "+14155550199", "2024-01-01T00:00:00Z");
         assert_eq!(judge(&create(&b), &[bound(&a)], &[moved]), Verdict::Allow);
@@ -273,13 +270,8 @@ mod tests {
     fn an_unbound_earlier_channel_wins() {
         let a = channel("crm", "sales", "uid-a", NUMBER, "2024-01-01T00:00:00Z");
         let b = channel("other", "support", "uid-b", NUMBER, "2024-02-01T00:00:00Z");
-        let Verdict::Deny(msg) = judge(&create(&b), &[], std::slice::from_ref(&a)) else {
-            panic!("denied")
-        };
-        assert!(
-            msg.contains("requested by WhatsAppChannel crm/sales (instance sales-instance)"),
-            "{msg}"
-        );
+        let Verdict::Deny(msg) = judge(&create(&b), &[], std::slice::from_ref(&a)) else { panic!("denied") };
+        assert!(msg.contains("requested by WhatsAppChannel crm/sales (instance sales-instance)"), "{msg}");
 
         // An update of the older channel to the number is the older claim: admitted.
         let mut older = channel("z", "first", "uid-0", "+14155550199", "2023-01-01T00:00:00Z");
@@ -307,9 +299,7 @@ mod tests {
         a.metadata.deletion_timestamp = a.metadata.creation_timestamp.clone();
         let b = channel("other", "support", "uid-b", NUMBER, "2024-02-01T00:00:00Z");
         assert_eq!(judge(&create(&b), &[], std::slice::from_ref(&a)), Verdict::Allow);
-        let Verdict::Warn(msg) = judge(&create(&b), &[bound(&a)], &[a]) else {
-            panic!("a warning")
-        };
+        let Verdict::Warn(msg) = judge(&create(&b), &[bound(&a)], &[a]) else { panic!("a warning") };
         assert!(msg.contains("crm/sales, which is being deleted"), "{msg}");
     }
 
@@ -317,10 +307,7 @@ mod tests {
     fn other_numbers_and_sandbox_scopes_do_not_conflict() {
         let a = channel("crm", "sales", "uid-a", NUMBER, "2024-01-01T00:00:00Z");
         let b = channel("other", "support", "uid-b", "+14155550101", "2024-02-01T00:00:00Z");
-        assert_eq!(
-            judge(&create(&b), &[bound(&a)], std::slice::from_ref(&a)),
-            Verdict::Allow
-        );
+        assert_eq!(judge(&create(&b), &[bound(&a)], std::slice::from_ref(&a)), Verdict::Allow);
 
         let sandbox = |ns: &str, account: &str, uid: &str| {
             let mut ch = channel(ns, "sandbox", uid, "+14155238886", "2024-01-01T00:00:00Z");
@@ -330,18 +317,10 @@ mod tests {
         };
         let s1 = sandbox("one", "AC00000000000000000000000000000001", "uid-s1");
         let s2 = sandbox("two", "AC00000000000000000000000000000002", "uid-s2");
-        assert_eq!(
-            judge(&create(&s2), &[bound(&s1)], std::slice::from_ref(&s1)),
-            Verdict::Allow
-        );
+        assert_eq!(judge(&create(&s2), &[bound(&s1)], std::slice::from_ref(&s1)), Verdict::Allow);
         let s3 = sandbox("three", "AC00000000000000000000000000000001", "uid-s3");
-        let Verdict::Deny(msg) = judge(&create(&s3), &[bound(&s1)], &[s1]) else {
-            panic!("denied")
-        };
-        assert!(
-            msg.starts_with("+14155238886 (the sandbox of AC00000000000000000000000000000001)"),
-            "{msg}"
-        );
+        let Verdict::Deny(msg) = judge(&create(&s3), &[bound(&s1)], &[s1]) else { panic!("denied") };
+        assert!(msg.starts_with("+14155238886 (the sandbox of AC00000000000000000000000000000001)"), "{msg}");
     }
 
     #[test]
@@ -357,10 +336,7 @@ mod tests {
         assert!(c.created.is_some());
         let mut deleting = edited.clone();
         deleting.metadata.deletion_timestamp = a.metadata.creation_timestamp.clone();
-        assert_eq!(
-            claimant(&Operation::Update, Some("crm"), Some(&deleting), Some(&a)),
-            None
-        );
+        assert_eq!(claimant(&Operation::Update, Some("crm"), Some(&deleting), Some(&a)), None);
     }
 
     #[test]

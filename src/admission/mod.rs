@@ -90,12 +90,7 @@ pub struct AdmissionConfig {
 impl AdmissionConfig {
     /// Listens on `addr` with a generated certificate; no registration.
     pub fn new(addr: SocketAddr) -> Self {
-        Self {
-            addr,
-            url: None,
-            tls: TlsSource::SelfSigned { hosts: Vec::new() },
-            registration: None,
-        }
+        Self { addr, url: None, tls: TlsSource::SelfSigned { hosts: Vec::new() }, registration: None }
     }
 }
 
@@ -179,10 +174,7 @@ pub struct Webhook {
 
 impl std::fmt::Debug for Webhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Webhook")
-            .field("local_addr", &self.local_addr)
-            .field("url", &self.url)
-            .finish_non_exhaustive()
+        f.debug_struct("Webhook").field("local_addr", &self.local_addr).field("url", &self.url).finish_non_exhaustive()
     }
 }
 
@@ -191,25 +183,13 @@ impl Webhook {
     pub async fn bind(config: AdmissionConfig) -> Result<Self, AdmissionError> {
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
-            .map_err(|source| AdmissionError::Bind {
-                addr: config.addr,
-                source,
-            })?;
-        let local_addr = listener.local_addr().map_err(|source| AdmissionError::Bind {
-            addr: config.addr,
-            source,
-        })?;
-        let listener = listener.into_std().map_err(|source| AdmissionError::Bind {
-            addr: config.addr,
-            source,
-        })?;
+            .map_err(|source| AdmissionError::Bind { addr: config.addr, source })?;
+        let local_addr = listener.local_addr().map_err(|source| AdmissionError::Bind { addr: config.addr, source })?;
+        let listener = listener.into_std().map_err(|source| AdmissionError::Bind { addr: config.addr, source })?;
         let url = advertised_url(config.url.as_deref(), local_addr)?;
         let (tls, ca_bundle, files) = match config.tls {
             TlsSource::SelfSigned { mut hosts } => {
-                if let Some(host) = reqwest::Url::parse(&url)
-                    .ok()
-                    .and_then(|u| u.host_str().map(str::to_owned))
-                {
+                if let Some(host) = reqwest::Url::parse(&url).ok().and_then(|u| u.host_str().map(str::to_owned)) {
                     hosts.push(host.trim_start_matches('[').trim_end_matches(']').to_owned());
                 }
                 let generated = SelfSigned::generate(&hosts)?;
@@ -225,15 +205,7 @@ impl Webhook {
                 (tls, cert_pem, Some((cert, key)))
             }
         };
-        Ok(Self {
-            listener,
-            local_addr,
-            url,
-            tls,
-            ca_bundle,
-            files,
-            registration: config.registration,
-        })
+        Ok(Self { listener, local_addr, url, tls, ca_bundle, files, registration: config.registration })
     }
 
     /// The address it listens on.
@@ -261,9 +233,7 @@ impl Webhook {
             .handle(handle.clone())
             .serve(app.into_make_service());
         let mut server = tokio::spawn(server);
-        let reload = self
-            .files
-            .map(|(cert, key)| tokio::spawn(reload_on_change(cert, key, self.tls.clone())));
+        let reload = self.files.map(|(cert, key)| tokio::spawn(reload_on_change(cert, key, self.tls.clone())));
         let stop = |reload: Option<tokio::task::JoinHandle<()>>| {
             if let Some(r) = reload {
                 r.abort();
@@ -355,10 +325,7 @@ fn advertised_url(url: Option<&str>, addr: SocketAddr) -> Result<String, Admissi
         }
         return Ok(format!("https://{addr}{VALIDATE_PATH}"));
     };
-    let invalid = |reason: &str| AdmissionError::InvalidUrl {
-        url: url.to_owned(),
-        reason: reason.to_owned(),
-    };
+    let invalid = |reason: &str| AdmissionError::InvalidUrl { url: url.to_owned(), reason: reason.to_owned() };
     let mut parsed = reqwest::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
     if parsed.scheme() != "https" {
         return Err(invalid("the API server calls webhooks over https only"));
@@ -373,10 +340,7 @@ fn advertised_url(url: Option<&str>, addr: SocketAddr) -> Result<String, Admissi
 }
 
 fn router(client: Client) -> Router {
-    Router::new()
-        .route(VALIDATE_PATH, post(validate))
-        .route(HEALTHZ_PATH, get(|| async { "ok" }))
-        .with_state(client)
+    Router::new().route(VALIDATE_PATH, post(validate)).route(HEALTHZ_PATH, get(|| async { "ok" })).with_state(client)
 }
 
 /// Answers one `AdmissionReview`; a body that is not one is answered as invalid (with HTTP 200,
@@ -426,11 +390,7 @@ async fn review_response(client: &Client, req: &AdmissionRequest<DynamicObject>)
             ))
         }
     };
-    let verdict = if req.dry_run {
-        decision::for_dry_run(verdict)
-    } else {
-        verdict
-    };
+    let verdict = if req.dry_run { decision::for_dry_run(verdict) } else { verdict };
     let channel = format!("{}/{}", claimant.namespace, claimant.name);
     match verdict {
         Verdict::Allow => response,
@@ -546,10 +506,7 @@ mod tests {
         assert!(response.allowed);
         assert_eq!(response.uid, "req-1");
         let warnings = response.warnings.expect("a warning");
-        assert!(
-            warnings[0].starts_with("could not check whether +14155550100 is free"),
-            "{warnings:?}"
-        );
+        assert!(warnings[0].starts_with("could not check whether +14155550100 is free"), "{warnings:?}");
 
         let response = review_response(&client, &review("DELETE", false)).await;
         assert!(response.allowed && response.warnings.is_none());
@@ -558,15 +515,9 @@ mod tests {
     #[test]
     fn the_advertised_url_gets_the_path_and_must_be_https() {
         let addr: SocketAddr = "127.0.0.1:9443".parse().expect("addr");
-        assert_eq!(
-            advertised_url(None, addr).expect("derived"),
-            "https://127.0.0.1:9443/validate-whatsappchannel"
-        );
+        assert_eq!(advertised_url(None, addr).expect("derived"), "https://127.0.0.1:9443/validate-whatsappchannel");
         let any: SocketAddr = "0.0.0.0:9443".parse().expect("addr");
-        assert!(matches!(
-            advertised_url(None, any),
-            Err(AdmissionError::MissingUrl { .. })
-        ));
+        assert!(matches!(advertised_url(None, any), Err(AdmissionError::MissingUrl { .. })));
         assert_eq!(
             advertised_url(Some("https://webhook.example.svc:443"), any).expect("given"),
             "https://webhook.example.svc/validate-whatsappchannel"

@@ -32,10 +32,7 @@ pub struct Registration {
 impl Registration {
     /// The default registration: [`DEFAULT_CONFIGURATION_NAME`], every namespace.
     pub fn new() -> Self {
-        Self {
-            name: DEFAULT_CONFIGURATION_NAME.to_owned(),
-            namespace_selector: None,
-        }
+        Self { name: DEFAULT_CONFIGURATION_NAME.to_owned(), namespace_selector: None }
     }
 }
 
@@ -87,10 +84,7 @@ pub async fn register(
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     api.patch(&registration.name, &pp, &Patch::Apply(&desired))
         .await
-        .map_err(|source| AdmissionError::Register {
-            name: registration.name.clone(),
-            source,
-        })
+        .map_err(|source| AdmissionError::Register { name: registration.name.clone(), source })
 }
 
 /// Removes the configuration `name`; with `written`, only while it is still that object
@@ -102,19 +96,13 @@ pub async fn unregister(
 ) -> Result<(), AdmissionError> {
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let dp = DeleteParams {
-        preconditions: written.map(|w| Preconditions {
-            uid: w.uid(),
-            resource_version: w.resource_version(),
-        }),
+        preconditions: written.map(|w| Preconditions { uid: w.uid(), resource_version: w.resource_version() }),
         ..DeleteParams::default()
     };
     match api.delete(name, &dp).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-        Err(source) => Err(AdmissionError::Register {
-            name: name.to_owned(),
-            source,
-        }),
+        Err(source) => Err(AdmissionError::Register { name: name.to_owned(), source }),
     }
 }
 
@@ -133,10 +121,7 @@ mod tests {
         assert_eq!(hook["sideEffects"], "None");
         assert_eq!(hook["timeoutSeconds"], 5);
         assert_eq!(hook["admissionReviewVersions"], serde_json::json!(["v1"]));
-        assert_eq!(
-            hook["clientConfig"]["url"],
-            "https://127.0.0.1:9443/validate-whatsappchannel"
-        );
+        assert_eq!(hook["clientConfig"]["url"], "https://127.0.0.1:9443/validate-whatsappchannel");
         assert_eq!(hook["clientConfig"]["caBundle"], "UEVN");
         assert_eq!(
             hook["rules"][0],

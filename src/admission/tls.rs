@@ -61,9 +61,7 @@ impl SelfSigned {
         let not_after = rcgen::date_time_ymd(y1, m1, d1);
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "whatsapp-operator admission CA");
+        ca_params.distinguished_name.push(DnType::CommonName, "whatsapp-operator admission CA");
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         ca_params.not_before = not_before;
         ca_params.not_after = not_after;
@@ -78,9 +76,7 @@ impl SelfSigned {
             }
         }
         let mut params = CertificateParams::new(names)?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "whatsapp-operator admission webhook");
+        params.distinguished_name.push(DnType::CommonName, "whatsapp-operator admission webhook");
         params.use_authority_key_identifier_extension = true;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -88,11 +84,7 @@ impl SelfSigned {
         params.not_after = not_after;
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
-        Ok(Self {
-            ca_pem: ca_cert.pem(),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        Ok(Self { ca_pem: ca_cert.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 }
 
@@ -102,10 +94,7 @@ fn validity() -> ((i32, u8, u8), (i32, u8, u8)) {
     // Month and day always fit a u8.
     let ymd = |d: chrono::DateTime<chrono::Utc>| (d.year(), d.month() as u8, d.day() as u8);
     let now = chrono::Utc::now();
-    (
-        ymd(now - chrono::Duration::days(1)),
-        ymd(now + chrono::Duration::days(365)),
-    )
+    (ymd(now - chrono::Duration::days(1)), ymd(now + chrono::Duration::days(365)))
 }
 
 /// A rustls server configuration (ring provider, TLS 1.2 and 1.3, h2 and http/1.1) for a PEM
@@ -117,10 +106,7 @@ pub(crate) fn server_config(
 ) -> Result<Arc<ServerConfig>, AdmissionError> {
     let certs = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| AdmissionError::Pem {
-            what: format!("certificate {origin}"),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| AdmissionError::Pem { what: format!("certificate {origin}"), reason: e.to_string() })?;
     if certs.is_empty() {
         return Err(AdmissionError::Pem {
             what: format!("certificate {origin}"),
@@ -128,10 +114,8 @@ pub(crate) fn server_config(
         });
     }
     // The error of a key parse never echoes key material.
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| AdmissionError::Pem {
-        what: format!("private key {origin}"),
-        reason: e.to_string(),
-    })?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| AdmissionError::Pem { what: format!("private key {origin}"), reason: e.to_string() })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -143,22 +127,14 @@ pub(crate) fn server_config(
 
 /// The configuration for generated certificates.
 pub(crate) fn self_signed_config(generated: &SelfSigned) -> Result<Arc<ServerConfig>, AdmissionError> {
-    server_config(
-        generated.cert_pem.as_bytes(),
-        generated.key_pem.as_bytes(),
-        "(generated)",
-    )
+    server_config(generated.cert_pem.as_bytes(), generated.key_pem.as_bytes(), "(generated)")
 }
 
 /// The PEM files' contents, read together.
 pub(crate) async fn read_pair(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), AdmissionError> {
     let read = |p: &Path| {
         let p = p.to_owned();
-        async move {
-            tokio::fs::read(&p)
-                .await
-                .map_err(|source| AdmissionError::ReadFile { path: p, source })
-        }
+        async move { tokio::fs::read(&p).await.map_err(|source| AdmissionError::ReadFile { path: p, source }) }
     };
     Ok((read(cert).await?, read(key).await?))
 }

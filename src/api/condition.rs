@@ -155,6 +155,8 @@ reasons! {
     WebhookReleased,
     /// The channel is being deleted.
     Deleting,
+    /// The deletion cannot undo its Twilio changes yet; the message says why and how to proceed.
+    CleanupBlocked,
 }
 
 impl fmt::Display for Reason {

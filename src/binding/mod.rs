@@ -43,11 +43,7 @@ pub fn scope(ch: &WhatsAppChannel) -> Option<&str> {
 
 /// This channel as a binding holder.
 pub fn channel_ref(ch: &WhatsAppChannel) -> Option<ChannelReference> {
-    Some(ChannelReference {
-        namespace: ch.namespace()?,
-        name: ch.name_any(),
-        uid: ch.uid()?,
-    })
+    Some(ChannelReference { namespace: ch.namespace()?, name: ch.name_any(), uid: ch.uid()? })
 }
 
 /// Claims `number` for `ch`. A binding left by a channel that no longer exists, or that has moved
@@ -86,17 +82,11 @@ pub async fn claim(client: &Client, ch: &WhatsAppChannel, number: &E164) -> Resu
             return Ok(Claim::Held);
         }
         if holder_is_current(client, holder, number, scope(ch)).await? {
-            return Ok(Claim::HeldBy {
-                holder: holder.clone(),
-                instance: existing.spec.instance.clone(),
-            });
+            return Ok(Claim::HeldBy { holder: holder.clone(), instance: existing.spec.instance.clone() });
         }
         tracing::info!(binding = %name, holder = %format!("{}/{}", holder.namespace, holder.name), "removing a stale number binding");
         let dp = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: existing.uid(),
-                resource_version: existing.resource_version(),
-            }),
+            preconditions: Some(Preconditions { uid: existing.uid(), resource_version: existing.resource_version() }),
             ..DeleteParams::default()
         };
         match api.delete(&name, &dp).await {
@@ -107,10 +97,7 @@ pub async fn claim(client: &Client, ch: &WhatsAppChannel, number: &E164) -> Resu
     }
     // Lost three races in a row: report whoever holds it now.
     let existing = api.get(&name).await?;
-    Ok(Claim::HeldBy {
-        holder: existing.spec.channel_ref.clone(),
-        instance: existing.spec.instance.clone(),
-    })
+    Ok(Claim::HeldBy { holder: existing.spec.channel_ref.clone(), instance: existing.spec.instance.clone() })
 }
 
 /// Whether the binding's holder still exists (same UID) and still asks for this number. A holder
@@ -158,10 +145,7 @@ pub async fn release(client: &Client, ch: &WhatsAppChannel, number: &E164) -> Re
         return Ok(());
     }
     let dp = DeleteParams {
-        preconditions: Some(Preconditions {
-            uid: existing.uid(),
-            resource_version: None,
-        }),
+        preconditions: Some(Preconditions { uid: existing.uid(), resource_version: None }),
         ..DeleteParams::default()
     };
     match api.delete(&name, &dp).await {
@@ -177,12 +161,7 @@ mod tests {
 
     #[test]
     fn binding_names_come_from_the_normalized_number() {
-        for spelling in [
-            "+1 (415) 555-0100",
-            "whatsapp:+14155550100",
-            "+1-415-555-0100",
-            "+14155550100",
-        ] {
+        for spelling in ["+1 (415) 555-0100", "whatsapp:+14155550100", "+1-415-555-0100", "+14155550100"] {
             let n = E164::parse(spelling).expect("valid");
             assert_eq!(binding_name(&n, None), "whatsapp-14155550100", "{spelling}");
         }

@@ -58,11 +58,7 @@ pub struct Source {
 impl Source {
     /// A source from memory (tests, standard input).
     pub fn new(name: impl Into<String>, text: impl Into<String>, format: Format) -> Self {
-        Self {
-            name: name.into(),
-            text: text.into(),
-            format,
-        }
+        Self { name: name.into(), text: text.into(), format }
     }
 }
 
@@ -127,12 +123,7 @@ impl Collector {
     fn dir(&mut self, dir: &Path) {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
-            Err(source) => {
-                return self.errors.push(LoadError::Read {
-                    path: dir.display().to_string(),
-                    source,
-                })
-            }
+            Err(source) => return self.errors.push(LoadError::Read { path: dir.display().to_string(), source }),
         };
         let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
         entries.sort_by_key(|e| e.file_name());
@@ -157,9 +148,7 @@ impl Collector {
 }
 
 fn has_manifest_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
 fn format_of(path: &Path) -> Format {
@@ -227,8 +216,7 @@ fn split_yaml(text: &str) -> Vec<(usize, String)> {
 }
 
 fn is_marker(line: &str, marker: &str) -> bool {
-    line.strip_prefix(marker)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
+    line.strip_prefix(marker).is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
 }
 
 fn parse_yaml(text: &str, first_line: usize) -> Result<Option<Value>, SyntaxError> {
@@ -243,10 +231,7 @@ fn parse_yaml(text: &str, first_line: usize) -> Result<Option<Value>, SyntaxErro
         line: first_line + e.location().map_or(0, |l| l.line().saturating_sub(1)),
         message: format!("invalid YAML: {}", strip_location(&e.to_string())),
     })?;
-    let syntax = |message: String| SyntaxError {
-        line: first_line,
-        message,
-    };
+    let syntax = |message: String| SyntaxError { line: first_line, message };
     yaml.apply_merge().map_err(|e| syntax(format!("invalid YAML: {e}")))?;
     match yaml_to_json(yaml).map_err(syntax)? {
         Value::Null => Ok(None),
@@ -309,10 +294,7 @@ fn json_documents(text: &str) -> Vec<Document> {
             Some(Ok(value)) => {
                 end = stream.byte_offset();
                 let first_line = line_at(start);
-                docs.push(Document {
-                    locator: Locator::new(&text[start..end], first_line),
-                    value: Ok(Some(value)),
-                });
+                docs.push(Document { locator: Locator::new(&text[start..end], first_line), value: Ok(Some(value)) });
             }
             Some(Err(e)) => {
                 let first_line = line_at(start);
@@ -392,11 +374,7 @@ impl Locator {
                     continue;
                 }
                 if let Some((key, value)) = split_key(rest) {
-                    tokens.push(Token {
-                        line,
-                        col,
-                        key: Some(key),
-                    });
+                    tokens.push(Token { line, col, key: Some(key) });
                     if is_block_scalar(value) {
                         block = Some(col);
                     }
@@ -404,10 +382,7 @@ impl Locator {
                 break;
             }
         }
-        Self {
-            tokens,
-            first_line: content_line.unwrap_or(first_line),
-        }
+        Self { tokens, first_line: content_line.unwrap_or(first_line) }
     }
 
     /// The document's first line with content.
@@ -429,15 +404,14 @@ impl Locator {
             let col = first.col;
             if let Some(p) = parent {
                 // Children are indented deeper; a key's list items may share its column.
-                if col < p.col || (col == p.col && !(first.is_item() && !p.is_item())) {
+                let items_of_key = first.is_item() && !p.is_item();
+                if col < p.col || (col == p.col && !items_of_key) {
                     break;
                 }
             }
             let at_col = (lo..hi).filter(|&j| tokens[j].col == col);
             let found = match seg {
-                Seg::Key(k) => at_col
-                    .into_iter()
-                    .find(|&j| tokens[j].key.as_deref() == Some(k.as_str())),
+                Seg::Key(k) => at_col.into_iter().find(|&j| tokens[j].key.as_deref() == Some(k.as_str())),
                 Seg::Index(n) => at_col.into_iter().filter(|&j| tokens[j].is_item()).nth(*n),
             };
             let Some(j) = found else {
@@ -519,13 +493,7 @@ mod tests {
         assert_eq!(values.iter().flatten().count(), 2, "{values:?}");
         let kinds: Vec<_> = docs
             .iter()
-            .filter_map(|d| {
-                d.value
-                    .as_ref()
-                    .ok()?
-                    .as_ref()
-                    .map(|v| (d.locator.first_line(), v["kind"].clone()))
-            })
+            .filter_map(|d| d.value.as_ref().ok()?.as_ref().map(|v| (d.locator.first_line(), v["kind"].clone())))
             .collect();
         assert_eq!(kinds, vec![(3, "A".into()), (6, "B".into())]);
     }
@@ -576,37 +544,15 @@ other: {}
         assert_eq!(loc.line_of(&[]), 11);
         assert_eq!(loc.line_of(&[key("items")]), 13);
         assert_eq!(loc.line_of(&[key("items"), Seg::Index(0)]), 14);
-        assert_eq!(
-            loc.line_of(&[key("items"), Seg::Index(0), key("metadata"), key("name")]),
-            17
-        );
+        assert_eq!(loc.line_of(&[key("items"), Seg::Index(0), key("metadata"), key("name")]), 17);
         assert_eq!(loc.line_of(&[key("items"), Seg::Index(1)]), 22);
-        assert_eq!(
-            loc.line_of(&[key("items"), Seg::Index(1), key("spec"), key("phoneNumber")]),
-            25
-        );
-        assert_eq!(
-            loc.line_of(&[key("items"), Seg::Index(1), key("spec"), key("quoted")]),
-            24
-        );
-        let second_a = [
-            key("items"),
-            Seg::Index(1),
-            key("spec"),
-            key("list"),
-            Seg::Index(1),
-            key("a"),
-        ];
+        assert_eq!(loc.line_of(&[key("items"), Seg::Index(1), key("spec"), key("phoneNumber")]), 25);
+        assert_eq!(loc.line_of(&[key("items"), Seg::Index(1), key("spec"), key("quoted")]), 24);
+        let second_a = [key("items"), Seg::Index(1), key("spec"), key("list"), Seg::Index(1), key("a")];
         assert_eq!(loc.line_of(&second_a), 28);
         // Missing fields resolve to the nearest enclosing one; a sibling's field is never taken.
-        assert_eq!(
-            loc.line_of(&[key("items"), Seg::Index(0), key("spec"), key("phoneNumber")]),
-            14
-        );
-        assert_eq!(
-            loc.line_of(&[key("items"), Seg::Index(1), key("spec"), key("queue")]),
-            23
-        );
+        assert_eq!(loc.line_of(&[key("items"), Seg::Index(0), key("spec"), key("phoneNumber")]), 14);
+        assert_eq!(loc.line_of(&[key("items"), Seg::Index(1), key("spec"), key("queue")]), 23);
         assert_eq!(loc.line_of(&[key("other")]), 29);
         assert_eq!(loc.line_of(&[key("nope")]), 11);
     }

@@ -50,9 +50,7 @@ pub struct CheckOptions {
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        Self {
-            namespace: "default".to_owned(),
-        }
+        Self { namespace: "default".to_owned() }
     }
 }
 
@@ -76,9 +74,7 @@ pub struct CheckArgs {
 /// error, and returns the exit status (0 clean, 1 errors found, 2 input not readable).
 pub fn execute(args: &CheckArgs) -> u8 {
     use std::io::Write;
-    let options = CheckOptions {
-        namespace: args.namespace.clone(),
-    };
+    let options = CheckOptions { namespace: args.namespace.clone() };
     let report = run(&args.paths, &options);
     for failure in &report.failures {
         eprintln!("error: {failure}");
@@ -104,13 +100,7 @@ pub fn run(paths: &[PathBuf], options: &CheckOptions) -> Report {
 pub fn check_sources(sources: &[Source], options: &CheckOptions) -> Report {
     let mut checker = match Checker::new(options) {
         Ok(c) => c,
-        Err(e) => {
-            return Report {
-                files: sources.len(),
-                failures: vec![e],
-                ..Report::default()
-            }
-        }
+        Err(e) => return Report { files: sources.len(), failures: vec![e], ..Report::default() },
     };
     for (file, source) in sources.iter().enumerate() {
         checker.source(file, source);
@@ -228,11 +218,11 @@ impl<'o> Checker<'o> {
         match (api_version.as_deref(), kind.as_deref()) {
             (None, None) => self.report(file, line, Severity::Error, "missing apiVersion and kind".into()),
             (None, Some(k)) => {
-                let hint = if ours(k) {
-                    format!(" ({GROUP}/...)")
-                } else {
-                    String::new()
-                };
+                let versions: BTreeSet<&str> =
+                    (self.schemas.keys()).filter(|(_, kind)| kind == k).map(|(v, _)| v.as_str()).collect();
+                let versions: Vec<String> = versions.iter().map(|v| format!("{GROUP}/{v}")).collect();
+                let hint =
+                    if versions.is_empty() { String::new() } else { format!(" (expected {})", versions.join(" or ")) };
                 self.report(file, line, Severity::Error, format!("missing apiVersion{hint}"));
             }
             (Some(_), None) => self.report(file, line, Severity::Error, "missing kind".into()),
@@ -271,29 +261,17 @@ impl<'o> Checker<'o> {
             return self.report(file, line, Severity::Error, message);
         }
         if !self.schemas.contains_key(&(version.to_owned(), kind.to_owned())) {
-            let versions: BTreeSet<String> = (self.schemas.keys())
-                .filter(|(_, k)| k == kind)
-                .map(|(v, _)| format!("{GROUP}/{v}"))
-                .collect();
+            let versions: BTreeSet<String> =
+                (self.schemas.keys()).filter(|(_, k)| k == kind).map(|(v, _)| format!("{GROUP}/{v}")).collect();
             let message = if versions.is_empty() {
-                let kinds: BTreeSet<String> = (self.schemas.keys())
-                    .map(|(_, k)| k.clone())
-                    .filter(|k| *k != binding_kind)
-                    .collect();
-                let hint = schema::closest(kind, &kinds)
-                    .map(|k| format!(" (did you mean {k}?)"))
-                    .unwrap_or_default();
+                let kinds: BTreeSet<String> =
+                    (self.schemas.keys()).map(|(_, k)| k.clone()).filter(|k| *k != binding_kind).collect();
+                let hint = schema::closest(kind, &kinds).map(|k| format!(" (did you mean {k}?)")).unwrap_or_default();
                 let kinds: Vec<&str> = kinds.iter().map(String::as_str).collect();
-                format!(
-                    "unknown kind {kind} in {GROUP}/{version}{hint}: this operator serves {}",
-                    kinds.join(", ")
-                )
+                format!("unknown kind {kind} in {GROUP}/{version}{hint}: this operator serves {}", kinds.join(", "))
             } else {
                 let versions: Vec<&str> = versions.iter().map(String::as_str).collect();
-                format!(
-                    "unknown version {GROUP}/{version} of {kind}: this operator serves {}",
-                    versions.join(", ")
-                )
+                format!("unknown version {GROUP}/{version} of {kind}: this operator serves {}", versions.join(", "))
             };
             let at_line = loc.line_of(&at.key("apiVersion").0);
             return self.report(file, at_line, Severity::Error, message);
@@ -310,39 +288,24 @@ impl<'o> Checker<'o> {
             }
             loc.line_of(&p.0)
         };
-        let claim = match (spec, &name) {
-            (Some(spec), Some(name)) => claim(spec, &namespace, name).map(|(binding, number, sandbox_account)| Claim {
-                binding,
-                number,
-                sandbox_account,
-                line: field_line(&["phoneNumber"]),
-            }),
-            _ => None,
-        };
+        let claim =
+            match (spec, &name) {
+                (Some(spec), Some(name)) => claim(spec, &namespace, name).map(|(binding, number, sandbox_account)| {
+                    Claim { binding, number, sandbox_account, line: field_line(&["phoneNumber"]) }
+                }),
+                _ => None,
+            };
         let secret_ref = |path: &[&str], with_key: bool| {
             let r = spec?.pointer(&format!("/{}", path.join("/")))?;
             Some(SecretRef {
                 name: r.get("name")?.as_str()?.to_owned(),
-                key: if with_key {
-                    Some(r.get("key")?.as_str()?.to_owned())
-                } else {
-                    None
-                },
+                key: if with_key { Some(r.get("key")?.as_str()?.to_owned()) } else { None },
                 line: field_line(&[path, &["name"]].concat()),
             })
         };
         let credentials = secret_ref(&["twilio", "credentialsSecretRef"], false);
         let identity = secret_ref(&["identityServer", "clientSecretRef"], true);
-        self.channels.push(Channel {
-            file,
-            line,
-            namespace,
-            name,
-            value,
-            claim,
-            credentials,
-            identity,
-        });
+        self.channels.push(Channel { file, line, namespace, name, value, claim, credentials, identity });
     }
 
     /// Checks metadata and validates against the schema; returns the namespace, the name and
@@ -404,8 +367,7 @@ impl<'o> Checker<'o> {
             for finding in schema.check(&mut value) {
                 let mut path = at.clone();
                 path.0.extend(finding.at.0);
-                self.diagnostics
-                    .push((file, loc.line_of(&path.0), finding.severity, finding.message));
+                self.diagnostics.push((file, loc.line_of(&path.0), finding.severity, finding.message));
             }
         }
         (namespace, name, value)
@@ -416,18 +378,14 @@ impl<'o> Checker<'o> {
         let Some(name) = meta.and_then(|m| m.get("name")).and_then(Value::as_str) else {
             return;
         };
-        let namespace = meta
-            .and_then(|m| m.get("namespace"))
-            .and_then(Value::as_str)
-            .unwrap_or(&self.options.namespace);
+        let namespace =
+            meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or(&self.options.namespace);
         let keys = ["data", "stringData"]
             .iter()
             .filter_map(|k| map.get(*k).and_then(Value::as_object))
             .flat_map(|m| m.keys().cloned())
             .collect();
-        self.secrets
-            .entry((namespace.to_owned(), name.to_owned()))
-            .or_insert(SecretDoc { file, line, keys });
+        self.secrets.entry((namespace.to_owned(), name.to_owned())).or_insert(SecretDoc { file, line, keys });
     }
 
     fn finish(mut self, sources: &[Source]) -> Report {
@@ -499,7 +457,8 @@ impl<'o> Checker<'o> {
             let secret = |r: &SecretRef| self.secrets.get(&(ch.namespace.clone(), r.name.clone()));
             if let Some((r, s)) = ch.credentials.as_ref().and_then(|r| Some((r, secret(r)?))) {
                 let has = |k: &str| s.keys.contains(k);
-                if !has("authToken") && !(has("apiKeySid") && has("apiKeySecret")) {
+                let api_key = has("apiKeySid") && has("apiKeySecret");
+                if !has("authToken") && !api_key {
                     let message = format!(
                         "Secret {}/{} ({}) has neither authToken nor apiKeySid and apiKeySecret",
                         ch.namespace,
@@ -546,10 +505,7 @@ impl<'o> Checker<'o> {
 /// [`crate::binding::scope`], as in the cluster), the normalized number, and the sandbox account.
 fn claim(spec: &Value, namespace: &str, name: &str) -> Option<(String, E164, Option<String>)> {
     let number = E164::parse(spec.get("phoneNumber")?.as_str()?).ok()?;
-    let account = spec
-        .pointer("/twilio/accountSid")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let account = spec.pointer("/twilio/accountSid").and_then(Value::as_str).unwrap_or_default();
     let mut view = json!({
         "apiVersion": format!("{GROUP}/{}", crate::api::VERSION),
         "kind": WhatsAppChannel::kind(&()),
@@ -663,7 +619,7 @@ spec:
         let got = check(&[
             ("list.yaml", &list),
             ("meta.yaml", &channel("Bad_Name", "+14155550101", "")),
-            ("kinds.yaml", "apiVersion: whatsapp-operator.io/v1beta1\nkind: WhatsAppChannel\n---\napiVersion: whatsapp-operator.io/v1alpha1\nkind: WhatsappChannel\n---\nkind: Foo\n---\n- a\n---\napiVersion: example.com/v1\nkind: WhatsAppChannel\n"),
+            ("kinds.yaml", "apiVersion: whatsapp-operator.io/v1beta1\nkind: WhatsAppChannel\n---\napiVersion: whatsapp-operator.io/v1alpha1\nkind: WhatsappChannel\n---\nkind: Foo\n---\n- a\n---\napiVersion: example.com/v1\nkind: WhatsAppChannel\n---\nkind: WhatsAppChannel\n"),
         ]);
         assert_eq!(
             got,
@@ -678,12 +634,10 @@ spec:
                 "kinds.yaml:9: error: a manifest must be an object with apiVersion and kind",
                 "kinds.yaml:11: warning: WhatsAppChannel with apiVersion example.com/v1 is not whatsapp-operator.io's: \
                  not checked",
+                "kinds.yaml:14: error: missing apiVersion (expected whatsapp-operator.io/v1alpha1)",
             ]
         );
-        let report = check_sources(
-            &[Source::new("list.yaml", list, Format::Yaml)],
-            &CheckOptions::default(),
-        );
+        let report = check_sources(&[Source::new("list.yaml", list, Format::Yaml)], &CheckOptions::default());
         assert_eq!(report.channels, 1);
     }
 
@@ -694,11 +648,7 @@ spec:
         };
         let identity = "  identityServer:\n    url: https://id.example.com\n    clientId: crm\n    clientSecretRef:\n      name: id\n";
         let ch = channel("sales", "+14155550100", identity);
-        let good = [
-            secret("twilio", "  authToken: t\n"),
-            secret("id", "  clientSecret: s\n"),
-        ]
-        .join("---\n");
+        let good = [secret("twilio", "  authToken: t\n"), secret("id", "  clientSecret: s\n")].join("---\n");
         assert_eq!(check(&[("c.yaml", &ch), ("s.yaml", &good)]), Vec::<String>::new());
         let api_key = secret("twilio", "  apiKeySid: SK1\n  apiKeySecret: s\n");
         assert_eq!(check(&[("c.yaml", &ch), ("s.yaml", &api_key)]), Vec::<String>::new());
@@ -718,9 +668,6 @@ spec:
         let got = check(&[("b.yaml", binding), ("e.yaml", "a: [\n")]);
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].starts_with("b.yaml:1: error: WhatsAppNumberBinding objects are created by the operator only"));
-        assert!(
-            got[1].starts_with("e.yaml:") && got[1].contains(": error: invalid YAML: "),
-            "{got:?}"
-        );
+        assert!(got[1].starts_with("e.yaml:") && got[1].contains(": error: invalid YAML: "), "{got:?}");
     }
 }

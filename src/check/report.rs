@@ -143,11 +143,7 @@ mod tests {
 
     #[test]
     fn summary_and_exit_codes() {
-        let mut report = Report {
-            files: 1,
-            channels: 2,
-            ..Report::default()
-        };
+        let mut report = Report { files: 1, channels: 2, ..Report::default() };
         assert_eq!(report.summary(), "checked 2 channels in 1 file: 0 errors, 0 warnings");
         assert_eq!(report.exit_code(), 0);
         report.diagnostics.push(Diagnostic {
@@ -169,9 +165,7 @@ mod tests {
             "a.yaml:3: warning: hm\na.yaml:4: error: no\nchecked 2 channels in 1 file: 1 error, 1 warning\n"
         );
         assert_eq!(report.json()["diagnostics"][1]["severity"], "error");
-        report
-            .failures
-            .push(CheckError::Load(super::super::load::LoadError::StdinTwice));
+        report.failures.push(CheckError::Load(super::super::load::LoadError::StdinTwice));
         assert_eq!(report.exit_code(), 2);
     }
 }

@@ -139,11 +139,7 @@ impl Schema {
     /// Prunes, defaults and validates a whole object (its `apiVersion`, `kind` and `metadata`
     /// are left to the caller). `value` is left as the API server would store it.
     pub fn check(&self, value: &mut Value) -> Vec<Finding> {
-        let mut walk = Walk {
-            patterns: &self.patterns,
-            findings: Vec::new(),
-            defaulted: HashSet::new(),
-        };
+        let mut walk = Walk { patterns: &self.patterns, findings: Vec::new(), defaulted: HashSet::new() };
         walk.prune_and_default(&self.root, value, &FieldPath::default(), true);
         walk.validate(&self.root, value, &FieldPath::default());
         walk.findings
@@ -156,10 +152,7 @@ fn compile(schema: &Value, path: &str, patterns: &mut HashMap<String, Regex>) ->
     };
     for (keyword, sub) in s {
         if !KEYWORDS.contains(&keyword.as_str()) && !keyword.starts_with("x-kubernetes-") {
-            return Err(SchemaError::Unsupported {
-                path: path.to_owned(),
-                keyword: keyword.clone(),
-            });
+            return Err(SchemaError::Unsupported { path: path.to_owned(), keyword: keyword.clone() });
         }
         match (keyword.as_str(), sub) {
             ("properties", Value::Object(props)) => {
@@ -196,11 +189,7 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     fn push(&mut self, severity: Severity, at: &FieldPath, message: String) {
-        self.findings.push(Finding {
-            severity,
-            at: at.clone(),
-            message,
-        });
+        self.findings.push(Finding { severity, at: at.clone(), message });
     }
 
     /// What the API server does before validation: drop unknown fields and nulls that the
@@ -222,10 +211,8 @@ impl Walk<'_> {
                             .and_then(|p| closest(&key, p.keys()))
                             .map(|s| format!("; did you mean {s}?"))
                             .unwrap_or_default();
-                        let message = format!(
-                            "unknown field {}: the API server drops it silently{hint}",
-                            path.key(&key)
-                        );
+                        let message =
+                            format!("unknown field {}: the API server drops it silently{hint}", path.key(&key));
                         self.push(Severity::Warning, &path.key(&key), message);
                     }
                 }
@@ -259,6 +246,17 @@ impl Walk<'_> {
                     }
                 }
             }
+            Value::String(s) if schema.get("type") == Some(&Value::from("boolean")) => {
+                if let Some(b) = yaml11_bool(s) {
+                    let message = format!(
+                        "{path} {} is {b} for kubectl (YAML 1.1) but a string for YAML 1.2 tools such as \
+                         kustomize: write {b}",
+                        render_str(s)
+                    );
+                    *value = Value::Bool(b);
+                    self.push(Severity::Warning, path, message);
+                }
+            }
             _ => {}
         }
     }
@@ -270,25 +268,14 @@ impl Walk<'_> {
         let int_or_string = schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true));
         if int_or_string {
             if !(value.is_string() || value.is_i64() || value.is_u64()) {
-                let message = format!(
-                    "{} must be an integer or a string, got {}",
-                    shown(path),
-                    describe(value)
-                );
+                let message = format!("{} must be an integer or a string, got {}", shown(path), describe(value));
                 return self.push(Severity::Error, path, message);
             }
         } else if let Some(expected) = schema.get("type").and_then(Value::as_str) {
             if !has_type(value, expected) {
-                let hint = if expected == "string" && (value.is_number() || value.is_boolean()) {
-                    " (quote it)"
-                } else {
-                    ""
-                };
-                let message = format!(
-                    "{} must be of type {expected}, got {}{hint}",
-                    shown(path),
-                    describe(value)
-                );
+                let hint =
+                    if expected == "string" && (value.is_number() || value.is_boolean()) { " (quote it)" } else { "" };
+                let message = format!("{} must be of type {expected}, got {}{hint}", shown(path), describe(value));
                 return self.push(Severity::Error, path, message);
             }
         }
@@ -348,9 +335,8 @@ impl Walk<'_> {
         let props = schema.get("properties").and_then(Value::as_object);
         let additional = schema.get("additionalProperties").filter(|a| a.is_object());
         for (key, child) in map {
-            match props.and_then(|p| p.get(key)).or(additional) {
-                Some(sub) => self.validate(sub, child, &path.key(key)),
-                None => {}
+            if let Some(sub) = props.and_then(|p| p.get(key)).or(additional) {
+                self.validate(sub, child, &path.key(key));
             }
         }
     }
@@ -358,11 +344,7 @@ impl Walk<'_> {
     /// Value validation only, as in structural schemas: the value must pass at least one branch.
     fn validate_any_of(&mut self, branches: &[Value], value: &Value, path: &FieldPath) {
         let passes = |branch: &Value| {
-            let mut probe = Walk {
-                patterns: self.patterns,
-                findings: Vec::new(),
-                defaulted: HashSet::new(),
-            };
+            let mut probe = Walk { patterns: self.patterns, findings: Vec::new(), defaulted: HashSet::new() };
             probe.validate(branch, value, path);
             !probe.findings.iter().any(|f| f.severity == Severity::Error)
         };
@@ -374,19 +356,10 @@ impl Walk<'_> {
         // Show the current value of each field a branch pins to a value.
         let mut notes: Vec<String> = Vec::new();
         for branch in branches {
-            for (key, sub) in branch
-                .get("properties")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-            {
+            for (key, sub) in branch.get("properties").and_then(Value::as_object).into_iter().flatten() {
                 let current = value.get(key).filter(|_| sub.get("enum").is_some());
                 if let Some(current) = current {
-                    let defaulted = if self.defaulted.contains(&path.key(key)) {
-                        ", the default"
-                    } else {
-                        ""
-                    };
+                    let defaulted = if self.defaulted.contains(&path.key(key)) { ", the default" } else { "" };
                     let note = format!("{key} is {}{defaulted}", render(current));
                     if !notes.contains(&note) {
                         notes.push(note);
@@ -425,6 +398,15 @@ fn describe_branch(branch: &Value) -> String {
         "(an alternative without rules)".to_owned()
     } else {
         parts.join(" and ")
+    }
+}
+
+/// YAML 1.1 booleans that YAML 1.2 parsers (serde_yaml, kustomize) read as strings.
+fn yaml11_bool(s: &str) -> Option<bool> {
+    match s {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
     }
 }
 
@@ -523,10 +505,8 @@ mod tests {
     use serde_json::json;
 
     fn channel_schema() -> Schema {
-        let crd = crate::crdgen::crds()
-            .into_iter()
-            .find(|c| c.spec.names.kind == "WhatsAppChannel")
-            .expect("channel CRD");
+        let crd =
+            crate::crdgen::crds().into_iter().find(|c| c.spec.names.kind == "WhatsAppChannel").expect("channel CRD");
         let schema = crd.spec.versions[0].schema.as_ref().expect("schema");
         Schema::new(serde_json::to_value(schema.open_api_v3_schema.as_ref().expect("v3")).expect("json"))
             .expect("compiles")
@@ -591,10 +571,7 @@ mod tests {
         assert_eq!(v["spec"]["mode"], json!("Business"));
         assert_eq!(v["spec"]["webhook"]["method"], json!("POST"));
         assert_eq!(v["spec"]["bindingPolicy"], json!("Exclusive"));
-        assert!(
-            v["spec"].get("language").is_none(),
-            "no default, not nullable-defaulted"
-        );
+        assert!(v["spec"].get("language").is_none(), "no default, not nullable-defaulted");
     }
 
     #[test]
@@ -604,7 +581,7 @@ mod tests {
             "instance": "CRM",
             "mode": "sandbox",
             "webhook": {"url": "http://receiver.example.com/hook"},
-            "suspend": "yes",
+            "suspend": "maybe",
             "queue": ""
         })));
         assert_eq!(
@@ -614,7 +591,7 @@ mod tests {
                 r#"error: spec.mode "sandbox" is not one of "Business", "Sandbox" @spec.mode"#,
                 r#"error: spec.phoneNumber "+1 415" does not match ^\+[1-9][0-9]{1,14}$ @spec.phoneNumber"#,
                 r#"error: spec.queue "" is shorter than 1 characters @spec.queue"#,
-                r#"error: spec.suspend must be of type boolean, got string "yes" @spec.suspend"#,
+                r#"error: spec.suspend must be of type boolean, got string "maybe" @spec.suspend"#,
                 r#"error: spec.webhook.url "http://receiver.example.com/hook" does not match ^https://[^\s/?#]+([/?#][^\s]*)?$ @spec.webhook.url"#,
             ]
         );
@@ -653,10 +630,7 @@ mod tests {
             messages(with(json!({"queue": null, "active": true}))),
             vec!["error: spec must satisfy one of: queue is set, or active is false (active is true) @spec"]
         );
-        assert_eq!(
-            messages(with(json!({"queue": null, "active": false}))),
-            Vec::<String>::new()
-        );
+        assert_eq!(messages(with(json!({"queue": null, "active": false}))), Vec::<String>::new());
     }
 
     #[test]
@@ -666,10 +640,7 @@ mod tests {
         v["spec"]["language"] = Value::Null;
         v["extra"] = json!(1);
         let findings = channel_schema().check(&mut v);
-        let got: Vec<String> = findings
-            .iter()
-            .map(|f| format!("{}: {}", f.severity, f.message))
-            .collect();
+        let got: Vec<String> = findings.iter().map(|f| format!("{}: {}", f.severity, f.message)).collect();
         assert_eq!(
             got,
             vec![
@@ -681,6 +652,20 @@ mod tests {
         assert_eq!(v["spec"]["mode"], json!("Business"), "pruned, then defaulted");
         assert_eq!(v["spec"]["language"], Value::Null, "nullable: kept");
         assert!(v.get("extra").is_none() && v["spec"].get("phonenumber").is_none());
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_are_read_as_kubectl_reads_them() {
+        let mut v = with(json!({"active": "no", "queue": null}));
+        let got: Vec<String> = channel_schema().check(&mut v).into_iter().map(|f| f.message).collect();
+        assert_eq!(
+            got,
+            vec![
+                r#"spec.active "no" is false for kubectl (YAML 1.1) but a string for YAML 1.2 tools such as kustomize: write false"#
+            ]
+        );
+        assert_eq!(v["spec"]["active"], json!(false));
+        assert_eq!(messages(with(json!({"suspend": "maybe"}))).len(), 1, "other strings stay type errors");
     }
 
     #[test]
@@ -706,13 +691,7 @@ mod tests {
         .expect("schema");
         let mut v = json!({"list": ["a", "b"], "map": {"x": 1, "y": 1.5}, "port": "http", "open": {"any": 1}});
         let got: Vec<String> = schema.check(&mut v).into_iter().map(|f| f.message).collect();
-        assert_eq!(
-            got,
-            vec![
-                r#"list[1] "b" is not one of "a""#,
-                "map.y must be of type integer, got number 1.5"
-            ]
-        );
+        assert_eq!(got, vec![r#"list[1] "b" is not one of "a""#, "map.y must be of type integer, got number 1.5"]);
     }
 
     #[test]

@@ -19,11 +19,7 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff that starts around `base` and never exceeds `max`.
     pub fn new(base: Duration, max: Duration) -> Self {
-        Self {
-            base,
-            max,
-            failures: Mutex::new(HashMap::new()),
-        }
+        Self { base, max, failures: Mutex::new(HashMap::new()) }
     }
 
     /// Records one more failure of `key` and returns how long to wait before the next attempt:
@@ -59,12 +55,7 @@ impl Backoff {
 
     /// How many consecutive failures `key` has.
     pub fn failures(&self, key: &str) -> u32 {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .copied()
-            .unwrap_or(0)
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).get(key).copied().unwrap_or(0)
     }
 }
 
@@ -78,11 +69,7 @@ mod tests {
         for n in 1..=10u32 {
             let d = b.next_delay("ns/a", None);
             let cap = b.cap(n);
-            assert!(
-                d >= cap / 2 && d <= cap,
-                "failure {n}: {d:?} not in [{:?}, {cap:?}]",
-                cap / 2
-            );
+            assert!(d >= cap / 2 && d <= cap, "failure {n}: {d:?} not in [{:?}, {cap:?}]", cap / 2);
         }
         assert_eq!(b.cap(10), Duration::from_secs(60), "capped at max");
         assert_eq!(b.failures("ns/a"), 10);

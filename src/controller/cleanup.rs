@@ -9,9 +9,9 @@ use crate::api::{DeletionPolicy, Phase, Reason, SenderKind, SenderStatus, WhatsA
 use crate::binding;
 use crate::twilio::{Credentials, SenderWebhookMethod, SmsMethod, TwilioError, E164};
 
-use super::credentials;
 use super::error::{Error, Result};
 use super::report::Pass;
+use super::{credentials, protection};
 use super::{Context, SKIP_CLEANUP_ANNOTATION};
 
 /// The finalizer's cleanup: restore the previous webhook under `deletionPolicy: Delete`, then
@@ -22,10 +22,7 @@ pub async fn cleanup(ch: &WhatsAppChannel, ctx: &Context) -> Result<Action> {
     pass.keep_old_conditions();
     pass.phase_override = Some(Phase::Deleting);
     let number = E164::parse(&ch.spec.phone_number).ok();
-    let skip = ch
-        .annotations()
-        .get(SKIP_CLEANUP_ANNOTATION)
-        .is_some_and(|v| v == "true");
+    let skip = ch.annotations().get(SKIP_CLEANUP_ANNOTATION).is_some_and(|v| v == "true");
     let holds = match &number {
         Some(n) => holds_binding(ctx, ch, n).await?,
         None => false,
@@ -45,14 +42,16 @@ pub async fn cleanup(ch: &WhatsAppChannel, ctx: &Context) -> Result<Action> {
                         "Cannot restore the webhook of {}: {}. Recreate the Secret, or set the annotation {SKIP_CLEANUP_ANNOTATION}=true to finish the deletion without touching Twilio",
                         sender.phone_number, p.message
                     );
-                    pass.note(EventType::Warning, Reason::Deleting, msg.clone());
+                    pass.note(EventType::Warning, Reason::CleanupBlocked, msg.clone());
+                    pass.override_detail = Some((Reason::CleanupBlocked, msg.clone()));
                     pass.finish().await?;
                     return Err(Error::CleanupBlocked(msg));
                 }
             };
             if let Err(e) = restore_webhook(&mut pass, &creds, &sender).await {
-                let msg = format!("Cannot restore the webhook of {}: {e}", sender.phone_number);
-                pass.note(EventType::Warning, Reason::Deleting, msg);
+                let msg = format!("Cannot restore the webhook of {}: {e}; retrying with backoff", sender.phone_number);
+                pass.note(EventType::Warning, Reason::CleanupBlocked, msg.clone());
+                pass.override_detail = Some((Reason::CleanupBlocked, msg));
                 pass.finish().await?;
                 return Err(Error::Twilio(e));
             }
@@ -61,7 +60,10 @@ pub async fn cleanup(ch: &WhatsAppChannel, ctx: &Context) -> Result<Action> {
     if let Some(n) = &number {
         binding::release(&ctx.client, ch, n).await?;
     }
-    if let Some(uid) = ch.uid() {
+    let uid = ch.uid();
+    protection::release_if_unused(&ctx.client, &pass.ns, &ch.spec.twilio.credentials_secret_ref.name, uid.as_deref())
+        .await?;
+    if let Some(uid) = uid {
         ctx.attempts.forget(&uid);
     }
     pass.publish_events().await;
@@ -97,11 +99,7 @@ pub async fn restore_webhook(
                 _ => SenderWebhookMethod::Post,
             };
             twilio
-                .update_sender_webhook(
-                    creds,
-                    &current.sid,
-                    &current.webhook.with_callback(previous.clone(), method),
-                )
+                .update_sender_webhook(creds, &current.sid, &current.webhook.with_callback(previous.clone(), method))
                 .await?;
         }
         SenderKind::IncomingPhoneNumber => {
@@ -111,27 +109,14 @@ pub async fn restore_webhook(
             if current.sms_url.as_deref() != Some(ours) {
                 return Ok(());
             }
-            let method = if sender.previous_webhook_method.as_deref() == Some("GET") {
-                SmsMethod::Get
-            } else {
-                SmsMethod::Post
-            };
-            twilio
-                .update_incoming_number_webhook(creds, &current.sid, &previous, method)
-                .await?;
+            let method =
+                if sender.previous_webhook_method.as_deref() == Some("GET") { SmsMethod::Get } else { SmsMethod::Post };
+            twilio.update_incoming_number_webhook(creds, &current.sid, &previous, method).await?;
         }
         SenderKind::Sandbox => return Ok(()),
     }
-    let shown = if previous.is_empty() {
-        "cleared it".to_owned()
-    } else {
-        format!("restored {previous}")
-    };
-    pass.note(
-        EventType::Normal,
-        Reason::WebhookReleased,
-        format!("Released {}: {shown}", sender.phone_number),
-    );
+    let shown = if previous.is_empty() { "cleared it".to_owned() } else { format!("restored {previous}") };
+    pass.note(EventType::Normal, Reason::WebhookReleased, format!("Released {}: {shown}", sender.phone_number));
     Ok(())
 }
 

@@ -52,12 +52,7 @@ pub struct Desired {
 impl Desired {
     /// A new desired condition.
     pub fn new(type_: ConditionType, status: Status, reason: Reason, message: impl Into<String>) -> Self {
-        Self {
-            type_,
-            status,
-            reason,
-            message: message.into(),
-        }
+        Self { type_, status, reason, message: message.into() }
     }
 }
 
@@ -149,10 +144,7 @@ pub fn transitions<'a>(old: &'a [Condition], new: &'a [Condition]) -> Vec<Transi
             let prev = old.iter().find(|o| o.type_ == c.type_);
             match prev {
                 Some(p) if p.status == c.status && p.reason == c.reason => None,
-                _ => Some(Transition {
-                    condition: c,
-                    previous_status: prev.map(|p| p.status.as_str()),
-                }),
+                _ => Some(Transition { condition: c, previous_status: prev.map(|p| p.status.as_str()) }),
             }
         })
         .collect()
@@ -188,12 +180,7 @@ mod tests {
         let mut set = ConditionSet::default();
         set.set(ConditionType::Ready, Status::True, Reason::ChannelReady, "");
         set.set(ConditionType::CredentialsValid, Status::True, Reason::Verified, "");
-        set.set(
-            ConditionType::CredentialsValid,
-            Status::False,
-            Reason::InvalidCredentials,
-            "x",
-        );
+        set.set(ConditionType::CredentialsValid, Status::False, Reason::InvalidCredentials, "x");
         let types: Vec<_> = set.sorted().iter().map(|c| c.type_).collect();
         assert_eq!(types, vec![ConditionType::CredentialsValid, ConditionType::Ready]);
         assert!(set.is(ConditionType::CredentialsValid, Status::False));
@@ -205,12 +192,7 @@ mod tests {
         set.set(ConditionType::Connected, Status::True, Reason::ChannelConnected, "a");
         set.set(ConditionType::Ready, Status::False, Reason::NotConnected, "a");
         let old = set.to_conditions(&[], Some(1), &t(1));
-        set.set(
-            ConditionType::Connected,
-            Status::True,
-            Reason::ChannelConnected,
-            "message differs",
-        );
+        set.set(ConditionType::Connected, Status::True, Reason::ChannelConnected, "message differs");
         set.set(ConditionType::Ready, Status::True, Reason::ChannelReady, "b");
         let new = set.to_conditions(&old, Some(1), &t(2));
         let changed = transitions(&old, &new);

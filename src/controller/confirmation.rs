@@ -29,30 +29,17 @@ const FOLLOW_FOR: Duration = Duration::from_secs(600);
 
 /// Sends the confirmation message if it is due, or follows up on the one sent.
 pub async fn follow_up(pass: &mut Pass<'_>, creds: &Credentials, number: &E164) {
-    let Some(to) = pass
-        .ch
-        .spec
-        .confirmation_phone_number
-        .as_deref()
-        .and_then(|t| E164::parse(t).ok())
-    else {
+    let Some(to) = pass.ch.spec.confirmation_phone_number.as_deref().and_then(|t| E164::parse(t).ok()) else {
         pass.set.remove(T::ConfirmationSent);
         return;
     };
     if !pass.set.is(T::Connected, Status::True) {
         return;
     }
-    let from = if pass.ch.spec.mode == ChannelMode::Sandbox {
-        SANDBOX_NUMBER.to_owned()
-    } else {
-        number.as_str().to_owned()
-    };
+    let from =
+        if pass.ch.spec.mode == ChannelMode::Sandbox { SANDBOX_NUMBER.to_owned() } else { number.as_str().to_owned() };
     let token = pass.ch.annotations().get(RESEND_CONFIRMATION_ANNOTATION).cloned();
-    let current = pass
-        .status
-        .confirmation
-        .clone()
-        .filter(|c| c.to == to.as_str() && c.from == from);
+    let current = pass.status.confirmation.clone().filter(|c| c.to == to.as_str() && c.from == from);
     match current {
         // A new value of the resend annotation asks for another message.
         Some(c) if token.is_some() && token != c.resend_token => send(pass, creds, &to, &from, token).await,
@@ -66,10 +53,7 @@ pub async fn follow_up(pass: &mut Pass<'_>, creds: &Credentials, number: &E164) 
             // An attempt without a recorded SID: the request may have reached Twilio.
             match find_sent(pass, creds, &c).await {
                 Ok(Some(m)) => {
-                    pass.status.confirmation = Some(ConfirmationStatus {
-                        message_sid: Some(m.sid.clone()),
-                        ..c
-                    });
+                    pass.status.confirmation = Some(ConfirmationStatus { message_sid: Some(m.sid.clone()), ..c });
                     record(pass, &m);
                 }
                 Ok(None) => send(pass, creds, &to, &from, token).await,
@@ -125,11 +109,8 @@ async fn send(pass: &mut Pass<'_>, creds: &Credentials, to: &E164, from: &str, t
     };
     match pass.ctx.twilio.create_message(creds, &message).await {
         Ok(m) => {
-            pass.status.confirmation = Some(ConfirmationStatus {
-                message_sid: Some(m.sid.clone()),
-                sent_time: Some(clock::now()),
-                ..attempt
-            });
+            pass.status.confirmation =
+                Some(ConfirmationStatus { message_sid: Some(m.sid.clone()), sent_time: Some(clock::now()), ..attempt });
             pass.note(
                 EventType::Normal,
                 Reason::MessageSent,
@@ -174,10 +155,7 @@ async fn persist_attempt(
     let api: Api<WhatsAppChannel> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
     let latest = api.get_status(&pass.ch.name_any()).await?;
     let mut status = latest.status.clone().unwrap_or_default();
-    let existing = status
-        .confirmation
-        .clone()
-        .filter(|c| c.to == attempt.to && c.from == attempt.from);
+    let existing = status.confirmation.clone().filter(|c| c.to == attempt.to && c.from == attempt.from);
     if let Some(existing) = existing.filter(|e| Some(e) != seen) {
         return Ok(Persisted::AlreadyThere(existing));
     }
@@ -188,12 +166,7 @@ async fn persist_attempt(
         "metadata": {"resourceVersion": latest.resource_version()},
         "status": status,
     });
-    api.patch_status(
-        &pass.ch.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    api.patch_status(&pass.ch.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
     Ok(Persisted::Recorded)
 }
 
@@ -205,11 +178,7 @@ async fn find_sent(
 ) -> Result<Option<Message>, TwilioError> {
     // A queued message has no date_sent yet, so filter on date_created here rather than
     // with Twilio's DateSent filter.
-    let since = c
-        .requested_time
-        .as_ref()
-        .and_then(clock::to_chrono)
-        .map(|t| t - ChronoDuration::minutes(5));
+    let since = c.requested_time.as_ref().and_then(clock::to_chrono).map(|t| t - ChronoDuration::minutes(5));
     let query = MessageQuery {
         to: Some(format!("whatsapp:{}", c.to)),
         from: Some(format!("whatsapp:{}", c.from)),
@@ -245,20 +214,11 @@ async fn track(pass: &mut Pass<'_>, creds: &Credentials, c: ConfirmationStatus) 
         }
     }
     let code = c.error_code.and_then(|c| u32::try_from(c).ok());
-    condition_for(
-        pass,
-        &c.to,
-        c.message_sid.as_deref().unwrap_or(""),
-        c.status.as_deref().unwrap_or("unknown"),
-        code,
-    );
+    condition_for(pass, &c.to, c.message_sid.as_deref().unwrap_or(""), c.status.as_deref().unwrap_or("unknown"), code);
 }
 
 fn is_final(status: &str) -> bool {
-    matches!(
-        status,
-        "delivered" | "read" | "failed" | "undelivered" | "canceled" | "received"
-    )
+    matches!(status, "delivered" | "read" | "failed" | "undelivered" | "canceled" | "received")
 }
 
 /// Records a message's status and sets the condition.
@@ -271,12 +231,7 @@ fn record(pass: &mut Pass<'_>, m: &Message) {
     if !is_final(&status) {
         pass.requeue_within(Duration::from_secs(5));
     }
-    let to = pass
-        .status
-        .confirmation
-        .as_ref()
-        .map(|c| c.to.clone())
-        .unwrap_or_default();
+    let to = pass.status.confirmation.as_ref().map(|c| c.to.clone()).unwrap_or_default();
     condition_for(pass, &to, &m.sid, &status, m.error_code);
 }
 
@@ -308,12 +263,7 @@ pub async fn verify_identity(pass: &mut Pass<'_>, id: &IdentityServerSpec, data:
     let secret = match data {
         Ok(d) => d.get(&id.client_secret_ref.key),
         Err(p) => {
-            pass.set(
-                T::IdentityVerified,
-                Status::False,
-                Reason::IdentitySecretMissing,
-                p.message,
-            );
+            pass.set(T::IdentityVerified, Status::False, Reason::IdentitySecretMissing, p.message);
             return;
         }
     };
@@ -322,19 +272,11 @@ pub async fn verify_identity(pass: &mut Pass<'_>, id: &IdentityServerSpec, data:
             T::IdentityVerified,
             Status::False,
             Reason::IdentitySecretMissing,
-            format!(
-                "Secret {} lacks a non-empty {}",
-                id.client_secret_ref.name, id.client_secret_ref.key
-            ),
+            format!("Secret {} lacks a non-empty {}", id.client_secret_ref.name, id.client_secret_ref.key),
         );
         return;
     };
-    match pass
-        .ctx
-        .identity
-        .request_client_credentials_token(&id.url, &id.client_id, &secret, None)
-        .await
-    {
+    match pass.ctx.identity.request_client_credentials_token(&id.url, &id.client_id, &secret, None).await {
         Ok(_) => pass.set(
             T::IdentityVerified,
             Status::True,

@@ -30,6 +30,11 @@ pub struct SecretData {
 }
 
 impl SecretData {
+    /// The Secret's metadata.
+    pub fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        &self.secret.metadata
+    }
+
     /// The value of `key`, if present and non-empty.
     pub fn get(&self, key: &str) -> Option<Secret> {
         let bytes = self.secret.data.as_ref()?.get(key)?;
@@ -63,27 +68,14 @@ pub fn twilio_credentials(
     }
     match (data.get(API_KEY_SID_KEY), data.get(API_KEY_SECRET_KEY)) {
         (Some(sid), Some(secret)) => Ok(Credentials::api_key(account_sid, sid.expose(), secret)),
-        (Some(_), None) => Err(missing(
-            ns,
-            name,
-            &format!("{API_KEY_SECRET_KEY} (it has {API_KEY_SID_KEY})"),
-        )),
-        (None, Some(_)) => Err(missing(
-            ns,
-            name,
-            &format!("{API_KEY_SID_KEY} (it has {API_KEY_SECRET_KEY})"),
-        )),
-        (None, None) => Err(missing(
-            ns,
-            name,
-            &format!("{AUTH_TOKEN_KEY}, or {API_KEY_SID_KEY} and {API_KEY_SECRET_KEY}"),
-        )),
+        (Some(_), None) => Err(missing(ns, name, &format!("{API_KEY_SECRET_KEY} (it has {API_KEY_SID_KEY})"))),
+        (None, Some(_)) => Err(missing(ns, name, &format!("{API_KEY_SID_KEY} (it has {API_KEY_SECRET_KEY})"))),
+        (None, None) => {
+            Err(missing(ns, name, &format!("{AUTH_TOKEN_KEY}, or {API_KEY_SID_KEY} and {API_KEY_SECRET_KEY}")))
+        }
     }
 }
 
 fn missing(ns: &str, name: &str, keys: &str) -> SecretProblem {
-    SecretProblem {
-        reason: Reason::SecretKeyMissing,
-        message: format!("Secret {ns}/{name} lacks a non-empty {keys}"),
-    }
+    SecretProblem { reason: Reason::SecretKeyMissing, message: format!("Secret {ns}/{name} lacks a non-empty {keys}") }
 }

@@ -13,6 +13,7 @@ pub mod config;
 mod confirmation;
 mod credentials;
 pub mod error;
+pub mod protection;
 pub mod readiness;
 mod reconcile;
 mod report;
@@ -74,10 +75,7 @@ impl Context {
         let twilio = TwilioClient::new(config.twilio.clone())?;
         let identity = IdentityClient::new(config.twilio.timeout, &config.twilio.user_agent)
             .map_err(|e| crate::twilio::TwilioError::InvalidInput(e.to_string()))?;
-        let reporter = Reporter {
-            controller: "whatsapp-operator".into(),
-            instance: config.instance.clone(),
-        };
+        let reporter = Reporter { controller: "whatsapp-operator".into(), instance: config.instance.clone() };
         Ok(Self {
             recorder: Recorder::new(client.clone(), reporter),
             backoff: backoff::Backoff::new(config.backoff_base, config.backoff_max),
@@ -110,11 +108,7 @@ fn channels_using_secret(store: &Store<WhatsAppChannel>, ns: &str, name: &str) -
         .filter(|ch| ch.namespace().as_deref() == Some(ns))
         .filter(|ch| {
             ch.spec.twilio.credentials_secret_ref.name == name
-                || ch
-                    .spec
-                    .identity_server
-                    .as_ref()
-                    .is_some_and(|i| i.client_secret_ref.name == name)
+                || ch.spec.identity_server.as_ref().is_some_and(|i| i.client_secret_ref.name == name)
         })
         .map(|ch| ObjectRef::from_obj(&*ch))
         .collect()
@@ -158,26 +152,32 @@ pub async fn run(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(
-            predicates::generation
-                .combine(predicates::annotations)
-                .combine(predicates::finalizers),
+            predicates::generation.combine(predicates::annotations).combine(predicates::finalizers),
             Default::default(),
         );
 
     let secret_store = reader.clone();
-    let secret_stream = watcher(secrets, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .touched_objects();
+    let secret_client = client.clone();
+    let secret_stream = watcher(secrets, watcher::Config::default().any_semantic()).default_backoff().touched_objects();
     let binding_store = reader.clone();
-    let binding_stream = watcher(bindings, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .touched_objects();
+    let binding_stream =
+        watcher(bindings, watcher::Config::default().any_semantic()).default_backoff().touched_objects();
 
     Controller::for_stream(channel_stream, reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .watches_stream(secret_stream, move |s| {
             let ns = s.metadata.namespace.clone().unwrap_or_default();
-            channels_using_secret(&secret_store, &ns, &s.name_any())
+            let users = channels_using_secret(&secret_store, &ns, &s.name_any());
+            // A Secret being deleted that no channel references any more must not wait forever.
+            if users.is_empty() && s.metadata.deletion_timestamp.is_some() && protection::is_protected(&s.metadata) {
+                let (client, name) = (secret_client.clone(), s.name_any());
+                tokio::spawn(async move {
+                    if let Err(e) = protection::release_if_unused(&client, &ns, &name, None).await {
+                        tracing::warn!(secret = %format!("{ns}/{name}"), error = %e, "cannot release a Secret");
+                    }
+                });
+            }
+            users
         })
         .watches_stream(binding_stream, move |b: WhatsAppNumberBinding| {
             channels_wanting_number(&binding_store, &b.spec.phone_number)

@@ -18,21 +18,11 @@ const CONFLICT: &[Reason] = &[Reason::NumberInUse, Reason::BoundElsewhere];
 pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
     let connected = set.is(T::Connected, Status::True);
     if !active_wanted {
-        set.set(
-            T::Active,
-            Status::False,
-            Reason::Deactivated,
-            "spec.active is false: the channel takes no messages",
-        );
+        set.set(T::Active, Status::False, Reason::Deactivated, "spec.active is false: the channel takes no messages");
     } else if connected {
         set.set(T::Active, Status::True, Reason::Activated, "The channel is active");
     } else {
-        set.set(
-            T::Active,
-            Status::False,
-            Reason::NotConnected,
-            "The channel is not connected yet",
-        );
+        set.set(T::Active, Status::False, Reason::NotConnected, "The channel is not connected yet");
     }
 
     // The first condition that keeps the channel from Ready: a False one, or an Unknown one
@@ -40,12 +30,7 @@ pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
     let blocker = set
         .sorted()
         .into_iter()
-        .filter(|c| {
-            !matches!(
-                c.type_,
-                T::Ready | T::Active | T::Connected | T::Reconciling | T::Stalled
-            )
-        })
+        .filter(|c| !matches!(c.type_, T::Ready | T::Active | T::Connected | T::Reconciling | T::Stalled))
         .find(|c| c.status == Status::False || (c.status == Status::Unknown && DEGRADED.contains(&c.reason)))
         .cloned();
     let phase = match &blocker {
@@ -60,18 +45,12 @@ pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
     match (&blocker, phase) {
         (Some(b), _) => set.set(T::Ready, Status::False, b.reason, format!("{}: {}", b.type_, b.message)),
         (None, Phase::Pending) => {
-            let why = set
-                .get(T::Connected)
-                .map(|c| c.message.clone())
-                .unwrap_or_else(|| "Not reconciled yet".into());
+            let why = set.get(T::Connected).map(|c| c.message.clone()).unwrap_or_else(|| "Not reconciled yet".into());
             set.set(T::Ready, Status::False, Reason::NotConnected, why)
         }
-        (None, Phase::Inactive) => set.set(
-            T::Ready,
-            Status::True,
-            Reason::ChannelReady,
-            "Connected; inactive as the spec asks",
-        ),
+        (None, Phase::Inactive) => {
+            set.set(T::Ready, Status::True, Reason::ChannelReady, "Connected; inactive as the spec asks")
+        }
         (None, _) => {
             let note = match set.get(T::WebhookConfigured) {
                 Some(w) if w.status == Status::Unknown => {
@@ -144,20 +123,12 @@ mod tests {
         ];
         for (t, reason, phase) in cases {
             let mut s = connected();
-            let status = if phase == Phase::Degraded {
-                Status::Unknown
-            } else {
-                Status::False
-            };
+            let status = if phase == Phase::Degraded { Status::Unknown } else { Status::False };
             s.set(t, status, reason, "why");
             assert_eq!(summarize(&mut s, true), phase, "{t} {reason}");
             let stalled = matches!(phase, Phase::Failed | Phase::Conflict);
             assert_eq!(s.is(T::Stalled, Status::True), stalled, "{t} {reason}: Stalled");
-            assert_eq!(
-                s.is(T::Reconciling, Status::True),
-                !stalled,
-                "{t} {reason}: Reconciling"
-            );
+            assert_eq!(s.is(T::Reconciling, Status::True), !stalled, "{t} {reason}: Reconciling");
             let ready = s.get(T::Ready).expect("ready");
             assert_eq!((ready.status, ready.reason), (Status::False, reason));
             assert!(ready.message.contains("why"));
@@ -167,12 +138,7 @@ mod tests {
     #[test]
     fn the_sandbox_manual_step_does_not_block_ready_but_is_told() {
         let mut s = connected();
-        s.set(
-            T::WebhookConfigured,
-            Status::Unknown,
-            Reason::ManualStepRequired,
-            "set it in the Console",
-        );
+        s.set(T::WebhookConfigured, Status::Unknown, Reason::ManualStepRequired, "set it in the Console");
         assert_eq!(summarize(&mut s, true), Phase::Ready);
         assert!(s.get(T::Ready).is_some_and(|c| c.message.contains("Console")));
     }

@@ -9,7 +9,8 @@ use kube::runtime::finalizer::{finalizer, Error as FinalizerError, Event as Fina
 use kube::{Api, ResourceExt};
 
 use crate::api::{
-    ChannelMode, ConditionType as T, Phase, Reason, SenderKind, SenderStatus, WebhookMethod, WhatsAppChannel,
+    ChannelMode, ConditionType as T, DeletionPolicy, Phase, Reason, SenderKind, SenderStatus, WebhookMethod,
+    WhatsAppChannel,
 };
 use crate::binding::{self, Claim};
 use crate::twilio::{Credentials, IncomingPhoneNumber, Sender, SenderWebhookMethod, SmsMethod, TwilioError, E164};
@@ -20,7 +21,7 @@ use super::credentials;
 use super::error::{Error, Result};
 use super::report::Pass;
 use super::webhook::{self, Decision, Hook, WriteCause};
-use super::{cleanup, confirmation, Context, FINALIZER};
+use super::{cleanup, confirmation, protection, Context, FINALIZER};
 
 /// The WhatsApp sandbox's shared number.
 pub const SANDBOX_NUMBER: &str = "+14155238886";
@@ -73,10 +74,9 @@ impl Target {
                 s.webhook.callback_url.clone().unwrap_or_default(),
                 s.webhook.callback_method.unwrap_or_default().as_str().to_owned(),
             ),
-            Self::Number(n) => (
-                n.sms_url.clone().unwrap_or_default(),
-                n.sms_method.unwrap_or(SmsMethod::Post).as_str().to_owned(),
-            ),
+            Self::Number(n) => {
+                (n.sms_url.clone().unwrap_or_default(), n.sms_method.unwrap_or(SmsMethod::Post).as_str().to_owned())
+            }
         }
     }
     fn status(&self) -> Option<String> {
@@ -100,12 +100,7 @@ async fn apply(ch: &WhatsAppChannel, ctx: &Context, fresh: bool) -> Result<Actio
     let number = match E164::parse(&ch.spec.phone_number) {
         Ok(n) => n,
         Err(e) => {
-            pass.set(
-                T::NumberVerified,
-                Status::False,
-                Reason::InvalidSpec,
-                format!("spec.phoneNumber: {e}"),
-            );
+            pass.set(T::NumberVerified, Status::False, Reason::InvalidSpec, format!("spec.phoneNumber: {e}"));
             return pass.finish().await;
         }
     };
@@ -121,12 +116,7 @@ async fn apply(ch: &WhatsAppChannel, ctx: &Context, fresh: bool) -> Result<Actio
 
     // One number, one channel: claim it before any Twilio write.
     match binding::claim(&ctx.client, ch, &number).await? {
-        Claim::Held => pass.set(
-            T::NumberBound,
-            Status::True,
-            Reason::Bound,
-            format!("This channel holds {number}"),
-        ),
+        Claim::Held => pass.set(T::NumberBound, Status::True, Reason::Bound, format!("This channel holds {number}")),
         Claim::HeldBy { holder, instance } => {
             pass.set(
                 T::NumberBound,
@@ -137,12 +127,7 @@ async fn apply(ch: &WhatsAppChannel, ctx: &Context, fresh: bool) -> Result<Actio
                     holder.namespace, holder.name
                 ),
             );
-            pass.set(
-                T::Connected,
-                Status::False,
-                Reason::NotConnected,
-                "The number belongs to another channel",
-            );
+            pass.set(T::Connected, Status::False, Reason::NotConnected, "The number belongs to another channel");
             return pass.finish().await;
         }
     }
@@ -157,11 +142,20 @@ async fn apply(ch: &WhatsAppChannel, ctx: &Context, fresh: bool) -> Result<Actio
         Ok(c) => c,
         Err(p) => return secret_problem(pass, p).await,
     };
+    // Keep the Secret while this channel may need it to undo its Twilio changes.
+    let mut secret_version = data.resource_version.clone();
+    if ch.spec.deletion_policy == DeletionPolicy::Delete {
+        if let Some(rv) = protection::protect(&ctx.client, data.meta()).await? {
+            secret_version = rv;
+        }
+    } else if protection::is_protected(data.meta()) {
+        protection::release_if_unused(&ctx.client, &pass.ns, &secret_name, None).await?;
+    }
     // A number this channel held before (spec.phoneNumber changed) is released first.
     if let Some(previous) = pass.old.sender.clone().filter(|s| s.phone_number != number.as_str()) {
         cleanup::release_previous_number(&mut pass, &creds, &previous).await?;
     }
-    let mut versions = BTreeMap::from([(secret_name.clone(), data.resource_version.clone())]);
+    let mut versions = BTreeMap::from([(secret_name.clone(), secret_version)]);
     let identity_data = match &ch.spec.identity_server {
         Some(id) if id.client_secret_ref.name == secret_name => Some(Ok(data)),
         Some(id) => {
@@ -207,10 +201,7 @@ async fn apply(ch: &WhatsAppChannel, ctx: &Context, fresh: bool) -> Result<Actio
 /// older than the interval, or the channel was not Ready.
 fn verification_due(pass: &Pass<'_>, inputs: &str) -> bool {
     let old = &pass.old;
-    let fresh = old
-        .last_verified_time
-        .as_ref()
-        .is_some_and(|t| clock::age(t) < pass.ctx.config.verify_interval);
+    let fresh = old.last_verified_time.as_ref().is_some_and(|t| clock::age(t) < pass.ctx.config.verify_interval);
     let ready_and_fresh = fresh && old.verified_inputs.as_deref() == Some(inputs) && pass.was_ready();
     let uid = pass.ch.uid().unwrap_or_default();
     !(ready_and_fresh || pass.ctx.attempts.still_valid(&uid, inputs))
@@ -237,12 +228,7 @@ fn verified_inputs(ch: &WhatsAppChannel, secret_versions: &BTreeMap<String, Stri
 
 async fn secret_problem(mut pass: Pass<'_>, p: credentials::SecretProblem) -> Result<Action> {
     pass.set(T::CredentialsValid, Status::False, p.reason, p.message);
-    pass.set(
-        T::Connected,
-        Status::False,
-        Reason::NotConnected,
-        "No usable credentials",
-    );
+    pass.set(T::Connected, Status::False, Reason::NotConnected, "No usable credentials");
     pass.finish().await
 }
 
@@ -250,10 +236,7 @@ async fn secret_problem(mut pass: Pass<'_>, p: credentials::SecretProblem) -> Re
 async fn verify(pass: &mut Pass<'_>, creds: &Credentials) -> bool {
     let ctx = pass.ctx;
     let secret = &pass.ch.spec.twilio.credentials_secret_ref.name;
-    let (outcome, _asked) = ctx
-        .verifications
-        .verify(&ctx.twilio, creds, ctx.config.verify_interval)
-        .await;
+    let (outcome, _asked) = ctx.verifications.verify(&ctx.twilio, creds, ctx.config.verify_interval).await;
     match outcome {
         Ok(v) => {
             pass.status.account = Some(crate::api::AccountStatus {
@@ -282,19 +265,13 @@ async fn verify(pass: &mut Pass<'_>, creds: &Credentials) -> bool {
                     false
                 }
                 _ => {
-                    let kind = v
-                        .account_type
-                        .as_ref()
-                        .map(|t| format!(" ({} account)", t.as_str()))
-                        .unwrap_or_default();
+                    let kind =
+                        v.account_type.as_ref().map(|t| format!(" ({} account)", t.as_str())).unwrap_or_default();
                     pass.set(
                         T::CredentialsValid,
                         Status::True,
                         Reason::Verified,
-                        format!(
-                            "Twilio accepted the credentials in Secret {secret} for {}{kind}",
-                            v.account_sid
-                        ),
+                        format!("Twilio accepted the credentials in Secret {secret} for {}{kind}", v.account_sid),
                     );
                     true
                 }
@@ -334,12 +311,7 @@ fn twilio_failure(pass: &mut Pass<'_>, during: T, e: TwilioError) {
         }
         _ => pass.set(during, Status::False, Reason::TwilioRejected, e.to_string()),
     }
-    pass.set(
-        T::Connected,
-        Status::False,
-        Reason::NotConnected,
-        "See the other conditions",
-    );
+    pass.set(T::Connected, Status::False, Reason::NotConnected, "See the other conditions");
 }
 
 /// Finds the number and wires its webhook. False: stop here.
@@ -364,12 +336,7 @@ async fn connect(pass: &mut Pass<'_>, creds: &Credentials, number: &E164) -> boo
                     humantime::format_duration(ctx.config.sender_poll_interval)
                 ),
             );
-            pass.set(
-                T::Connected,
-                Status::False,
-                Reason::NotConnected,
-                "The WhatsApp sender is not online yet",
-            );
+            pass.set(T::Connected, Status::False, Reason::NotConnected, "The WhatsApp sender is not online yet");
             return false;
         }
         Ok(Some(sender)) => Target::Sender(sender),
@@ -385,12 +352,7 @@ async fn connect(pass: &mut Pass<'_>, creds: &Credentials, number: &E164) -> boo
                         pass.ch.spec.twilio.account_sid
                     ),
                 );
-                pass.set(
-                    T::Connected,
-                    Status::False,
-                    Reason::NotConnected,
-                    "The number was not found",
-                );
+                pass.set(T::Connected, Status::False, Reason::NotConnected, "The number was not found");
                 return false;
             }
             Err(e) => {
@@ -407,12 +369,7 @@ async fn connect(pass: &mut Pass<'_>, creds: &Credentials, number: &E164) -> boo
         Target::Sender(s) => format!("WhatsApp sender {} ({})", s.sid, s.status.as_str()),
         Target::Number(n) => format!("incoming phone number {}", n.sid),
     };
-    pass.set(
-        T::NumberVerified,
-        Status::True,
-        Reason::Verified,
-        format!("{number} is {what}"),
-    );
+    pass.set(T::NumberVerified, Status::True, Reason::Verified, format!("{number} is {what}"));
     wire_webhook(pass, creds, number, target).await
 }
 
@@ -461,23 +418,14 @@ async fn wire_webhook(pass: &mut Pass<'_>, creds: &Credentials, number: &E164, t
                 Reason::InvalidSpec,
                 "WhatsApp senders call their webhook with POST only: set spec.webhook.method to POST",
             );
-            pass.set(
-                T::Connected,
-                Status::False,
-                Reason::NotConnected,
-                "The webhook cannot be configured",
-            );
+            pass.set(T::Connected, Status::False, Reason::NotConnected, "The webhook cannot be configured");
             return false;
         }
         _ => SenderWebhookMethod::Post,
     };
     let (current_url, current_method) = target.hook();
     // The URL this channel had confirmed on this very resource, if any.
-    let had_configured = pass
-        .old
-        .conditions
-        .iter()
-        .any(|c| c.type_ == "WebhookConfigured" && c.status == "True");
+    let had_configured = pass.old.conditions.iter().any(|c| c.type_ == "WebhookConfigured" && c.status == "True");
     let ours = pass
         .old
         .sender
@@ -485,14 +433,8 @@ async fn wire_webhook(pass: &mut Pass<'_>, creds: &Credentials, number: &E164, t
         .filter(|s| had_configured && s.sid.as_deref() == Some(target.sid()))
         .and_then(|s| s.webhook_url.clone());
     let decision = webhook::decide(
-        &Hook {
-            url: &current_url,
-            method: &current_method,
-        },
-        &Hook {
-            url: &spec.url,
-            method: spec.method.as_str(),
-        },
+        &Hook { url: &current_url, method: &current_method },
+        &Hook { url: &spec.url, method: spec.method.as_str() },
         ours.as_deref(),
         pass.ch.spec.binding_policy,
     );
@@ -507,12 +449,7 @@ async fn wire_webhook(pass: &mut Pass<'_>, creds: &Credentials, number: &E164, t
                 Reason::BoundElsewhere,
                 format!("{number} delivers to {current_url}, a receiver this channel did not set (another cluster or instance?). Set spec.bindingPolicy to Takeover to move the number here"),
             );
-            pass.set(
-                T::Connected,
-                Status::False,
-                Reason::NotConnected,
-                "The number is bound elsewhere",
-            );
+            pass.set(T::Connected, Status::False, Reason::NotConnected, "The number is bound elsewhere");
             return false;
         }
         Decision::Write { cause } => {
@@ -523,11 +460,7 @@ async fn wire_webhook(pass: &mut Pass<'_>, creds: &Credentials, number: &E164, t
                     .await
                     .map(Target::Sender),
                 Target::Number(n) => {
-                    let method = if spec.method == WebhookMethod::Get {
-                        SmsMethod::Get
-                    } else {
-                        SmsMethod::Post
-                    };
+                    let method = if spec.method == WebhookMethod::Get { SmsMethod::Get } else { SmsMethod::Post };
                     ctx.twilio
                         .update_incoming_number_webhook(creds, &n.sid, &spec.url, method)
                         .await
@@ -552,11 +485,7 @@ async fn wire_webhook(pass: &mut Pass<'_>, creds: &Credentials, number: &E164, t
             status.webhook_url = Some(url).filter(|u| !u.is_empty());
             status.webhook_method = Some(method);
             status.status = updated.status();
-            let shown = if current_url.is_empty() {
-                "none".to_owned()
-            } else {
-                current_url.clone()
-            };
+            let shown = if current_url.is_empty() { "none".to_owned() } else { current_url.clone() };
             match cause {
                 WriteCause::Restore => pass.note(
                     EventType::Warning,
@@ -584,18 +513,9 @@ async fn wire_webhook(pass: &mut Pass<'_>, creds: &Credentials, number: &E164, t
         T::WebhookConfigured,
         Status::True,
         Reason::Configured,
-        format!(
-            "Inbound messages to {number} go to {} ({})",
-            spec.url,
-            spec.method.as_str()
-        ),
+        format!("Inbound messages to {number} go to {} ({})", spec.url, spec.method.as_str()),
     );
-    pass.set(
-        T::Connected,
-        Status::True,
-        Reason::ChannelConnected,
-        format!("{number} is connected to {}", spec.url),
-    );
+    pass.set(T::Connected, Status::True, Reason::ChannelConnected, format!("{number} is connected to {}", spec.url));
     true
 }
 
@@ -603,9 +523,7 @@ async fn wire_webhook(pass: &mut Pass<'_>, creds: &Credentials, number: &E164, t
 /// resource.
 fn sender_status(target: &Target, number: &E164, old: &Option<SenderStatus>) -> SenderStatus {
     let (url, method) = target.hook();
-    let same = old
-        .as_ref()
-        .filter(|o| o.sid.as_deref() == Some(target.sid()) && o.phone_number == number.as_str());
+    let same = old.as_ref().filter(|o| o.sid.as_deref() == Some(target.sid()) && o.phone_number == number.as_str());
     SenderStatus {
         kind: target.kind(),
         phone_number: number.as_str().to_owned(),

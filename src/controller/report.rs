@@ -41,6 +41,8 @@ pub struct Pass<'a> {
     pub error: Option<Error>,
     /// Summary phase override (suspend, deletion).
     pub phase_override: Option<Phase>,
+    /// With a phase override: the Ready reason and message, when more specific than the phase's.
+    pub override_detail: Option<(Reason, String)>,
     /// Set when this pass checked Twilio: the digest of the inputs it used.
     pub checked: Option<String>,
 }
@@ -61,6 +63,7 @@ impl<'a> Pass<'a> {
             requeue: None,
             error: None,
             phase_override: None,
+            override_detail: None,
             checked: None,
         })
     }
@@ -87,10 +90,7 @@ impl<'a> Pass<'a> {
 
     /// Whether the channel was Ready before this pass.
     pub fn was_ready(&self) -> bool {
-        self.old
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
+        self.old.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
     }
 
     /// Keeps the previous conditions (nothing was re-checked).
@@ -132,8 +132,9 @@ impl<'a> Pass<'a> {
     pub async fn finish(mut self) -> Result<Action> {
         let phase = match self.phase_override {
             Some(p) => {
-                self.set
-                    .set(ConditionType::Ready, Status::False, reason_for(p), phase_message(p));
+                let (reason, message) =
+                    self.override_detail.clone().unwrap_or_else(|| (reason_for(p), phase_message(p).to_owned()));
+                self.set.set(ConditionType::Ready, Status::False, reason, message);
                 readiness::set_kstatus(&mut self.set, p);
                 p
             }
@@ -145,9 +146,7 @@ impl<'a> Pass<'a> {
         self.status.language = if active { self.ch.spec.language.clone() } else { None };
         self.status.observed_generation = self.ch.meta().generation;
         let now = clock::now();
-        self.status.conditions = self
-            .set
-            .to_conditions(&self.old.conditions, self.ch.meta().generation, &now);
+        self.status.conditions = self.set.to_conditions(&self.old.conditions, self.ch.meta().generation, &now);
 
         if self.status != self.old {
             let api: Api<WhatsAppChannel> = Api::namespaced(self.ctx.client.clone(), &self.ns);
@@ -156,12 +155,8 @@ impl<'a> Pass<'a> {
                 "kind": "WhatsAppChannel",
                 "status": self.status,
             });
-            api.patch_status(
-                &self.ch.name_any(),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await?;
+            api.patch_status(&self.ch.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+                .await?;
         }
         self.publish_events().await;
 
@@ -174,11 +169,7 @@ impl<'a> Pass<'a> {
                 Phase::Degraded | Phase::Pending => Duration::ZERO,
                 _ => next,
             };
-            let attempt = Attempt {
-                inputs,
-                at: Instant::now(),
-                valid_for,
-            };
+            let attempt = Attempt { inputs, at: Instant::now(), valid_for };
             self.ctx.attempts.record(&uid, attempt);
         }
         Ok(Action::requeue(next))
@@ -190,16 +181,9 @@ impl<'a> Pass<'a> {
         let mut events: Vec<Event> = transitions(&self.old.conditions, &self.status.conditions)
             .into_iter()
             .map(|t| Event {
-                type_: if t.condition.status == "False" {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                },
+                type_: if t.condition.status == "False" { EventType::Warning } else { EventType::Normal },
                 reason: t.condition.reason.clone(),
-                note: Some(format!(
-                    "{} is {}: {}",
-                    t.condition.type_, t.condition.status, t.condition.message
-                )),
+                note: Some(format!("{} is {}: {}", t.condition.type_, t.condition.status, t.condition.message)),
                 action: format!("Set{}", t.condition.type_),
                 secondary: None,
             })
@@ -222,12 +206,7 @@ impl<'a> Pass<'a> {
         let cfg = &self.ctx.config;
         let base = match phase {
             Phase::Ready | Phase::Inactive => {
-                let age = self
-                    .status
-                    .last_verified_time
-                    .as_ref()
-                    .map(clock::age)
-                    .unwrap_or_default();
+                let age = self.status.last_verified_time.as_ref().map(clock::age).unwrap_or_default();
                 cfg.verify_interval.saturating_sub(age).max(Duration::from_secs(1))
             }
             Phase::Waiting => cfg.sender_poll_interval,

@@ -49,10 +49,7 @@ impl VerificationCache {
     /// Forgets every cached verification of `account_sid` (e.g. after Twilio said 401 on a later
     /// call with the same credentials).
     pub fn invalidate(&self, account_sid: &str) {
-        self.slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(sid, _), _| sid != account_sid);
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).retain(|(sid, _), _| sid != account_sid);
     }
 }
 
@@ -79,10 +76,7 @@ pub struct Attempts(Mutex<HashMap<String, Attempt>>);
 impl Attempts {
     /// Records a check of channel `uid`.
     pub fn record(&self, uid: &str, attempt: Attempt) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(uid.to_owned(), attempt);
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(uid.to_owned(), attempt);
     }
 
     /// Whether the last check of `uid` still stands for these inputs.

@@ -65,25 +65,15 @@ pub fn decide(current: &Hook<'_>, desired: &Hook<'_>, ours: Option<&str>, policy
         return Decision::InSync;
     }
     if is_free(current.url) {
-        let cause = if ours.is_some_and(|o| !is_free(o)) {
-            WriteCause::Restore
-        } else {
-            WriteCause::Unset
-        };
+        let cause = if ours.is_some_and(|o| !is_free(o)) { WriteCause::Restore } else { WriteCause::Unset };
         return Decision::Write { cause };
     }
     if current.url == desired.url || ours.is_some_and(|o| o == current.url) {
-        return Decision::Write {
-            cause: WriteCause::SpecChanged,
-        };
+        return Decision::Write { cause: WriteCause::SpecChanged };
     }
     match policy {
-        BindingPolicy::Takeover => Decision::Write {
-            cause: WriteCause::Takeover,
-        },
-        BindingPolicy::Exclusive => Decision::BoundElsewhere {
-            current_url: current.url.to_owned(),
-        },
+        BindingPolicy::Takeover => Decision::Write { cause: WriteCause::Takeover },
+        BindingPolicy::Exclusive => Decision::BoundElsewhere { current_url: current.url.to_owned() },
     }
 }
 
@@ -109,72 +99,35 @@ mod tests {
     fn empty_and_twilio_default_urls_are_free() {
         for free in ["", "https://demo.twilio.com/welcome/sms/reply/"] {
             let d = decide(&h(free, "POST"), &h(MINE, "POST"), None, BindingPolicy::Exclusive);
-            assert_eq!(
-                d,
-                Decision::Write {
-                    cause: WriteCause::Unset
-                }
-            );
+            assert_eq!(d, Decision::Write { cause: WriteCause::Unset });
         }
     }
 
     #[test]
     fn a_cleared_webhook_we_had_set_is_restored() {
         let d = decide(&h("", "POST"), &h(MINE, "POST"), Some(MINE), BindingPolicy::Exclusive);
-        assert_eq!(
-            d,
-            Decision::Write {
-                cause: WriteCause::Restore
-            }
-        );
+        assert_eq!(d, Decision::Write { cause: WriteCause::Restore });
     }
 
     #[test]
     fn our_own_older_url_or_method_is_updated() {
         let d = decide(&h(OLD, "POST"), &h(MINE, "POST"), Some(OLD), BindingPolicy::Exclusive);
-        assert_eq!(
-            d,
-            Decision::Write {
-                cause: WriteCause::SpecChanged
-            }
-        );
+        assert_eq!(d, Decision::Write { cause: WriteCause::SpecChanged });
         let d = decide(&h(MINE, "GET"), &h(MINE, "POST"), Some(MINE), BindingPolicy::Exclusive);
-        assert_eq!(
-            d,
-            Decision::Write {
-                cause: WriteCause::SpecChanged
-            }
-        );
+        assert_eq!(d, Decision::Write { cause: WriteCause::SpecChanged });
     }
 
     #[test]
     fn a_foreign_receiver_is_refused_unless_takeover() {
         let d = decide(&h(OTHER, "POST"), &h(MINE, "POST"), None, BindingPolicy::Exclusive);
+        assert_eq!(d, Decision::BoundElsewhere { current_url: OTHER.into() });
+        let d = decide(&h(OTHER, "POST"), &h(MINE, "POST"), Some(MINE), BindingPolicy::Exclusive);
         assert_eq!(
             d,
-            Decision::BoundElsewhere {
-                current_url: OTHER.into()
-            }
-        );
-        let d = decide(
-            &h(OTHER, "POST"),
-            &h(MINE, "POST"),
-            Some(MINE),
-            BindingPolicy::Exclusive,
-        );
-        assert_eq!(
-            d,
-            Decision::BoundElsewhere {
-                current_url: OTHER.into()
-            },
+            Decision::BoundElsewhere { current_url: OTHER.into() },
             "drift to a foreign receiver is not fought over"
         );
         let d = decide(&h(OTHER, "POST"), &h(MINE, "POST"), None, BindingPolicy::Takeover);
-        assert_eq!(
-            d,
-            Decision::Write {
-                cause: WriteCause::Takeover
-            }
-        );
+        assert_eq!(d, Decision::Write { cause: WriteCause::Takeover });
     }
 }

@@ -107,11 +107,7 @@ impl TwilioClient {
     /// `GET /2010-04-01/Accounts/{Sid}.json` (FetchAccount). Needs an auth token or a Main
     /// API key; a Standard key gets 401/403 ([`TwilioError::Unauthorized`]).
     pub async fn fetch_account(&self, creds: &Credentials) -> Result<Account, TwilioError> {
-        let url = self.url(
-            Api::Core,
-            &format!("/2010-04-01/Accounts/{}.json", creds.account_sid()),
-            &[],
-        )?;
+        let url = self.url(Api::Core, &format!("/2010-04-01/Accounts/{}.json", creds.account_sid()), &[])?;
         self.execute(Request {
             op: "fetch_account",
             method: Method::GET,
@@ -244,14 +240,7 @@ mod tests {
         .await;
         let creds = Credentials::auth_token(AC, Secret::new("s3cr3t-token-value"));
         let err = server.client().verify_credentials(&creds).await.unwrap_err();
-        assert!(matches!(
-            err,
-            TwilioError::Unauthorized {
-                status: 401,
-                code: Some(20003),
-                ..
-            }
-        ));
+        assert!(matches!(err, TwilioError::Unauthorized { status: 401, code: Some(20003), .. }));
         assert!(!err.to_string().contains("s3cr3t"));
         assert!(!format!("{err:?}").contains("s3cr3t"));
     }

@@ -148,14 +148,8 @@ mod tests {
 
     #[test]
     fn whatsapp_addresses() {
-        assert_eq!(
-            whatsapp_address("+1 415 523 8886").as_deref(),
-            Ok("whatsapp:+14155238886")
-        );
-        assert_eq!(
-            whatsapp_address("whatsapp:+14155238886").as_deref(),
-            Ok("whatsapp:+14155238886")
-        );
+        assert_eq!(whatsapp_address("+1 415 523 8886").as_deref(), Ok("whatsapp:+14155238886"));
+        assert_eq!(whatsapp_address("whatsapp:+14155238886").as_deref(), Ok("whatsapp:+14155238886"));
         assert!(same_number("whatsapp:+14155238886", "+1 (415) 523-8886"));
         assert!(!same_number("+14155238886", "+14155238887"));
         assert!(!same_number("junk", "junk"));

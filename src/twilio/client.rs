@@ -58,11 +58,7 @@ impl TwilioConfig {
     /// A configuration whose two base URLs both point at `base` (a simulator or a proxy).
     pub fn with_single_base_url(base: impl Into<String>) -> Self {
         let base = base.into();
-        Self {
-            api_base_url: base.clone(),
-            messaging_base_url: base,
-            ..Self::default()
-        }
+        Self { api_base_url: base.clone(), messaging_base_url: base, ..Self::default() }
     }
 }
 
@@ -127,13 +123,7 @@ impl TwilioClient {
             return Err(TwilioError::InvalidInput("the timeout must be positive".into()));
         }
         let http = http_client(config.timeout, &config.user_agent)?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                http,
-                api_base,
-                messaging_base,
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { http, api_base, messaging_base }) })
     }
 
     /// The configured 2010 API base URL (no trailing `/`).
@@ -199,14 +189,7 @@ impl TwilioClient {
     }
 
     async fn execute_inner<T: DeserializeOwned>(&self, req: Request<'_>) -> Result<T, TwilioError> {
-        let Request {
-            op,
-            method,
-            url,
-            creds,
-            body,
-            ..
-        } = req;
+        let Request { op, method, url, creds, body, .. } = req;
         let is_post = method == Method::POST;
         let (user, password) = creds.basic();
         let mut builder = self
@@ -228,20 +211,12 @@ impl TwilioClient {
                 let ambiguous = is_post && !err.is_connect();
                 let message = error::transport_message(err);
                 tracing::debug!(elapsed_ms = elapsed_ms(started), timeout, ambiguous, %message, "twilio request failed");
-                return Err(TwilioError::Transport {
-                    op,
-                    message,
-                    timeout,
-                    ambiguous,
-                });
+                return Err(TwilioError::Transport { op, message, timeout, ambiguous });
             }
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let retry_after =
+            response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let bytes = match response.bytes().await {
             Ok(bytes) => bytes,
             Err(err) => {
@@ -264,18 +239,9 @@ impl TwilioClient {
                 });
             }
         };
-        tracing::debug!(
-            status = status.as_u16(),
-            elapsed_ms = elapsed_ms(started),
-            "twilio response"
-        );
+        tracing::debug!(status = status.as_u16(), elapsed_ms = elapsed_ms(started), "twilio response");
         if !status.is_success() {
-            return Err(error::from_response(
-                status.as_u16(),
-                retry_after.as_deref(),
-                &bytes,
-                is_post,
-            ));
+            return Err(error::from_response(status.as_u16(), retry_after.as_deref(), &bytes, is_post));
         }
         serde_json::from_slice(&bytes).map_err(|e| TwilioError::Decode {
             op,
@@ -304,16 +270,8 @@ impl TwilioClient {
         let mut seen = Vec::new();
         for _ in 0..MAX_PAGES {
             seen.push(url.to_string());
-            let page: P = self
-                .execute(Request {
-                    op,
-                    method: Method::GET,
-                    template,
-                    url,
-                    creds,
-                    body: Body::None,
-                })
-                .await?;
+            let page: P =
+                self.execute(Request { op, method: Method::GET, template, url, creds, body: Body::None }).await?;
             let next = page.next_link().map(str::to_owned);
             if visit(page.into_items()).is_break() {
                 return Ok(());
@@ -355,9 +313,7 @@ pub(crate) fn checked_base(raw: &str, allow_insecure_http: bool) -> Result<Strin
             "base URL {raw:?} must not have credentials, a query or a fragment"
         )));
     }
-    let host = url
-        .host_str()
-        .ok_or_else(|| TwilioError::InvalidInput(format!("base URL {raw:?} has no host")))?;
+    let host = url.host_str().ok_or_else(|| TwilioError::InvalidInput(format!("base URL {raw:?} has no host")))?;
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let loopback =
         bare.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
@@ -370,9 +326,7 @@ pub(crate) fn checked_base(raw: &str, allow_insecure_http: bool) -> Result<Strin
             )));
         }
         other => {
-            return Err(TwilioError::InvalidInput(format!(
-                "base URL {raw:?} has unsupported scheme {other:?}"
-            )));
+            return Err(TwilioError::InvalidInput(format!("base URL {raw:?} has unsupported scheme {other:?}")));
         }
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
@@ -408,23 +362,14 @@ mod tests {
 
     #[test]
     fn base_urls() {
-        assert_eq!(
-            checked_base("https://api.twilio.com/", false).unwrap(),
-            "https://api.twilio.com"
-        );
+        assert_eq!(checked_base("https://api.twilio.com/", false).unwrap(), "https://api.twilio.com");
         assert_eq!(
             checked_base("https://api.dublin.ie1.twilio.com", false).unwrap(),
             "https://api.dublin.ie1.twilio.com"
         );
-        assert_eq!(
-            checked_base("http://127.0.0.1:8080", false).unwrap(),
-            "http://127.0.0.1:8080"
-        );
+        assert_eq!(checked_base("http://127.0.0.1:8080", false).unwrap(), "http://127.0.0.1:8080");
         assert_eq!(checked_base("http://[::1]:8080/", false).unwrap(), "http://[::1]:8080");
-        assert_eq!(
-            checked_base("http://localhost:1/prefix/", false).unwrap(),
-            "http://localhost:1/prefix"
-        );
+        assert_eq!(checked_base("http://localhost:1/prefix/", false).unwrap(), "http://localhost:1/prefix");
         assert!(checked_base("http://twilio-sim.test.svc:8080", false).is_err());
         assert!(checked_base("http://twilio-sim.test.svc:8080", true).is_ok());
         assert!(checked_base("ftp://x", true).is_err());
@@ -468,10 +413,6 @@ mod tests {
         assert_eq!(config.timeout, Duration::from_secs(10));
         assert!(config.user_agent.starts_with("whatsapp-operator/"));
         assert!(TwilioClient::new(TwilioConfig::default()).is_ok());
-        assert!(TwilioClient::new(TwilioConfig {
-            timeout: Duration::ZERO,
-            ..TwilioConfig::default()
-        })
-        .is_err());
+        assert!(TwilioClient::new(TwilioConfig { timeout: Duration::ZERO, ..TwilioConfig::default() }).is_err());
     }
 }

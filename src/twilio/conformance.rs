@@ -74,14 +74,8 @@ async fn every_request_conforms_to_the_spec() {
     client.verify_credentials(&token).await.unwrap();
     client.verify_credentials(&key).await.unwrap();
     client.find_incoming_number(&token, "+14155550100").await.unwrap();
-    client
-        .update_incoming_number_webhook(&token, PN, "https://r.example/hook?x=1", SmsMethod::Get)
-        .await
-        .unwrap();
-    client
-        .update_incoming_number_webhook(&token, PN, "", SmsMethod::Post)
-        .await
-        .unwrap();
+    client.update_incoming_number_webhook(&token, PN, "https://r.example/hook?x=1", SmsMethod::Get).await.unwrap();
+    client.update_incoming_number_webhook(&token, PN, "", SmsMethod::Post).await.unwrap();
     client.find_whatsapp_sender(&token, "+14155550100").await.unwrap();
     client.fetch_sender(&token, XE).await.unwrap();
     let full = SenderWebhook {
@@ -95,10 +89,7 @@ async fn every_request_conforms_to_the_spec() {
     client.update_sender_webhook(&token, XE, &full).await.unwrap();
     let minimal = SenderWebhook::default().with_callback("https://r.example/hook", SenderWebhookMethod::Post);
     client.update_sender_webhook(&token, XE, &minimal).await.unwrap();
-    client
-        .fetch_messaging_service(&token, "MGaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
-        .await
-        .unwrap();
+    client.fetch_messaging_service(&token, "MGaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").await.unwrap();
     let mut message = NewMessage {
         from: "whatsapp:+14155238886".into(),
         to: "whatsapp:+15552229999".into(),
@@ -111,14 +102,8 @@ async fn every_request_conforms_to_the_spec() {
         variables: BTreeMap::from([("1".to_owned(), "crm-prod".to_owned())]),
     };
     client.create_message(&token, &message).await.unwrap();
-    client
-        .fetch_message(&token, "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
-        .await
-        .unwrap();
-    client
-        .fetch_message(&token, "MMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
-        .await
-        .unwrap();
+    client.fetch_message(&token, "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").await.unwrap();
+    client.fetch_message(&token, "MMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").await.unwrap();
     let query = MessageQuery {
         to: Some("whatsapp:+15552229999".into()),
         from: Some("whatsapp:+14155238886".into()),

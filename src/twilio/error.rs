@@ -113,19 +113,14 @@ fn fmt_code(code: Option<u32>) -> String {
 }
 
 fn fmt_retry(retry_after: Option<Duration>) -> String {
-    retry_after
-        .map(|d| format!(", retry after {}s", d.as_secs()))
-        .unwrap_or_default()
+    retry_after.map(|d| format!(", retry after {}s", d.as_secs())).unwrap_or_default()
 }
 
 impl TwilioError {
     /// Whether retrying the same request later can succeed without any change: 429, 5xx and
     /// transport failures.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::RateLimited { .. } | Self::Server { .. } | Self::Transport { .. }
-        )
+        matches!(self, Self::RateLimited { .. } | Self::Server { .. } | Self::Transport { .. })
     }
 
     /// The delay Twilio asked for (only rate limits carry one).
@@ -210,10 +205,7 @@ impl ErrorBody {
     pub fn parse(body: &[u8]) -> Self {
         match serde_json::from_slice::<ErrorBody>(body) {
             Ok(parsed) if parsed.code.is_some() || parsed.message.is_some() => parsed,
-            _ => Self {
-                message: Some(snippet(body)).filter(|s| !s.is_empty()),
-                ..Self::default()
-            },
+            _ => Self { message: Some(snippet(body)).filter(|s| !s.is_empty()), ..Self::default() },
         }
     }
 
@@ -235,22 +227,9 @@ pub(crate) fn from_response(status: u16, retry_after_header: Option<&str>, body:
     match status {
         401 | 403 => TwilioError::Unauthorized { status, code, message },
         404 => TwilioError::NotFound { code, message },
-        429 => TwilioError::RateLimited {
-            retry_after: retry_after_header.and_then(parse_retry_after),
-            code,
-        },
-        500..=599 => TwilioError::Server {
-            status,
-            code,
-            message,
-            ambiguous: is_post,
-        },
-        _ => TwilioError::Rejected {
-            status,
-            code,
-            message,
-            more_info: parsed.more_info,
-        },
+        429 => TwilioError::RateLimited { retry_after: retry_after_header.and_then(parse_retry_after), code },
+        500..=599 => TwilioError::Server { status, code, message, ambiguous: is_post },
+        _ => TwilioError::Rejected { status, code, message, more_info: parsed.more_info },
     }
 }
 
@@ -268,11 +247,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 /// The first [`MAX_BODY_SNIPPET`] characters of a body, as text, on one line.
 pub(crate) fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
-    let mut out: String = text
-        .chars()
-        .take(MAX_BODY_SNIPPET)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let mut out: String = text.chars().take(MAX_BODY_SNIPPET).map(|c| if c.is_control() { ' ' } else { c }).collect();
     if text.chars().count() > MAX_BODY_SNIPPET {
         out.push('…');
     }
@@ -330,13 +305,7 @@ mod tests {
     fn rate_limited_429_with_retry_after() {
         let body = br#"{"code":20429,"message":"Too Many Requests","more_info":"https://www.twilio.com/docs/errors/20429","status":429}"#;
         let err = from_response(429, Some("7"), body, true);
-        assert_eq!(
-            err,
-            TwilioError::RateLimited {
-                retry_after: Some(Duration::from_secs(7)),
-                code: Some(20429)
-            }
-        );
+        assert_eq!(err, TwilioError::RateLimited { retry_after: Some(Duration::from_secs(7)), code: Some(20429) });
         assert!(err.is_transient());
         assert!(!err.may_have_been_applied());
         assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
@@ -344,9 +313,7 @@ mod tests {
         let later = (Utc::now() + chrono::Duration::seconds(120)).to_rfc2822();
         let d = parse_retry_after(&later).unwrap();
         assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
-        let http_date = (Utc::now() + chrono::Duration::seconds(60))
-            .format("%a, %d %b %Y %H:%M:%S GMT")
-            .to_string();
+        let http_date = (Utc::now() + chrono::Duration::seconds(60)).format("%a, %d %b %Y %H:%M:%S GMT").to_string();
         assert!(parse_retry_after(&http_date).unwrap() > Duration::from_secs(50));
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);
@@ -404,9 +371,6 @@ mod tests {
     #[test]
     fn forbidden_maps_to_unauthorized() {
         let body = br#"{"code":20003,"message":"Authenticate","status":403}"#;
-        assert!(matches!(
-            from_response(403, None, body, false),
-            TwilioError::Unauthorized { status: 403, .. }
-        ));
+        assert!(matches!(from_response(403, None, body, false), TwilioError::Unauthorized { status: 403, .. }));
     }
 }

@@ -149,11 +149,7 @@ impl IdentityClient {
     /// already ends with it). https, or http on loopback only.
     pub fn token_endpoint(base_url: &str) -> Result<Url, IdentityError> {
         let base = checked_base(base_url, false).map_err(|e| IdentityError::InvalidInput(e.to_string()))?;
-        let full = if base.ends_with(TOKEN_PATH) {
-            base
-        } else {
-            format!("{base}{TOKEN_PATH}")
-        };
+        let full = if base.ends_with(TOKEN_PATH) { base } else { format!("{base}{TOKEN_PATH}") };
         Url::parse(&full).map_err(|e| IdentityError::InvalidInput(format!("bad token URL: {e}")))
     }
 
@@ -193,20 +189,17 @@ impl IdentityClient {
                 .form(&form)
                 .send()
                 .await
-                .map_err(|e| IdentityError::Transport {
-                    timeout: e.is_timeout(),
-                    message: transport_message(e),
-                })?;
+                .map_err(|e| IdentityError::Transport { timeout: e.is_timeout(), message: transport_message(e) })?;
             let status = response.status().as_u16();
             let retry_after = response
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after);
-            let body = response.bytes().await.map_err(|e| IdentityError::Transport {
-                timeout: e.is_timeout(),
-                message: transport_message(e),
-            })?;
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| IdentityError::Transport { timeout: e.is_timeout(), message: transport_message(e) })?;
             tracing::debug!(status, elapsed_ms = elapsed_ms(started), "identity response");
             classify(status, retry_after, &body)
         }
@@ -217,17 +210,12 @@ impl IdentityClient {
 
 fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Result<TokenResponse, IdentityError> {
     if (200..300).contains(&status) {
-        let raw: RawToken = serde_json::from_slice(body).map_err(|e| IdentityError::Decode {
-            status,
-            message: format!("not a token response: {e}"),
-        })?;
+        let raw: RawToken = serde_json::from_slice(body)
+            .map_err(|e| IdentityError::Decode { status, message: format!("not a token response: {e}") })?;
         let access_token = raw
             .access_token
             .filter(|t| !t.is_empty())
-            .ok_or(IdentityError::Decode {
-                status,
-                message: "no access_token in the response".into(),
-            })?;
+            .ok_or(IdentityError::Decode { status, message: "no access_token in the response".into() })?;
         return Ok(TokenResponse {
             access_token: Secret::new(access_token),
             token_type: raw.token_type,
@@ -247,11 +235,7 @@ fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Result<T
     if status == 401 || error == "invalid_client" {
         return Err(IdentityError::InvalidClient { status, description });
     }
-    Err(IdentityError::Rejected {
-        status,
-        error,
-        description,
-    })
+    Err(IdentityError::Rejected { status, error, description })
 }
 
 #[cfg(test)]
@@ -266,21 +250,15 @@ mod tests {
     #[test]
     fn token_endpoints() {
         assert_eq!(
-            IdentityClient::token_endpoint("https://id.example.com/")
-                .unwrap()
-                .as_str(),
+            IdentityClient::token_endpoint("https://id.example.com/").unwrap().as_str(),
             "https://id.example.com/connect/token"
         );
         assert_eq!(
-            IdentityClient::token_endpoint("https://id.example.com/identity")
-                .unwrap()
-                .as_str(),
+            IdentityClient::token_endpoint("https://id.example.com/identity").unwrap().as_str(),
             "https://id.example.com/identity/connect/token"
         );
         assert_eq!(
-            IdentityClient::token_endpoint("https://id.example.com/connect/token")
-                .unwrap()
-                .as_str(),
+            IdentityClient::token_endpoint("https://id.example.com/connect/token").unwrap().as_str(),
             "https://id.example.com/connect/token"
         );
         assert!(IdentityClient::token_endpoint("http://id.example.com").is_err());
@@ -308,59 +286,32 @@ mod tests {
         assert_eq!(r.path, "/connect/token");
         assert_eq!(r.content_type.as_deref(), Some("application/x-www-form-urlencoded"));
         assert_eq!(r.authorization, None);
-        assert_eq!(
-            r.body,
-            "grant_type=client_credentials&client_id=crm-app&client_secret=cl%21ent+s3cret&scope=api"
-        );
+        assert_eq!(r.body, "grant_type=client_credentials&client_id=crm-app&client_secret=cl%21ent+s3cret&scope=api");
     }
 
     #[tokio::test]
     async fn errors_are_classified_without_secrets() {
         let server = MockServer::start(vec![
             Reply::json(400, r#"{"error":"invalid_client"}"#),
-            Reply::json(
-                400,
-                r#"{"error":"invalid_scope","error_description":"scope 'x' not allowed"}"#,
-            ),
+            Reply::json(400, r#"{"error":"invalid_scope","error_description":"scope 'x' not allowed"}"#),
             Reply::json(503, "down").header("retry-after", "5"),
             Reply::json(200, r#"{"token_type":"Bearer"}"#),
         ])
         .await;
         let c = client();
         let secret = Secret::new("very-secret");
-        let e = c
-            .request_client_credentials_token(&server.base, "id", &secret, None)
-            .await
-            .unwrap_err();
-        assert_eq!(
-            e,
-            IdentityError::InvalidClient {
-                status: 400,
-                description: "invalid_client".into()
-            }
-        );
+        let e = c.request_client_credentials_token(&server.base, "id", &secret, None).await.unwrap_err();
+        assert_eq!(e, IdentityError::InvalidClient { status: 400, description: "invalid_client".into() });
         assert!(!e.is_transient());
         assert_eq!(e.reason(), "IdentityInvalidClient");
-        let e = c
-            .request_client_credentials_token(&server.base, "id", &secret, Some("x"))
-            .await
-            .unwrap_err();
+        let e = c.request_client_credentials_token(&server.base, "id", &secret, Some("x")).await.unwrap_err();
         assert!(matches!(&e, IdentityError::Rejected { error, .. } if error == "invalid_scope"));
-        let e = c
-            .request_client_credentials_token(&server.base, "id", &secret, None)
-            .await
-            .unwrap_err();
+        let e = c.request_client_credentials_token(&server.base, "id", &secret, None).await.unwrap_err();
         assert!(e.is_transient());
         assert_eq!(e.retry_after(), Some(Duration::from_secs(5)));
-        let e = c
-            .request_client_credentials_token(&server.base, "id", &secret, None)
-            .await
-            .unwrap_err();
+        let e = c.request_client_credentials_token(&server.base, "id", &secret, None).await.unwrap_err();
         assert!(matches!(e, IdentityError::Decode { .. }));
-        assert_eq!(
-            server.requests()[0].body,
-            "grant_type=client_credentials&client_id=id&client_secret=very-secret"
-        );
+        assert_eq!(server.requests()[0].body, "grant_type=client_credentials&client_id=id&client_secret=very-secret");
         assert!(!e.to_string().contains("very-secret"));
     }
 }

@@ -150,12 +150,7 @@ pub struct MessageQuery {
 
 impl Default for MessageQuery {
     fn default() -> Self {
-        Self {
-            to: None,
-            from: None,
-            date_sent_after: None,
-            limit: 50,
-        }
+        Self { to: None, from: None, date_sent_after: None, limit: 50 }
     }
 }
 
@@ -201,11 +196,7 @@ impl TwilioClient {
         if let Some(callback) = &message.status_callback {
             form.push(("StatusCallback", callback.clone()));
         }
-        let url = self.url(
-            Api::Core,
-            &format!("/2010-04-01/Accounts/{}/Messages.json", creds.account_sid()),
-            &[],
-        )?;
+        let url = self.url(Api::Core, &format!("/2010-04-01/Accounts/{}/Messages.json", creds.account_sid()), &[])?;
         self.execute(Request {
             op: "create_message",
             method: Method::POST,
@@ -222,11 +213,8 @@ impl TwilioClient {
         if check_sid("message SID", "SM", sm_sid).is_err() {
             check_sid("message SID", "MM", sm_sid)?;
         }
-        let url = self.url(
-            Api::Core,
-            &format!("/2010-04-01/Accounts/{}/Messages/{sm_sid}.json", creds.account_sid()),
-            &[],
-        )?;
+        let url =
+            self.url(Api::Core, &format!("/2010-04-01/Accounts/{}/Messages/{sm_sid}.json", creds.account_sid()), &[])?;
         self.execute(Request {
             op: "fetch_message",
             method: Method::GET,
@@ -253,11 +241,8 @@ impl TwilioClient {
             params.push(("DateSent>", after.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
         }
         params.push(("PageSize", limit.min(1000).to_string()));
-        let url = self.url(
-            Api::Core,
-            &format!("/2010-04-01/Accounts/{}/Messages.json", creds.account_sid()),
-            &params,
-        )?;
+        let url =
+            self.url(Api::Core, &format!("/2010-04-01/Accounts/{}/Messages.json", creds.account_sid()), &params)?;
         let mut out = Vec::new();
         self.paginate::<MessagePage, _>(Api::Core, "list_messages", MESSAGES_TEMPLATE, creds, url, |page| {
             out.extend(page);
@@ -308,10 +293,7 @@ mod tests {
         assert_eq!(m.status, MessageStatus::Queued);
         assert_eq!(m.error_code, None);
         assert_eq!(m.body.as_deref(), Some("Hello! 👍"));
-        assert_eq!(
-            m.date_created,
-            Some(Utc.with_ymd_and_hms(2023, 8, 24, 5, 1, 45).unwrap())
-        );
+        assert_eq!(m.date_created, Some(Utc.with_ymd_and_hms(2023, 8, 24, 5, 1, 45).unwrap()));
         let failed: Message = serde_json::from_str(
             r#"{"sid":"SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","status":"undelivered","error_code":63016,"error_message":null,"to":"whatsapp:+1","from":"whatsapp:+2","date_sent":null}"#,
         )
@@ -346,10 +328,7 @@ mod tests {
         message.status_callback = None;
         message.content = MessageContent::Template {
             content_sid: "HXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
-            variables: BTreeMap::from([
-                ("1".to_owned(), "Acme".to_owned()),
-                ("2".to_owned(), "crm-prod".to_owned()),
-            ]),
+            variables: BTreeMap::from([("1".to_owned(), "Acme".to_owned()), ("2".to_owned(), "crm-prod".to_owned())]),
         };
         client.create_message(&creds(), &message).await.unwrap();
         let form = server.requests()[0].form();
@@ -359,10 +338,7 @@ mod tests {
                 ("To".to_owned(), "whatsapp:+15552229999".to_owned()),
                 ("From".to_owned(), "whatsapp:+14155238886".to_owned()),
                 ("ContentSid".to_owned(), "HXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_owned()),
-                (
-                    "ContentVariables".to_owned(),
-                    r#"{"1":"Acme","2":"crm-prod"}"#.to_owned()
-                ),
+                ("ContentVariables".to_owned(), r#"{"1":"Acme","2":"crm-prod"}"#.to_owned()),
             ]
         );
         message.content = MessageContent::Template {
@@ -374,14 +350,8 @@ mod tests {
             server.requests()[1].body,
             "To=whatsapp%3A%2B15552229999&From=whatsapp%3A%2B14155238886&ContentSid=HXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         );
-        message.content = MessageContent::Template {
-            content_sid: "HX1".into(),
-            variables: BTreeMap::new(),
-        };
-        assert!(matches!(
-            client.create_message(&creds(), &message).await,
-            Err(TwilioError::InvalidInput(_))
-        ));
+        message.content = MessageContent::Template { content_sid: "HX1".into(), variables: BTreeMap::new() };
+        assert!(matches!(client.create_message(&creds(), &message).await, Err(TwilioError::InvalidInput(_))));
         assert_eq!(server.requests().len(), 2);
     }
 
@@ -392,11 +362,7 @@ mod tests {
             r#"{"code":63007,"message":"Twilio could not find a Channel with the specified From address","more_info":"https://www.twilio.com/docs/errors/63007","status":400}"#,
         )])
         .await;
-        let err = server
-            .client()
-            .create_message(&creds(), &confirmation())
-            .await
-            .unwrap_err();
+        let err = server.client().create_message(&creds(), &confirmation()).await.unwrap_err();
         assert_eq!(err.code(), Some(63007));
         assert!(!err.is_transient() && !err.may_have_been_applied());
     }
@@ -413,14 +379,7 @@ mod tests {
         assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
         assert!(!err.may_have_been_applied());
         let err = client.create_message(&creds(), &confirmation()).await.unwrap_err();
-        assert!(matches!(
-            err,
-            TwilioError::Server {
-                status: 500,
-                code: Some(20500),
-                ..
-            }
-        ));
+        assert!(matches!(err, TwilioError::Server { status: 500, code: Some(20500), .. }));
         assert!(err.may_have_been_applied());
     }
 
@@ -432,14 +391,8 @@ mod tests {
         assert!(matches!(err, TwilioError::Transport { ambiguous: true, .. }), "{err:?}");
         assert!(err.is_transient() && err.may_have_been_applied());
         // A GET is never ambiguous.
-        let err = client
-            .fetch_message(&creds(), "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, TwilioError::Transport { ambiguous: false, .. }),
-            "{err:?}"
-        );
+        let err = client.fetch_message(&creds(), "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").await.unwrap_err();
+        assert!(matches!(err, TwilioError::Transport { ambiguous: false, .. }), "{err:?}");
     }
 
     #[tokio::test]
@@ -447,10 +400,7 @@ mod tests {
         let base = closed_port().await;
         let client = TwilioClient::new(TwilioConfig::with_single_base_url(base)).unwrap();
         let err = client.create_message(&creds(), &confirmation()).await.unwrap_err();
-        assert!(
-            matches!(err, TwilioError::Transport { ambiguous: false, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, TwilioError::Transport { ambiguous: false, .. }), "{err:?}");
         assert_eq!(err.reason(), "TwilioUnreachable");
     }
 
@@ -463,34 +413,17 @@ mod tests {
         })
         .unwrap();
         let err = client.create_message(&creds(), &confirmation()).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                TwilioError::Transport {
-                    timeout: true,
-                    ambiguous: true,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, TwilioError::Transport { timeout: true, ambiguous: true, .. }), "{err:?}");
     }
 
     #[tokio::test]
     async fn fetch_message_request() {
         let server = MockServer::start(vec![Reply::json(200, CREATE_EXAMPLE)]).await;
-        let m = server
-            .client()
-            .fetch_message(&creds(), "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
-            .await
-            .unwrap();
+        let m = server.client().fetch_message(&creds(), "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").await.unwrap();
         assert_eq!(m.sid, "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
         let r = &server.requests()[0];
         assert_eq!(r.method, "GET");
-        assert_eq!(
-            r.path,
-            format!("/2010-04-01/Accounts/{AC}/Messages/SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.json")
-        );
+        assert_eq!(r.path, format!("/2010-04-01/Accounts/{AC}/Messages/SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.json"));
         assert!(server.client().fetch_message(&creds(), "XX1").await.is_err());
     }
 
@@ -523,10 +456,7 @@ mod tests {
     #[tokio::test]
     async fn list_messages_stops_at_limit() {
         let server = MockServer::start(vec![Reply::json(200, LIST_EXAMPLE)]).await;
-        let query = MessageQuery {
-            limit: 1,
-            ..MessageQuery::default()
-        };
+        let query = MessageQuery { limit: 1, ..MessageQuery::default() };
         let messages = server.client().list_messages(&creds(), &query).await.unwrap();
         assert_eq!(messages.len(), 1);
         assert_eq!(server.requests().len(), 1);

@@ -45,9 +45,7 @@ impl FromStr for SmsMethod {
         match s.trim() {
             m if m.eq_ignore_ascii_case("GET") => Ok(Self::Get),
             m if m.eq_ignore_ascii_case("POST") => Ok(Self::Post),
-            _ => Err(TwilioError::InvalidInput(
-                "an SMS webhook method must be GET or POST".into(),
-            )),
+            _ => Err(TwilioError::InvalidInput("an SMS webhook method must be GET or POST".into())),
         }
     }
 }
@@ -170,10 +168,7 @@ impl TwilioClient {
         let url = self.url(
             Api::Core,
             &format!("/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json", creds.account_sid()),
-            &[
-                ("PhoneNumber", wanted.as_str().to_owned()),
-                ("PageSize", NUMBERS_PAGE_SIZE.to_string()),
-            ],
+            &[("PhoneNumber", wanted.as_str().to_owned()), ("PageSize", NUMBERS_PAGE_SIZE.to_string())],
         )?;
         let mut found = None;
         self.paginate::<NumberPage, _>(
@@ -183,9 +178,7 @@ impl TwilioClient {
             creds,
             url,
             |numbers| {
-                found = numbers
-                    .into_iter()
-                    .find(|n| E164::parse(&n.phone_number).is_ok_and(|n| n == wanted));
+                found = numbers.into_iter().find(|n| E164::parse(&n.phone_number).is_ok_and(|n| n == wanted));
                 if found.is_some() {
                     ControlFlow::Break(())
                 } else {
@@ -215,10 +208,7 @@ impl TwilioClient {
         check_sid("phone number SID", "PN", pn_sid)?;
         let target = self.url(
             Api::Core,
-            &format!(
-                "/2010-04-01/Accounts/{}/IncomingPhoneNumbers/{pn_sid}.json",
-                creds.account_sid()
-            ),
+            &format!("/2010-04-01/Accounts/{}/IncomingPhoneNumbers/{pn_sid}.json", creds.account_sid()),
             &[],
         )?;
         self.execute(Request {
@@ -227,10 +217,7 @@ impl TwilioClient {
             template: "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json",
             url: target,
             creds,
-            body: Body::Form(vec![
-                ("SmsUrl", url.to_owned()),
-                ("SmsMethod", method.as_str().to_owned()),
-            ]),
+            body: Body::Form(vec![("SmsUrl", url.to_owned()), ("SmsMethod", method.as_str().to_owned())]),
         })
         .await
     }
@@ -248,10 +235,11 @@ mod tests {
     const NUMBER_EXAMPLE: &str = r#"{"account_sid": "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "address_requirements": "none", "address_sid": "ADaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "api_version": "2010-04-01", "beta": false, "capabilities": {"voice": true, "sms": false, "mms": true, "fax": false}, "date_created": "Thu, 30 Jul 2015 23:19:04 +0000", "date_updated": "Thu, 30 Jul 2015 23:19:04 +0000", "emergency_status": "Inactive", "emergency_address_sid": "ADaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "emergency_address_status": "registered", "friendly_name": "(808) 925-5327", "identity_sid": "RIaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "origin": "origin", "phone_number": "+18089255327", "sid": "PNaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "sms_application_sid": "", "sms_fallback_method": "POST", "sms_fallback_url": "", "sms_method": "POST", "sms_url": "", "status_callback": "", "status_callback_method": "POST", "trunk_sid": null, "uri": "/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/IncomingPhoneNumbers/PNaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.json", "voice_application_sid": "", "voice_caller_id_lookup": true, "voice_fallback_method": "POST", "voice_fallback_url": null, "voice_method": "POST", "voice_url": null, "voice_receive_mode": "voice", "status": "in-use", "bundle_sid": "BUaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "subresource_uris": {"assigned_add_ons": "/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/IncomingPhoneNumbers/PNaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/AssignedAddOns.json"}}"#;
 
     fn number(sid: &str, phone: &str, sms_url: &str) -> String {
-        NUMBER_EXAMPLE
-            .replace(PN, sid)
-            .replace("\"+18089255327\"", &format!("\"{phone}\""))
-            .replacen("\"sms_url\": \"\"", &format!("\"sms_url\": \"{sms_url}\""), 1)
+        NUMBER_EXAMPLE.replace(PN, sid).replace("\"+18089255327\"", &format!("\"{phone}\"")).replacen(
+            "\"sms_url\": \"\"",
+            &format!("\"sms_url\": \"{sms_url}\""),
+            1,
+        )
     }
 
     #[test]
@@ -265,11 +253,12 @@ mod tests {
         assert!(n.sms_url_in_effect());
         assert!(n.capabilities.voice && !n.capabilities.sms);
         assert_eq!(n.status.as_deref(), Some("in-use"));
-        let with_app: IncomingPhoneNumber = serde_json::from_str(&NUMBER_EXAMPLE.replace(
-            r#""sms_application_sid": """#,
-            r#""sms_application_sid": "APaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa""#,
-        ))
-        .unwrap();
+        let with_app: IncomingPhoneNumber =
+            serde_json::from_str(&NUMBER_EXAMPLE.replace(
+                r#""sms_application_sid": """#,
+                r#""sms_application_sid": "APaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa""#,
+            ))
+            .unwrap();
         assert!(!with_app.sms_url_in_effect());
         let odd: IncomingPhoneNumber =
             serde_json::from_str(r#"{"sid":"PN1","phone_number":null,"sms_method":"PATCH","capabilities":{}}"#)
@@ -301,12 +290,7 @@ mod tests {
         );
         let server = MockServer::start(vec![Reply::json(200, page1), Reply::json(200, page2)]).await;
         let creds = Credentials::auth_token(AC, Secret::new("t"));
-        let found = server
-            .client()
-            .find_incoming_number(&creds, "+1 (808) 925-5327")
-            .await
-            .unwrap()
-            .unwrap();
+        let found = server.client().find_incoming_number(&creds, "+1 (808) 925-5327").await.unwrap().unwrap();
         assert_eq!(found.sid, PN);
         assert_eq!(found.sms_url.as_deref(), Some("https://r.example/x"));
         let reqs = server.requests();
@@ -316,10 +300,7 @@ mod tests {
         assert_eq!(reqs[0].path, path);
         assert_eq!(reqs[0].query.as_deref(), Some("PhoneNumber=%2B18089255327&PageSize=50"));
         assert_eq!(reqs[1].path, path);
-        assert_eq!(
-            reqs[1].query.as_deref(),
-            Some("PhoneNumber=%2B18089255327&PageSize=50&Page=1&PageToken=PAxyz")
-        );
+        assert_eq!(reqs[1].query.as_deref(), Some("PhoneNumber=%2B18089255327&PageSize=50&Page=1&PageToken=PAxyz"));
     }
 
     #[tokio::test]
@@ -332,10 +313,7 @@ mod tests {
         let creds = Credentials::auth_token(AC, Secret::new("t"));
         let client = server.client();
         assert_eq!(client.find_incoming_number(&creds, "+18089255327").await.unwrap(), None);
-        assert!(matches!(
-            client.find_incoming_number(&creds, "18089255327").await,
-            Err(TwilioError::InvalidInput(_))
-        ));
+        assert!(matches!(client.find_incoming_number(&creds, "18089255327").await, Err(TwilioError::InvalidInput(_))));
         assert_eq!(server.requests().len(), 1);
     }
 
@@ -343,11 +321,7 @@ mod tests {
     async fn update_sends_form() {
         let server = MockServer::start(vec![Reply::json(
             200,
-            number(
-                PN,
-                "+18089255327",
-                "https://receiver.example/api/webhook/LeadGen/whatsapp",
-            ),
+            number(PN, "+18089255327", "https://receiver.example/api/webhook/LeadGen/whatsapp"),
         )])
         .await;
         let creds = Credentials::auth_token(AC, Secret::new("t"));
@@ -364,19 +338,10 @@ mod tests {
         assert!(updated.webhook_matches("https://receiver.example/api/webhook/LeadGen/whatsapp", SmsMethod::Post));
         let r = &server.requests()[0];
         assert_eq!(r.method, "POST");
-        assert_eq!(
-            r.path,
-            format!("/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers/{PN}.json")
-        );
+        assert_eq!(r.path, format!("/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers/{PN}.json"));
         assert_eq!(r.content_type.as_deref(), Some("application/x-www-form-urlencoded"));
-        assert_eq!(
-            r.body,
-            "SmsUrl=https%3A%2F%2Freceiver.example%2Fapi%2Fwebhook%2FLeadGen%2Fwhatsapp&SmsMethod=POST"
-        );
-        let bad = server
-            .client()
-            .update_incoming_number_webhook(&creds, "PN/../x", "https://x", SmsMethod::Post)
-            .await;
+        assert_eq!(r.body, "SmsUrl=https%3A%2F%2Freceiver.example%2Fapi%2Fwebhook%2FLeadGen%2Fwhatsapp&SmsMethod=POST");
+        let bad = server.client().update_incoming_number_webhook(&creds, "PN/../x", "https://x", SmsMethod::Post).await;
         assert!(matches!(bad, Err(TwilioError::InvalidInput(_))));
     }
 }

@@ -83,10 +83,7 @@ impl Credentials {
     pub fn api_key(account_sid: impl Into<String>, key_sid: impl Into<String>, secret: Secret) -> Self {
         Self {
             account_sid: account_sid.into().trim().to_owned(),
-            auth: Auth::ApiKey {
-                sid: key_sid.into().trim().to_owned(),
-                secret: Secret::new(secret.expose().trim()),
-            },
+            auth: Auth::ApiKey { sid: key_sid.into().trim().to_owned(), secret: Secret::new(secret.expose().trim()) },
         }
     }
 
@@ -171,9 +168,7 @@ pub(crate) fn check_sid(what: &str, prefix: &str, value: &str) -> Result<(), Twi
     if is_sid(prefix, value) {
         Ok(())
     } else {
-        Err(TwilioError::InvalidInput(format!(
-            "{what} must be {prefix} followed by 32 hexadecimal digits"
-        )))
+        Err(TwilioError::InvalidInput(format!("{what} must be {prefix} followed by 32 hexadecimal digits")))
     }
 }
 

@@ -51,10 +51,7 @@ impl SenderStatus {
     /// Whether the sender is on its way to `ONLINE` (registration or verification ongoing):
     /// a condition to wait on, not a failure.
     pub fn is_pending(&self) -> bool {
-        matches!(
-            self,
-            Self::Creating | Self::PendingVerification | Self::Verifying | Self::TwilioReview | Self::Draft
-        )
+        matches!(self, Self::Creating | Self::PendingVerification | Self::Verifying | Self::TwilioReview | Self::Draft)
     }
 }
 
@@ -91,9 +88,7 @@ impl FromStr for SenderWebhookMethod {
         match s.trim() {
             m if m.eq_ignore_ascii_case("POST") => Ok(Self::Post),
             m if m.eq_ignore_ascii_case("PUT") => Ok(Self::Put),
-            _ => Err(TwilioError::InvalidInput(
-                "a WhatsApp sender webhook method must be POST or PUT".into(),
-            )),
+            _ => Err(TwilioError::InvalidInput("a WhatsApp sender webhook method must be POST or PUT".into())),
         }
     }
 }
@@ -109,46 +104,22 @@ impl std::fmt::Display for SenderWebhookMethod {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub struct SenderWebhook {
     /// Where inbound messages go.
-    #[serde(
-        default,
-        deserialize_with = "wire::opt_string",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "wire::opt_string", skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
     /// The method for `callback_url`.
-    #[serde(
-        default,
-        deserialize_with = "wire::opt_parsed",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "wire::opt_parsed", skip_serializing_if = "Option::is_none")]
     pub callback_method: Option<SenderWebhookMethod>,
     /// Called when `callback_url` fails.
-    #[serde(
-        default,
-        deserialize_with = "wire::opt_string",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "wire::opt_string", skip_serializing_if = "Option::is_none")]
     pub fallback_url: Option<String>,
     /// The method for `fallback_url`.
-    #[serde(
-        default,
-        deserialize_with = "wire::opt_parsed",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "wire::opt_parsed", skip_serializing_if = "Option::is_none")]
     pub fallback_method: Option<SenderWebhookMethod>,
     /// Where message status callbacks go.
-    #[serde(
-        default,
-        deserialize_with = "wire::opt_string",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "wire::opt_string", skip_serializing_if = "Option::is_none")]
     pub status_callback_url: Option<String>,
     /// The method for `status_callback_url` (free text in the spec; kept verbatim).
-    #[serde(
-        default,
-        deserialize_with = "wire::opt_string",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "wire::opt_string", skip_serializing_if = "Option::is_none")]
     pub status_callback_method: Option<String>,
 }
 
@@ -156,11 +127,7 @@ impl SenderWebhook {
     /// This webhook with the inbound callback replaced, every other field preserved: the
     /// body to send so that fields we do not manage are not lost.
     pub fn with_callback(&self, url: impl Into<String>, method: SenderWebhookMethod) -> Self {
-        Self {
-            callback_url: Some(url.into()),
-            callback_method: Some(method),
-            ..self.clone()
-        }
+        Self { callback_url: Some(url.into()), callback_method: Some(method), ..self.clone() }
     }
 
     /// Whether the inbound callback is `url` with `method` (unset method counts as POST).
@@ -279,10 +246,7 @@ impl TwilioClient {
         self.url(
             Api::Messaging,
             SENDERS_TEMPLATE,
-            &[
-                ("Channel", "whatsapp".to_owned()),
-                ("PageSize", SENDERS_PAGE_SIZE.to_string()),
-            ],
+            &[("Channel", "whatsapp".to_owned()), ("PageSize", SENDERS_PAGE_SIZE.to_string())],
         )
     }
 
@@ -412,10 +376,7 @@ mod tests {
         assert!(SenderStatus::from("ONLINE:UPDATING").is_online());
         assert!(SenderStatus::from("online").is_online());
         assert!(!SenderStatus::from("OFFLINE").is_online());
-        assert_eq!(
-            SenderStatus::from("NEW_THING"),
-            SenderStatus::Unknown("NEW_THING".into())
-        );
+        assert_eq!(SenderStatus::from("NEW_THING"), SenderStatus::Unknown("NEW_THING".into()));
         let s: Sender = serde_json::from_str(
             r#"{"sid":"XEaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","status":"OFFLINE","sender_id":"whatsapp:+15017122661","webhook":null,"offline_reasons":[{"code":"30008","message":"No delivery","more_info":"https://www.twilio.com/docs/errors/30008"}]}"#,
         )
@@ -431,9 +392,7 @@ mod tests {
     fn with_callback_preserves_other_fields() {
         let current: Sender =
             serde_json::from_str(&sender(XE, "+15017122661", "ONLINE", "https://old.example")).unwrap();
-        let next = current
-            .webhook
-            .with_callback("https://new.example/hook", SenderWebhookMethod::Post);
+        let next = current.webhook.with_callback("https://new.example/hook", SenderWebhookMethod::Post);
         assert!(next.callback_matches("https://new.example/hook", SenderWebhookMethod::Post));
         assert_eq!(next.fallback_url.as_deref(), Some("https://fallback.example"));
         assert_eq!(next.fallback_method, Some(SenderWebhookMethod::Put));
@@ -441,10 +400,7 @@ mod tests {
         let only: serde_json::Value =
             serde_json::to_value(SenderWebhook::default().with_callback("https://a", SenderWebhookMethod::Post))
                 .unwrap();
-        assert_eq!(
-            only,
-            serde_json::json!({"callback_url": "https://a", "callback_method": "POST"})
-        );
+        assert_eq!(only, serde_json::json!({"callback_url": "https://a", "callback_method": "POST"}));
     }
 
     #[tokio::test]
@@ -460,12 +416,7 @@ mod tests {
         );
         let server = MockServer::start(vec![Reply::json(200, page1), Reply::json(200, page2)]).await;
         let creds = Credentials::auth_token(AC, Secret::new("t"));
-        let found = server
-            .client()
-            .find_whatsapp_sender(&creds, "whatsapp:+1 501 712 2661")
-            .await
-            .unwrap()
-            .unwrap();
+        let found = server.client().find_whatsapp_sender(&creds, "whatsapp:+1 501 712 2661").await.unwrap().unwrap();
         assert_eq!(found.sid, XE);
         assert!(found.is_online());
         let reqs = server.requests();
@@ -474,10 +425,7 @@ mod tests {
         assert_eq!(reqs[0].path, "/v2/Channels/Senders");
         assert_eq!(reqs[0].query.as_deref(), Some("Channel=whatsapp&PageSize=50"));
         assert_eq!(reqs[1].path, "/v2/Channels/Senders");
-        assert_eq!(
-            reqs[1].query.as_deref(),
-            Some("PageSize=50&Page=1&Channel=whatsapp&PageToken=PT123")
-        );
+        assert_eq!(reqs[1].query.as_deref(), Some("PageSize=50&Page=1&Channel=whatsapp&PageToken=PT123"));
     }
 
     #[tokio::test]
@@ -505,17 +453,9 @@ mod tests {
         let creds = Credentials::auth_token(AC, Secret::new("t"));
         let current: Sender =
             serde_json::from_str(&sender(XE, "+15017122661", "ONLINE", "https://old.example")).unwrap();
-        let webhook = current
-            .webhook
-            .with_callback("https://new.example/hook", SenderWebhookMethod::Post);
-        let updated = server
-            .client()
-            .update_sender_webhook(&creds, XE, &webhook)
-            .await
-            .unwrap();
-        assert!(updated
-            .webhook
-            .callback_matches("https://new.example/hook", SenderWebhookMethod::Post));
+        let webhook = current.webhook.with_callback("https://new.example/hook", SenderWebhookMethod::Post);
+        let updated = server.client().update_sender_webhook(&creds, XE, &webhook).await.unwrap();
+        assert!(updated.webhook.callback_matches("https://new.example/hook", SenderWebhookMethod::Post));
         let r = &server.requests()[0];
         assert_eq!(r.method, "POST");
         assert_eq!(r.path, format!("/v2/Channels/Senders/{XE}"));
@@ -533,11 +473,7 @@ mod tests {
 
     #[tokio::test]
     async fn fetch_sender_request() {
-        let server = MockServer::start(vec![Reply::json(
-            200,
-            sender(XE, "+15017122661", "ONLINE", "https://x"),
-        )])
-        .await;
+        let server = MockServer::start(vec![Reply::json(200, sender(XE, "+15017122661", "ONLINE", "https://x"))]).await;
         let creds = Credentials::auth_token(AC, Secret::new("t"));
         let s = server.client().fetch_sender(&creds, XE).await.unwrap();
         assert_eq!(s.sid, XE);

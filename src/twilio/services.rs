@@ -82,9 +82,6 @@ mod tests {
         assert_eq!(s.fallback_url, None);
         assert_eq!(s.use_inbound_webhook_on_number, Some(true));
         let r = &server.requests()[0];
-        assert_eq!(
-            (r.method.as_str(), r.path.as_str()),
-            ("GET", "/v1/Services/MGaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
-        );
+        assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/v1/Services/MGaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
     }
 }

@@ -28,11 +28,7 @@ pub(crate) struct Reply {
 impl Reply {
     /// A JSON reply.
     pub fn json(status: u16, body: impl Into<String>) -> Self {
-        Self {
-            status,
-            headers: vec![("content-type", "application/json".into())],
-            body: body.into(),
-        }
+        Self { status, headers: vec![("content-type", "application/json".into())], body: body.into() }
     }
 
     /// Adds a header.
@@ -90,10 +86,7 @@ pub(crate) struct MockServer {
 impl MockServer {
     /// Starts a server on 127.0.0.1 that answers with `replies` in order (500 when empty).
     pub async fn start(replies: Vec<Reply>) -> Self {
-        let shared = Arc::new(Shared {
-            requests: Mutex::default(),
-            replies: Mutex::new(replies.into()),
-        });
+        let shared = Arc::new(Shared { requests: Mutex::default(), replies: Mutex::new(replies.into()) });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let app = axum::Router::new().fallback(handle).with_state(shared.clone());

@@ -144,10 +144,7 @@ mod tests {
         let b = parse_date("2015-07-30T20:00:00Z");
         assert!(a.is_some());
         assert_eq!(a, b);
-        assert_eq!(
-            parse_date("Sun, 06 Nov 1994 08:49:37 GMT").map(|d| d.timestamp()),
-            Some(784111777)
-        );
+        assert_eq!(parse_date("Sun, 06 Nov 1994 08:49:37 GMT").map(|d| d.timestamp()), Some(784111777));
         assert_eq!(parse_date("yesterday"), None);
     }
 

@@ -30,10 +30,7 @@ pub fn init_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_test_writer()
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
 /// Connects to the cluster, installs the CRDs and creates a namespace for the test.
@@ -51,10 +48,7 @@ pub async fn setup(prefix: &str) -> TestEnv {
     let mut obj = Namespace::default();
     obj.metadata.name = Some(ns.clone());
     obj.metadata.labels = Some([("whatsapp-operator.io/test".to_owned(), prefix.to_owned())].into());
-    namespaces
-        .create(&PostParams::default(), &obj)
-        .await
-        .expect("create test namespace");
+    namespaces.create(&PostParams::default(), &obj).await.expect("create test namespace");
     TestEnv { client, ns }
 }
 
@@ -66,12 +60,9 @@ pub async fn install_crds(client: &Client) {
     for crd in whatsapp_operator::crdgen::crds() {
         let name = crd.name_any();
         crds.patch(&name, &pp, &Patch::Apply(&crd)).await.expect("apply CRD");
-        within(
-            TIMEOUT,
-            await_condition(crds.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .expect("CRD established");
+        within(TIMEOUT, await_condition(crds.clone(), &name, conditions::is_crd_established()))
+            .await
+            .expect("CRD established");
     }
 }
 
@@ -84,9 +75,7 @@ pub fn random_suffix() -> String {
 
 /// Awaits `fut`, failing the test after `timeout`.
 pub async fn within<F: Future>(timeout: Duration, fut: F) -> F::Output {
-    tokio::time::timeout(timeout, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {timeout:?}"))
+    tokio::time::timeout(timeout, fut).await.unwrap_or_else(|_| panic!("timed out after {timeout:?}"))
 }
 
 /// The kubectl the tests use: the control plane's (1.20) unless `KUBECTL` is set.
@@ -105,4 +94,12 @@ pub fn kubectl() -> std::process::Command {
         }
     });
     std::process::Command::new(bin)
+}
+
+/// Runs kubectl without blocking the test's runtime (the operator under test runs on it).
+pub async fn kubectl_run(args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || kubectl().args(&args).output().expect("run kubectl"))
+        .await
+        .expect("kubectl task")
 }

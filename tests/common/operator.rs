@@ -16,21 +16,13 @@ use super::{within, TestEnv, TIMEOUT};
 
 /// The Twilio simulator in strict mode: every request is checked against Twilio's OpenAPI specs.
 pub async fn start_sim() -> SimHandle {
-    Simulator::start(SimConfig {
-        strict: true,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("start the Twilio simulator")
+    Simulator::start(SimConfig { strict: true, ..SimConfig::default() }).await.expect("start the Twilio simulator")
 }
 
 /// Fails the test if the operator sent any request that breaks Twilio's contract.
 pub fn assert_conforming(sim: &SimHandle) {
     let v = sim.violations();
-    assert!(
-        v.is_empty(),
-        "the operator sent requests that break Twilio's OpenAPI contract: {v:#?}"
-    );
+    assert!(v.is_empty(), "the operator sent requests that break Twilio's OpenAPI contract: {v:#?}");
 }
 
 /// A running operator; stopped when dropped.
@@ -76,9 +68,7 @@ pub fn random_number() -> String {
 pub fn random_account_sid() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
-    let hex: String = (0..32)
-        .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
-        .collect();
+    let hex: String = (0..32).map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0')).collect();
     format!("AC{hex}")
 }
 
@@ -89,9 +79,7 @@ pub async fn create_secret(env: &TestEnv, name: &str, data: &[(&str, &str)]) {
         data.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
     let secret: Secret =
         serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data})).expect("secret");
-    api.create(&PostParams::default(), &secret)
-        .await
-        .expect("create secret");
+    api.create(&PostParams::default(), &secret).await.expect("create secret");
 }
 
 /// Replaces a Secret's string data.
@@ -103,9 +91,7 @@ pub async fn update_secret(env: &TestEnv, name: &str, data: &[(&str, &str)]) {
     let fresh: Secret = serde_json::from_value(json!({"stringData": data})).expect("secret");
     secret.data = None;
     secret.string_data = fresh.string_data;
-    api.replace(name, &PostParams::default(), &secret)
-        .await
-        .expect("replace secret");
+    api.replace(name, &PostParams::default(), &secret).await.expect("replace secret");
 }
 
 /// Creates a channel from a JSON spec.
@@ -136,10 +122,7 @@ pub async fn wait_condition(
         let Some(ch) = obj else { return false };
         let Some(st) = ch.status.as_ref() else { return false };
         st.observed_generation == ch.metadata.generation
-            && st
-                .conditions
-                .iter()
-                .any(|c| c.type_ == t && c.status == s && r.as_ref().is_none_or(|r| &c.reason == r))
+            && st.conditions.iter().any(|c| c.type_ == t && c.status == s && r.as_ref().is_none_or(|r| &c.reason == r))
     };
     let result = tokio::time::timeout(TIMEOUT, await_condition(api.clone(), name, cond)).await;
     match result {
@@ -175,13 +158,7 @@ pub async fn events_for(env: &TestEnv, name: &str) -> Vec<(String, String, Strin
     list.items
         .into_iter()
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .map(|e| {
-            (
-                e.type_.unwrap_or_default(),
-                e.reason.unwrap_or_default(),
-                e.note.unwrap_or_default(),
-            )
-        })
+        .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
         .collect()
 }
 

@@ -46,10 +46,7 @@ pub(crate) fn addressed_account(
 ) -> Option<String> {
     if let Some((route, params)) = route {
         if route.api == Api::V2010 {
-            return params
-                .get("AccountSid")
-                .or_else(|| params.get("Sid"))
-                .map(str::to_string);
+            return params.get("AccountSid").or_else(|| params.get("Sid")).map(str::to_string);
         }
     }
     let (user, _) = basic_credentials(req)?;
@@ -70,21 +67,13 @@ pub(crate) fn authenticate(state: &SimState, req: &SimRequest) -> Result<Princip
         if !constant_time_eq(key.secret.as_bytes(), pass.as_bytes()) {
             return Err(wrong());
         }
-        return Ok(Principal {
-            sid: user,
-            account_sid: acct.sid.clone(),
-            key_kind: Some(key.kind),
-        });
+        return Ok(Principal { sid: user, account_sid: acct.sid.clone(), key_kind: Some(key.kind) });
     }
     let acct = state.account(&user).ok_or_else(wrong)?;
     if !constant_time_eq(acct.auth_token.as_bytes(), pass.as_bytes()) {
         return Err(wrong());
     }
-    Ok(Principal {
-        sid: user,
-        account_sid: acct.sid.clone(),
-        key_kind: None,
-    })
+    Ok(Principal { sid: user, account_sid: acct.sid.clone(), key_kind: None })
 }
 
 /// Decides whether `principal` may run `route` on the addressed account; returns that account.
@@ -106,11 +95,7 @@ pub(crate) fn authorize(
         .account(&principal.account_sid)
         .ok_or_else(|| ApiError::authenticate("Your AccountSid or AuthToken was incorrect."))?;
     let target_sid = match route.api {
-        Api::V2010 => params
-            .get("AccountSid")
-            .or_else(|| params.get("Sid"))
-            .unwrap_or_default()
-            .to_string(),
+        Api::V2010 => params.get("AccountSid").or_else(|| params.get("Sid")).unwrap_or_default().to_string(),
         Api::MessagingV1 | Api::MessagingV2 => own.sid.clone(),
     };
     let target = state
@@ -122,11 +107,7 @@ pub(crate) fn authorize(
         return Err(ApiError::authenticate(format!(
             "Account {} is {}.",
             if inactive(own.status) { &own.sid } else { &target.sid },
-            if inactive(own.status) {
-                own.status.as_str()
-            } else {
-                target.status.as_str()
-            }
+            if inactive(own.status) { own.status.as_str() } else { target.status.as_str() }
         )));
     }
     Ok(target.sid.clone())

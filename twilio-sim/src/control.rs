@@ -34,9 +34,7 @@ fn body<T: DeserializeOwned>(req: &SimRequest) -> Result<T, SimResponse> {
 }
 
 fn decode(seg: &str) -> String {
-    percent_encoding::percent_decode_str(seg)
-        .decode_utf8_lossy()
-        .into_owned()
+    percent_encoding::percent_decode_str(seg).decode_utf8_lossy().into_owned()
 }
 
 /// `{"auth_token": ...}` for token rotation.
@@ -65,13 +63,8 @@ pub(crate) fn handle(shared: &Shared, req: &SimRequest) -> SimResponse {
 }
 
 fn route(shared: &Shared, req: &SimRequest) -> Result<SimResponse, SimResponse> {
-    let segs: Vec<String> = req
-        .path
-        .trim_start_matches("/_sim")
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(decode)
-        .collect();
+    let segs: Vec<String> =
+        req.path.trim_start_matches("/_sim").split('/').filter(|s| !s.is_empty()).map(decode).collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let m = req.method.as_str();
     let resp = match (m, segs.as_slice()) {
@@ -122,9 +115,7 @@ fn route(shared: &Shared, req: &SimRequest) -> Result<SimResponse, SimResponse> 
         ("GET", ["operations"]) => ok(&implemented_operations()),
         ("GET", ["accounts", key]) => {
             let snap = lock(&shared.state).snapshot();
-            let acct = snap
-                .account(key)
-                .ok_or_else(|| err(404, format!("not found: account {key}")))?;
+            let acct = snap.account(key).ok_or_else(|| err(404, format!("not found: account {key}")))?;
             ok(acct)
         }
         ("POST", ["accounts", key]) => {
@@ -133,38 +124,25 @@ fn route(shared: &Shared, req: &SimRequest) -> Result<SimResponse, SimResponse> 
         }
         ("POST", ["accounts", key, "auth-token"]) => {
             let b: TokenBody = body(req)?;
-            let token = lock(&shared.state)
-                .rotate_auth_token(key, b.auth_token)
-                .map_err(sim_err)?;
+            let token = lock(&shared.state).rotate_auth_token(key, b.auth_token).map_err(sim_err)?;
             ok(&json!({ "auth_token": token }))
         }
         ("POST", ["accounts", key, "numbers", number]) => {
             let patch: NumberPatch = body(req)?;
-            ok(&lock(&shared.state)
-                .update_number(key, number, &patch)
-                .map_err(sim_err)?)
+            ok(&lock(&shared.state).update_number(key, number, &patch).map_err(sim_err)?)
         }
         ("POST", ["accounts", key, "senders", sender]) => {
             let patch: SenderPatch = body(req)?;
-            ok(&lock(&shared.state)
-                .update_sender(key, sender, &patch)
-                .map_err(sim_err)?)
+            ok(&lock(&shared.state).update_sender(key, sender, &patch).map_err(sim_err)?)
         }
         ("POST", ["accounts", key, "services", service]) => {
             let patch: ServicePatch = body(req)?;
-            ok(&lock(&shared.state)
-                .update_service(key, service, &patch)
-                .map_err(sim_err)?)
+            ok(&lock(&shared.state).update_service(key, service, &patch).map_err(sim_err)?)
         }
         ("GET", ["accounts", key, "sandbox"]) => {
             let snap = lock(&shared.state).snapshot();
-            let acct = snap
-                .account(key)
-                .ok_or_else(|| err(404, format!("not found: account {key}")))?;
-            let sandbox = acct
-                .sandbox
-                .as_ref()
-                .ok_or_else(|| err(404, format!("not found: sandbox of {key}")))?;
+            let acct = snap.account(key).ok_or_else(|| err(404, format!("not found: account {key}")))?;
+            let sandbox = acct.sandbox.as_ref().ok_or_else(|| err(404, format!("not found: sandbox of {key}")))?;
             ok(sandbox)
         }
         ("POST", ["accounts", key, "sandbox"]) => {
@@ -177,9 +155,7 @@ fn route(shared: &Shared, req: &SimRequest) -> Result<SimResponse, SimResponse> 
         }
         ("POST", ["accounts", key, "messages", sid]) => {
             let outcome: MessageOutcome = body(req)?;
-            ok(&lock(&shared.state)
-                .set_message_status(key, sid, outcome)
-                .map_err(sim_err)?)
+            ok(&lock(&shared.state).set_message_status(key, sid, outcome).map_err(sim_err)?)
         }
         _ => err(404, format!("unknown control route {m} {}", req.path)),
     };

@@ -46,13 +46,7 @@ pub struct ApiError {
 impl ApiError {
     /// A generic error with the given status, code and message.
     pub fn new(status: u16, code: u32, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            detail: None,
-            headers: Vec::new(),
-        }
+        ApiError { status, code, message: message.into(), detail: None, headers: Vec::new() }
     }
 
     /// Adds a `detail` string.

@@ -110,13 +110,7 @@ pub struct FaultRule {
 impl FaultRule {
     /// A rule applying `action` to every request, forever.
     pub fn new(action: FaultAction) -> FaultRule {
-        FaultRule {
-            method: None,
-            path: None,
-            account: None,
-            times: None,
-            action,
-        }
+        FaultRule { method: None, path: None, account: None, times: None, action }
     }
 
     /// Only for this method.
@@ -178,9 +172,7 @@ impl FaultSet {
         };
         if let FaultAction::Error { status, .. } = &rule.action {
             if !(400..=599).contains(status) {
-                return Err(SimError::InvalidFault(format!(
-                    "status {status}: use a 4xx or 5xx status"
-                )));
+                return Err(SimError::InvalidFault(format!("status {status}: use a 4xx or 5xx status")));
             }
         }
         if rule.times == Some(0) {
@@ -188,15 +180,7 @@ impl FaultSet {
         }
         self.next_id += 1;
         let id = self.next_id;
-        self.rules.push(Installed {
-            fault: ActiveFault {
-                id,
-                remaining: rule.times,
-                rule,
-                hits: 0,
-            },
-            regex,
-        });
+        self.rules.push(Installed { fault: ActiveFault { id, remaining: rule.times, rule, hits: 0 }, regex });
         Ok(id)
     }
 
@@ -297,13 +281,8 @@ mod tests {
     fn rules_expire_and_latency_stacks() {
         let mut set = FaultSet::default();
         set.add(FaultRule::new(FaultAction::Latency { ms: 5 })).unwrap();
-        set.add(
-            FaultRule::new(FaultAction::DropBeforeApply)
-                .method("post")
-                .path(r"/Messages\.json$")
-                .times(1),
-        )
-        .unwrap();
+        set.add(FaultRule::new(FaultAction::DropBeforeApply).method("post").path(r"/Messages\.json$").times(1))
+            .unwrap();
         let a = set.take("POST", "/2010-04-01/Accounts/AC1/Messages.json", None);
         assert_eq!(a.len(), 2);
         let b = set.take("POST", "/2010-04-01/Accounts/AC1/Messages.json", None);

@@ -55,10 +55,7 @@ impl Simulator {
         Ok(SimHandle {
             shared,
             addr,
-            lifecycle: Arc::new(Lifecycle {
-                shutdown: Mutex::new(Some(tx)),
-                task: Mutex::new(Some(task)),
-            }),
+            lifecycle: Arc::new(Lifecycle { shutdown: Mutex::new(Some(tx)), task: Mutex::new(Some(task)) }),
         })
     }
 }

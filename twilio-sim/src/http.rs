@@ -32,8 +32,7 @@ impl SimRequest {
 
     /// Whether the body is declared as `application/x-www-form-urlencoded`.
     pub fn is_form(&self) -> bool {
-        self.content_type()
-            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
+        self.content_type().is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
     }
 
     /// Whether the body is declared as JSON.
@@ -78,11 +77,7 @@ impl Params {
 
     /// All values of `name`.
     pub fn get_all(&self, name: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
     }
 }
 
@@ -98,20 +93,12 @@ pub(crate) struct SimResponse {
 impl SimResponse {
     /// A JSON response.
     pub fn json(status: u16, value: &Value) -> SimResponse {
-        SimResponse {
-            status,
-            headers: Vec::new(),
-            body: serde_json::to_vec(value).unwrap_or_default(),
-        }
+        SimResponse { status, headers: Vec::new(), body: serde_json::to_vec(value).unwrap_or_default() }
     }
 
     /// A 204 with no body.
     pub fn no_content() -> SimResponse {
-        SimResponse {
-            status: 204,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
+        SimResponse { status: 204, headers: Vec::new(), body: Vec::new() }
     }
 
     /// A Twilio error response.

@@ -122,19 +122,12 @@ impl RequestRecord {
 
     /// The first decoded form value of `name`.
     pub fn form_value(&self, name: &str) -> Option<&str> {
-        self.form
-            .as_ref()?
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.form.as_ref()?.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The first decoded query value of `name`.
     pub fn query_value(&self, name: &str) -> Option<&str> {
-        self.query_params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.query_params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// Whether this request can change state (anything but GET/HEAD/OPTIONS).
@@ -163,9 +156,7 @@ impl RequestRecords for [RequestRecord] {
     }
 
     fn writes(&self) -> Vec<&RequestRecord> {
-        self.iter()
-            .filter(|r| r.kind == RequestKind::Twilio && r.is_write())
-            .collect()
+        self.iter().filter(|r| r.kind == RequestKind::Twilio && r.is_write()).collect()
     }
 }
 
@@ -173,13 +164,7 @@ impl RequestRecords for [RequestRecord] {
 pub(crate) fn redact_pairs(pairs: &[(String, String)]) -> Vec<(String, String)> {
     pairs
         .iter()
-        .map(|(k, v)| {
-            if is_secret_key(k) {
-                (k.clone(), REDACTED.to_string())
-            } else {
-                (k.clone(), v.clone())
-            }
-        })
+        .map(|(k, v)| if is_secret_key(k) { (k.clone(), REDACTED.to_string()) } else { (k.clone(), v.clone()) })
         .collect()
 }
 
@@ -250,10 +235,8 @@ mod tests {
 
     #[test]
     fn redacts_secrets_but_not_page_tokens() {
-        let pairs = vec![
-            ("client_secret".to_string(), "s3cret".to_string()),
-            ("PageToken".to_string(), "PA123".to_string()),
-        ];
+        let pairs =
+            vec![("client_secret".to_string(), "s3cret".to_string()), ("PageToken".to_string(), "PA123".to_string())];
         let out = redact_pairs(&pairs);
         assert_eq!(out[0].1, REDACTED);
         assert_eq!(out[1].1, "PA123");

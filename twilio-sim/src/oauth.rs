@@ -57,23 +57,13 @@ pub(crate) fn handle(state: &mut SimState, req: &SimRequest, base_url: &str) -> 
         }
         ("POST", "/connect/token") => token(state, req),
         (_, "/connect/token") => (oauth_error(405, "invalid_request", "Use POST"), None),
-        _ => (
-            oauth_error(404, "invalid_request", "Unknown identity server endpoint"),
-            None,
-        ),
+        _ => (oauth_error(404, "invalid_request", "Unknown identity server endpoint"), None),
     }
 }
 
 fn token(state: &mut SimState, req: &SimRequest) -> (SimResponse, Option<String>) {
     if !req.is_form() {
-        return (
-            oauth_error(
-                400,
-                "invalid_request",
-                "Content-Type must be application/x-www-form-urlencoded",
-            ),
-            None,
-        );
+        return (oauth_error(400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded"), None);
     }
     let form = req.form_params();
     let basic = basic_client(req);
@@ -93,24 +83,14 @@ fn token(state: &mut SimState, req: &SimRequest) -> (SimResponse, Option<String>
             oauth_error(400, "invalid_client", "Client authentication failed")
         }
     };
-    let Some(client) = state
-        .identity_clients
-        .iter()
-        .find(|c| c.client_id == client_id)
-        .cloned()
-    else {
+    let Some(client) = state.identity_clients.iter().find(|c| c.client_id == client_id).cloned() else {
         return (invalid_client(), None);
     };
     if client_id.is_empty() || client.client_secret != client_secret {
         return (invalid_client(), None);
     }
     match form.get("grant_type") {
-        None => {
-            return (
-                oauth_error(400, "invalid_request", "grant_type is required"),
-                Some(client_id),
-            )
-        }
+        None => return (oauth_error(400, "invalid_request", "grant_type is required"), Some(client_id)),
         Some("client_credentials") => {}
         Some(_) => {
             return (
@@ -123,10 +103,7 @@ fn token(state: &mut SimState, req: &SimRequest) -> (SimResponse, Option<String>
         Some(requested) => {
             let wanted: Vec<String> = requested.split_whitespace().map(str::to_string).collect();
             if let Some(bad) = wanted.iter().find(|s| !client.scopes.contains(s)) {
-                return (
-                    oauth_error(400, "invalid_scope", &format!("Scope '{bad}' is not allowed")),
-                    Some(client_id),
-                );
+                return (oauth_error(400, "invalid_scope", &format!("Scope '{bad}' is not allowed")), Some(client_id));
             }
             wanted
         }
@@ -140,9 +117,7 @@ fn token(state: &mut SimState, req: &SimRequest) -> (SimResponse, Option<String>
         "scope": granted.join(" "),
     });
     (
-        SimResponse::json(200, &body)
-            .with_header("Cache-Control", "no-store")
-            .with_header("Pragma", "no-cache"),
+        SimResponse::json(200, &body).with_header("Cache-Control", "no-store").with_header("Pragma", "no-cache"),
         Some(client_id),
     )
 }

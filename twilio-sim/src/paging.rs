@@ -23,25 +23,19 @@ impl PageRequest {
     /// Reads `PageSize`, `Page` and `PageToken`; `PageSize` is clamped to 1..=1000.
     pub fn from_params(params: &Params, default_size: usize) -> Result<PageRequest, ApiError> {
         let page_size = match params.get("PageSize") {
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .map_err(|_| ApiError::bad_request(20001, format!("Invalid PageSize: {v}")))?,
+            Some(v) => {
+                v.trim().parse::<usize>().map_err(|_| ApiError::bad_request(20001, format!("Invalid PageSize: {v}")))?
+            }
             None => default_size,
         }
         .clamp(1, MAX_PAGE_SIZE);
         let page = match params.get("Page") {
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .map_err(|_| ApiError::bad_request(20001, format!("Invalid Page: {v}")))?,
+            Some(v) => {
+                v.trim().parse::<usize>().map_err(|_| ApiError::bad_request(20001, format!("Invalid Page: {v}")))?
+            }
             None => 0,
         };
-        Ok(PageRequest {
-            page,
-            page_size,
-            token: params.get("PageToken").map(str::to_string),
-        })
+        Ok(PageRequest { page, page_size, token: params.get("PageToken").map(str::to_string) })
     }
 }
 
@@ -80,10 +74,7 @@ fn encode(pairs: &[(String, String)]) -> String {
 }
 
 fn page_pairs(page_size: usize, page: usize, token: Option<String>) -> Vec<(String, String)> {
-    let mut v = vec![
-        ("PageSize".to_string(), page_size.to_string()),
-        ("Page".to_string(), page.to_string()),
-    ];
+    let mut v = vec![("PageSize".to_string(), page_size.to_string()), ("Page".to_string(), page.to_string())];
     if let Some(t) = token {
         v.push(("PageToken".to_string(), t));
     }
@@ -180,11 +171,7 @@ mod tests {
     use super::*;
 
     fn req(page: usize, size: usize, token: Option<&str>) -> PageRequest {
-        PageRequest {
-            page,
-            page_size: size,
-            token: token.map(str::to_string),
-        }
+        PageRequest { page, page_size: size, token: token.map(str::to_string) }
     }
 
     #[test]

@@ -106,11 +106,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: SimRequest) -> Outcome {
         return Outcome::Respond(finish(&req.path, &request_id, resp));
     }
     let started = Instant::now();
-    let kind = if oauth::is_oauth_path(&req.path) {
-        RequestKind::OAuth
-    } else {
-        RequestKind::Twilio
-    };
+    let kind = if oauth::is_oauth_path(&req.path) { RequestKind::OAuth } else { RequestKind::Twilio };
     let route = match kind {
         RequestKind::Twilio => Some(router::find(&req.method, &req.path)),
         RequestKind::OAuth => None,
@@ -159,10 +155,7 @@ async fn run(
 ) -> (Outcome, Option<u16>) {
     let _slot = match &account {
         Some(a) => match lock(&shared.limiter).acquire(a) {
-            Ok(()) => Some(Slot {
-                shared,
-                account: a.clone(),
-            }),
+            Ok(()) => Some(Slot { shared, account: a.clone() }),
             Err(in_flight) => {
                 record.fault = Some("concurrency_limit".into());
                 let err = ApiError::too_many_requests()
@@ -254,10 +247,7 @@ fn with_contract(shared: &Shared, req: &SimRequest, route: RouteMatch, record: &
         Err(v) => {
             let err = ApiError::bad_request(
                 20001,
-                format!(
-                    "Request does not conform to Twilio's OpenAPI contract: {}: {}",
-                    v.rule, v.message
-                ),
+                format!("Request does not conform to Twilio's OpenAPI contract: {}: {}", v.rule, v.message),
             );
             let rec = violation(record, ViolationPhase::Request, v.rule, v.message);
             record.violations.push(rec);

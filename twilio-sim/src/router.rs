@@ -42,9 +42,7 @@ impl Ctx<'_> {
     /// The authorized account.
     pub fn account(&mut self) -> Result<&mut Account, ApiError> {
         let path = self.req.path.clone();
-        self.state
-            .account_mut(self.account_sid)
-            .ok_or_else(|| ApiError::not_found(&path))
+        self.state.account_mut(self.account_sid).ok_or_else(|| ApiError::not_found(&path))
     }
 
     /// A path parameter.
@@ -98,13 +96,7 @@ const SENDER: &str = "/v2/Channels/Senders/{Sid}";
 
 macro_rules! route {
     ($m:literal, $t:expr, $op:literal, $api:ident, $h:path) => {
-        Route {
-            method: $m,
-            template: $t,
-            operation_id: $op,
-            api: Api::$api,
-            handler: $h,
-        }
+        Route { method: $m, template: $t, operation_id: $op, api: Api::$api, handler: $h }
     };
 }
 
@@ -112,152 +104,32 @@ static ROUTES: &[Route] = &[
     route!("GET", ACCOUNT, "FetchAccount", V2010, api2010::accounts::fetch),
     route!("POST", ACCOUNT, "UpdateAccount", V2010, api2010::accounts::update),
     route!("GET", NUMBERS, "ListIncomingPhoneNumber", V2010, api2010::numbers::list),
-    route!(
-        "POST",
-        NUMBERS,
-        "CreateIncomingPhoneNumber",
-        V2010,
-        api2010::numbers::create
-    ),
-    route!(
-        "GET",
-        NUMBER,
-        "FetchIncomingPhoneNumber",
-        V2010,
-        api2010::numbers::fetch
-    ),
-    route!(
-        "POST",
-        NUMBER,
-        "UpdateIncomingPhoneNumber",
-        V2010,
-        api2010::numbers::update
-    ),
-    route!(
-        "DELETE",
-        NUMBER,
-        "DeleteIncomingPhoneNumber",
-        V2010,
-        api2010::numbers::delete
-    ),
+    route!("POST", NUMBERS, "CreateIncomingPhoneNumber", V2010, api2010::numbers::create),
+    route!("GET", NUMBER, "FetchIncomingPhoneNumber", V2010, api2010::numbers::fetch),
+    route!("POST", NUMBER, "UpdateIncomingPhoneNumber", V2010, api2010::numbers::update),
+    route!("DELETE", NUMBER, "DeleteIncomingPhoneNumber", V2010, api2010::numbers::delete),
     route!("GET", MESSAGES, "ListMessage", V2010, api2010::messages::list),
     route!("POST", MESSAGES, "CreateMessage", V2010, api2010::messages::create),
     route!("GET", MESSAGE, "FetchMessage", V2010, api2010::messages::fetch),
     route!("DELETE", MESSAGE, "DeleteMessage", V2010, api2010::messages::delete),
     route!("GET", SERVICES, "ListService", MessagingV1, messaging::services::list),
-    route!(
-        "POST",
-        SERVICES,
-        "CreateService",
-        MessagingV1,
-        messaging::services::create
-    ),
+    route!("POST", SERVICES, "CreateService", MessagingV1, messaging::services::create),
     route!("GET", SERVICE, "FetchService", MessagingV1, messaging::services::fetch),
-    route!(
-        "POST",
-        SERVICE,
-        "UpdateService",
-        MessagingV1,
-        messaging::services::update
-    ),
-    route!(
-        "DELETE",
-        SERVICE,
-        "DeleteService",
-        MessagingV1,
-        messaging::services::delete
-    ),
-    route!(
-        "GET",
-        SVC_NUMBERS,
-        "ListPhoneNumber",
-        MessagingV1,
-        messaging::services::list_numbers
-    ),
-    route!(
-        "POST",
-        SVC_NUMBERS,
-        "CreatePhoneNumber",
-        MessagingV1,
-        messaging::services::add_number
-    ),
-    route!(
-        "GET",
-        SVC_NUMBER,
-        "FetchPhoneNumber",
-        MessagingV1,
-        messaging::services::fetch_number
-    ),
-    route!(
-        "DELETE",
-        SVC_NUMBER,
-        "DeletePhoneNumber",
-        MessagingV1,
-        messaging::services::remove_number
-    ),
-    route!(
-        "GET",
-        SVC_SENDERS,
-        "ListChannelSender",
-        MessagingV1,
-        messaging::services::list_senders
-    ),
-    route!(
-        "POST",
-        SVC_SENDERS,
-        "CreateChannelSender",
-        MessagingV1,
-        messaging::services::add_sender
-    ),
-    route!(
-        "GET",
-        SVC_SENDER,
-        "FetchChannelSender",
-        MessagingV1,
-        messaging::services::fetch_sender
-    ),
-    route!(
-        "DELETE",
-        SVC_SENDER,
-        "DeleteChannelSender",
-        MessagingV1,
-        messaging::services::remove_sender
-    ),
-    route!(
-        "GET",
-        SENDERS,
-        "ListChannelsSender",
-        MessagingV2,
-        messaging::senders::list
-    ),
-    route!(
-        "POST",
-        SENDERS,
-        "CreateChannelsSender",
-        MessagingV2,
-        messaging::senders::create
-    ),
-    route!(
-        "GET",
-        SENDER,
-        "FetchChannelsSender",
-        MessagingV2,
-        messaging::senders::fetch
-    ),
-    route!(
-        "POST",
-        SENDER,
-        "UpdateChannelsSender",
-        MessagingV2,
-        messaging::senders::update
-    ),
-    route!(
-        "DELETE",
-        SENDER,
-        "DeleteChannelsSender",
-        MessagingV2,
-        messaging::senders::delete
-    ),
+    route!("POST", SERVICE, "UpdateService", MessagingV1, messaging::services::update),
+    route!("DELETE", SERVICE, "DeleteService", MessagingV1, messaging::services::delete),
+    route!("GET", SVC_NUMBERS, "ListPhoneNumber", MessagingV1, messaging::services::list_numbers),
+    route!("POST", SVC_NUMBERS, "CreatePhoneNumber", MessagingV1, messaging::services::add_number),
+    route!("GET", SVC_NUMBER, "FetchPhoneNumber", MessagingV1, messaging::services::fetch_number),
+    route!("DELETE", SVC_NUMBER, "DeletePhoneNumber", MessagingV1, messaging::services::remove_number),
+    route!("GET", SVC_SENDERS, "ListChannelSender", MessagingV1, messaging::services::list_senders),
+    route!("POST", SVC_SENDERS, "CreateChannelSender", MessagingV1, messaging::services::add_sender),
+    route!("GET", SVC_SENDER, "FetchChannelSender", MessagingV1, messaging::services::fetch_sender),
+    route!("DELETE", SVC_SENDER, "DeleteChannelSender", MessagingV1, messaging::services::remove_sender),
+    route!("GET", SENDERS, "ListChannelsSender", MessagingV2, messaging::senders::list),
+    route!("POST", SENDERS, "CreateChannelsSender", MessagingV2, messaging::senders::create),
+    route!("GET", SENDER, "FetchChannelsSender", MessagingV2, messaging::senders::fetch),
+    route!("POST", SENDER, "UpdateChannelsSender", MessagingV2, messaging::senders::update),
+    route!("DELETE", SENDER, "DeleteChannelsSender", MessagingV2, messaging::senders::delete),
 ];
 
 /// Every Twilio operation the simulator implements.
@@ -354,14 +226,8 @@ mod tests {
             }
             _ => panic!("no match"),
         }
-        assert!(matches!(
-            find("PUT", "/v2/Channels/Senders/XE1"),
-            RouteMatch::MethodNotAllowed
-        ));
-        assert!(matches!(
-            find("GET", "/2010-04-01/Accounts/AC1/Calls.json"),
-            RouteMatch::NotFound
-        ));
+        assert!(matches!(find("PUT", "/v2/Channels/Senders/XE1"), RouteMatch::MethodNotAllowed));
+        assert!(matches!(find("GET", "/2010-04-01/Accounts/AC1/Calls.json"), RouteMatch::NotFound));
         assert!(matches!(find("GET", "/2010-04-01/Accounts/AC1"), RouteMatch::NotFound));
     }
 }

@@ -218,12 +218,8 @@ pub struct SeedSandbox {
 
 /// A deterministic two-word sandbox join code for an account.
 pub(crate) fn default_join_code(account: &str) -> String {
-    const A: &[&str] = &[
-        "silver", "purple", "quiet", "brave", "lucky", "rapid", "golden", "windy",
-    ];
-    const B: &[&str] = &[
-        "tiger", "river", "maple", "falcon", "harbor", "comet", "meadow", "canyon",
-    ];
+    const A: &[&str] = &["silver", "purple", "quiet", "brave", "lucky", "rapid", "golden", "windy"];
+    const B: &[&str] = &["tiger", "river", "maple", "falcon", "harbor", "comet", "meadow", "canyon"];
     let h = derived_hex(&["join", account]);
     let n = u32::from_str_radix(&h[..8], 16).unwrap_or(0) as usize;
     format!("{}-{}", A[n % A.len()], B[(n / A.len()) % B.len()])
@@ -233,9 +229,7 @@ fn check_sid(sid: &str, prefix: &str) -> Result<(), SimError> {
     if is_sid(sid, prefix) {
         Ok(())
     } else {
-        Err(SimError::Seed(format!(
-            "{sid:?} is not a {prefix} SID ({prefix} + 32 hex digits)"
-        )))
+        Err(SimError::Seed(format!("{sid:?} is not a {prefix} SID ({prefix} + 32 hex digits)")))
     }
 }
 
@@ -295,10 +289,7 @@ fn build_account(sa: &SeedAccount) -> Result<Account, SimError> {
         friendly_name: sa.friendly_name.clone(),
         status: sa.status,
         account_type: sa.account_type,
-        auth_token: sa
-            .auth_token
-            .clone()
-            .unwrap_or_else(|| derived_hex(&["auth_token", &sid])),
+        auth_token: sa.auth_token.clone().unwrap_or_else(|| derived_hex(&["auth_token", &sid])),
         owner_account_sid: sid.clone(),
         date_created: now,
         date_updated: now,
@@ -348,10 +339,7 @@ fn build_account(sa: &SeedAccount) -> Result<Account, SimError> {
         sandbox.status_callback_url = sb.status_callback_url.clone();
         for p in &sb.participants {
             if !is_e164(p.phone_number()) {
-                return Err(SimError::Seed(format!(
-                    "sandbox participant {:?} is not E.164",
-                    p.phone_number()
-                )));
+                return Err(SimError::Seed(format!("sandbox participant {:?} is not E.164", p.phone_number())));
             }
             sandbox.participants.push(p.to_participant(now));
         }
@@ -362,10 +350,7 @@ fn build_account(sa: &SeedAccount) -> Result<Account, SimError> {
 
 fn build_number(account_sid: &str, n: &SeedNumber, now: chrono::DateTime<Utc>) -> Result<IncomingNumber, SimError> {
     if !is_e164(&n.phone_number) {
-        return Err(SimError::Seed(format!(
-            "phone_number {:?} is not E.164",
-            n.phone_number
-        )));
+        return Err(SimError::Seed(format!("phone_number {:?} is not E.164", n.phone_number)));
     }
     check_method(&n.sms_method, &["GET", "POST"])?;
     check_method(&n.sms_fallback_method, &["GET", "POST"])?;
@@ -401,17 +386,11 @@ fn build_number(account_sid: &str, n: &SeedNumber, now: chrono::DateTime<Utc>) -
 }
 
 fn build_sender(account_sid: &str, s: &SeedSender, now: chrono::DateTime<Utc>) -> Result<Sender, SimError> {
-    let sender_id = if s.sender_id.starts_with("whatsapp:") {
-        s.sender_id.clone()
-    } else {
-        format!("whatsapp:{}", s.sender_id)
-    };
+    let sender_id =
+        if s.sender_id.starts_with("whatsapp:") { s.sender_id.clone() } else { format!("whatsapp:{}", s.sender_id) };
     let number = sender_id.trim_start_matches("whatsapp:");
     if !is_e164(number) {
-        return Err(SimError::Seed(format!(
-            "sender_id {:?} is not whatsapp:+E164",
-            s.sender_id
-        )));
+        return Err(SimError::Seed(format!("sender_id {:?} is not whatsapp:+E164", s.sender_id)));
     }
     check_method(&s.webhook.callback_method, &["POST", "PUT"])?;
     check_method(&s.webhook.fallback_method, &["POST", "PUT"])?;
@@ -467,10 +446,7 @@ fn build_service(acct: &Account, s: &SeedService, now: chrono::DateTime<Utc>) ->
                 s.friendly_name
             ))
         })?;
-        svc.phone_numbers.push(PoolEntry {
-            sid: n.sid.clone(),
-            date_created: now,
-        });
+        svc.phone_numbers.push(PoolEntry { sid: n.sid.clone(), date_created: now });
     }
     for key in &s.channel_senders {
         let snd = acct.sender(key).ok_or_else(|| {
@@ -479,10 +455,7 @@ fn build_service(acct: &Account, s: &SeedService, now: chrono::DateTime<Utc>) ->
                 s.friendly_name
             ))
         })?;
-        svc.channel_senders.push(PoolEntry {
-            sid: snd.sid.clone(),
-            date_created: now,
-        });
+        svc.channel_senders.push(PoolEntry { sid: snd.sid.clone(), date_created: now });
     }
     Ok(svc)
 }
@@ -504,10 +477,7 @@ accounts:
         apply(&mut s1, &seed).unwrap();
         apply(&mut s2, &seed).unwrap();
         assert_eq!(s1.accounts[0].sid, s2.accounts[0].sid);
-        assert_eq!(
-            s1.accounts[0].incoming_phone_numbers[0].sid,
-            s2.accounts[0].incoming_phone_numbers[0].sid
-        );
+        assert_eq!(s1.accounts[0].incoming_phone_numbers[0].sid, s2.accounts[0].incoming_phone_numbers[0].sid);
         assert_eq!(s1.accounts[0].auth_token, s2.accounts[0].auth_token);
     }
 

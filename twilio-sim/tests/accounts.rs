@@ -57,11 +57,7 @@ async fn responses_carry_json_content_type_and_request_id() {
 #[tokio::test]
 async fn wrong_or_missing_credentials_are_401_20003() {
     let sim = Sim::start().await;
-    let resp = sim
-        .req(Method::GET, &account_path(PROD), PROD, "wrong")
-        .send()
-        .await
-        .unwrap();
+    let resp = sim.req(Method::GET, &account_path(PROD), PROD, "wrong").send().await.unwrap();
     let (status, body) = json(resp).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_twilio_error(&body, 401, 20003);
@@ -74,11 +70,7 @@ async fn wrong_or_missing_credentials_are_401_20003() {
     assert_twilio_error(&body, 401, 20003);
 
     // An API key SID used as the account SID (a common mistake).
-    let resp = sim
-        .req(Method::GET, &account_path(STD_KEY), STD_KEY, PROD_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = sim.req(Method::GET, &account_path(STD_KEY), STD_KEY, PROD_TOKEN).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -92,32 +84,20 @@ async fn valid_credentials_for_another_account_are_404() {
     assert_eq!(body["message"], format!("The requested resource {path} was not found"));
     // Also for an API key of another account.
     let numbers = format!("/2010-04-01/Accounts/{TEST}/IncomingPhoneNumbers.json");
-    let resp = sim
-        .req(Method::GET, &numbers, STD_KEY, STD_SECRET)
-        .send()
-        .await
-        .unwrap();
+    let resp = sim.req(Method::GET, &numbers, STD_KEY, STD_SECRET).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn suspended_account_can_fetch_itself_but_nothing_else() {
     let sim = Sim::start().await;
-    let resp = sim
-        .req(Method::GET, &account_path(SUSPENDED), SUSPENDED, SUSPENDED_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = sim.req(Method::GET, &account_path(SUSPENDED), SUSPENDED, SUSPENDED_TOKEN).send().await.unwrap();
     let (status, body) = json(resp).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "suspended");
 
     let numbers = format!("/2010-04-01/Accounts/{SUSPENDED}/IncomingPhoneNumbers.json");
-    let resp = sim
-        .req(Method::GET, &numbers, SUSPENDED, SUSPENDED_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = sim.req(Method::GET, &numbers, SUSPENDED, SUSPENDED_TOKEN).send().await.unwrap();
     let (status, body) = json(resp).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_twilio_error(&body, 401, 20003);
@@ -135,56 +115,33 @@ async fn suspended_account_can_fetch_itself_but_nothing_else() {
     let (status, body) = json(sim.get(&account_path(PROD)).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "closed");
-    let resp = sim
-        .get(&format!("/2010-04-01/Accounts/{PROD}/IncomingPhoneNumbers.json"))
-        .await;
+    let resp = sim.get(&format!("/2010-04-01/Accounts/{PROD}/IncomingPhoneNumbers.json")).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn api_keys_standard_cannot_fetch_the_account_main_can() {
     let sim = Sim::start().await;
-    let resp = sim
-        .req(Method::GET, &account_path(PROD), STD_KEY, STD_SECRET)
-        .send()
-        .await
-        .unwrap();
+    let resp = sim.req(Method::GET, &account_path(PROD), STD_KEY, STD_SECRET).send().await.unwrap();
     let (status, body) = json(resp).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_twilio_error(&body, 401, 20003);
 
     let numbers = format!("/2010-04-01/Accounts/{PROD}/IncomingPhoneNumbers.json?PageSize=1");
-    let resp = sim
-        .req(Method::GET, &numbers, STD_KEY, STD_SECRET)
-        .send()
-        .await
-        .unwrap();
+    let resp = sim.req(Method::GET, &numbers, STD_KEY, STD_SECRET).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 
-    let resp = sim
-        .req(Method::GET, &account_path(PROD), MAIN_KEY, MAIN_SECRET)
-        .send()
-        .await
-        .unwrap();
+    let resp = sim.req(Method::GET, &account_path(PROD), MAIN_KEY, MAIN_SECRET).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 
-    let resp = sim
-        .req(Method::GET, &account_path(PROD), STD_KEY, "wrong")
-        .send()
-        .await
-        .unwrap();
+    let resp = sim.req(Method::GET, &account_path(PROD), STD_KEY, "wrong").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 
     let log = sim.handle.requests();
     let principals: Vec<_> = log.iter().map(|r| r.principal.clone()).collect();
     assert_eq!(
         principals,
-        vec![
-            Some(STD_KEY.to_string()),
-            Some(STD_KEY.to_string()),
-            Some(MAIN_KEY.to_string()),
-            None
-        ]
+        vec![Some(STD_KEY.to_string()), Some(STD_KEY.to_string()), Some(MAIN_KEY.to_string()), None]
     );
 }
 
@@ -210,11 +167,7 @@ async fn unknown_paths_and_methods() {
     assert_twilio_error(&body, 404, 20404);
     assert_eq!(body["message"], format!("The requested resource {path} was not found"));
 
-    let resp = sim
-        .req(Method::PUT, &account_path(PROD), PROD, PROD_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = sim.req(Method::PUT, &account_path(PROD), PROD, PROD_TOKEN).send().await.unwrap();
     let (status, body) = json(resp).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_twilio_error(&body, 405, 20004);
@@ -239,11 +192,7 @@ async fn rotated_token_replaces_the_old_one() {
     let new = sim.handle.rotate_auth_token(PROD, None).unwrap();
     assert_ne!(new, PROD_TOKEN);
     assert_eq!(sim.get(&account_path(PROD)).await.status(), StatusCode::UNAUTHORIZED);
-    let resp = sim
-        .req(Method::GET, &account_path(PROD), PROD, &new)
-        .send()
-        .await
-        .unwrap();
+    let resp = sim.req(Method::GET, &account_path(PROD), PROD, &new).send().await.unwrap();
     let (status, body) = json(resp).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["auth_token"], new);

@@ -42,10 +42,7 @@ async fn prints_base_url_serves_the_seed_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let exit = loop {
@@ -56,9 +53,7 @@ async fn prints_base_url_serves_the_seed_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(exit.success(), "{exit:?}");
-    let logs = tokio::task::spawn_blocking(move || std::io::read_to_string(stderr).unwrap_or_default())
-        .await
-        .unwrap();
+    let logs = tokio::task::spawn_blocking(move || std::io::read_to_string(stderr).unwrap_or_default()).await.unwrap();
     assert!(logs.contains("\"message\":\"request\""), "{logs}");
     assert!(!logs.contains(PROD_TOKEN), "secrets must never be logged");
 }
@@ -75,10 +70,7 @@ fn help_describes_the_flags() {
 
 #[test]
 fn bad_seed_file_fails_fast() {
-    let out = Command::new(BIN)
-        .args(["--seed", "/nonexistent/seed.yaml"])
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(["--seed", "/nonexistent/seed.yaml"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("seed"));
 }

@@ -36,12 +36,7 @@ async fn seeding_over_http_and_derived_sids() {
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
     let c = client();
     let yaml = "accounts:\n  - friendly_name: derived\n    incoming_phone_numbers: [{phone_number: '+15550001111'}]\n";
-    let resp = c
-        .post(format!("{}/_sim/seed", sim.base_url()))
-        .body(yaml)
-        .send()
-        .await
-        .unwrap();
+    let resp = c.post(format!("{}/_sim/seed", sim.base_url())).body(yaml).send().await.unwrap();
     let (status, body) = json(resp).await;
     assert_eq!(status, StatusCode::OK);
     let sid = body["accounts"][0].as_str().unwrap().to_string();
@@ -105,11 +100,7 @@ async fn state_requests_and_violations_endpoints() {
     assert_eq!(v, j!([]));
     let (status, ops) = json(sim.control_get("/_sim/operations").await).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(ops
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|o| o["operation_id"] == "UpdateIncomingPhoneNumber"));
+    assert!(ops.as_array().unwrap().iter().any(|o| o["operation_id"] == "UpdateIncomingPhoneNumber"));
     let (status, body) = json(sim.control_get("/_sim/nope").await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["error"].is_string());
@@ -131,11 +122,7 @@ async fn console_changes_over_http() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(n["sms_url"], "https://hijack.example.com");
-    let (_, api) = json(
-        sim.get(&format!("/2010-04-01/Accounts/{PROD}/IncomingPhoneNumbers/{PN1}.json"))
-            .await,
-    )
-    .await;
+    let (_, api) = json(sim.get(&format!("/2010-04-01/Accounts/{PROD}/IncomingPhoneNumbers/{PN1}.json")).await).await;
     assert_eq!(api["sms_url"], "https://hijack.example.com");
     assert_eq!(api["sms_method"], "GET");
 
@@ -146,30 +133,16 @@ async fn console_changes_over_http() {
     assert_eq!(api["webhook"]["callback_url"], "https://other.example.com");
     assert_eq!(api["offline_reasons"][0]["code"], "30008");
 
-    let (status, a) = json(
-        post(
-            format!("/_sim/accounts/{PROD}"),
-            j!({"status": "suspended", "type": "Trial"}),
-        )
-        .await
-        .unwrap(),
-    )
-    .await;
+    let (status, a) =
+        json(post(format!("/_sim/accounts/{PROD}"), j!({"status": "suspended", "type": "Trial"})).await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(a["status"], "suspended");
     let (_, api) = json(sim.get(&format!("/2010-04-01/Accounts/{PROD}.json")).await).await;
     assert_eq!(api["status"], "suspended");
     assert_eq!(api["type"], "Trial");
 
-    let (status, t) = json(
-        post(
-            format!("/_sim/accounts/{TEST}/auth-token"),
-            j!({"auth_token": "rotated"}),
-        )
-        .await
-        .unwrap(),
-    )
-    .await;
+    let (status, t) =
+        json(post(format!("/_sim/accounts/{TEST}/auth-token"), j!({"auth_token": "rotated"})).await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(t["auth_token"], "rotated");
 
@@ -179,12 +152,7 @@ async fn console_changes_over_http() {
     let (status, sb) = json(sim.control_get(&format!("/_sim/accounts/{TEST}/sandbox")).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(sb["participants"].as_array().unwrap().len(), 2);
-    let resp = sim
-        .client
-        .delete(sim.url(&format!("/_sim/accounts/{TEST}/sandbox")))
-        .send()
-        .await
-        .unwrap();
+    let resp = sim.client.delete(sim.url(&format!("/_sim/accounts/{TEST}/sandbox"))).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     let (status, _) = json(sim.control_get(&format!("/_sim/accounts/{TEST}/sandbox")).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -202,12 +170,9 @@ async fn console_changes_over_http() {
     assert_eq!(svc["inbound_request_url"], Value::Null);
 
     let (status, body) = json(
-        post(
-            format!("/_sim/accounts/{PROD}/numbers/PN0000000000000000000000000000dead"),
-            j!({"sms_url": "x"}),
-        )
-        .await
-        .unwrap(),
+        post(format!("/_sim/accounts/{PROD}/numbers/PN0000000000000000000000000000dead"), j!({"sms_url": "x"}))
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -250,41 +215,20 @@ async fn faults_and_concurrency_over_http() {
     let resp = sim.client.delete(sim.url("/_sim/faults")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert!(sim.handle.faults().is_empty());
-    let resp = sim
-        .client
-        .post(sim.url("/_sim/faults"))
-        .json(&j!({"action": {"type": "explode"}}))
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        sim.client.post(sim.url("/_sim/faults")).json(&j!({"action": {"type": "explode"}})).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let resp = sim.client.delete(sim.url("/_sim/faults/999")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 
-    let resp = sim
-        .client
-        .put(sim.url("/_sim/concurrency"))
-        .json(&j!({"account": PROD, "limit": 0}))
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        sim.client.put(sim.url("/_sim/concurrency")).json(&j!({"account": PROD, "limit": 0})).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(
-        sim.get(&format!("/2010-04-01/Accounts/{PROD}.json")).await.status(),
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    let resp = sim
-        .client
-        .put(sim.url("/_sim/concurrency"))
-        .json(&j!({"account": PROD, "limit": null}))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(sim.get(&format!("/2010-04-01/Accounts/{PROD}.json")).await.status(), StatusCode::TOO_MANY_REQUESTS);
+    let resp =
+        sim.client.put(sim.url("/_sim/concurrency")).json(&j!({"account": PROD, "limit": null})).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(
-        sim.get(&format!("/2010-04-01/Accounts/{PROD}.json")).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(sim.get(&format!("/2010-04-01/Accounts/{PROD}.json")).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -304,10 +248,7 @@ async fn dropping_the_last_handle_stops_the_server() {
     let addr = sim.addr();
     let clone = sim.clone();
     drop(sim);
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_ok(),
-        "a clone keeps it alive"
-    );
+    assert!(tokio::net::TcpStream::connect(addr).await.is_ok(), "a clone keeps it alive");
     drop(clone);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     while tokio::net::TcpStream::connect(addr).await.is_ok() {

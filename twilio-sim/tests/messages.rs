@@ -12,14 +12,7 @@ fn messages_path(account: &str) -> String {
 }
 
 async fn send_test(sim: &Sim, form: &[(&str, &str)]) -> (StatusCode, Value) {
-    json(
-        sim.req(Method::POST, &messages_path(TEST), TEST, TEST_TOKEN)
-            .form(form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    json(sim.req(Method::POST, &messages_path(TEST), TEST, TEST_TOKEN).form(form).send().await.unwrap()).await
 }
 
 async fn get_test(sim: &Sim, path: &str) -> (StatusCode, Value) {
@@ -57,11 +50,7 @@ async fn create_from_an_online_sender_is_queued_then_delivered() {
     assert_eq!(body["uri"], format!("/2010-04-01/Accounts/{PROD}/Messages/{sid}.json"));
     assert_eq!(keys(&body["subresource_uris"]), vec!["media".to_string()]);
 
-    let (status, body) = json(
-        sim.get(&format!("/2010-04-01/Accounts/{PROD}/Messages/{sid}.json"))
-            .await,
-    )
-    .await;
+    let (status, body) = json(sim.get(&format!("/2010-04-01/Accounts/{PROD}/Messages/{sid}.json")).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(keys(&body), sorted(MESSAGE_KEYS));
     assert_eq!(body["status"], "delivered");
@@ -72,58 +61,18 @@ async fn create_from_an_online_sender_is_queued_then_delivered() {
 async fn create_rejects_channel_mismatch_bad_to_and_unknown_sender() {
     let sim = Sim::start().await;
     let cases: &[(&[(&str, &str)], u64)] = &[
-        (
-            &[("To", "+15557770001"), ("From", "whatsapp:+15551230001"), ("Body", "x")],
-            21910,
-        ),
-        (
-            &[("To", "whatsapp:+15557770001"), ("From", "+15551230001"), ("Body", "x")],
-            21910,
-        ),
-        (
-            &[
-                ("To", "whatsapp:12345"),
-                ("From", "whatsapp:+15551230001"),
-                ("Body", "x"),
-            ],
-            21211,
-        ),
-        (
-            &[
-                ("To", "whatsapp:+15557770001"),
-                ("From", "whatsapp:+15559999999"),
-                ("Body", "x"),
-            ],
-            63007,
-        ),
+        (&[("To", "+15557770001"), ("From", "whatsapp:+15551230001"), ("Body", "x")], 21910),
+        (&[("To", "whatsapp:+15557770001"), ("From", "+15551230001"), ("Body", "x")], 21910),
+        (&[("To", "whatsapp:12345"), ("From", "whatsapp:+15551230001"), ("Body", "x")], 21211),
+        (&[("To", "whatsapp:+15557770001"), ("From", "whatsapp:+15559999999"), ("Body", "x")], 63007),
         // A sender pending verification cannot send.
-        (
-            &[
-                ("To", "whatsapp:+15557770001"),
-                ("From", "whatsapp:+15551230002"),
-                ("Body", "x"),
-            ],
-            63007,
-        ),
+        (&[("To", "whatsapp:+15557770001"), ("From", "whatsapp:+15551230002"), ("Body", "x")], 63007),
         // The sandbox number of an account without a sandbox.
-        (
-            &[
-                ("To", "whatsapp:+15557770001"),
-                ("From", "whatsapp:+14155238886"),
-                ("Body", "x"),
-            ],
-            63007,
-        ),
+        (&[("To", "whatsapp:+15557770001"), ("From", "whatsapp:+14155238886"), ("Body", "x")], 63007),
         (&[("From", "whatsapp:+15551230001"), ("Body", "x")], 21604),
         (&[("To", "whatsapp:+15557770001"), ("Body", "x")], 21603),
-        (
-            &[("To", "whatsapp:+15557770001"), ("From", "whatsapp:+15551230001")],
-            21602,
-        ),
-        (
-            &[("To", "+15557770001"), ("From", "+15550000000"), ("Body", "x")],
-            21606,
-        ),
+        (&[("To", "whatsapp:+15557770001"), ("From", "whatsapp:+15551230001")], 21602),
+        (&[("To", "+15557770001"), ("From", "+15550000000"), ("Body", "x")], 21606),
     ];
     for (form, code) in cases {
         let (status, body) = json(sim.post_form(&messages_path(PROD), form).await).await;
@@ -133,40 +82,22 @@ async fn create_rejects_channel_mismatch_bad_to_and_unknown_sender() {
     let (_, body) = json(
         sim.post_form(
             &messages_path(PROD),
-            &[
-                ("To", "whatsapp:+15557770001"),
-                ("From", "whatsapp:+15559999999"),
-                ("Body", "x"),
-            ],
+            &[("To", "whatsapp:+15557770001"), ("From", "whatsapp:+15559999999"), ("Body", "x")],
         )
         .await,
     )
     .await;
-    assert_eq!(
-        body["message"],
-        "Twilio could not find a Channel with the specified From address"
-    );
+    assert_eq!(body["message"], "Twilio could not find a Channel with the specified From address");
     assert!(sim.handle.account(PROD).unwrap().messages.is_empty());
 
     // A sender going OFFLINE behind the operator's back stops sending.
     sim.handle
-        .update_sender(
-            PROD,
-            XE1,
-            &SenderPatch {
-                status: Some(SenderStatus::Offline),
-                ..Default::default()
-            },
-        )
+        .update_sender(PROD, XE1, &SenderPatch { status: Some(SenderStatus::Offline), ..Default::default() })
         .unwrap();
     let (status, _) = json(
         sim.post_form(
             &messages_path(PROD),
-            &[
-                ("To", "whatsapp:+15557770001"),
-                ("From", "whatsapp:+15551230001"),
-                ("Body", "x"),
-            ],
+            &[("To", "whatsapp:+15557770001"), ("From", "whatsapp:+15551230001"), ("Body", "x")],
         )
         .await,
     )
@@ -195,12 +126,7 @@ async fn sandbox_sends_to_participants_and_fails_others_with_63015() {
     .await;
     assert_eq!(status, StatusCode::CREATED);
 
-    let fetch = |m: &Value| {
-        format!(
-            "/2010-04-01/Accounts/{TEST}/Messages/{}.json",
-            m["sid"].as_str().unwrap()
-        )
-    };
+    let fetch = |m: &Value| format!("/2010-04-01/Accounts/{TEST}/Messages/{}.json", m["sid"].as_str().unwrap());
     let (_, m) = get_test(&sim, &fetch(&joined)).await;
     assert_eq!(m["status"], "delivered");
     for msg in [&stranger, &expired] {
@@ -233,11 +159,7 @@ async fn list_filters_and_pages_newest_first() {
         let (status, _) = json(
             sim.post_form(
                 &messages_path(PROD),
-                &[
-                    ("To", "whatsapp:+15557770001"),
-                    ("From", "whatsapp:+15551230001"),
-                    ("Body", &body),
-                ],
+                &[("To", "whatsapp:+15557770001"), ("From", "whatsapp:+15551230001"), ("Body", &body)],
             )
             .await,
         )
@@ -247,11 +169,7 @@ async fn list_filters_and_pages_newest_first() {
     let (status, _) = json(
         sim.post_form(
             &messages_path(PROD),
-            &[
-                ("To", "whatsapp:+15557770009"),
-                ("From", "whatsapp:+15551230001"),
-                ("Body", "other"),
-            ],
+            &[("To", "whatsapp:+15557770009"), ("From", "whatsapp:+15551230001"), ("Body", "other")],
         )
         .await,
     )
@@ -259,10 +177,7 @@ async fn list_filters_and_pages_newest_first() {
     assert_eq!(status, StatusCode::CREATED);
 
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    let path = format!(
-        "{}?To=whatsapp%3A%2B15557770001&DateSent%3E={today}&PageSize=2",
-        messages_path(PROD)
-    );
+    let path = format!("{}?To=whatsapp%3A%2B15557770001&DateSent%3E={today}&PageSize=2", messages_path(PROD));
     let (status, body) = json(sim.get(&path).await).await;
     assert_eq!(status, StatusCode::OK);
     let mut expected = PAGE_2010_KEYS.to_vec();
@@ -280,20 +195,10 @@ async fn list_filters_and_pages_newest_first() {
     assert_eq!(body["messages"][0]["body"], "m0");
     assert_eq!(body["next_page_uri"], Value::Null);
 
-    let (_, body) = json(
-        sim.get(&format!("{}?DateSent%3C=2000-01-01", messages_path(PROD)))
-            .await,
-    )
-    .await;
+    let (_, body) = json(sim.get(&format!("{}?DateSent%3C=2000-01-01", messages_path(PROD))).await).await;
     assert_eq!(body["messages"], serde_json::json!([]));
-    let (_, body) = json(
-        sim.get(&format!(
-            "{}?From=whatsapp%3A%2B15551230001&DateSent={today}",
-            messages_path(PROD)
-        ))
-        .await,
-    )
-    .await;
+    let (_, body) =
+        json(sim.get(&format!("{}?From=whatsapp%3A%2B15551230001&DateSent={today}", messages_path(PROD))).await).await;
     assert_eq!(body["messages"].as_array().unwrap().len(), 4);
     let (status, body) = json(sim.get(&format!("{}?DateSent=yesterday", messages_path(PROD))).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -316,11 +221,7 @@ async fn messaging_service_without_from_is_accepted() {
     let (status, body) = json(
         sim.post_form(
             &messages_path(PROD),
-            &[
-                ("To", "whatsapp:+15557770001"),
-                ("MessagingServiceSid", MG1),
-                ("Body", "hi"),
-            ],
+            &[("To", "whatsapp:+15557770001"), ("MessagingServiceSid", MG1), ("Body", "hi")],
         )
         .await,
     )
@@ -330,11 +231,7 @@ async fn messaging_service_without_from_is_accepted() {
     assert_eq!(body["from"], Value::Null);
     assert_eq!(body["messaging_service_sid"], MG1);
     let sid = body["sid"].as_str().unwrap();
-    let (_, m) = json(
-        sim.get(&format!("/2010-04-01/Accounts/{PROD}/Messages/{sid}.json"))
-            .await,
-    )
-    .await;
+    let (_, m) = json(sim.get(&format!("/2010-04-01/Accounts/{PROD}/Messages/{sid}.json")).await).await;
     assert_eq!(m["from"], "whatsapp:+15551230001");
     let (status, body) = json(
         sim.post_form(

@@ -42,10 +42,7 @@ async fn list_returns_the_2010_envelope_and_spec_fields() {
     assert_eq!(n["sms_fallback_url"], "");
     assert_eq!(n["voice_url"], Value::Null);
     assert_eq!(n["sms_application_sid"], Value::Null);
-    assert_eq!(
-        n["capabilities"],
-        serde_json::json!({"voice": true, "sms": true, "mms": true, "fax": false})
-    );
+    assert_eq!(n["capabilities"], serde_json::json!({"voice": true, "sms": true, "mms": true, "fax": false}));
     assert_eq!(n["uri"], number_path(PN1));
     assert_eq!(items[1]["sms_url"], "");
 }
@@ -59,18 +56,12 @@ async fn phone_number_filter_decodes_percent_2b_and_reproduces_the_plus_quirk() 
     let items = body["incoming_phone_numbers"].as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["sid"], PN2);
-    assert_eq!(
-        body["uri"],
-        format!("{}?PhoneNumber=%2B15551230002&PageSize=50&Page=0", numbers_path())
-    );
+    assert_eq!(body["uri"], format!("{}?PhoneNumber=%2B15551230002&PageSize=50&Page=0", numbers_path()));
     // A literal '+' decodes to a space: nothing matches, and the echo shows it.
     let (status, body) = json(sim.get(&format!("{}?PhoneNumber=+15551230002", numbers_path())).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["incoming_phone_numbers"], serde_json::json!([]));
-    assert_eq!(
-        body["first_page_uri"],
-        format!("{}?PhoneNumber=+15551230002&PageSize=50&Page=0", numbers_path())
-    );
+    assert_eq!(body["first_page_uri"], format!("{}?PhoneNumber=+15551230002&PageSize=50&Page=0", numbers_path()));
     let log = sim.handle.requests();
     assert_eq!(log[1].query_value("PhoneNumber"), Some(" 15551230002"));
     // Unknown number: empty list, 200.
@@ -78,11 +69,7 @@ async fn phone_number_filter_decodes_percent_2b_and_reproduces_the_plus_quirk() 
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["incoming_phone_numbers"], serde_json::json!([]));
     // FriendlyName filter.
-    let (_, body) = json(
-        sim.get(&format!("{}?FriendlyName=%28555%29%20123-0001", numbers_path()))
-            .await,
-    )
-    .await;
+    let (_, body) = json(sim.get(&format!("{}?FriendlyName=%28555%29%20123-0001", numbers_path())).await).await;
     assert_eq!(body["incoming_phone_numbers"].as_array().unwrap().len(), 1);
 }
 
@@ -97,9 +84,7 @@ async fn paging_follows_next_page_uri_with_page_tokens() {
         ))
         .unwrap();
     let account = "AC000000000000000000000000000000aa";
-    let mut next = Some(format!(
-        "/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json?PageSize=2"
-    ));
+    let mut next = Some(format!("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json?PageSize=2"));
     let mut seen = Vec::new();
     let mut pages = 0;
     while let Some(path) = next {
@@ -172,10 +157,7 @@ async fn fetch_one_and_unknown_sid() {
     let (status, body) = json(sim.get(&missing).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_twilio_error(&body, 404, 20404);
-    assert_eq!(
-        body["message"],
-        format!("The requested resource {missing} was not found")
-    );
+    assert_eq!(body["message"], format!("The requested resource {missing} was not found"));
 }
 
 #[tokio::test]
@@ -199,16 +181,10 @@ async fn update_is_partial_and_returns_the_full_resource() {
     assert_eq!(posts.len(), 2);
     assert_eq!(posts[0].form_value("SmsUrl"), Some(url));
     assert_eq!(posts[0].route.as_deref(), Some("UpdateIncomingPhoneNumber"));
-    assert_eq!(
-        posts[0].content_type.as_deref(),
-        Some("application/x-www-form-urlencoded")
-    );
+    assert_eq!(posts[0].content_type.as_deref(), Some("application/x-www-form-urlencoded"));
     assert_eq!(log.writes().len(), 2);
     let state = sim.handle.state();
-    assert_eq!(
-        state.account(PROD).unwrap().number(PN1).unwrap().sms_url.as_deref(),
-        Some(url)
-    );
+    assert_eq!(state.account(PROD).unwrap().number(PN1).unwrap().sms_url.as_deref(), Some(url));
 }
 
 #[tokio::test]
@@ -218,11 +194,7 @@ async fn sms_application_sid_and_sms_url_clear_each_other() {
     let (_, body) = json(sim.post_form(&number_path(PN1), &[("SmsApplicationSid", app)]).await).await;
     assert_eq!(body["sms_application_sid"], app);
     assert_eq!(body["sms_url"], "");
-    let (_, body) = json(
-        sim.post_form(&number_path(PN1), &[("SmsUrl", "https://x.example.com/a")])
-            .await,
-    )
-    .await;
+    let (_, body) = json(sim.post_form(&number_path(PN1), &[("SmsUrl", "https://x.example.com/a")]).await).await;
     assert_eq!(body["sms_application_sid"], Value::Null);
     assert_eq!(body["sms_url"], "https://x.example.com/a");
     let (_, body) = json(sim.post_form(&number_path(PN1), &[("SmsUrl", "")]).await).await;
@@ -235,11 +207,8 @@ async fn update_rejects_bad_values_without_changing_state() {
     let (status, body) = json(sim.post_form(&number_path(PN1), &[("SmsMethod", "PUT")]).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_twilio_error(&body, 400, 21403);
-    let (status, body) = json(
-        sim.post_form(&number_path(PN1), &[("SmsUrl", "not a url"), ("SmsMethod", "GET")])
-            .await,
-    )
-    .await;
+    let (status, body) =
+        json(sim.post_form(&number_path(PN1), &[("SmsUrl", "not a url"), ("SmsMethod", "GET")]).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_twilio_error(&body, 400, 21502);
     let (status, _) = json(sim.post_form(&number_path(PN1), &[("SmsApplicationSid", "XX1")]).await).await;
@@ -248,11 +217,7 @@ async fn update_rejects_bad_values_without_changing_state() {
     assert_eq!(n.sms_method, "POST");
     assert_eq!(n.sms_url.as_deref(), Some("https://old-receiver.example.com/sms"));
     let (status, body) = json(
-        sim.post_form(
-            &number_path("PN0000000000000000000000000000dead"),
-            &[("SmsUrl", "https://a.example.com")],
-        )
-        .await,
+        sim.post_form(&number_path("PN0000000000000000000000000000dead"), &[("SmsUrl", "https://a.example.com")]).await,
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -24,10 +24,7 @@ async fn client_credentials_in_the_form() {
     assert_eq!(resp.headers()["cache-control"], "no-store");
     let (status, body) = json(resp).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        keys(&body),
-        sorted(&["access_token", "expires_in", "token_type", "scope"])
-    );
+    assert_eq!(keys(&body), sorted(&["access_token", "expires_in", "token_type", "scope"]));
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["scope"], "messaging");
@@ -64,37 +61,23 @@ async fn bad_client_grant_and_scope_errors() {
     let sim = Sim::start().await;
     let post = |form: Vec<(&'static str, &'static str)>| sim.client.post(sim.url("/connect/token")).form(&form).send();
     let (status, body) = json(
-        post(vec![
-            ("grant_type", "client_credentials"),
-            ("client_id", "crm-messaging"),
-            ("client_secret", "nope"),
-        ])
-        .await
-        .unwrap(),
+        post(vec![("grant_type", "client_credentials"), ("client_id", "crm-messaging"), ("client_secret", "nope")])
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_client");
     let (status, body) = json(
-        post(vec![
-            ("grant_type", "client_credentials"),
-            ("client_id", "ghost"),
-            ("client_secret", "x"),
-        ])
-        .await
-        .unwrap(),
+        post(vec![("grant_type", "client_credentials"), ("client_id", "ghost"), ("client_secret", "x")]).await.unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_client");
     let (status, body) = json(
-        post(vec![
-            ("grant_type", "password"),
-            ("client_id", "crm-messaging"),
-            ("client_secret", "crm-client-secret"),
-        ])
-        .await
-        .unwrap(),
+        post(vec![("grant_type", "password"), ("client_id", "crm-messaging"), ("client_secret", "crm-client-secret")])
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -134,19 +117,9 @@ async fn bad_client_grant_and_scope_errors() {
 #[tokio::test]
 async fn discovery_document() {
     let sim = Sim::start().await;
-    let (status, body) = json(
-        sim.client
-            .get(sim.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = json(sim.client.get(sim.url("/.well-known/openid-configuration")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        body["token_endpoint"],
-        format!("{}/connect/token", sim.handle.base_url())
-    );
+    assert_eq!(body["token_endpoint"], format!("{}/connect/token", sim.handle.base_url()));
 }
 
 #[tokio::test]

@@ -38,13 +38,7 @@ async fn list_requires_channel_and_uses_the_meta_envelope() {
     let (_, body) = json(sim.get("/v2/Channels/Senders?Channel=whatsapp&PageSize=1").await).await;
     let next = body["meta"]["next_page_url"].as_str().unwrap().to_string();
     assert!(next.starts_with(base) && next.contains("PageToken=PA"), "{next}");
-    let resp = sim
-        .client
-        .get(&next)
-        .basic_auth(PROD, Some(PROD_TOKEN))
-        .send()
-        .await
-        .unwrap();
+    let resp = sim.client.get(&next).basic_auth(PROD, Some(PROD_TOKEN)).send().await.unwrap();
     let (_, body) = json(resp).await;
     assert_eq!(body["senders"][0]["sid"], XE2);
     assert_eq!(body["meta"]["next_page_url"], Value::Null);
@@ -78,51 +72,24 @@ async fn fetch_returns_the_spec_shape_and_t_request_id() {
             "status_callback_method"
         ])
     );
-    assert_eq!(
-        body["webhook"]["callback_url"],
-        "https://old-receiver.example.com/whatsapp"
-    );
+    assert_eq!(body["webhook"]["callback_url"], "https://old-receiver.example.com/whatsapp");
     assert_eq!(
         keys(&body["configuration"]),
-        sorted(&[
-            "waba_id",
-            "verification_method",
-            "verification_code",
-            "voice_application_sid"
-        ])
+        sorted(&["waba_id", "verification_method", "verification_code", "voice_application_sid"])
     );
     assert_eq!(
         keys(&body["profile"]),
-        sorted(&[
-            "name",
-            "about",
-            "address",
-            "description",
-            "emails",
-            "logo_url",
-            "vertical",
-            "websites"
-        ])
+        sorted(&["name", "about", "address", "description", "emails", "logo_url", "vertical", "websites"])
     );
-    assert_eq!(
-        keys(&body["properties"]),
-        sorted(&["quality_rating", "messaging_limit"])
-    );
+    assert_eq!(keys(&body["properties"]), sorted(&["quality_rating", "messaging_limit"]));
     assert_eq!(body["offline_reasons"], Value::Null);
-    assert_eq!(
-        body["url"],
-        format!("{}/v2/Channels/Senders/{XE1}", sim.handle.base_url())
-    );
+    assert_eq!(body["url"], format!("{}/v2/Channels/Senders/{XE1}", sim.handle.base_url()));
 
     let (status, body) = json(sim.get(&sender_path("XE0000000000000000000000000000dead")).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_twilio_error(&body, 404, 20404);
     // Another account cannot see it.
-    let resp = sim
-        .req(Method::GET, &sender_path(XE1), TEST, TEST_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = sim.req(Method::GET, &sender_path(XE1), TEST, TEST_TOKEN).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
 
@@ -131,11 +98,7 @@ async fn update_webhook_replaces_the_object_by_default() {
     let sim = Sim::start().await;
     let new = "https://receiver.example.com/whatsapp";
     let (status, body) = json(
-        sim.post_json(
-            &sender_path(XE1),
-            &j!({"webhook": {"callback_url": new, "callback_method": "POST"}}),
-        )
-        .await,
+        sim.post_json(&sender_path(XE1), &j!({"webhook": {"callback_url": new, "callback_method": "POST"}})).await,
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
@@ -152,29 +115,13 @@ async fn update_webhook_replaces_the_object_by_default() {
 
 #[tokio::test]
 async fn update_webhook_merges_when_configured() {
-    let sim = Sim::start_with(SimConfig {
-        webhook_update: WebhookUpdate::Merge,
-        ..SimConfig::default()
-    })
-    .await;
-    let (_, body) = json(
-        sim.post_json(
-            &sender_path(XE1),
-            &j!({"webhook": {"fallback_url": "https://fb.example.com"}}),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(
-        body["webhook"]["callback_url"],
-        "https://old-receiver.example.com/whatsapp"
-    );
+    let sim = Sim::start_with(SimConfig { webhook_update: WebhookUpdate::Merge, ..SimConfig::default() }).await;
+    let (_, body) =
+        json(sim.post_json(&sender_path(XE1), &j!({"webhook": {"fallback_url": "https://fb.example.com"}})).await)
+            .await;
+    assert_eq!(body["webhook"]["callback_url"], "https://old-receiver.example.com/whatsapp");
     assert_eq!(body["webhook"]["fallback_url"], "https://fb.example.com");
-    let (_, body) = json(
-        sim.post_json(&sender_path(XE1), &j!({"webhook": {"callback_url": null}}))
-            .await,
-    )
-    .await;
+    let (_, body) = json(sim.post_json(&sender_path(XE1), &j!({"webhook": {"callback_url": null}})).await).await;
     assert_eq!(body["webhook"]["callback_url"], Value::Null);
 }
 
@@ -200,49 +147,30 @@ async fn update_validates_and_handles_verification() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     // OTP moves PENDING_VERIFICATION to VERIFYING; the code is never echoed nor logged.
-    let (status, body) = json(
-        sim.post_json(
-            &sender_path(XE2),
-            &j!({"configuration": {"verification_code": "123456"}}),
-        )
-        .await,
-    )
-    .await;
+    let (status, body) =
+        json(sim.post_json(&sender_path(XE2), &j!({"configuration": {"verification_code": "123456"}})).await).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(body["status"], "VERIFYING");
     assert_eq!(body["configuration"]["verification_code"], Value::Null);
     let log = sim.handle.requests();
-    assert_eq!(
-        log.last().unwrap().json.as_ref().unwrap()["configuration"]["verification_code"],
-        twilio_sim::REDACTED
-    );
+    assert_eq!(log.last().unwrap().json.as_ref().unwrap()["configuration"]["verification_code"], twilio_sim::REDACTED);
 }
 
 #[tokio::test]
 async fn create_and_delete_senders() {
     let sim = Sim::start().await;
     let (status, body) = json(
-        sim.post_json(
-            "/v2/Channels/Senders",
-            &j!({"sender_id": "whatsapp:+15551230009", "profile": {"name": "New"}}),
-        )
-        .await,
+        sim.post_json("/v2/Channels/Senders", &j!({"sender_id": "whatsapp:+15551230009", "profile": {"name": "New"}}))
+            .await,
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(body["status"], "CREATING");
     let sid = body["sid"].as_str().unwrap().to_string();
-    let (status, _) = json(
-        sim.post_json("/v2/Channels/Senders", &j!({"sender_id": "whatsapp:+15551230009"}))
-            .await,
-    )
-    .await;
+    let (status, _) =
+        json(sim.post_json("/v2/Channels/Senders", &j!({"sender_id": "whatsapp:+15551230009"})).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = json(
-        sim.post_json("/v2/Channels/Senders", &j!({"sender_id": "+15551230009"}))
-            .await,
-    )
-    .await;
+    let (status, _) = json(sim.post_json("/v2/Channels/Senders", &j!({"sender_id": "+15551230009"})).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let resp = sim.delete(&sender_path(&sid)).await;
@@ -250,13 +178,6 @@ async fn create_and_delete_senders() {
     assert_eq!(sim.delete(&sender_path(&sid)).await.status(), StatusCode::NOT_FOUND);
     // Deleting a pooled sender drops it from the service.
     assert_eq!(sim.delete(&sender_path(XE1)).await.status(), StatusCode::NO_CONTENT);
-    assert!(sim
-        .handle
-        .account(PROD)
-        .unwrap()
-        .service(MG1)
-        .unwrap()
-        .channel_senders
-        .is_empty());
+    assert!(sim.handle.account(PROD).unwrap().service(MG1).unwrap().channel_senders.is_empty());
     assert_eq!(sim.handle.requests().route("DeleteChannelsSender").len(), 3);
 }

@@ -49,10 +49,7 @@ async fn list_and_fetch_services() {
     assert!(s["date_created"].as_str().unwrap().ends_with('Z'));
     let base = sim.handle.base_url();
     assert_eq!(s["url"], format!("{base}/v1/Services/{MG1}"));
-    assert_eq!(
-        s["links"]["channel_senders"],
-        format!("{base}/v1/Services/{MG1}/ChannelSenders")
-    );
+    assert_eq!(s["links"]["channel_senders"], format!("{base}/v1/Services/{MG1}/ChannelSenders"));
 
     let (status, body) = json(sim.get(&format!("/v1/Services/{MG1}")).await).await;
     assert_eq!(status, StatusCode::OK);
@@ -69,10 +66,7 @@ async fn update_service_form() {
     let (status, body) = json(
         sim.post_form(
             &path,
-            &[
-                ("InboundRequestUrl", "https://new.example.com/in"),
-                ("UseInboundWebhookOnNumber", "true"),
-            ],
+            &[("InboundRequestUrl", "https://new.example.com/in"), ("UseInboundWebhookOnNumber", "true")],
         )
         .await,
     )
@@ -92,10 +86,7 @@ async fn update_service_form() {
     let (status, body) = json(sim.post_form("/v1/Services", &[("FriendlyName", "Other")]).await).await;
     assert_eq!(status, StatusCode::CREATED);
     let sid = body["sid"].as_str().unwrap().to_string();
-    assert_eq!(
-        sim.delete(&format!("/v1/Services/{sid}")).await.status(),
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(sim.delete(&format!("/v1/Services/{sid}")).await.status(), StatusCode::NO_CONTENT);
     let (status, _) = json(sim.post_form("/v1/Services", &[]).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
@@ -133,21 +124,12 @@ async fn phone_number_pool() {
     assert_eq!(body["sid"], PN1);
     let (status, _) = json(sim.post_form(&path, &[("PhoneNumberSid", PN1)]).await).await;
     assert_eq!(status, StatusCode::CONFLICT);
-    let (status, body) = json(
-        sim.post_form(&path, &[("PhoneNumberSid", "PN0000000000000000000000000000dead")])
-            .await,
-    )
-    .await;
+    let (status, body) =
+        json(sim.post_form(&path, &[("PhoneNumberSid", "PN0000000000000000000000000000dead")]).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_twilio_error(&body, 400, 21421);
-    assert_eq!(
-        sim.delete(&format!("{path}/{PN1}")).await.status(),
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        sim.delete(&format!("{path}/{PN1}")).await.status(),
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(sim.delete(&format!("{path}/{PN1}")).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(sim.delete(&format!("{path}/{PN1}")).await.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -178,14 +160,7 @@ async fn channel_sender_pool() {
     assert_eq!(status, StatusCode::OK);
     let (status, _) = json(sim.post_form(&path, &[("Sid", XE2)]).await).await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(
-        sim.delete(&format!("{path}/{XE2}")).await.status(),
-        StatusCode::NO_CONTENT
-    );
-    let (status, _) = json(
-        sim.get("/v1/Services/MG0000000000000000000000000000dead/ChannelSenders")
-            .await,
-    )
-    .await;
+    assert_eq!(sim.delete(&format!("{path}/{XE2}")).await.status(), StatusCode::NO_CONTENT);
+    let (status, _) = json(sim.get("/v1/Services/MG0000000000000000000000000000dead/ChannelSenders").await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

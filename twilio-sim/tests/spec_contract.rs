@@ -62,9 +62,7 @@ fn coverage_record_appends_json_lines() {
     let dir = std::env::temp_dir().join(format!("spec-contract-coverage-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("coverage.jsonl");
-    let op = contract
-        .operation("twilio_messaging_v2", "ListChannelsSender")
-        .expect("op");
+    let op = contract.operation("twilio_messaging_v2", "ListChannelsSender").expect("op");
     std::env::set_var(coverage::COVERAGE_FILE_ENV, &file);
     coverage::record(&op, 200, Some("whatsapp-operator/0.1.0"));
     coverage::record(&op, 400, None);

@@ -52,77 +52,41 @@ fn expect(what: &str, got: (StatusCode, String), want: u16) -> serde_json::Value
 #[tokio::test]
 async fn every_implemented_operation_answers_within_the_contract() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = SimConfig {
-        strict: true,
-        ..SimConfig::default()
-    };
+    let config = SimConfig { strict: true, ..SimConfig::default() };
     let sim = Simulator::start(config).await.unwrap_or_else(|e| panic!("{e}"));
     let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed.yaml");
     sim.seed_file(std::path::Path::new(seed)).expect("seed");
-    let http = Client::builder()
-        .user_agent("spec-simulator-test")
-        .build()
-        .expect("client");
+    let http = Client::builder().user_agent("spec-simulator-test").build().expect("client");
     let c = Caller { sim: sim.clone(), http };
     let acct = format!("/2010-04-01/Accounts/{ACCOUNT}");
     let pn1 = "PN00000000000000000000000000000001";
     let mg = "MG00000000000000000000000000000001";
     let xe = "XE00000000000000000000000000000001";
 
-    expect(
-        "FetchAccount",
-        c.call(Method::GET, &format!("{acct}.json"), Body::None).await,
-        200,
-    );
+    expect("FetchAccount", c.call(Method::GET, &format!("{acct}.json"), Body::None).await, 200);
     let path = format!("{acct}/IncomingPhoneNumbers.json?PhoneNumber=%2B15551230001&PageSize=20");
-    expect(
-        "ListIncomingPhoneNumber",
-        c.call(Method::GET, &path, Body::None).await,
-        200,
-    );
+    expect("ListIncomingPhoneNumber", c.call(Method::GET, &path, Body::None).await, 200);
     let number = format!("{acct}/IncomingPhoneNumbers/{pn1}.json");
-    expect(
-        "FetchIncomingPhoneNumber",
-        c.call(Method::GET, &number, Body::None).await,
-        200,
-    );
+    expect("FetchIncomingPhoneNumber", c.call(Method::GET, &number, Body::None).await, 200);
     let form = [("SmsUrl", "https://receiver.example.com/in"), ("SmsMethod", "POST")];
     let got = c.call(Method::POST, &number, Body::Form(&form)).await;
     expect("UpdateIncomingPhoneNumber", got, 200);
 
-    let form = [
-        ("To", "whatsapp:+15557770001"),
-        ("From", "whatsapp:+15551230001"),
-        ("Body", "Your channel is connected"),
-    ];
+    let form =
+        [("To", "whatsapp:+15557770001"), ("From", "whatsapp:+15551230001"), ("Body", "Your channel is connected")];
     let messages = format!("{acct}/Messages.json");
-    let created = expect(
-        "CreateMessage",
-        c.call(Method::POST, &messages, Body::Form(&form)).await,
-        201,
-    );
+    let created = expect("CreateMessage", c.call(Method::POST, &messages, Body::Form(&form)).await, 201);
     let sm = created["sid"].as_str().unwrap_or_default().to_string();
     let path = format!("{messages}?To=whatsapp%3A%2B15557770001&PageSize=20");
     expect("ListMessage", c.call(Method::GET, &path, Body::None).await, 200);
     let path = format!("{acct}/Messages/{sm}.json");
     expect("FetchMessage", c.call(Method::GET, &path, Body::None).await, 200);
 
-    expect(
-        "ListService",
-        c.call(Method::GET, "/v1/Services", Body::None).await,
-        200,
-    );
+    expect("ListService", c.call(Method::GET, "/v1/Services", Body::None).await, 200);
     let service = format!("/v1/Services/{mg}");
     expect("FetchService", c.call(Method::GET, &service, Body::None).await, 200);
-    let form = [
-        ("InboundRequestUrl", "https://receiver.example.com/in"),
-        ("UseInboundWebhookOnNumber", "false"),
-    ];
-    expect(
-        "UpdateService",
-        c.call(Method::POST, &service, Body::Form(&form)).await,
-        200,
-    );
+    let form = [("InboundRequestUrl", "https://receiver.example.com/in"), ("UseInboundWebhookOnNumber", "false")];
+    expect("UpdateService", c.call(Method::POST, &service, Body::Form(&form)).await, 200);
     let path = format!("{service}/PhoneNumbers");
     expect("ListPhoneNumber", c.call(Method::GET, &path, Body::None).await, 200);
     let path = format!("{service}/ChannelSenders");
@@ -131,57 +95,33 @@ async fn every_implemented_operation_answers_within_the_contract() {
     let path = "/v2/Channels/Senders?Channel=whatsapp&PageSize=20";
     expect("ListChannelsSender", c.call(Method::GET, path, Body::None).await, 200);
     let sender = format!("/v2/Channels/Senders/{xe}");
-    expect(
-        "FetchChannelsSender",
-        c.call(Method::GET, &sender, Body::None).await,
-        200,
-    );
+    expect("FetchChannelsSender", c.call(Method::GET, &sender, Body::None).await, 200);
     let webhook = serde_json::json!({"webhook": {
         "callback_url": "https://receiver.example.com/in", "callback_method": "POST",
         "fallback_url": null, "fallback_method": null,
         "status_callback_url": null, "status_callback_method": null}});
-    expect(
-        "UpdateChannelsSender",
-        c.call(Method::POST, &sender, Body::Json(webhook)).await,
-        202,
-    );
+    expect("UpdateChannelsSender", c.call(Method::POST, &sender, Body::Json(webhook)).await, 202);
 
     // Errors: the classic error shape.
-    let got = c
-        .call_as(ACCOUNT, "wrong", Method::GET, &format!("{acct}.json"), Body::None)
-        .await;
+    let got = c.call_as(ACCOUNT, "wrong", Method::GET, &format!("{acct}.json"), Body::None).await;
     expect("FetchAccount with a wrong token", got, 401);
     let other = "AC00000000000000000000000000000002";
-    let got = c
-        .call_as(other, "test-auth-token-0002", Method::GET, &number, Body::None)
-        .await;
+    let got = c.call_as(other, "test-auth-token-0002", Method::GET, &number, Body::None).await;
     expect("another account's number", got, 404);
     let missing = format!("{acct}/IncomingPhoneNumbers/PN000000000000000000000000000000ff.json");
     expect("unknown number", c.call(Method::GET, &missing, Body::None).await, 404);
 
     // Deletes last.
     let sender2 = "/v2/Channels/Senders/XE00000000000000000000000000000002";
-    expect(
-        "DeleteChannelsSender",
-        c.call(Method::DELETE, sender2, Body::None).await,
-        204,
-    );
+    expect("DeleteChannelsSender", c.call(Method::DELETE, sender2, Body::None).await, 204);
     let number2 = format!("{acct}/IncomingPhoneNumbers/PN00000000000000000000000000000002.json");
-    expect(
-        "DeleteIncomingPhoneNumber",
-        c.call(Method::DELETE, &number2, Body::None).await,
-        204,
-    );
+    expect("DeleteIncomingPhoneNumber", c.call(Method::DELETE, &number2, Body::None).await, 204);
 
     let violations = sim.violations();
     assert!(
         violations.is_empty(),
         "contract violations:\n{}",
-        violations
-            .iter()
-            .map(|v| format!("{v:?}"))
-            .collect::<Vec<_>>()
-            .join("\n")
+        violations.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join("\n")
     );
     let unmatched: Vec<String> = sim
         .requests()

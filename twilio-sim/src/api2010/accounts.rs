@@ -35,10 +35,8 @@ const SUBRESOURCES: &[(&str, &str)] = &[
 /// `api.v2010.account`.
 pub(crate) fn account_json(a: &Account) -> Value {
     let base = format!("/2010-04-01/Accounts/{}", a.sid);
-    let subresources: Map<String, Value> = SUBRESOURCES
-        .iter()
-        .map(|(k, p)| (k.to_string(), Value::String(format!("{base}/{p}.json"))))
-        .collect();
+    let subresources: Map<String, Value> =
+        SUBRESOURCES.iter().map(|(k, p)| (k.to_string(), Value::String(format!("{base}/{p}.json")))).collect();
     json!({
         "auth_token": a.auth_token,
         "date_created": rfc2822(&a.date_created),

@@ -21,11 +21,7 @@ const MAX_BODY_CHARS: usize = 1600;
 /// `api.v2010.account.message`.
 pub(crate) fn message_json(account_sid: &str, m: &Message) -> Value {
     let uri = format!("/2010-04-01/Accounts/{account_sid}/Messages/{}", m.sid);
-    let from = if m.status == MessageStatus::Accepted {
-        None
-    } else {
-        m.from.clone()
-    };
+    let from = if m.status == MessageStatus::Accepted { None } else { m.from.clone() };
     json!({
         "account_sid": account_sid,
         "api_version": "2010-04-01",
@@ -51,11 +47,7 @@ pub(crate) fn message_json(account_sid: &str, m: &Message) -> Value {
 }
 
 fn delivered() -> MessageOutcome {
-    MessageOutcome {
-        status: MessageStatus::Delivered,
-        error_code: None,
-        error_message: None,
-    }
+    MessageOutcome { status: MessageStatus::Delivered, error_code: None, error_message: None }
 }
 
 /// Checks the WhatsApp `From` of `acct` and decides the message's outcome.
@@ -97,24 +89,15 @@ fn service_sender(acct: &Account, mss: &str, whatsapp: bool) -> Result<String, A
         .ok_or_else(|| ApiError::bad_request(21701, format!("The Messaging Service Sid {mss} is invalid.")))?;
     let from = if whatsapp {
         svc.channel_senders.iter().find_map(|e| {
-            acct.senders
-                .iter()
-                .find(|s| s.sid == e.sid && s.status.can_send())
-                .map(|s| s.sender_id.clone())
+            acct.senders.iter().find(|s| s.sid == e.sid && s.status.can_send()).map(|s| s.sender_id.clone())
         })
     } else {
-        svc.phone_numbers.iter().find_map(|e| {
-            acct.incoming_phone_numbers
-                .iter()
-                .find(|n| n.sid == e.sid)
-                .map(|n| n.phone_number.clone())
-        })
+        svc.phone_numbers
+            .iter()
+            .find_map(|e| acct.incoming_phone_numbers.iter().find(|n| n.sid == e.sid).map(|n| n.phone_number.clone()))
     };
     from.ok_or_else(|| {
-        ApiError::bad_request(
-            21703,
-            "The Messaging Service does not have a sender available for this destination",
-        )
+        ApiError::bad_request(21703, "The Messaging Service does not have a sender available for this destination")
     })
 }
 
@@ -128,10 +111,7 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
         .ok_or_else(|| ApiError::bad_request(21604, "A 'To' phone number is required."))?
         .to_string();
     let from = form.get("From").filter(|f| !f.is_empty()).map(str::to_string);
-    let mss = form
-        .get("MessagingServiceSid")
-        .filter(|f| !f.is_empty())
-        .map(str::to_string);
+    let mss = form.get("MessagingServiceSid").filter(|f| !f.is_empty()).map(str::to_string);
     if from.is_none() && mss.is_none() {
         return Err(ApiError::bad_request(21603, "A 'From' phone number is required."));
     }
@@ -142,17 +122,11 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
         return Err(ApiError::bad_request(21602, "Message body is required."));
     }
     if body.chars().count() > MAX_BODY_CHARS {
-        return Err(ApiError::bad_request(
-            21617,
-            "The concatenated message body exceeds the 1600 character limit.",
-        ));
+        return Err(ApiError::bad_request(21617, "The concatenated message body exceeds the 1600 character limit."));
     }
     if let Some(c) = &content_sid {
         if !is_sid(c, "HX") {
-            return Err(ApiError::bad_request(
-                21655,
-                format!("The ContentSid is Invalid: '{c}'"),
-            ));
+            return Err(ApiError::bad_request(21655, format!("The ContentSid is Invalid: '{c}'")));
         }
     }
     if let Some(cb) = form.get("StatusCallback") {
@@ -169,10 +143,7 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     }
     let to_number = to.trim_start_matches(WA).to_string();
     if !is_e164(&to_number) {
-        return Err(ApiError::bad_request(
-            21211,
-            format!("The 'To' number {to} is not a valid phone number."),
-        ));
+        return Err(ApiError::bad_request(21211, format!("The 'To' number {to} is not a valid phone number.")));
     }
     let sid = ctx.state.sids.random("SM");
     let acct = ctx.account()?;
@@ -210,10 +181,7 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     };
     if let Some(svc) = &mss {
         if !acct.services.iter().any(|s| &s.sid == svc) {
-            return Err(ApiError::bad_request(
-                21701,
-                format!("The Messaging Service Sid {svc} is invalid."),
-            ));
+            return Err(ApiError::bad_request(21701, format!("The Messaging Service Sid {svc} is invalid.")));
         }
     }
     let message = Message {
@@ -250,14 +218,9 @@ fn parse_date(name: &str, v: &str) -> Result<DateFilter, ApiError> {
     if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
         return Ok(DateFilter::Day(d));
     }
-    DateTime::parse_from_rfc3339(v)
-        .map(|t| DateFilter::Instant(t.with_timezone(&Utc)))
-        .map_err(|_| {
-            ApiError::bad_request(
-                20001,
-                format!("Invalid {name}: '{v}' (use YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ)"),
-            )
-        })
+    DateTime::parse_from_rfc3339(v).map(|t| DateFilter::Instant(t.with_timezone(&Utc))).map_err(|_| {
+        ApiError::bad_request(20001, format!("Invalid {name}: '{v}' (use YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ)"))
+    })
 }
 
 fn cmp_date(sent: &DateTime<Utc>, f: DateFilter) -> std::cmp::Ordering {
@@ -300,12 +263,8 @@ pub(crate) fn list(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
         .collect();
     let page = paginate(&matching, |m| m.sid.as_str(), &paging);
     let items = page.items.iter().map(|m| message_json(&acct.sid, m)).collect();
-    let filters: Vec<(String, String)> = query
-        .0
-        .iter()
-        .filter(|(k, _)| FILTERS.contains(&k.as_str()))
-        .cloned()
-        .collect();
+    let filters: Vec<(String, String)> =
+        query.0.iter().filter(|(k, _)| FILTERS.contains(&k.as_str())).cloned().collect();
     let body = envelope_2010("messages", &path, &filters, &paging, &page, items);
     Ok(SimResponse::json(200, &body))
 }

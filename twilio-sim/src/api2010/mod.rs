@@ -19,10 +19,7 @@ pub(crate) fn check_method(name: &str, value: &str) -> Result<(), ApiError> {
     if value == "GET" || value == "POST" {
         Ok(())
     } else {
-        Err(ApiError::bad_request(
-            21403,
-            format!("Invalid Method: {name} must be GET or POST, got '{value}'"),
-        ))
+        Err(ApiError::bad_request(21403, format!("Invalid Method: {name} must be GET or POST, got '{value}'")))
     }
 }
 
@@ -33,10 +30,7 @@ pub(crate) fn check_url(name: &str, value: &str) -> Result<(), ApiError> {
     }
     match url::Url::parse(value) {
         Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => Ok(()),
-        _ => Err(ApiError::bad_request(
-            21502,
-            format!("Invalid callback url: {name} '{value}' is not a valid URL"),
-        )),
+        _ => Err(ApiError::bad_request(21502, format!("Invalid callback url: {name} '{value}' is not a valid URL"))),
     }
 }
 
@@ -45,10 +39,7 @@ pub(crate) fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
     match value.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(ApiError::bad_request(
-            20001,
-            format!("Invalid {name}: expected true or false, got '{value}'"),
-        )),
+        _ => Err(ApiError::bad_request(20001, format!("Invalid {name}: expected true or false, got '{value}'"))),
     }
 }
 

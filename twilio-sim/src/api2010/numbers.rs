@@ -85,9 +85,7 @@ pub(crate) fn list(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
         .incoming_phone_numbers
         .iter()
         .filter(|n| {
-            query
-                .get("PhoneNumber")
-                .is_none_or(|f| phone_matches(&n.phone_number, f))
+            query.get("PhoneNumber").is_none_or(|f| phone_matches(&n.phone_number, f))
                 && query.get("FriendlyName").is_none_or(|f| n.friendly_name == f)
                 && query.get("Origin").is_none_or(|o| n.origin == o)
         })
@@ -95,12 +93,8 @@ pub(crate) fn list(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
         .collect();
     let page = paginate(&matching, |n| n.sid.as_str(), &paging);
     let items = page.items.iter().map(|n| number_json(&acct.sid, n)).collect();
-    let filters: Vec<(String, String)> = query
-        .0
-        .iter()
-        .filter(|(k, _)| FILTERS.contains(&k.as_str()))
-        .cloned()
-        .collect();
+    let filters: Vec<(String, String)> =
+        query.0.iter().filter(|(k, _)| FILTERS.contains(&k.as_str())).cloned().collect();
     let body = envelope_2010("incoming_phone_numbers", &path, &filters, &paging, &page, items);
     Ok(SimResponse::json(200, &body))
 }
@@ -116,24 +110,12 @@ pub(crate) fn fetch(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
 
 /// Applies the update parameters shared by create and update to `n`.
 fn apply_form(n: &mut IncomingNumber, form: &Params) -> Result<(), ApiError> {
-    for name in [
-        "SmsMethod",
-        "SmsFallbackMethod",
-        "StatusCallbackMethod",
-        "VoiceMethod",
-        "VoiceFallbackMethod",
-    ] {
+    for name in ["SmsMethod", "SmsFallbackMethod", "StatusCallbackMethod", "VoiceMethod", "VoiceFallbackMethod"] {
         if let Some(v) = form.get(name) {
             check_method(name, v)?;
         }
     }
-    for name in [
-        "SmsUrl",
-        "SmsFallbackUrl",
-        "StatusCallback",
-        "VoiceUrl",
-        "VoiceFallbackUrl",
-    ] {
+    for name in ["SmsUrl", "SmsFallbackUrl", "StatusCallback", "VoiceUrl", "VoiceFallbackUrl"] {
         if let Some(v) = form.get(name) {
             check_url(name, v)?;
         }
@@ -141,25 +123,16 @@ fn apply_form(n: &mut IncomingNumber, form: &Params) -> Result<(), ApiError> {
     for name in ["SmsApplicationSid", "VoiceApplicationSid"] {
         if let Some(v) = form.get(name) {
             if !v.is_empty() && !is_sid(v, "AP") {
-                return Err(ApiError::bad_request(
-                    20001,
-                    format!("Invalid {name}: '{v}' is not an Application SID"),
-                ));
+                return Err(ApiError::bad_request(20001, format!("Invalid {name}: '{v}' is not an Application SID")));
             }
         }
     }
     if let Some(v) = form.get("FriendlyName") {
         if v.chars().count() > 64 {
-            return Err(ApiError::bad_request(
-                20002,
-                "Invalid FriendlyName: at most 64 characters",
-            ));
+            return Err(ApiError::bad_request(20002, "Invalid FriendlyName: at most 64 characters"));
         }
     }
-    let caller_id = form
-        .get("VoiceCallerIdLookup")
-        .map(|v| parse_bool("VoiceCallerIdLookup", v))
-        .transpose()?;
+    let caller_id = form.get("VoiceCallerIdLookup").map(|v| parse_bool("VoiceCallerIdLookup", v)).transpose()?;
 
     let opt = |v: &str| (!v.is_empty()).then(|| v.to_string());
     if let Some(v) = form.get("FriendlyName") {
@@ -228,17 +201,10 @@ pub(crate) fn update(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     let account_sid = acct.sid.clone();
     if let Some(target) = form.get("AccountSid") {
         if target != account_sid {
-            return Err(ApiError::bad_request(
-                20001,
-                "Transferring numbers between accounts is not simulated",
-            ));
+            return Err(ApiError::bad_request(20001, "Transferring numbers between accounts is not simulated"));
         }
     }
-    let n = acct
-        .incoming_phone_numbers
-        .iter_mut()
-        .find(|n| n.sid == sid)
-        .ok_or(nf)?;
+    let n = acct.incoming_phone_numbers.iter_mut().find(|n| n.sid == sid).ok_or(nf)?;
     let mut updated = n.clone();
     apply_form(&mut updated, &form)?;
     updated.date_updated = Utc::now();
@@ -250,10 +216,7 @@ pub(crate) fn update(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
 pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     let form = ctx.req.form_params();
     let taken = |state: &crate::state::SimState, e164: &str| {
-        state
-            .accounts
-            .iter()
-            .any(|a| a.incoming_phone_numbers.iter().any(|n| n.phone_number == e164))
+        state.accounts.iter().any(|a| a.incoming_phone_numbers.iter().any(|n| n.phone_number == e164))
     };
     let phone = match (form.get("PhoneNumber"), form.get("AreaCode")) {
         (Some(p), _) => {
@@ -261,10 +224,7 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
                 return Err(ApiError::bad_request(21421, format!("PhoneNumber is invalid: '{p}'")));
             }
             if taken(ctx.state, p) {
-                return Err(ApiError::bad_request(
-                    21422,
-                    format!("PhoneNumber {p} is not available"),
-                ));
+                return Err(ApiError::bad_request(21422, format!("PhoneNumber {p} is not available")));
             }
             p.to_string()
         }

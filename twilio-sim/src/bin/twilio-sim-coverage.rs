@@ -36,10 +36,8 @@ fn run(args: &Args) -> Result<String, String> {
         )
     })?;
     let records = coverage::parse_records(&text).map_err(|e| format!("{}: {e}", args.input.display()))?;
-    let implemented: Vec<(&str, &str)> = twilio_sim::implemented_operations()
-        .iter()
-        .map(|o| (o.spec, o.operation_id))
-        .collect();
+    let implemented: Vec<(&str, &str)> =
+        twilio_sim::implemented_operations().iter().map(|o| (o.spec, o.operation_id)).collect();
     let table = coverage::report_markdown(&contract, implemented, &records);
     if let Some(out) = &args.out {
         if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {

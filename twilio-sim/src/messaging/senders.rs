@@ -135,9 +135,7 @@ fn apply_configuration(c: &mut SenderConfiguration, obj: &Map<String, Value>) ->
     if let Some(v) = opt_str(obj, "configuration", "verification_method")? {
         if let Some(m) = &v {
             if m != "sms" && m != "voice" {
-                return Err(invalid(format!(
-                    "configuration.verification_method must be sms or voice, got '{m}'"
-                )));
+                return Err(invalid(format!("configuration.verification_method must be sms or voice, got '{m}'")));
             }
         }
         c.verification_method = v;
@@ -176,21 +174,15 @@ fn apply_profile(p: &mut SenderProfile, obj: &Map<String, Value>) -> Result<(), 
 /// GET list; `Channel` (whatsapp|rcs) is required. Default page size 20.
 pub(crate) fn list(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     let query = ctx.req.query_params();
-    let channel = query
-        .get("Channel")
-        .ok_or_else(|| invalid("Missing required parameter Channel in the query"))?
-        .to_string();
+    let channel =
+        query.get("Channel").ok_or_else(|| invalid("Missing required parameter Channel in the query"))?.to_string();
     if channel != "whatsapp" && channel != "rcs" {
         return Err(invalid(format!("Invalid Channel '{channel}': use whatsapp or rcs")));
     }
     let paging = PageRequest::from_params(&query, 20)?;
     let base = ctx.base_url.to_string();
     let acct = ctx.account()?;
-    let senders: Vec<Sender> = if channel == "whatsapp" {
-        acct.senders.clone()
-    } else {
-        Vec::new()
-    };
+    let senders: Vec<Sender> = if channel == "whatsapp" { acct.senders.clone() } else { Vec::new() };
     let page = paginate(&senders, |s| s.sid.as_str(), &paging);
     let items = page.items.iter().map(|s| sender_json(&base, s)).collect();
     let filters = vec![("Channel".to_string(), channel)];

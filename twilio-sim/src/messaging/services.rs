@@ -26,10 +26,8 @@ const LINKS: &[(&str, &str)] = &[
 /// `messaging.v1.service`.
 pub(crate) fn service_json(base_url: &str, account_sid: &str, s: &MessagingService) -> Value {
     let url = format!("{base_url}/v1/Services/{}", s.sid);
-    let links: serde_json::Map<String, Value> = LINKS
-        .iter()
-        .map(|(k, p)| (k.to_string(), Value::String(format!("{url}/{p}"))))
-        .collect();
+    let links: serde_json::Map<String, Value> =
+        LINKS.iter().map(|(k, p)| (k.to_string(), Value::String(format!("{url}/{p}")))).collect();
     json!({
         "sid": s.sid,
         "account_sid": account_sid,
@@ -129,22 +127,14 @@ fn apply_form(s: &mut MessagingService, form: &Params) -> Result<(), ApiError> {
         }
     }
     let validity = match form.get("ValidityPeriod") {
-        Some(v) => Some(
-            v.parse::<i64>()
-                .ok()
-                .filter(|p| (1..=36000).contains(p))
-                .ok_or_else(|| {
-                    ApiError::bad_request(20001, format!("Invalid ValidityPeriod '{v}': 1 to 36000 seconds"))
-                })?,
-        ),
+        Some(v) => Some(v.parse::<i64>().ok().filter(|p| (1..=36000).contains(p)).ok_or_else(|| {
+            ApiError::bad_request(20001, format!("Invalid ValidityPeriod '{v}': 1 to 36000 seconds"))
+        })?),
         None => None,
     };
     if let Some(v) = form.get("ScanMessageContent") {
         if !["inherit", "enable", "disable"].contains(&v) {
-            return Err(ApiError::bad_request(
-                20001,
-                format!("Invalid ScanMessageContent '{v}'"),
-            ));
+            return Err(ApiError::bad_request(20001, format!("Invalid ScanMessageContent '{v}'")));
         }
         s.scan_message_content = v.to_string();
     }
@@ -210,10 +200,7 @@ pub(crate) fn fetch(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     let base = ctx.base_url.to_string();
     let acct = ctx.account()?;
     let i = service_index(acct, &sid).ok_or(nf)?;
-    Ok(SimResponse::json(
-        200,
-        &service_json(&base, &acct.sid, &acct.services[i]),
-    ))
+    Ok(SimResponse::json(200, &service_json(&base, &acct.sid, &acct.services[i])))
 }
 
 /// POST create (form, `FriendlyName` required); 201.
@@ -246,10 +233,7 @@ pub(crate) fn update(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     apply_form(&mut svc, &form)?;
     svc.date_updated = Utc::now();
     acct.services[i] = svc;
-    Ok(SimResponse::json(
-        200,
-        &service_json(&base, &acct.sid, &acct.services[i]),
-    ))
+    Ok(SimResponse::json(200, &service_json(&base, &acct.sid, &acct.services[i])))
 }
 
 /// DELETE: 204.
@@ -313,11 +297,7 @@ fn pool_list(ctx: &mut Ctx<'_>, pool: Pool) -> Result<SimResponse, ApiError> {
     let i = service_index(acct, &svc_sid).ok_or(nf)?;
     let entries = pool.entries(&acct.services[i]).clone();
     let page = paginate(&entries, |e| e.sid.as_str(), &paging);
-    let items = page
-        .items
-        .iter()
-        .filter_map(|e| pool.render(&base, acct, &svc_sid, e))
-        .collect();
+    let items = page.items.iter().filter_map(|e| pool.render(&base, acct, &svc_sid, e)).collect();
     let body = envelope_meta(pool.key(), &base, &path, &[], &paging, &page, items);
     Ok(SimResponse::json(200, &body))
 }
@@ -329,11 +309,7 @@ fn pool_fetch(ctx: &mut Ctx<'_>, pool: Pool) -> Result<SimResponse, ApiError> {
     let base = ctx.base_url.to_string();
     let acct = ctx.account()?;
     let i = service_index(acct, &svc_sid).ok_or_else(|| nf.clone())?;
-    let entry = pool
-        .entries(&acct.services[i])
-        .iter()
-        .find(|e| e.sid == sid)
-        .ok_or_else(|| nf.clone())?;
+    let entry = pool.entries(&acct.services[i]).iter().find(|e| e.sid == sid).ok_or_else(|| nf.clone())?;
     let body = pool.render(&base, acct, &svc_sid, entry).ok_or(nf)?;
     Ok(SimResponse::json(200, &body))
 }
@@ -358,22 +334,12 @@ fn pool_add(ctx: &mut Ctx<'_>, pool: Pool) -> Result<SimResponse, ApiError> {
         Pool::Senders => acct.senders.iter().any(|s| s.sid == sid),
     };
     if !is_sid(&sid, prefix) || !exists {
-        return Err(ApiError::bad_request(
-            21421,
-            format!("{param} {sid} is invalid for this account"),
-        ));
+        return Err(ApiError::bad_request(21421, format!("{param} {sid} is invalid for this account")));
     }
     if pool.entries(&acct.services[i]).iter().any(|e| e.sid == sid) {
-        return Err(ApiError::new(
-            409,
-            21710,
-            format!("{sid} is already in the Messaging Service"),
-        ));
+        return Err(ApiError::new(409, 21710, format!("{sid} is already in the Messaging Service")));
     }
-    let entry = PoolEntry {
-        sid,
-        date_created: Utc::now(),
-    };
+    let entry = PoolEntry { sid, date_created: Utc::now() };
     pool.entries_mut(&mut acct.services[i]).push(entry.clone());
     let body = pool.render(&base, acct, &svc_sid, &entry).unwrap_or(Value::Null);
     Ok(SimResponse::json(201, &body))

@@ -41,9 +41,7 @@ pub struct CoverageRecord {
 impl CoverageRecord {
     /// Whether the operator (not a test client) sent the request.
     pub fn from_operator(&self) -> bool {
-        self.user_agent
-            .as_deref()
-            .is_some_and(|ua| ua.starts_with(OPERATOR_USER_AGENT_PREFIX))
+        self.user_agent.as_deref().is_some_and(|ua| ua.starts_with(OPERATOR_USER_AGENT_PREFIX))
     }
 }
 
@@ -132,10 +130,7 @@ pub fn report_markdown<'a>(
         contract.dir().display(),
         records.len()
     );
-    let _ = writeln!(
-        out,
-        "| Operation | Spec | Method | Path | Operator calls it | Requests | Statuses exercised |"
-    );
+    let _ = writeln!(out, "| Operation | Spec | Method | Path | Operator calls it | Requests | Statuses exercised |");
     let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     let mut exercised = 0;
     let mut by_operator = 0;
@@ -151,18 +146,10 @@ pub fn report_markdown<'a>(
         row(&mut out, id, spec, &method, &path, &tally);
     }
     for ((spec, id), tally) in &tallies {
-        let (method, path) = contract.operation(spec, id).map_or_else(
-            || ("?".to_string(), "(not in the spec)".to_string()),
-            |op| (op.method, op.path_template),
-        );
-        row(
-            &mut out,
-            &format!("{id} (not implemented)"),
-            spec,
-            &method,
-            &path,
-            tally,
-        );
+        let (method, path) = contract
+            .operation(spec, id)
+            .map_or_else(|| ("?".to_string(), "(not in the spec)".to_string()), |op| (op.method, op.path_template));
+        row(&mut out, &format!("{id} (not implemented)"), spec, &method, &path, tally);
     }
     let _ = writeln!(
         out,
@@ -183,18 +170,9 @@ fn row(out: &mut String, id: &str, spec: &str, method: &str, path: &str, tally: 
     let statuses = if tally.statuses.is_empty() {
         "—".to_string()
     } else {
-        tally
-            .statuses
-            .iter()
-            .map(|(s, n)| format!("{s}×{n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        tally.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect::<Vec<_>>().join(", ")
     };
-    let _ = writeln!(
-        out,
-        "| {id} | {spec} | {method} | `{path}` | {operator} | {} | {statuses} |",
-        tally.requests
-    );
+    let _ = writeln!(out, "| {id} | {spec} | {method} | `{path}` | {operator} | {} | {statuses} |", tally.requests);
 }
 
 #[cfg(test)]
@@ -208,23 +186,16 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("coverage.jsonl");
         let _ = std::fs::remove_file(&file);
-        let fetch = contract
-            .operation("twilio_api_v2010", "FetchAccount")
-            .expect("FetchAccount");
+        let fetch = contract.operation("twilio_api_v2010", "FetchAccount").expect("FetchAccount");
         record_to(&file, &fetch, 200, Some("whatsapp-operator/0.1.0")).expect("append");
         record_to(&file, &fetch, 401, None).expect("append");
-        let update = contract
-            .operation("twilio_api_v2010", "UpdateAccount")
-            .expect("UpdateAccount");
+        let update = contract.operation("twilio_api_v2010", "UpdateAccount").expect("UpdateAccount");
         record_to(&file, &update, 200, Some("reqwest")).expect("append");
         let text = std::fs::read_to_string(&file).expect("read");
         let records = parse_records(&text).expect("parse");
         assert_eq!(records.len(), 3);
         assert!(records[0].from_operator() && !records[1].from_operator());
-        let implemented = [
-            ("twilio_api_v2010", "FetchAccount"),
-            ("twilio_messaging_v2", "DeleteChannelsSender"),
-        ];
+        let implemented = [("twilio_api_v2010", "FetchAccount"), ("twilio_messaging_v2", "DeleteChannelsSender")];
         let table = report_markdown(&contract, implemented, &records);
         assert!(
             table.contains(
@@ -233,10 +204,7 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("| UpdateAccount (not implemented) |"), "{table}");
-        assert!(
-            table.contains("| DeleteChannelsSender | twilio_messaging_v2 | DELETE |"),
-            "{table}"
-        );
+        assert!(table.contains("| DeleteChannelsSender | twilio_messaging_v2 | DELETE |"), "{table}");
         assert!(
             table.contains("1 of 2 implemented operations exercised by tests; 1 called by the operator"),
             "{table}"

@@ -92,10 +92,7 @@ pub struct Violation {
 impl Violation {
     /// A violation of `rule`.
     pub fn new(rule: impl Into<String>, message: impl Into<String>) -> Self {
-        Violation {
-            rule: rule.into(),
-            message: message.into(),
-        }
+        Violation { rule: rule.into(), message: message.into() }
     }
 }
 
@@ -209,10 +206,7 @@ struct OpEntry {
 
 impl fmt::Debug for Contract {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Contract")
-            .field("dir", &self.inner.dir)
-            .field("operations", &self.inner.ops.len())
-            .finish()
+        f.debug_struct("Contract").field("dir", &self.inner.dir).field("operations", &self.inner.ops.len()).finish()
     }
 }
 
@@ -230,9 +224,7 @@ impl Contract {
 
     /// Loads the specs from [`Contract::default_dir`]; the error says how to fetch them.
     pub fn load_default() -> Result<Contract, String> {
-        Contract::default_dir()
-            .and_then(|dir| Contract::try_load(&dir))
-            .map_err(|e| e.to_string())
+        Contract::default_dir().and_then(|dir| Contract::try_load(&dir)).map_err(|e| e.to_string())
     }
 
     /// The spec directory: `$TWILIO_OAI_SPEC_DIR`, else the cache of `hack/fetch-twilio-specs.sh`,
@@ -255,13 +247,9 @@ impl Contract {
 
     /// Like [`Contract::load`], with a typed error.
     pub fn try_load(dir: &Path) -> Result<Contract, LoadError> {
-        let key = dir.canonicalize().map_err(|_| LoadError::NotFound {
-            path: dir.to_path_buf(),
-        })?;
+        let key = dir.canonicalize().map_err(|_| LoadError::NotFound { path: dir.to_path_buf() })?;
         if let Some(inner) = lock(cache()).get(&key) {
-            return Ok(Contract {
-                inner: Arc::clone(inner),
-            });
+            return Ok(Contract { inner: Arc::clone(inner) });
         }
         let inner = Arc::new(Inner::load(&key)?);
         lock(cache()).insert(key, Arc::clone(&inner));
@@ -344,20 +332,12 @@ fn combine(mut violations: Vec<Violation>) -> Option<Violation> {
     if more > 0 {
         message.push_str(&format!("; and {more} more"));
     }
-    Some(Violation {
-        rule: first.rule,
-        message,
-    })
+    Some(Violation { rule: first.rule, message })
 }
 
 /// The media type of a `Content-Type` value, lower case, without parameters.
 fn essence(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
+    content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
 }
 
 /// Decodes `application/x-www-form-urlencoded` text (`+` is a space, `%2B` a plus), keeping
@@ -392,24 +372,13 @@ impl Inner {
             if !path.is_file() {
                 return Err(LoadError::NotFound { path });
             }
-            let text = std::fs::read(&path).map_err(|source| LoadError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let doc: Value = serde_json::from_slice(&text).map_err(|source| LoadError::Json {
-                path: path.clone(),
-                source,
-            })?;
+            let text = std::fs::read(&path).map_err(|source| LoadError::Io { path: path.clone(), source })?;
+            let doc: Value =
+                serde_json::from_slice(&text).map_err(|source| LoadError::Json { path: path.clone(), source })?;
             if !doc.get("paths").is_some_and(Value::is_object) {
-                return Err(LoadError::Invalid {
-                    path,
-                    reason: "no `paths` object".into(),
-                });
+                return Err(LoadError::Invalid { path, reason: "no `paths` object".into() });
             }
-            specs.push(SpecDoc {
-                name: name.to_string(),
-                doc,
-            });
+            specs.push(SpecDoc { name: name.to_string(), doc });
         }
         let patterns = PatternCache::default();
         let mut routes = Vec::new();
@@ -427,12 +396,10 @@ impl Inner {
                         continue;
                     };
                     let operation_id =
-                        op.get("operationId")
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| LoadError::Invalid {
-                                path: file.clone(),
-                                reason: format!("{method_key} {template_text}: no operationId"),
-                            })?;
+                        op.get("operationId").and_then(Value::as_str).ok_or_else(|| LoadError::Invalid {
+                            path: file.clone(),
+                            reason: format!("{method_key} {template_text}: no operationId"),
+                        })?;
                     let method = method_key.to_ascii_uppercase();
                     methods.insert(method.clone(), operation_id.to_string());
                     let key = (spec.name.clone(), method, template_text.clone());
@@ -458,33 +425,16 @@ impl Inner {
             }
         }
         routes.sort_by_key(|r| std::cmp::Reverse(r.template.specificity()));
-        Ok(Inner {
-            dir: dir.to_path_buf(),
-            specs,
-            routes,
-            ops,
-            by_id,
-            patterns,
-            error_schema: error_schema(),
-        })
+        Ok(Inner { dir: dir.to_path_buf(), specs, routes, ops, by_id, patterns, error_schema: error_schema() })
     }
 
     fn op_ref(&self, key: &(String, String, String)) -> OperationRef {
         let operation_id = self.ops.get(key).map(|e| e.operation_id.clone()).unwrap_or_default();
-        OperationRef {
-            spec: key.0.clone(),
-            operation_id,
-            path_template: key.2.clone(),
-            method: key.1.clone(),
-        }
+        OperationRef { spec: key.0.clone(), operation_id, path_template: key.2.clone(), method: key.1.clone() }
     }
 
     fn op_value(&self, entry: &OpEntry, template: &str) -> Option<&Value> {
-        self.specs[entry.spec]
-            .doc
-            .get("paths")?
-            .get(template)?
-            .get(&entry.method_key)
+        self.specs[entry.spec].doc.get("paths")?.get(template)?.get(&entry.method_key)
     }
 
     fn inspect_request(&self, req: &RequestParts<'_>) -> RequestReport {
@@ -497,9 +447,7 @@ impl Inner {
             let spec = &self.specs[route.spec];
             let wanted = route.methods.get(&method);
             // Path parameter schemas come from the requested method's operation, else any.
-            let schema_method = wanted
-                .map(|_| method.clone())
-                .or_else(|| route.methods.keys().next().cloned());
+            let schema_method = wanted.map(|_| method.clone()).or_else(|| route.methods.keys().next().cloned());
             let schema_op = schema_method.and_then(|m| {
                 let entry = self.ops.get(&(spec.name.clone(), m, route.template_text.clone()))?;
                 self.op_value(entry, &route.template_text)
@@ -520,12 +468,7 @@ impl Inner {
                     operation: None,
                     violations: vec![Violation::new(
                         "method-not-allowed",
-                        format!(
-                            "{method} {}: {} allows {}",
-                            req.path,
-                            route.template_text,
-                            allowed.join(", ")
-                        ),
+                        format!("{method} {}: {} allows {}", req.path, route.template_text, allowed.join(", ")),
                     )],
                 };
             };
@@ -543,10 +486,7 @@ impl Inner {
                     format!("{method} {}: operation not indexed", route.template_text),
                 )],
             };
-            return RequestReport {
-                operation: Some(operation),
-                violations,
-            };
+            return RequestReport { operation: Some(operation), violations };
         }
         let violations = first_failure.unwrap_or_else(|| {
             vec![Violation::new(
@@ -554,10 +494,7 @@ impl Inner {
                 format!("{method} {}: no path of {} matches", req.path, SPECS.join(", ")),
             )]
         });
-        RequestReport {
-            operation: None,
-            violations,
-        }
+        RequestReport { operation: None, violations }
     }
 
     /// Query, content type and body checks of a matched operation.
@@ -569,10 +506,7 @@ impl Inner {
         let query = match decode_form(req.query.unwrap_or_default().as_bytes()) {
             Ok(pairs) => pairs,
             Err(e) => {
-                v.out.push(Violation::new(
-                    "invalid-query",
-                    format!("query string is not form-encoded: {e}"),
-                ));
+                v.out.push(Violation::new("invalid-query", format!("query string is not form-encoded: {e}")));
                 Vec::new()
             }
         };
@@ -586,31 +520,18 @@ impl Inner {
             .filter_map(|p| {
                 let name = p.schema.get("name")?.as_str()?.to_string();
                 let required = p.schema.get("required").and_then(Value::as_bool) == Some(true);
-                Some((
-                    name,
-                    Declared {
-                        schema: p.schema.get("schema")?,
-                        required,
-                    },
-                ))
+                Some((name, Declared { schema: p.schema.get("schema")?, required }))
             })
             .collect();
         check_pairs(&mut v, &query, &declared, "query parameter", &entry.request_tolerance);
 
         // Body.
-        let request_body = op
-            .get("requestBody")
-            .and_then(|b| schema::resolve(doc, b).ok())
-            .map(|r| r.schema);
+        let request_body = op.get("requestBody").and_then(|b| schema::resolve(doc, b).ok()).map(|r| r.schema);
         let Some(request_body) = request_body else {
             if !req.body.is_empty() {
                 v.out.push(Violation::new(
                     "unexpected-body",
-                    format!(
-                        "{} takes no request body, got {} bytes",
-                        entry.operation_id,
-                        req.body.len()
-                    ),
+                    format!("{} takes no request body, got {} bytes", entry.operation_id, req.body.len()),
                 ));
             }
             return v.out;
@@ -634,18 +555,10 @@ impl Inner {
         };
         let Some(media_schema) = content.and_then(|c| c.get(&media)).and_then(|m| m.get("schema")) else {
             let names: Vec<&str> = declared_types.iter().map(|s| s.as_str()).collect();
-            let got = if media.is_empty() {
-                "no Content-Type".to_string()
-            } else {
-                media
-            };
+            let got = if media.is_empty() { "no Content-Type".to_string() } else { media };
             v.out.push(Violation::new(
                 "content-type",
-                format!(
-                    "{} expects a body of type {}, got {got}",
-                    entry.operation_id,
-                    names.join(" or ")
-                ),
+                format!("{} expects a body of type {}, got {got}", entry.operation_id, names.join(" or ")),
             ));
             return v.out;
         };
@@ -654,8 +567,7 @@ impl Inner {
                 let pairs = match decode_form(req.body) {
                     Ok(pairs) => pairs,
                     Err(e) => {
-                        v.out
-                            .push(Violation::new("invalid-form", format!("body is not form-encoded: {e}")));
+                        v.out.push(Violation::new("invalid-form", format!("body is not form-encoded: {e}")));
                         return v.out;
                     }
                 };
@@ -677,13 +589,7 @@ impl Inner {
                     .into_iter()
                     .flatten()
                     .map(|(name, schema)| {
-                        (
-                            name.clone(),
-                            Declared {
-                                schema,
-                                required: required.contains(&name.as_str()),
-                            },
-                        )
+                        (name.clone(), Declared { schema, required: required.contains(&name.as_str()) })
                     })
                     .collect();
                 check_pairs(&mut v, &pairs, &fields, "form parameter", &entry.request_tolerance);
@@ -691,16 +597,13 @@ impl Inner {
             "application/json" => {
                 if req.body.is_empty() {
                     if body_required {
-                        v.out
-                            .push(Violation::new("required", "a JSON request body is required"));
+                        v.out.push(Violation::new("required", "a JSON request body is required"));
                     }
                     return v.out;
                 }
                 match serde_json::from_slice::<Value>(req.body) {
                     Ok(value) => v.json(media_schema, &value, "body"),
-                    Err(e) => v
-                        .out
-                        .push(Violation::new("invalid-json", format!("body is not JSON: {e}"))),
+                    Err(e) => v.out.push(Violation::new("invalid-json", format!("body is not JSON: {e}"))),
                 }
             }
             other => {
@@ -712,22 +615,12 @@ impl Inner {
     }
 
     fn response_violations(&self, op: &OperationRef, status: u16, body: &[u8]) -> Vec<Violation> {
-        let key = (
-            op.spec.clone(),
-            op.method.to_ascii_uppercase(),
-            op.path_template.clone(),
-        );
-        let Some((entry, value)) = self
-            .ops
-            .get(&key)
-            .and_then(|e| Some((e, self.op_value(e, &op.path_template)?)))
+        let key = (op.spec.clone(), op.method.to_ascii_uppercase(), op.path_template.clone());
+        let Some((entry, value)) = self.ops.get(&key).and_then(|e| Some((e, self.op_value(e, &op.path_template)?)))
         else {
             return vec![Violation::new(
                 "unknown-operation",
-                format!(
-                    "{} {} {} is not an operation of the contract",
-                    op.spec, op.method, op.path_template
-                ),
+                format!("{} {} {} is not an operation of the contract", op.spec, op.method, op.path_template),
             )];
         };
         let doc = &self.specs[entry.spec].doc;
@@ -746,11 +639,7 @@ impl Inner {
             let known: Vec<&str> = known.iter().map(|s| s.as_str()).collect();
             return vec![Violation::new(
                 "status",
-                format!(
-                    "{} does not declare status {status} (declares {})",
-                    entry.operation_id,
-                    known.join(", ")
-                ),
+                format!("{} does not declare status {status} (declares {})", entry.operation_id, known.join(", ")),
             )];
         };
         let Ok(response) = schema::resolve(doc, response).map(|r| r.schema) else {
@@ -759,24 +648,16 @@ impl Inner {
                 format!("{}: unresolvable response {status_key}", entry.operation_id),
             )];
         };
-        let content = response
-            .get("content")
-            .and_then(Value::as_object)
-            .filter(|c| !c.is_empty());
-        let media_schema = content
-            .and_then(|c| c.get("application/json").or_else(|| c.values().next()))
-            .and_then(|m| m.get("schema"));
+        let content = response.get("content").and_then(Value::as_object).filter(|c| !c.is_empty());
+        let media_schema =
+            content.and_then(|c| c.get("application/json").or_else(|| c.values().next())).and_then(|m| m.get("schema"));
         let Some(media_schema) = media_schema.filter(|_| status != 204) else {
             if body.is_empty() {
                 return Vec::new();
             }
             return vec![Violation::new(
                 "unexpected-body",
-                format!(
-                    "{} {status} has no body in the spec, got {} bytes",
-                    entry.operation_id,
-                    body.len()
-                ),
+                format!("{} {status} has no body in the spec, got {} bytes", entry.operation_id, body.len()),
             )];
         };
         let parsed = match serde_json::from_slice::<Value>(body) {
@@ -833,11 +714,7 @@ fn check_pairs(
         let Some((_, param)) = declared.iter().find(|(n, _)| n == name) else {
             if !tolerance.extra.contains(&(String::new(), name.to_string())) {
                 let known: Vec<&str> = declared.iter().map(|(n, _)| n.as_str()).collect();
-                let known = if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                };
+                let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
                 v.out.push(Violation::new(
                     "unknown-parameter",
                     format!("{what} `{name}` is not declared (declared: {known})"),
@@ -865,25 +742,20 @@ fn check_pairs(
     }
     for (name, param) in declared {
         if param.required && !pairs.iter().any(|(k, _)| k == name) {
-            v.out
-                .push(Violation::new("required", format!("{what} `{name}` is required")));
+            v.out.push(Violation::new("required", format!("{what} `{name}` is required")));
         }
     }
 }
 
 /// The parameter `name` declared `in` a location by an operation.
 fn declared_param<'a>(doc: &'a Value, op: &'a Value, location: &str, name: &str) -> Option<Declared<'a>> {
-    op.get("parameters")?
-        .as_array()?
-        .iter()
-        .filter_map(|p| schema::resolve(doc, p).ok())
-        .find_map(|p| {
-            let s = p.schema;
-            (s.get("in")?.as_str()? == location && s.get("name")?.as_str()? == name).then(|| Declared {
-                schema: s.get("schema").unwrap_or(&Value::Null),
-                required: s.get("required").and_then(Value::as_bool) == Some(true),
-            })
+    op.get("parameters")?.as_array()?.iter().filter_map(|p| schema::resolve(doc, p).ok()).find_map(|p| {
+        let s = p.schema;
+        (s.get("in")?.as_str()? == location && s.get("name")?.as_str()? == name).then(|| Declared {
+            schema: s.get("schema").unwrap_or(&Value::Null),
+            required: s.get("required").and_then(Value::as_bool) == Some(true),
         })
+    })
 }
 
 /// Learns, from an operation's examples, which undeclared keys its request examples use and
@@ -891,17 +763,8 @@ fn declared_param<'a>(doc: &'a Value, op: &'a Value, location: &str, name: &str)
 fn learn_tolerance(doc: &Value, patterns: &PatternCache, op: &Value) -> (Tolerance, HashMap<String, Tolerance>) {
     let examples = media_examples;
     let mut request = Tolerance::default();
-    let body = op
-        .get("requestBody")
-        .and_then(|b| schema::resolve(doc, b).ok())
-        .map(|r| r.schema);
-    for media in body
-        .and_then(|b| b.get("content"))
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .map(|(_, m)| m)
-    {
+    let body = op.get("requestBody").and_then(|b| schema::resolve(doc, b).ok()).map(|r| r.schema);
+    for media in body.and_then(|b| b.get("content")).and_then(Value::as_object).into_iter().flatten().map(|(_, m)| m) {
         let Some(schema) = media.get("schema") else {
             continue;
         };

@@ -7,11 +7,7 @@ enum Segment {
     /// A literal segment, compared byte for byte.
     Literal(String),
     /// A segment holding one parameter, with optional literal text around it (`{Sid}.json`).
-    Param {
-        prefix: String,
-        name: String,
-        suffix: String,
-    },
+    Param { prefix: String, name: String, suffix: String },
 }
 
 /// A parsed path template.
@@ -41,10 +37,7 @@ impl Template {
             })
             .collect();
         let literal_segments = segments.iter().filter(|s| matches!(s, Segment::Literal(_))).count();
-        Template {
-            segments,
-            literal_segments,
-        }
+        Template { segments, literal_segments }
     }
 
     /// How many segments are fully literal: the more, the more specific the template
@@ -109,10 +102,7 @@ mod tests {
     fn matches_suffix_params() {
         let t = Template::parse("/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json");
         let got = t.matches("/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN2.json");
-        assert_eq!(
-            got,
-            Some(vec![("AccountSid".into(), "AC1".into()), ("Sid".into(), "PN2".into())])
-        );
+        assert_eq!(got, Some(vec![("AccountSid".into(), "AC1".into()), ("Sid".into(), "PN2".into())]));
         assert_eq!(t.matches("/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN2"), None);
         assert_eq!(t.matches("/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/.json"), None);
         assert_eq!(t.specificity(), 4);

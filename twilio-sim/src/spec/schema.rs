@@ -52,9 +52,7 @@ impl PatternCache {
                 Ok(map) => map,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            map.entry(pattern.to_string())
-                .or_insert_with(|| Regex::new(pattern).ok())
-                .clone()
+            map.entry(pattern.to_string()).or_insert_with(|| Regex::new(pattern).ok()).clone()
         };
         regex.is_none_or(|re| re.is_match(value))
     }
@@ -78,18 +76,10 @@ impl<'a> Resolved<'a> {
         self.schema.get(key)
     }
     fn properties(&self) -> Option<&'a serde_json::Map<String, Value>> {
-        self.schema
-            .get("properties")
-            .and_then(Value::as_object)
-            .filter(|p| !p.is_empty())
+        self.schema.get("properties").and_then(Value::as_object).filter(|p| !p.is_empty())
     }
     fn required(&self) -> impl Iterator<Item = &'a str> {
-        self.schema
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
+        self.schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
     }
     fn ignores_format(&self) -> bool {
         self.schema.pointer("/x-twilio/ignoreFormat").and_then(Value::as_bool) == Some(true)
@@ -155,26 +145,12 @@ impl<'a> Validator<'a> {
         mode: Mode,
         tolerance: Option<&'a Tolerance>,
     ) -> Self {
-        Validator {
-            doc,
-            patterns,
-            mode,
-            tolerance,
-            learn: None,
-            out: Vec::new(),
-        }
+        Validator { doc, patterns, mode, tolerance, learn: None, out: Vec::new() }
     }
 
     /// A validator that records undeclared and missing keys into `learn` instead of reporting them.
     pub(crate) fn learning(doc: &'a Value, patterns: &'a PatternCache, mode: Mode, learn: &'a mut Tolerance) -> Self {
-        Validator {
-            doc,
-            patterns,
-            mode,
-            tolerance: None,
-            learn: Some(learn),
-            out: Vec::new(),
-        }
+        Validator { doc, patterns, mode, tolerance: None, learn: Some(learn), out: Vec::new() }
     }
 
     /// The spec document schemas are resolved in.
@@ -205,11 +181,7 @@ impl<'a> Validator<'a> {
         if depth > MAX_DEPTH {
             return;
         }
-        let at = if ptr.is_empty() {
-            what.to_string()
-        } else {
-            format!("{what} {ptr}")
-        };
+        let at = if ptr.is_empty() { what.to_string() } else { format!("{what} {ptr}") };
         let resolved = match resolve(self.doc, schema) {
             Ok(r) => r,
             Err(v) => return self.out.push(v),
@@ -239,10 +211,7 @@ impl<'a> Validator<'a> {
         let learning = self.learn.is_some();
         if let Some(choices) = resolved.get("enum").and_then(Value::as_array).filter(|_| !learning) {
             if !choices.contains(value) {
-                self.push(
-                    "enum",
-                    format!("{at}: expected one of {}, got {}", list(choices), describe(value)),
-                );
+                self.push("enum", format!("{at}: expected one of {}, got {}", list(choices), describe(value)));
             }
         }
         match value {
@@ -341,36 +310,24 @@ impl<'a> Validator<'a> {
         }
         if let Some(pattern) = resolved.get("pattern").and_then(Value::as_str) {
             if !self.patterns.is_match(pattern, s) {
-                self.push(
-                    "pattern",
-                    format!("{at}: {:?} does not match pattern {pattern}", truncate(s)),
-                );
+                self.push("pattern", format!("{at}: {:?} does not match pattern {pattern}", truncate(s)));
             }
         }
         let chars = s.chars().count();
         if let Some(min) = resolved.get("minLength").and_then(Value::as_u64) {
             if (chars as u64) < min {
-                self.push(
-                    "min-length",
-                    format!("{at}: {:?} is shorter than minLength {min}", truncate(s)),
-                );
+                self.push("min-length", format!("{at}: {:?} is shorter than minLength {min}", truncate(s)));
             }
         }
         if let Some(max) = resolved.get("maxLength").and_then(Value::as_u64) {
             if chars as u64 > max {
-                self.push(
-                    "max-length",
-                    format!("{at}: string of {chars} characters exceeds maxLength {max}"),
-                );
+                self.push("max-length", format!("{at}: string of {chars} characters exceeds maxLength {max}"));
             }
         }
         if let Some(format) = resolved.get("format").and_then(Value::as_str) {
             if !resolved.ignores_format() {
                 if let Some(problem) = format_problem(format, s, self.mode) {
-                    self.push(
-                        "format",
-                        format!("{at}: {:?} is not a valid `{format}` ({problem})", truncate(s)),
-                    );
+                    self.push("format", format!("{at}: {:?} is not a valid `{format}` ({problem})", truncate(s)));
                 }
             }
             if self.mode == Mode::Request && format == "phone-number" && looks_plus_decoded(s) {
@@ -412,10 +369,7 @@ impl<'a> Validator<'a> {
         let enum_check = |this: &mut Self, value: &Value| {
             if let Some(choices) = resolved.get("enum").and_then(Value::as_array) {
                 if !choices.contains(value) {
-                    this.push(
-                        "enum",
-                        format!("{at}: expected one of {}, got {:?}", list(choices), truncate(raw)),
-                    );
+                    this.push("enum", format!("{at}: expected one of {}, got {:?}", list(choices), truncate(raw)));
                 }
             }
         };
@@ -433,10 +387,7 @@ impl<'a> Validator<'a> {
             },
             Some("boolean") => {
                 if !raw.eq_ignore_ascii_case("true") && !raw.eq_ignore_ascii_case("false") {
-                    self.push(
-                        "type",
-                        format!("{at}: expected boolean (true|false), got {:?}", truncate(raw)),
-                    );
+                    self.push("type", format!("{at}: expected boolean (true|false), got {:?}", truncate(raw)));
                 }
             }
             Some("object") | Some("array") => {
@@ -464,15 +415,15 @@ fn format_problem(format: &str, s: &str, mode: Mode) -> Option<&'static str> {
                 Some("expected an absolute URI with a scheme")
             }
         }
-        ("date-time", Mode::Response) => chrono::DateTime::parse_from_rfc3339(s)
-            .err()
-            .map(|_| "expected ISO 8601 / RFC 3339"),
+        ("date-time", Mode::Response) => {
+            chrono::DateTime::parse_from_rfc3339(s).err().map(|_| "expected ISO 8601 / RFC 3339")
+        }
         ("date-time-rfc-2822", Mode::Response) => chrono::DateTime::parse_from_rfc2822(s)
             .err()
             .map(|_| "expected RFC 2822, e.g. Thu, 30 Jul 2015 20:00:00 +0000"),
-        ("date", Mode::Response) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .err()
-            .map(|_| "expected YYYY-MM-DD"),
+        ("date", Mode::Response) => {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").err().map(|_| "expected YYYY-MM-DD")
+        }
         _ => None,
     }
 }
@@ -491,17 +442,11 @@ fn has_scheme(s: &str) -> bool {
 /// `" 15551234567"` or `"whatsapp: 15551234567"`: an E.164 `+` that was sent unencoded.
 fn looks_plus_decoded(s: &str) -> bool {
     let bytes = s.as_bytes();
-    bytes
-        .windows(2)
-        .enumerate()
-        .any(|(i, w)| w[0] == b' ' && w[1].is_ascii_digit() && (i == 0 || bytes[i - 1] == b':'))
+    bytes.windows(2).enumerate().any(|(i, w)| w[0] == b' ' && w[1].is_ascii_digit() && (i == 0 || bytes[i - 1] == b':'))
 }
 
 fn list(choices: &[Value]) -> String {
-    let items: Vec<String> = choices
-        .iter()
-        .map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_string))
-        .collect();
+    let items: Vec<String> = choices.iter().map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_string)).collect();
     format!("[{}]", items.join(", "))
 }
 
@@ -533,31 +478,13 @@ mod tests {
             "n": {"$ref": "#/components/schemas/e", "nullable": true},
             "i": {"type": "integer", "minimum": 1}}});
         assert!(check(schema.clone(), json!({"e": "a", "n": null, "i": 2}), Mode::Response).is_empty());
-        assert_eq!(
-            check(schema.clone(), json!({"e": "c", "n": null, "i": 2}), Mode::Response),
-            ["enum"]
-        );
-        assert_eq!(
-            check(schema.clone(), json!({"e": null, "n": null, "i": 2}), Mode::Response),
-            ["type"]
-        );
-        assert_eq!(
-            check(schema.clone(), json!({"e": "a", "n": null, "i": 1.5}), Mode::Response),
-            ["type"]
-        );
-        assert_eq!(
-            check(schema.clone(), json!({"e": "a", "n": null, "i": 0}), Mode::Response),
-            ["minimum"]
-        );
-        assert_eq!(
-            check(schema.clone(), json!({"e": "a", "i": 1}), Mode::Response),
-            ["missing-property"]
-        );
+        assert_eq!(check(schema.clone(), json!({"e": "c", "n": null, "i": 2}), Mode::Response), ["enum"]);
+        assert_eq!(check(schema.clone(), json!({"e": null, "n": null, "i": 2}), Mode::Response), ["type"]);
+        assert_eq!(check(schema.clone(), json!({"e": "a", "n": null, "i": 1.5}), Mode::Response), ["type"]);
+        assert_eq!(check(schema.clone(), json!({"e": "a", "n": null, "i": 0}), Mode::Response), ["minimum"]);
+        assert_eq!(check(schema.clone(), json!({"e": "a", "i": 1}), Mode::Response), ["missing-property"]);
         assert!(check(schema.clone(), json!({"e": "a"}), Mode::Request).is_empty());
-        assert_eq!(
-            check(schema, json!({"e": "a", "n": "a", "i": 3, "x": 1}), Mode::Request),
-            ["unknown-property"]
-        );
+        assert_eq!(check(schema, json!({"e": "a", "n": "a", "i": 3, "x": 1}), Mode::Request), ["unknown-property"]);
     }
 
     #[test]
@@ -566,19 +493,10 @@ mod tests {
         assert_eq!(format_problem("uri", "", Mode::Request), None);
         assert!(format_problem("uri", "example.com/hook", Mode::Request).is_some());
         assert!(format_problem("uri", "/2010-04-01/Accounts/AC1.json", Mode::Request).is_some());
-        assert_eq!(
-            format_problem("uri", "/2010-04-01/Accounts/AC1.json", Mode::Response),
-            None
-        );
-        assert_eq!(
-            format_problem("date-time-rfc-2822", "Thu, 30 Jul 2015 20:00:00 +0000", Mode::Response),
-            None
-        );
+        assert_eq!(format_problem("uri", "/2010-04-01/Accounts/AC1.json", Mode::Response), None);
+        assert_eq!(format_problem("date-time-rfc-2822", "Thu, 30 Jul 2015 20:00:00 +0000", Mode::Response), None);
         assert!(format_problem("date-time-rfc-2822", "2015-07-30T20:00:00Z", Mode::Response).is_some());
-        assert_eq!(
-            format_problem("date-time", "2015-07-30T20:12:31Z", Mode::Response),
-            None
-        );
+        assert_eq!(format_problem("date-time", "2015-07-30T20:12:31Z", Mode::Response), None);
         assert_eq!(format_problem("date-time", "not a date", Mode::Request), None);
         assert!(looks_plus_decoded(" 15551234567"));
         assert!(looks_plus_decoded("whatsapp: 15551234567"));

@@ -41,25 +41,13 @@ pub(crate) fn contract() -> Contract {
 fn get(path: &str, query: Option<&str>) -> RequestParts<'static> {
     let path: &'static str = Box::leak(path.to_string().into_boxed_str());
     let query = query.map(|q| &*Box::leak(q.to_string().into_boxed_str()));
-    RequestParts {
-        method: "GET",
-        path,
-        query,
-        content_type: None,
-        body: b"",
-    }
+    RequestParts { method: "GET", path, query, content_type: None, body: b"" }
 }
 
 fn with(method: &'static str, path: &str, content_type: Option<&'static str>, body: &str) -> RequestParts<'static> {
     let path: &'static str = Box::leak(path.to_string().into_boxed_str());
     let body: &'static [u8] = Box::leak(body.as_bytes().to_vec().into_boxed_slice());
-    RequestParts {
-        method,
-        path,
-        query: None,
-        content_type,
-        body,
-    }
+    RequestParts { method, path, query: None, content_type, body }
 }
 
 fn accounts(rest: &str) -> String {
@@ -89,17 +77,10 @@ fn conforming_requests_pass_for_every_implemented_operation() {
     ok(&c, get(&accounts(".json"), None), "FetchAccount");
     ok(
         &c,
-        get(
-            &accounts("/IncomingPhoneNumbers.json"),
-            Some("PhoneNumber=%2B14155552345&PageSize=50&Page=0&Beta=false"),
-        ),
+        get(&accounts("/IncomingPhoneNumbers.json"), Some("PhoneNumber=%2B14155552345&PageSize=50&Page=0&Beta=false")),
         "ListIncomingPhoneNumber",
     );
-    ok(
-        &c,
-        get(&accounts(&format!("/IncomingPhoneNumbers/{PN}.json")), None),
-        "FetchIncomingPhoneNumber",
-    );
+    ok(&c, get(&accounts(&format!("/IncomingPhoneNumbers/{PN}.json")), None), "FetchIncomingPhoneNumber");
     ok(
         &c,
         with(
@@ -112,22 +93,12 @@ fn conforming_requests_pass_for_every_implemented_operation() {
     );
     ok(
         &c,
-        with(
-            "DELETE",
-            &accounts(&format!("/IncomingPhoneNumbers/{PN}.json")),
-            None,
-            "",
-        ),
+        with("DELETE", &accounts(&format!("/IncomingPhoneNumbers/{PN}.json")), None, ""),
         "DeleteIncomingPhoneNumber",
     );
     ok(
         &c,
-        with(
-            "POST",
-            &accounts("/IncomingPhoneNumbers.json"),
-            Some(FORM),
-            "PhoneNumber=%2B14155552345",
-        ),
+        with("POST", &accounts("/IncomingPhoneNumbers.json"), Some(FORM), "PhoneNumber=%2B14155552345"),
         "CreateIncomingPhoneNumber",
     );
     ok(
@@ -144,26 +115,12 @@ fn conforming_requests_pass_for_every_implemented_operation() {
     );
     ok(
         &c,
-        get(
-            &accounts("/Messages.json"),
-            Some("To=whatsapp%3A%2B15552229999&DateSent%3E=2024-01-01&PageSize=20"),
-        ),
+        get(&accounts("/Messages.json"), Some("To=whatsapp%3A%2B15552229999&DateSent%3E=2024-01-01&PageSize=20")),
         "ListMessage",
     );
     // `DateSent>=2024-01-01` written literally: the key is `DateSent>`.
-    ok(
-        &c,
-        get(
-            &accounts("/Messages.json"),
-            Some("DateSent>=2024-01-01&DateSent<=2024-02-01"),
-        ),
-        "ListMessage",
-    );
-    ok(
-        &c,
-        get(&accounts(&format!("/Messages/{SM}.json")), None),
-        "FetchMessage",
-    );
+    ok(&c, get(&accounts("/Messages.json"), Some("DateSent>=2024-01-01&DateSent<=2024-02-01")), "ListMessage");
+    ok(&c, get(&accounts(&format!("/Messages/{SM}.json")), None), "FetchMessage");
     ok(&c, get("/v1/Services", Some("PageSize=50")), "ListService");
     ok(&c, get(&format!("/v1/Services/{MG}"), None), "FetchService");
     ok(
@@ -176,26 +133,10 @@ fn conforming_requests_pass_for_every_implemented_operation() {
         ),
         "UpdateService",
     );
-    ok(
-        &c,
-        get(&format!("/v1/Services/{MG}/PhoneNumbers"), Some("PageSize=20")),
-        "ListPhoneNumber",
-    );
-    ok(
-        &c,
-        get(&format!("/v1/Services/{MG}/ChannelSenders"), None),
-        "ListChannelSender",
-    );
-    ok(
-        &c,
-        get("/v2/Channels/Senders", Some("Channel=whatsapp&PageSize=20")),
-        "ListChannelsSender",
-    );
-    ok(
-        &c,
-        get(&format!("/v2/Channels/Senders/{XE}"), None),
-        "FetchChannelsSender",
-    );
+    ok(&c, get(&format!("/v1/Services/{MG}/PhoneNumbers"), Some("PageSize=20")), "ListPhoneNumber");
+    ok(&c, get(&format!("/v1/Services/{MG}/ChannelSenders"), None), "ListChannelSender");
+    ok(&c, get("/v2/Channels/Senders", Some("Channel=whatsapp&PageSize=20")), "ListChannelsSender");
+    ok(&c, get(&format!("/v2/Channels/Senders/{XE}"), None), "FetchChannelsSender");
     ok(
         &c,
         with(
@@ -207,11 +148,7 @@ fn conforming_requests_pass_for_every_implemented_operation() {
         ),
         "UpdateChannelsSender",
     );
-    ok(
-        &c,
-        with("DELETE", &format!("/v2/Channels/Senders/{XE}"), None, ""),
-        "DeleteChannelsSender",
-    );
+    ok(&c, with("DELETE", &format!("/v2/Channels/Senders/{XE}"), None, ""), "DeleteChannelsSender");
 }
 
 /// Form-encodes a JSON example object (arrays become repeated keys).
@@ -257,20 +194,10 @@ fn spec_request_examples_pass() {
             );
         // Query parameter examples, grouped by example name.
         let mut queries: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-        for p in value["parameters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["in"] == "query")
-        {
+        for p in value["parameters"].as_array().into_iter().flatten().filter(|p| p["in"] == "query") {
             for (name, ex) in p["examples"].as_object().into_iter().flatten() {
-                let text = ex["value"]
-                    .as_str()
-                    .map_or_else(|| ex["value"].to_string(), str::to_string);
-                queries
-                    .entry(name.clone())
-                    .or_default()
-                    .push((p["name"].as_str().expect("name").to_string(), text));
+                let text = ex["value"].as_str().map_or_else(|| ex["value"].to_string(), str::to_string);
+                queries.entry(name.clone()).or_default().push((p["name"].as_str().expect("name").to_string(), text));
             }
         }
         let mut required: Vec<(String, String)> = Vec::new();
@@ -280,13 +207,7 @@ fn spec_request_examples_pass() {
         for (name, mut pairs) in queries {
             pairs.extend(required.clone());
             let query = serde_urlencoded::to_string(&pairs).expect("encode");
-            let req = RequestParts {
-                method: "GET",
-                path: &path,
-                query: Some(&query),
-                content_type: None,
-                body: b"",
-            };
+            let req = RequestParts { method: "GET", path: &path, query: Some(&query), content_type: None, body: b"" };
             if let Err(v) = c.check_request(&req) {
                 panic!("{id} query example {name}: {v}");
             }
@@ -304,11 +225,7 @@ fn spec_request_examples_pass() {
                 examples.push(("example".into(), content["example"].clone()));
             }
             for (name, example) in examples {
-                let body = if media == FORM {
-                    form_encode(&example)
-                } else {
-                    example.to_string()
-                };
+                let body = if media == FORM { form_encode(&example) } else { example.to_string() };
                 let req = RequestParts {
                     method: &op.method,
                     path: &path,
@@ -331,64 +248,25 @@ fn wrong_requests_are_rejected_with_the_right_rule() {
     let c = contract();
     let pn_path = accounts(&format!("/IncomingPhoneNumbers/{PN}.json"));
 
-    let v = rejected(
-        &c,
-        get(&accounts("/IncomingPhoneNumbers.json"), Some("Foo=1")),
-        "unknown-parameter",
-    );
+    let v = rejected(&c, get(&accounts("/IncomingPhoneNumbers.json"), Some("Foo=1")), "unknown-parameter");
     assert!(v.message.contains("`Foo`"), "{v}");
     let v = rejected(&c, with("POST", &pn_path, Some(FORM), "SmsMethod=PATCH"), "enum");
-    assert!(
-        v.message.contains("`SmsMethod`") && v.message.contains("GET, POST"),
-        "{v}"
-    );
+    assert!(v.message.contains("`SmsMethod`") && v.message.contains("GET, POST"), "{v}");
     let v = rejected(
         &c,
-        with(
-            "POST",
-            &pn_path,
-            Some("application/json"),
-            r#"{"SmsUrl":"https://a.example"}"#,
-        ),
+        with("POST", &pn_path, Some("application/json"), r#"{"SmsUrl":"https://a.example"}"#),
         "content-type",
     );
     assert!(v.message.contains("application/x-www-form-urlencoded"), "{v}");
-    rejected(
-        &c,
-        with("POST", &pn_path, None, "SmsUrl=https%3A%2F%2Fa.example"),
-        "content-type",
-    );
-    rejected(
-        &c,
-        with("POST", &pn_path, Some(FORM), "SmsUrll=https%3A%2F%2Fa.example"),
-        "unknown-parameter",
-    );
-    rejected(
-        &c,
-        with("POST", &pn_path, Some(FORM), "SmsUrl=receiver.example.com%2Fin"),
-        "format",
-    );
-    rejected(
-        &c,
-        with("POST", &pn_path, Some(FORM), "SmsMethod=GET&SmsMethod=POST"),
-        "duplicate-parameter",
-    );
-    rejected(
-        &c,
-        with("POST", &pn_path, Some(FORM), "VoiceCallerIdLookup=yes"),
-        "type",
-    );
+    rejected(&c, with("POST", &pn_path, None, "SmsUrl=https%3A%2F%2Fa.example"), "content-type");
+    rejected(&c, with("POST", &pn_path, Some(FORM), "SmsUrll=https%3A%2F%2Fa.example"), "unknown-parameter");
+    rejected(&c, with("POST", &pn_path, Some(FORM), "SmsUrl=receiver.example.com%2Fin"), "format");
+    rejected(&c, with("POST", &pn_path, Some(FORM), "SmsMethod=GET&SmsMethod=POST"), "duplicate-parameter");
+    rejected(&c, with("POST", &pn_path, Some(FORM), "VoiceCallerIdLookup=yes"), "type");
 
     let v = rejected(&c, get(&accounts("/IncomingPhoneNumbers/PN123.json"), None), "pattern");
-    assert!(
-        v.message.contains("path parameter `Sid`") && v.message.contains("^PN"),
-        "{v}"
-    );
-    let v = rejected(
-        &c,
-        get("/2010-04-01/Accounts/SK0123456789abcdef0123456789abcdef.json", None),
-        "pattern",
-    );
+    assert!(v.message.contains("path parameter `Sid`") && v.message.contains("^PN"), "{v}");
+    let v = rejected(&c, get("/2010-04-01/Accounts/SK0123456789abcdef0123456789abcdef.json", None), "pattern");
     assert!(v.message.contains("^AC"), "{v}");
     rejected(&c, get("/v2/Channels/Senders/XEnothex", None), "pattern");
     rejected(&c, get(&format!("/v2/Channels/Senders/{PN}"), None), "pattern");
@@ -397,61 +275,26 @@ fn wrong_requests_are_rejected_with_the_right_rule() {
     assert!(v.message.contains("`Channel`"), "{v}");
     rejected(
         &c,
-        with(
-            "POST",
-            &accounts("/Messages.json"),
-            Some(FORM),
-            "Body=hi&From=whatsapp%3A%2B14155238886",
-        ),
+        with("POST", &accounts("/Messages.json"), Some(FORM), "Body=hi&From=whatsapp%3A%2B14155238886"),
         "required",
     );
 
+    rejected(&c, get(&accounts("/IncomingPhoneNumbers.json"), Some("PageSize=0")), "minimum");
+    rejected(&c, get(&accounts("/IncomingPhoneNumbers.json"), Some("PageSize=1001")), "maximum");
+    rejected(&c, get(&accounts("/IncomingPhoneNumbers.json"), Some("PageSize=ten")), "type");
+    rejected(&c, get(&accounts("/IncomingPhoneNumbers.json"), Some("PageSize=")), "type");
     rejected(
         &c,
-        get(&accounts("/IncomingPhoneNumbers.json"), Some("PageSize=0")),
-        "minimum",
-    );
-    rejected(
-        &c,
-        get(&accounts("/IncomingPhoneNumbers.json"), Some("PageSize=1001")),
-        "maximum",
-    );
-    rejected(
-        &c,
-        get(&accounts("/IncomingPhoneNumbers.json"), Some("PageSize=ten")),
-        "type",
-    );
-    rejected(
-        &c,
-        get(&accounts("/IncomingPhoneNumbers.json"), Some("PageSize=")),
-        "type",
-    );
-    rejected(
-        &c,
-        get(
-            &accounts("/IncomingPhoneNumbers.json"),
-            Some("PhoneNumber=%2B1&PhoneNumber=%2B2"),
-        ),
+        get(&accounts("/IncomingPhoneNumbers.json"), Some("PhoneNumber=%2B1&PhoneNumber=%2B2")),
         "duplicate-parameter",
     );
     // A literal `+` decodes as a space.
-    let v = rejected(
-        &c,
-        get(
-            &accounts("/IncomingPhoneNumbers.json"),
-            Some("PhoneNumber=+14155552345"),
-        ),
-        "plus-decoding",
-    );
+    let v =
+        rejected(&c, get(&accounts("/IncomingPhoneNumbers.json"), Some("PhoneNumber=+14155552345")), "plus-decoding");
     assert!(v.message.contains("%2B"), "{v}");
     rejected(
         &c,
-        with(
-            "POST",
-            &accounts("/Messages.json"),
-            Some(FORM),
-            "To=whatsapp:+15552229999&Body=hi",
-        ),
+        with("POST", &accounts("/Messages.json"), Some(FORM), "To=whatsapp:+15552229999&Body=hi"),
         "plus-decoding",
     );
 
@@ -459,54 +302,26 @@ fn wrong_requests_are_rejected_with_the_right_rule() {
     rejected(&c, get("/v3/Whatever", None), "unknown-path");
     let v = rejected(&c, with("PUT", &pn_path, Some(FORM), ""), "method-not-allowed");
     assert!(v.message.contains("DELETE, GET, POST"), "{v}");
-    rejected(
-        &c,
-        with("POST", "/v1/Services/Usecases", Some(FORM), ""),
-        "method-not-allowed",
-    );
+    rejected(&c, with("POST", "/v1/Services/Usecases", Some(FORM), ""), "method-not-allowed");
     ok(&c, get("/v1/Services/Usecases", None), "FetchUsecase");
     rejected(&c, with("GET", &pn_path, Some(FORM), "SmsUrl=x"), "unexpected-body");
     rejected(
         &c,
-        with(
-            "DELETE",
-            &format!("/v2/Channels/Senders/{XE}"),
-            Some("application/json"),
-            "{}",
-        ),
+        with("DELETE", &format!("/v2/Channels/Senders/{XE}"), Some("application/json"), "{}"),
         "unexpected-body",
     );
 
     let sender = format!("/v2/Channels/Senders/{XE}");
     let json = Some("application/json");
-    let v = rejected(
-        &c,
-        with("POST", &sender, json, r#"{"webhook":{"callback_method":"GET"}}"#),
-        "enum",
-    );
+    let v = rejected(&c, with("POST", &sender, json, r#"{"webhook":{"callback_method":"GET"}}"#), "enum");
     assert!(v.message.contains("/webhook/callback_method"), "{v}");
-    let v = rejected(
-        &c,
-        with("POST", &sender, json, r#"{"webhook":{"callback_urll":"https://a"}}"#),
-        "unknown-property",
-    );
+    let v =
+        rejected(&c, with("POST", &sender, json, r#"{"webhook":{"callback_urll":"https://a"}}"#), "unknown-property");
     assert!(v.message.contains("/webhook/callback_urll"), "{v}");
-    rejected(
-        &c,
-        with("POST", &sender, json, r#"{"webhook":{"callback_url":5}}"#),
-        "type",
-    );
+    rejected(&c, with("POST", &sender, json, r#"{"webhook":{"callback_url":5}}"#), "type");
     rejected(&c, with("POST", &sender, json, r#"{"webhook":"#), "invalid-json");
-    rejected(
-        &c,
-        with("POST", &sender, Some(FORM), "Webhook.CallbackUrl=x"),
-        "content-type",
-    );
-    rejected(
-        &c,
-        with("POST", "/v2/Channels/Senders", json, r#"{"profile":{"name":"x"}}"#),
-        "required",
-    );
+    rejected(&c, with("POST", &sender, Some(FORM), "Webhook.CallbackUrl=x"), "content-type");
+    rejected(&c, with("POST", "/v2/Channels/Senders", json, r#"{"profile":{"name":"x"}}"#), "required");
     rejected(&c, with("POST", "/v2/Channels/Senders", json, ""), "required");
     rejected(&c, with("POST", "/v2/Channels/Senders", None, ""), "required");
     ok(&c, with("POST", &sender, None, ""), "UpdateChannelsSender");
@@ -525,18 +340,12 @@ fn inspect_request_reports_every_violation_and_the_operation() {
         "SmsMethod=PATCH&Bogus=1&SmsUrl=nope",
     );
     let report = c.inspect_request(&req);
-    assert_eq!(
-        report.operation.map(|o| o.operation_id).as_deref(),
-        Some("UpdateIncomingPhoneNumber")
-    );
+    assert_eq!(report.operation.map(|o| o.operation_id).as_deref(), Some("UpdateIncomingPhoneNumber"));
     let rules: Vec<&str> = report.violations.iter().map(|v| v.rule.as_str()).collect();
     assert_eq!(rules, ["enum", "unknown-parameter", "format"]);
     let combined = c.check_request(&req).expect_err("violations");
     assert_eq!(combined.rule, "enum");
-    assert!(
-        combined.message.contains("Bogus") && combined.message.contains("SmsUrl"),
-        "{combined}"
-    );
+    assert!(combined.message.contains("Bogus") && combined.message.contains("SmsUrl"), "{combined}");
 }
 
 /// Placeholder SIDs of the v2 examples (`XEXXXX...`) break their own pattern; use hex.
@@ -596,17 +405,10 @@ fn spec_response_examples_validate() {
         for (status, response) in value["responses"].as_object().into_iter().flatten() {
             let status: u16 = status.parse().expect("numeric status");
             let Some(content) = response["content"].as_object() else {
-                assert!(
-                    c.check_response(&op, status, b"").is_ok(),
-                    "{} {status} empty",
-                    op.operation_id
-                );
+                assert!(c.check_response(&op, status, b"").is_ok(), "{} {status} empty", op.operation_id);
                 continue;
             };
-            for (name, example) in content
-                .values()
-                .flat_map(|m| m["examples"].as_object().into_iter().flatten())
-            {
+            for (name, example) in content.values().flat_map(|m| m["examples"].as_object().into_iter().flatten()) {
                 let mut example = example["value"].clone();
                 normalise_placeholders(&mut example);
                 let body = example.to_string();
@@ -627,11 +429,9 @@ fn spec_response_examples_validate() {
 fn example(c: &Contract, op: &OperationRef, status: &str) -> Value {
     let doc = &c.inner.specs.iter().find(|s| s.name == op.spec).expect("spec").doc;
     let content = &doc["paths"][&op.path_template][op.method.to_ascii_lowercase()]["responses"][status]["content"];
-    let mut value = content["application/json"]["examples"]
-        .as_object()
-        .and_then(|e| e.values().next())
-        .expect("example")["value"]
-        .clone();
+    let mut value =
+        content["application/json"]["examples"].as_object().and_then(|e| e.values().next()).expect("example")["value"]
+            .clone();
     normalise_placeholders(&mut value);
     value
 }
@@ -674,11 +474,7 @@ fn wrong_responses_are_rejected() {
 
     // Nested objects and arrays (messaging v2 sender list).
     let list = c.operation("twilio_messaging_v2", "ListChannelsSender").expect("op");
-    let sender = example(
-        &c,
-        &c.operation("twilio_messaging_v2", "FetchChannelsSender").expect("op"),
-        "200",
-    );
+    let sender = example(&c, &c.operation("twilio_messaging_v2", "FetchChannelsSender").expect("op"), "200");
     let mut page = example(&c, &list, "200");
     page["senders"] = json!([sender.clone()]);
     assert_eq!(response_rule(&c, &list, 200, &page), "ok");
@@ -701,19 +497,9 @@ fn wrong_responses_are_rejected() {
     // 204: empty body only.
     let delete = c.operation("twilio_messaging_v2", "DeleteChannelsSender").expect("op");
     assert!(c.check_response(&delete, 204, b"").is_ok());
-    assert_eq!(
-        c.check_response(&delete, 204, b"{}")
-            .map_err(|v| v.rule)
-            .expect_err("body"),
-        "unexpected-body"
-    );
+    assert_eq!(c.check_response(&delete, 204, b"{}").map_err(|v| v.rule).expect_err("body"), "unexpected-body");
     assert_eq!(response_rule(&c, &fetch, 200, &json!(null)), "type");
-    assert_eq!(
-        c.check_response(&fetch, 200, b"")
-            .map_err(|v| v.rule)
-            .expect_err("empty"),
-        "invalid-json"
-    );
+    assert_eq!(c.check_response(&fetch, 200, b"").map_err(|v| v.rule).expect_err("empty"), "invalid-json");
 }
 
 #[test]
@@ -740,12 +526,7 @@ fn undeclared_error_statuses_use_the_classic_error_shape() {
     let mut bad = e404.clone();
     bad["error"] = json!("not found");
     assert_eq!(response_rule(&c, &fetch, 404, &bad), "unknown-property");
-    assert_eq!(
-        c.check_response(&fetch, 500, b"Internal Error")
-            .map_err(|v| v.rule)
-            .expect_err("text"),
-        "invalid-json"
-    );
+    assert_eq!(c.check_response(&fetch, 500, b"Internal Error").map_err(|v| v.rule).expect_err("text"), "invalid-json");
 }
 
 #[test]
@@ -757,18 +538,10 @@ fn unknown_operations_and_load_errors() {
         path_template: "/nope".into(),
         method: "GET".into(),
     };
-    assert_eq!(
-        c.check_response(&bogus, 200, b"{}")
-            .map_err(|v| v.rule)
-            .expect_err("unknown"),
-        "unknown-operation"
-    );
+    assert_eq!(c.check_response(&bogus, 200, b"{}").map_err(|v| v.rule).expect_err("unknown"), "unknown-operation");
     let missing = std::env::temp_dir().join("no-such-twilio-oai-dir");
     let err = Contract::load(&missing).expect_err("missing dir");
-    assert!(
-        err.contains("make twilio-specs") && err.contains("fetch-twilio-specs.sh"),
-        "{err}"
-    );
+    assert!(err.contains("make twilio-specs") && err.contains("fetch-twilio-specs.sh"), "{err}");
     assert!(c.operations().len() > 250);
 }
 

@@ -110,16 +110,12 @@ pub struct Account {
 impl Account {
     /// The number with this PN SID or E.164 phone number.
     pub fn number(&self, sid_or_e164: &str) -> Option<&IncomingNumber> {
-        self.incoming_phone_numbers
-            .iter()
-            .find(|n| n.sid == sid_or_e164 || n.phone_number == sid_or_e164)
+        self.incoming_phone_numbers.iter().find(|n| n.sid == sid_or_e164 || n.phone_number == sid_or_e164)
     }
 
     /// Mutable [`Account::number`].
     pub fn number_mut(&mut self, sid_or_e164: &str) -> Option<&mut IncomingNumber> {
-        self.incoming_phone_numbers
-            .iter_mut()
-            .find(|n| n.sid == sid_or_e164 || n.phone_number == sid_or_e164)
+        self.incoming_phone_numbers.iter_mut().find(|n| n.sid == sid_or_e164 || n.phone_number == sid_or_e164)
     }
 
     /// The sender with this XE SID, `whatsapp:+E164` sender id, or bare E.164.
@@ -139,9 +135,7 @@ impl Account {
 
     /// Mutable [`Account::service`].
     pub fn service_mut(&mut self, key: &str) -> Option<&mut MessagingService> {
-        self.services
-            .iter_mut()
-            .find(|s| s.sid == key || s.friendly_name == key)
+        self.services.iter_mut().find(|s| s.sid == key || s.friendly_name == key)
     }
 
     /// The message with this SID.

@@ -108,10 +108,7 @@ impl Message {
     /// Moves a freshly created message to its outcome (the simulator's "delivery").
     pub fn settle(&mut self, now: DateTime<Utc>) {
         if let Some(outcome) = self.pending.take() {
-            if matches!(
-                outcome.status,
-                MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read
-            ) {
+            if matches!(outcome.status, MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read) {
                 self.date_sent = Some(now);
             }
             self.status = outcome.status;

@@ -56,11 +56,7 @@ pub(crate) struct SimState {
 
 impl SimState {
     pub fn new(rng_seed: Option<u64>) -> SimState {
-        SimState {
-            accounts: Vec::new(),
-            identity_clients: Vec::new(),
-            sids: SidGen::new(rng_seed),
-        }
+        SimState { accounts: Vec::new(), identity_clients: Vec::new(), sids: SidGen::new(rng_seed) }
     }
 
     /// Removes every account and client.
@@ -70,10 +66,7 @@ impl SimState {
     }
 
     pub fn snapshot(&self) -> StateSnapshot {
-        StateSnapshot {
-            accounts: self.accounts.clone(),
-            identity_clients: self.identity_clients.clone(),
-        }
+        StateSnapshot { accounts: self.accounts.clone(), identity_clients: self.identity_clients.clone() }
     }
 
     pub fn account(&self, sid: &str) -> Option<&Account> {
@@ -94,9 +87,7 @@ impl SimState {
 
     /// The account owning API key `sk`, and the key.
     pub fn find_key(&self, sk: &str) -> Option<(&Account, &ApiKey)> {
-        self.accounts
-            .iter()
-            .find_map(|a| a.keys.iter().find(|k| k.sid == sk).map(|k| (a, k)))
+        self.accounts.iter().find_map(|a| a.keys.iter().find(|k| k.sid == sk).map(|k| (a, k)))
     }
 
     pub fn update_account(&mut self, key: &str, patch: &AccountPatch) -> Result<Account, SimError> {
@@ -144,18 +135,14 @@ impl SimState {
             }
         }
         let acct = self.console_account(account)?;
-        let n = acct
-            .number_mut(number)
-            .ok_or_else(|| SimError::NotFound(format!("number {number}")))?;
+        let n = acct.number_mut(number).ok_or_else(|| SimError::NotFound(format!("number {number}")))?;
         n.apply(patch, Utc::now());
         Ok(n.clone())
     }
 
     pub fn update_sender(&mut self, account: &str, sender: &str, patch: &SenderPatch) -> Result<Sender, SimError> {
         let acct = self.console_account(account)?;
-        let s = acct
-            .sender_mut(sender)
-            .ok_or_else(|| SimError::NotFound(format!("sender {sender}")))?;
+        let s = acct.sender_mut(sender).ok_or_else(|| SimError::NotFound(format!("sender {sender}")))?;
         s.apply(patch, Utc::now());
         Ok(s.clone())
     }
@@ -167,9 +154,7 @@ impl SimState {
         patch: &ServicePatch,
     ) -> Result<MessagingService, SimError> {
         let acct = self.console_account(account)?;
-        let s = acct
-            .service_mut(service)
-            .ok_or_else(|| SimError::NotFound(format!("messaging service {service}")))?;
+        let s = acct.service_mut(service).ok_or_else(|| SimError::NotFound(format!("messaging service {service}")))?;
         s.apply(patch, Utc::now());
         Ok(s.clone())
     }

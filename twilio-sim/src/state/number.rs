@@ -21,12 +21,7 @@ pub struct Capabilities {
 
 impl Default for Capabilities {
     fn default() -> Self {
-        Capabilities {
-            voice: true,
-            sms: true,
-            mms: true,
-            fax: false,
-        }
+        Capabilities { voice: true, sms: true, mms: true, fax: false }
     }
 }
 

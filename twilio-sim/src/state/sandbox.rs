@@ -47,9 +47,7 @@ pub struct Sandbox {
 impl Sandbox {
     /// Whether `e164` is an active participant at `now`.
     pub fn has_active_participant(&self, e164: &str, now: DateTime<Utc>) -> bool {
-        self.participants
-            .iter()
-            .any(|p| p.phone_number == e164 && p.is_active(now))
+        self.participants.iter().any(|p| p.phone_number == e164 && p.is_active(now))
     }
 }
 
@@ -76,16 +74,8 @@ impl ParticipantSpec {
     /// The participant this spec describes, joined at `now` unless stated.
     pub fn to_participant(&self, now: DateTime<Utc>) -> Participant {
         match self {
-            ParticipantSpec::Number(n) => Participant {
-                phone_number: n.clone(),
-                joined_at: now,
-                expired: false,
-            },
-            ParticipantSpec::Detailed {
-                phone_number,
-                joined_at,
-                expired,
-            } => Participant {
+            ParticipantSpec::Number(n) => Participant { phone_number: n.clone(), joined_at: now, expired: false },
+            ParticipantSpec::Detailed { phone_number, joined_at, expired } => Participant {
                 phone_number: phone_number.clone(),
                 joined_at: joined_at.unwrap_or(now),
                 expired: *expired,

@@ -37,11 +37,7 @@ pub struct Sim {
 
 pub fn client() -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    Client::builder()
-        .timeout(Duration::from_secs(20))
-        .user_agent("twilio-sim-tests/1.0")
-        .build()
-        .expect("client")
+    Client::builder().timeout(Duration::from_secs(20)).user_agent("twilio-sim-tests/1.0").build().expect("client")
 }
 
 impl Sim {
@@ -52,10 +48,7 @@ impl Sim {
     pub async fn start_with(config: SimConfig) -> Sim {
         let handle = Simulator::start(config).await.expect("start");
         handle.seed_yaml(&example_seed()).expect("seed");
-        Sim {
-            handle,
-            client: client(),
-        }
+        Sim { handle, client: client() }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -68,33 +61,19 @@ impl Sim {
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.req(Method::GET, path, PROD, PROD_TOKEN)
-            .send()
-            .await
-            .expect("send")
+        self.req(Method::GET, path, PROD, PROD_TOKEN).send().await.expect("send")
     }
 
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
-        self.req(Method::POST, path, PROD, PROD_TOKEN)
-            .form(form)
-            .send()
-            .await
-            .expect("send")
+        self.req(Method::POST, path, PROD, PROD_TOKEN).form(form).send().await.expect("send")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.req(Method::POST, path, PROD, PROD_TOKEN)
-            .json(body)
-            .send()
-            .await
-            .expect("send")
+        self.req(Method::POST, path, PROD, PROD_TOKEN).json(body).send().await.expect("send")
     }
 
     pub async fn delete(&self, path: &str) -> Response {
-        self.req(Method::DELETE, path, PROD, PROD_TOKEN)
-            .send()
-            .await
-            .expect("send")
+        self.req(Method::DELETE, path, PROD, PROD_TOKEN).send().await.expect("send")
     }
 
     /// GET on the control API.
@@ -117,12 +96,7 @@ pub async fn json(resp: Response) -> (StatusCode, Value) {
 
 /// The sorted keys of a JSON object.
 pub fn keys(v: &Value) -> Vec<String> {
-    let mut k: Vec<String> = v
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"))
-        .keys()
-        .cloned()
-        .collect();
+    let mut k: Vec<String> = v.as_object().unwrap_or_else(|| panic!("not an object: {v}")).keys().cloned().collect();
     k.sort();
     k
 }
@@ -138,11 +112,7 @@ pub fn sorted(list: &[&str]) -> Vec<String> {
 pub fn assert_twilio_error(body: &Value, status: u16, code: u64) {
     assert_eq!(body["status"], status, "{body}");
     assert_eq!(body["code"], code, "{body}");
-    assert_eq!(
-        body["more_info"],
-        format!("https://www.twilio.com/docs/errors/{code}"),
-        "{body}"
-    );
+    assert_eq!(body["more_info"], format!("https://www.twilio.com/docs/errors/{code}"), "{body}");
     assert!(body["message"].is_string(), "{body}");
     let mut k = keys(body);
     k.retain(|x| x != "detail");
@@ -153,10 +123,7 @@ pub fn assert_twilio_error(body: &Value, status: u16, code: u64) {
 pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + timeout;
     while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met in {timeout:?}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "condition not met in {timeout:?}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -221,35 +188,11 @@ pub const MESSAGE_KEYS: &[&str] = &[
     "uri",
 ];
 
-pub const SENDER_KEYS: &[&str] = &[
-    "sid",
-    "status",
-    "sender_id",
-    "configuration",
-    "webhook",
-    "profile",
-    "properties",
-    "offline_reasons",
-    "url",
-];
+pub const SENDER_KEYS: &[&str] =
+    &["sid", "status", "sender_id", "configuration", "webhook", "profile", "properties", "offline_reasons", "url"];
 
-pub const PAGE_2010_KEYS: &[&str] = &[
-    "page",
-    "page_size",
-    "start",
-    "end",
-    "first_page_uri",
-    "next_page_uri",
-    "previous_page_uri",
-    "uri",
-];
+pub const PAGE_2010_KEYS: &[&str] =
+    &["page", "page_size", "start", "end", "first_page_uri", "next_page_uri", "previous_page_uri", "uri"];
 
-pub const META_KEYS: &[&str] = &[
-    "page",
-    "page_size",
-    "first_page_url",
-    "previous_page_url",
-    "url",
-    "next_page_url",
-    "key",
-];
+pub const META_KEYS: &[&str] =
+    &["page", "page_size", "first_page_url", "previous_page_url", "url", "next_page_url", "key"];
