@@ -376,11 +376,29 @@ async fn racing_channels_in_two_processes_bind_once_and_the_next_takes_over_on_d
 struct ControlPlane {
     dir: String,
     kubeconfig: String,
+    /// A `K8S_TESTENV_HOME` of its own, so the shared `last-run` record is left alone.
+    home: std::path::PathBuf,
+}
+
+/// The installed control-plane binaries, resolved as `start-control-plane.sh` does.
+fn testenv_bin_dir() -> String {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    var("K8S_TESTENV_BIN_DIR").unwrap_or_else(|| {
+        let home = var("K8S_TESTENV_HOME").unwrap_or_else(|| {
+            let cache = var("XDG_CACHE_HOME")
+                .unwrap_or_else(|| format!("{}/.cache", std::env::var("HOME").unwrap_or_default()));
+            format!("{cache}/k8s-testenv")
+        });
+        format!("{home}/bin")
+    })
 }
 
 impl ControlPlane {
     fn start() -> Self {
+        let home = std::env::temp_dir().join(format!("wao-binding-testenv-{}", common::random_suffix()));
         let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/start-control-plane.sh"))
+            .env("K8S_TESTENV_BIN_DIR", testenv_bin_dir())
+            .env("K8S_TESTENV_HOME", &home)
             .env("K8S_TESTENV_CONTROLLER_MANAGER", "0")
             .env_remove("K8S_TESTENV_API_PORT")
             .env_remove("K8S_TESTENV_ETCD_PORT")
@@ -398,7 +416,7 @@ impl ControlPlane {
                 .map(|v| v.trim().to_owned())
                 .unwrap_or_else(|| panic!("no {name} in: {stdout}"))
         };
-        Self { dir: var("K8S_TESTENV_DIR"), kubeconfig: var("KUBECONFIG") }
+        Self { dir: var("K8S_TESTENV_DIR"), kubeconfig: var("KUBECONFIG"), home }
     }
 
     async fn client(&self) -> Client {
@@ -414,10 +432,12 @@ impl Drop for ControlPlane {
     fn drop(&mut self) {
         let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/stop-control-plane.sh"))
             .arg(&self.dir)
+            .env("K8S_TESTENV_HOME", &self.home)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        let _ = std::fs::remove_dir_all(&self.home);
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
@@ -13,7 +13,14 @@ use rand::Rng;
 pub struct Backoff {
     base: Duration,
     max: Duration,
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Mutex<HashMap<String, Entry>>,
+}
+
+/// Consecutive failures of one object and the earliest time of its next attempt.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    failures: u32,
+    not_before: Instant,
 }
 
 impl Backoff {
@@ -26,20 +33,27 @@ impl Backoff {
     /// a random delay in `[cap/2, cap]` where `cap = min(max, base * 2^failures)`, and never less
     /// than `at_least` (a server's `Retry-After`).
     pub fn next_delay(&self, key: &str, at_least: Option<Duration>) -> Duration {
-        let n = {
-            let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-            let n = map.entry(key.to_owned()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        };
-        let cap = self.cap(n);
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.entry(key.to_owned()).or_insert(Entry { failures: 0, not_before: Instant::now() });
+        entry.failures = entry.failures.saturating_add(1);
+        let cap = self.cap(entry.failures);
         let jittered = if cap.is_zero() {
             cap
         } else {
             let half = cap / 2;
             half + rand::rng().random_range(Duration::ZERO..=half)
         };
-        jittered.max(at_least.unwrap_or_default())
+        let delay = jittered.max(at_least.unwrap_or_default());
+        entry.not_before = Instant::now() + delay;
+        delay
+    }
+
+    /// How long `key` must still wait before its next attempt, if it is backing off. Watch
+    /// events do not cut a backoff short (a Secret change during a Twilio outage, say).
+    pub fn remaining(&self, key: &str) -> Option<Duration> {
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let wait = map.get(key)?.not_before.saturating_duration_since(Instant::now());
+        (!wait.is_zero()).then_some(wait)
     }
 
     /// The upper bound of the delay after `failures` consecutive failures.
@@ -55,7 +69,7 @@ impl Backoff {
 
     /// How many consecutive failures `key` has.
     pub fn failures(&self, key: &str) -> u32 {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).get(key).copied().unwrap_or(0)
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).get(key).map_or(0, |e| e.failures)
     }
 }
 
@@ -83,5 +97,9 @@ mod tests {
         let b = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let d = b.next_delay("k", Some(Duration::from_secs(30)));
         assert_eq!(d, Duration::from_secs(30));
+        let left = b.remaining("k").expect("backing off");
+        assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30));
+        b.reset("k");
+        assert_eq!(b.remaining("k"), None);
     }
 }

@@ -8,6 +8,11 @@ use super::conditions::{ConditionSet, Status};
 const WAITING: &[Reason] = &[Reason::SenderNotReady, Reason::RecipientNotInSandbox];
 /// Reasons that mean "a transient problem, retried with backoff".
 const DEGRADED: &[Reason] = &[Reason::TwilioUnavailable, Reason::RateLimited];
+/// Whether a condition reason reports a transient failure (retried with backoff).
+pub fn is_transient_reason(reason: &str) -> bool {
+    DEGRADED.iter().any(|r| r.as_str() == reason)
+}
+
 /// Reasons that mean "another channel or receiver holds the number".
 const CONFLICT: &[Reason] = &[Reason::NumberInUse, Reason::BoundElsewhere];
 

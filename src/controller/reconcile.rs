@@ -30,6 +30,9 @@ pub const SANDBOX_NUMBER: &str = "+14155238886";
 pub async fn reconcile(ch: Arc<WhatsAppChannel>, ctx: Arc<Context>) -> Result<Action> {
     let ns = ch.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let key = format!("{ns}/{}", ch.name_any());
+    if let Some(wait) = ctx.backoff.remaining(&key) {
+        return Ok(Action::requeue(wait));
+    }
     let api: Api<WhatsAppChannel> = Api::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, ch, |event| async {
         match event {

@@ -181,7 +181,11 @@ impl<'a> Pass<'a> {
         let mut events: Vec<Event> = transitions(&self.old.conditions, &self.status.conditions)
             .into_iter()
             .map(|t| Event {
-                type_: if t.condition.status == "False" { EventType::Warning } else { EventType::Normal },
+                type_: if t.condition.status == "False" || readiness::is_transient_reason(&t.condition.reason) {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
                 reason: t.condition.reason.clone(),
                 note: Some(format!("{} is {}: {}", t.condition.type_, t.condition.status, t.condition.message)),
                 action: format!("Set{}", t.condition.type_),

@@ -1,0 +1,108 @@
+//! Transient Twilio failures back off per channel (honouring Retry-After); ambiguous failures
+//! never lead to a second confirmation message.
+
+mod common;
+
+use common::operator::*;
+use serde_json::json;
+use twilio_sim::{FaultAction, FaultRule};
+
+const RECEIVER: &str = "https://receiver.example.com/api/webhook/LeadGen/whatsapp";
+const TOKEN: &str = "tok-0123456789abcdef0123456789ab";
+
+async fn fixture(prefix: &str) -> (common::TestEnv, twilio_sim::SimHandle, String, serde_json::Value) {
+    let env = common::setup(prefix).await;
+    let sim = start_sim().await;
+    let account = random_account_sid();
+    let number = random_number();
+    sim.seed_yaml(&format!(
+        "accounts:\n- sid: {account}\n  friendly_name: prod\n  auth_token: {TOKEN}\n  whatsapp_senders:\n  - sender_id: whatsapp:{number}\n"
+    ))
+    .expect("seed");
+    create_secret(&env, "twilio", &[("authToken", TOKEN)]).await;
+    let spec = json!({
+        "phoneNumber": number,
+        "instance": "crm-prod",
+        "confirmationPhoneNumber": "+14155550123",
+        "twilio": {"accountSid": account, "credentialsSecretRef": {"name": "twilio"}},
+        "webhook": {"url": RECEIVER},
+        "queue": "sales",
+    });
+    (env, sim, account, spec)
+}
+
+fn account_fetches(sim: &twilio_sim::SimHandle, account: &str) -> Vec<twilio_sim::RequestRecord> {
+    sim.requests().into_iter().filter(|r| r.path == format!("/2010-04-01/Accounts/{account}.json")).collect()
+}
+
+#[tokio::test]
+async fn a_5xx_storm_backs_off_and_recovers() {
+    let (env, sim, account, spec) = fixture("fault-5xx").await;
+    let rule = FaultRule::new(FaultAction::Error { status: 503, code: None, message: None })
+        .path(&format!("/Accounts/{account}.json$"))
+        .times(4);
+    sim.add_fault(rule).expect("fault");
+    let _op = start_operator(&env.client, config(&env, &sim));
+    create_channel(&env, "ch", spec).await;
+    let ch = wait_condition(&env, "ch", "Ready", "True", None).await;
+    assert_eq!(condition(&ch, "CredentialsValid").status, "True");
+    let fetches = account_fetches(&sim, &account);
+    assert_eq!(fetches.len(), 5, "four 503s, then success");
+    assert_eq!(fetches.iter().filter(|r| r.status == Some(503)).count(), 4);
+    // Exponential backoff: each gap at least half the previous cap (jitter), never a tight loop.
+    let gaps: Vec<i64> = fetches.windows(2).map(|w| (w[1].time - w[0].time).num_milliseconds()).collect();
+    assert!(gaps.iter().all(|g| *g >= 40), "backoff between attempts: {gaps:?}");
+    assert!(gaps[3] > gaps[0], "the delay grows: {gaps:?}");
+    let (type_, _, _) = wait_event(&env, "ch", "TwilioUnavailable").await;
+    assert_eq!(type_, "Warning");
+    assert_conforming(&sim);
+}
+
+#[tokio::test]
+async fn a_429_is_retried_only_after_retry_after() {
+    let (env, sim, account, spec) = fixture("fault-429").await;
+    let rule = FaultRule::new(FaultAction::RateLimit { retry_after: Some(2) })
+        .path(&format!("/Accounts/{account}.json$"))
+        .times(1);
+    sim.add_fault(rule).expect("fault");
+    let _op = start_operator(&env.client, config(&env, &sim));
+    create_channel(&env, "ch", spec).await;
+    wait_condition(&env, "ch", "Ready", "True", None).await;
+    let fetches = account_fetches(&sim, &account);
+    assert_eq!(fetches.len(), 2);
+    assert_eq!(fetches[0].status, Some(429));
+    let gap = (fetches[1].time - fetches[0].time).num_milliseconds();
+    assert!(
+        gap >= 2000,
+        "Retry-After: 2 honoured (waited {gap} ms; the backoff alone is at most 2 s after one failure)"
+    );
+    let events = events_for(&env, "ch").await;
+    assert!(events.iter().any(|e| e.1 == "RateLimited"), "{events:#?}");
+    assert_conforming(&sim);
+}
+
+#[tokio::test]
+async fn an_ambiguous_send_is_looked_up_not_repeated() {
+    let (env, sim, account, spec) = fixture("fault-ambiguous").await;
+    // Twilio creates the message but the connection drops before the 201 arrives.
+    let rule = FaultRule::new(FaultAction::DropAfterApply).method("POST").path("/Messages.json$").times(1);
+    sim.add_fault(rule).expect("fault");
+    let _op = start_operator(&env.client, config(&env, &sim));
+    create_channel(&env, "ch", spec).await;
+    let ch = wait_condition(&env, "ch", "ConfirmationSent", "True", None).await;
+    let posts: Vec<_> =
+        sim.requests().into_iter().filter(|r| r.is_write() && r.path.ends_with("/Messages.json")).collect();
+    assert_eq!(posts.len(), 1, "one POST, no second message");
+    assert!(posts[0].dropped, "the only POST was the dropped one");
+    let lookups = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path == format!("/2010-04-01/Accounts/{account}/Messages.json"))
+        .count();
+    assert!(lookups >= 1, "the operator looked the message up");
+    let sent = sim.state().account(&account).map(|a| a.messages.len()).unwrap_or_default();
+    assert_eq!(sent, 1, "exactly one message exists at Twilio");
+    let sid = ch.status.and_then(|s| s.confirmation).and_then(|c| c.message_sid);
+    assert!(sid.is_some_and(|s| s.starts_with("SM")), "the found message is recorded");
+    assert_conforming(&sim);
+}
