@@ -295,6 +295,10 @@ async fn racing_channels_in_two_processes_bind_once_and_the_next_takes_over_on_d
         .map(|r| (&r.method, &r.path, &r.principal))
         .collect();
     assert!(others.is_empty(), "the losing process made no Twilio call: {others:#?}");
+    // One verification by the holder: the operator's own Secret protection patch must not
+    // invalidate it (it once did, through the Secret's resourceVersion).
+    let lookups: Vec<_> = reqs.iter().filter(|r| r.is("GET", SENDERS)).map(|r| (r.seq, r.time)).collect();
+    assert_eq!(lookups.len(), 1, "one sender lookup: {lookups:?}");
     assert_eq!(sender_webhook(&sim, &number).as_deref(), Some(holder_url.as_str()));
 
     // Events: Bound and Configured for the holder, NumberInUse naming it for every loser; both
