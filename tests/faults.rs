@@ -10,7 +10,7 @@ use twilio_sim::{FaultAction, FaultRule};
 const RECEIVER: &str = "https://receiver.example.com/api/webhook/LeadGen/whatsapp";
 const TOKEN: &str = "tok-0123456789abcdef0123456789ab";
 
-async fn fixture(prefix: &str) -> (common::TestEnv, twilio_sim::SimHandle, String, serde_json::Value) {
+async fn fixture(prefix: &str) -> (common::TestEnv, StrictSim, String, serde_json::Value) {
     let env = common::setup(prefix).await;
     let sim = start_sim().await;
     let account = random_account_sid();
@@ -31,7 +31,7 @@ async fn fixture(prefix: &str) -> (common::TestEnv, twilio_sim::SimHandle, Strin
     (env, sim, account, spec)
 }
 
-fn account_fetches(sim: &twilio_sim::SimHandle, account: &str) -> Vec<twilio_sim::RequestRecord> {
+fn account_fetches(sim: &StrictSim, account: &str) -> Vec<twilio_sim::RequestRecord> {
     sim.requests().into_iter().filter(|r| r.path == format!("/2010-04-01/Accounts/{account}.json")).collect()
 }
 

@@ -16,7 +16,7 @@ const TOKEN: &str = "tok-0123456789abcdef0123456789ab";
 
 struct Fixture {
     env: common::TestEnv,
-    sim: twilio_sim::SimHandle,
+    sim: StrictSim,
     account: String,
     number: String,
 }
@@ -106,6 +106,7 @@ async fn a_restart_makes_no_twilio_writes_and_no_status_writes() {
         .await;
     }
     drop(op);
+    let events_before = events_for(&f.env, "a").await.len() + events_for(&f.env, "b").await.len();
     let before: Vec<(String, Option<String>)> = channels(&f)
         .list(&Default::default())
         .await
@@ -135,6 +136,8 @@ async fn a_restart_makes_no_twilio_writes_and_no_status_writes() {
         let now = get_channel(&f.env, &name).await;
         assert_eq!(now.resource_version(), rv, "{name}: no status write on restart");
     }
+    let events_after = events_for(&f.env, "a").await.len() + events_for(&f.env, "b").await.len();
+    assert_eq!(events_before, events_after, "no Events on an unchanged resync");
     let reads_of_ready: Vec<_> =
         f.sim.requests().into_iter().filter(|r| r.account_sid.as_deref() == Some(f.account.as_str())).collect();
     assert!(
@@ -388,4 +391,43 @@ async fn a_deletion_without_credentials_says_why_and_finishes_with_the_skip_anno
     wait_gone(&f, "ch").await;
     assert_eq!(sender_webhook(&f).as_deref(), Some(RECEIVER), "skip-cleanup leaves Twilio untouched");
     assert_conforming(&f.sim);
+}
+
+#[tokio::test]
+async fn moving_to_another_number_releases_and_restores_the_old_one() {
+    let f = fixture("life-move", PREVIOUS).await;
+    let new_number = random_number();
+    f.sim
+        .seed_yaml(&format!(
+            "accounts:\n- sid: {}\n  friendly_name: prod\n  auth_token: {TOKEN}\n  whatsapp_senders:\n  - sender_id: whatsapp:{}\n    webhook: {{callback_url: \"{PREVIOUS}\", callback_method: POST}}\n  - sender_id: whatsapp:{new_number}\n",
+            f.account, f.number
+        ))
+        .expect("seed");
+    let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
+    let mut s = spec(&f);
+    s["bindingPolicy"] = json!("Takeover");
+    create_channel(&f.env, "ch", s).await;
+    wait_condition(&f.env, "ch", "Ready", "True", None).await;
+    assert_eq!(sender_webhook(&f).as_deref(), Some(RECEIVER));
+    // A second channel waits for the old number.
+    let mut waiting = spec(&f);
+    waiting["webhook"]["url"] = json!("https://next.example.com/hook");
+    create_channel(&f.env, "next", waiting).await;
+    wait_condition(&f.env, "next", "NumberBound", "False", Some("NumberInUse")).await;
+
+    patch_spec(&f, "ch", json!({"phoneNumber": new_number})).await;
+    let ch = wait_condition(&f.env, "ch", "Ready", "True", None).await;
+    let sender = ch.status.and_then(|s| s.sender).expect("sender");
+    assert_eq!(sender.phone_number, new_number);
+    let bindings: Api<whatsapp_operator::api::WhatsAppNumberBinding> = Api::all(f.env.client.clone());
+    let new_binding =
+        bindings.get(&format!("whatsapp-{}", new_number.trim_start_matches('+'))).await.expect("new number bound");
+    assert_eq!(new_binding.spec.channel_ref.name, "ch");
+    // The old number gets its previous webhook back and its binding passes to the waiting
+    // channel, which (Exclusive) finds that foreign receiver and reports BoundElsewhere.
+    let next = wait_condition(&f.env, "next", "NumberBound", "False", Some("BoundElsewhere")).await;
+    assert!(condition(&next, "NumberBound").message.contains(PREVIOUS));
+    assert_eq!(sender_webhook(&f).as_deref(), Some(PREVIOUS), "the old number's previous webhook is back");
+    let old_binding = bindings.get(&format!("whatsapp-{}", f.number.trim_start_matches('+'))).await.expect("binding");
+    assert_eq!(old_binding.spec.channel_ref.name, "next", "the old number's binding moved to the waiting channel");
 }

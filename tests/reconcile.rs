@@ -11,7 +11,7 @@ const TOKEN: &str = "tok-0123456789abcdef0123456789ab";
 
 struct Fixture {
     env: common::TestEnv,
-    sim: twilio_sim::SimHandle,
+    sim: StrictSim,
     account: String,
     number: String,
 }

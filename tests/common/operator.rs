@@ -14,9 +14,32 @@ use whatsapp_operator::twilio::TwilioConfig;
 
 use super::{within, TestEnv, TIMEOUT};
 
-/// The Twilio simulator in strict mode: every request is checked against Twilio's OpenAPI specs.
-pub async fn start_sim() -> SimHandle {
-    Simulator::start(SimConfig { strict: true, ..SimConfig::default() }).await.expect("start the Twilio simulator")
+/// The Twilio simulator in strict mode: every request is checked against Twilio's OpenAPI specs,
+/// and the test fails when it ends (drops the simulator) if any request or response broke the
+/// contract — whether or not the test body checked.
+pub async fn start_sim() -> StrictSim {
+    let handle = Simulator::start(SimConfig { strict: true, ..SimConfig::default() })
+        .await
+        .expect("start the Twilio simulator (strict mode needs `make twilio-specs`)");
+    StrictSim(handle)
+}
+
+/// A strict simulator that fails the test on any contract violation when dropped.
+pub struct StrictSim(pub SimHandle);
+
+impl std::ops::Deref for StrictSim {
+    type Target = SimHandle;
+    fn deref(&self) -> &SimHandle {
+        &self.0
+    }
+}
+
+impl Drop for StrictSim {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert_conforming(&self.0);
+        }
+    }
 }
 
 /// Fails the test if the operator sent any request that breaks Twilio's contract.
