@@ -12,33 +12,17 @@ use whatsapp_operator::api::{Phase, WhatsAppChannel};
 
 const RECEIVER: &str = "https://receiver.example.com/api/webhook/LeadGen/whatsapp";
 const PREVIOUS: &str = "https://old-crm.example.com/hook";
-const TOKEN: &str = "tok-0123456789abcdef0123456789ab";
+const TOKEN: &str = FIXTURE_TOKEN;
 
-struct Fixture {
-    env: common::TestEnv,
-    sim: StrictSim,
-    account: String,
-    number: String,
-}
-
-/// One account with an ONLINE sender for `number` (webhook initially `initial_url`, may be
-/// empty) and the Secret `twilio`.
+/// One account with an ONLINE sender for the fixture's number (webhook initially
+/// `initial_url`, may be empty) and the Secret `twilio`.
 async fn fixture(prefix: &str, initial_url: &str) -> Fixture {
-    let env = common::setup(prefix).await;
-    let sim = start_sim().await;
-    let account = random_account_sid();
-    let number = random_number();
     let webhook = if initial_url.is_empty() {
         String::new()
     } else {
         format!("    webhook: {{callback_url: \"{initial_url}\", callback_method: POST}}\n")
     };
-    sim.seed_yaml(&format!(
-        "accounts:\n- sid: {account}\n  friendly_name: prod\n  auth_token: {TOKEN}\n  whatsapp_senders:\n  - sender_id: whatsapp:{number}\n    status: ONLINE\n{webhook}"
-    ))
-    .expect("seed");
-    create_secret(&env, "twilio", &[("authToken", TOKEN)]).await;
-    Fixture { env, sim, account, number }
+    Fixture::new(prefix, |_, number| format!("{}{webhook}", sender_seed(number, "ONLINE"))).await
 }
 
 fn spec(f: &Fixture) -> serde_json::Value {

@@ -7,28 +7,11 @@ use common::operator::*;
 use serde_json::json;
 
 const RECEIVER: &str = "https://receiver.example.com/api/webhook/LeadGen/whatsapp";
-const TOKEN: &str = "tok-0123456789abcdef0123456789ab";
-
-struct Fixture {
-    env: common::TestEnv,
-    sim: StrictSim,
-    account: String,
-    number: String,
-}
+const TOKEN: &str = FIXTURE_TOKEN;
 
 /// A namespace, a simulator seeded with one account, its credentials Secret `twilio`.
 async fn fixture(prefix: &str, seed_extra: impl FnOnce(&str, &str) -> String) -> Fixture {
-    let env = common::setup(prefix).await;
-    let sim = start_sim().await;
-    let account = random_account_sid();
-    let number = random_number();
-    let yaml = format!(
-        "accounts:\n- sid: {account}\n  friendly_name: prod\n  auth_token: {TOKEN}\n{}",
-        seed_extra(&account, &number)
-    );
-    sim.seed_yaml(&yaml).expect("seed");
-    create_secret(&env, "twilio", &[("authToken", TOKEN)]).await;
-    Fixture { env, sim, account, number }
+    Fixture::new(prefix, seed_extra).await
 }
 
 fn spec(f: &Fixture) -> serde_json::Value {
@@ -40,10 +23,6 @@ fn spec(f: &Fixture) -> serde_json::Value {
         "queue": "sales",
         "language": "en",
     })
-}
-
-fn sender_seed(number: &str, status: &str) -> String {
-    format!("  whatsapp_senders:\n  - sender_id: whatsapp:{number}\n    status: {status}\n")
 }
 
 #[tokio::test]

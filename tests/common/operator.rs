@@ -197,3 +197,42 @@ pub async fn wait_event(env: &TestEnv, name: &str, reason: &str) -> (String, Str
     })
     .await
 }
+
+/// The auth token of the account a [`Fixture`] seeds.
+pub const FIXTURE_TOKEN: &str = "tok-0123456789abcdef0123456789ab";
+
+/// A test's world: its namespace, a strict simulator seeded with one account (random SID,
+/// [`FIXTURE_TOKEN`]), a random number, and the credentials Secret `twilio`.
+pub struct Fixture {
+    /// The namespace and client.
+    pub env: TestEnv,
+    /// The simulator.
+    pub sim: StrictSim,
+    /// The seeded account.
+    pub account: String,
+    /// A number for the test (seeded only if `seed_extra` does).
+    pub number: String,
+}
+
+impl Fixture {
+    /// Builds the fixture; `seed_extra(account, number)` returns YAML lines appended to the
+    /// account's seed entry (two-space indented keys such as `  whatsapp_senders: ...`).
+    pub async fn new(prefix: &str, seed_extra: impl FnOnce(&str, &str) -> String) -> Fixture {
+        let env = super::setup(prefix).await;
+        let sim = start_sim().await;
+        let account = random_account_sid();
+        let number = random_number();
+        let yaml = format!(
+            "accounts:\n- sid: {account}\n  friendly_name: prod\n  auth_token: {FIXTURE_TOKEN}\n{}",
+            seed_extra(&account, &number)
+        );
+        sim.seed_yaml(&yaml).expect("seed");
+        create_secret(&env, "twilio", &[("authToken", FIXTURE_TOKEN)]).await;
+        Fixture { env, sim, account, number }
+    }
+}
+
+/// Seed YAML for one WhatsApp sender of `number` with `status`, inside an account entry.
+pub fn sender_seed(number: &str, status: &str) -> String {
+    format!("  whatsapp_senders:\n  - sender_id: whatsapp:{number}\n    status: {status}\n")
+}
