@@ -233,8 +233,9 @@ pub struct IdentityServerSpec {
     pub client_secret_ref: LocalSecretKeyReference,
 }
 
-/// The observed state of a channel. Conditions follow Kubernetes API conventions; `Ready` is
-/// the summary used by `kubectl wait` and kstatus.
+/// The observed state of a channel. Conditions follow Kubernetes API conventions: `Ready` is
+/// the summary for `kubectl wait`, Argo CD and Flux health checks; `Reconciling` and `Stalled`
+/// carry kstatus' meaning; `observedGeneration` says which spec they describe.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WhatsAppChannelStatus {
@@ -243,7 +244,8 @@ pub struct WhatsAppChannelStatus {
     pub observed_generation: Option<i64>,
 
     /// The channel's conditions: CredentialsValid, NumberVerified, NumberBound,
-    /// WebhookConfigured, Connected, ConfirmationSent, IdentityVerified, Active and Ready.
+    /// WebhookConfigured, Connected, ConfirmationSent, IdentityVerified, Active and Ready, plus
+    /// kstatus' Reconciling (still working) and Stalled (needs a change) while they are True.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -344,7 +346,7 @@ pub struct SenderStatus {
     pub kind: SenderKind,
     /// The number it carries (E.164).
     pub phone_number: String,
-    /// Its SID (`XE...` or `PN...`); empty for the sandbox.
+    /// Its SID (`XE...` or `PN...`); absent for the sandbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
     /// The sender's status at Twilio (WhatsApp senders), e.g. `ONLINE`.
@@ -357,7 +359,7 @@ pub struct SenderStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_method: Option<String>,
     /// The webhook URL before this channel took the number over: restored on deletion under
-    /// `deletionPolicy: Delete`. Empty when the number had none.
+    /// `deletionPolicy: Delete`. Absent when the number had none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_webhook_url: Option<String>,
     /// The HTTP method of the previous webhook.

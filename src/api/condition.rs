@@ -153,8 +153,6 @@ reasons! {
     TakenOver,
     /// The previous webhook was put back (deletion or number change).
     WebhookReleased,
-    /// The channel is being deleted.
-    Deleting,
     /// The deletion cannot undo its Twilio changes yet; the message says why and how to proceed.
     CleanupBlocked,
 }

@@ -135,9 +135,15 @@ pub fn is_current_holder(
 }
 
 /// Releases `number` if `ch` holds it; a binding held by another channel is left alone.
-pub async fn release(client: &Client, ch: &WhatsAppChannel, number: &E164) -> Result<(), kube::Error> {
+/// `sandbox_account` is the account the binding was scoped to (see [`binding_name`]).
+pub async fn release(
+    client: &Client,
+    ch: &WhatsAppChannel,
+    number: &E164,
+    sandbox_account: Option<&str>,
+) -> Result<(), kube::Error> {
     let api: Api<WhatsAppNumberBinding> = Api::all(client.clone());
-    let name = binding_name(number, scope(ch));
+    let name = binding_name(number, sandbox_account);
     let Some(existing) = api.get_opt(&name).await? else {
         return Ok(());
     };

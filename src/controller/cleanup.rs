@@ -58,7 +58,7 @@ pub async fn cleanup(ch: &WhatsAppChannel, ctx: &Context) -> Result<Action> {
         }
     }
     if let Some(n) = &number {
-        binding::release(&ctx.client, ch, n).await?;
+        binding::release(&ctx.client, ch, n, binding::scope(ch)).await?;
     }
     let uid = ch.uid();
     protection::release_if_unused(&ctx.client, &pass.ns, &ch.spec.twilio.credentials_secret_ref.name, uid.as_deref())
@@ -132,7 +132,13 @@ pub async fn release_previous_number(pass: &mut Pass<'_>, creds: &Credentials, p
         }
     }
     if let Ok(old) = E164::parse(&previous.phone_number) {
-        binding::release(&pass.ctx.client, pass.ch, &old).await?;
+        // The old binding's scope is that of the old number: a sandbox binding belongs to the
+        // account the channel used then.
+        let old_scope = match previous.kind {
+            SenderKind::Sandbox => pass.old.account.as_ref().map(|a| a.sid.clone()),
+            _ => None,
+        };
+        binding::release(&pass.ctx.client, pass.ch, &old, old_scope.as_deref()).await?;
     }
     pass.status.sender = None;
     Ok(())

@@ -57,7 +57,13 @@ pub async fn follow_up(pass: &mut Pass<'_>, creds: &Credentials, number: &E164) 
                     record(pass, &m);
                 }
                 Ok(None) => send(pass, creds, &to, &from, token).await,
-                Err(e) => pass.transient(T::ConfirmationSent, e),
+                Err(e) if e.is_transient() => pass.transient(T::ConfirmationSent, e),
+                Err(e) => pass.set(
+                    T::ConfirmationSent,
+                    Status::False,
+                    Reason::MessageFailed,
+                    format!("Cannot look up the earlier confirmation attempt to {to}: {e}"),
+                ),
             }
         }
         None => send(pass, creds, &to, &from, token).await,
@@ -125,12 +131,16 @@ async fn send(pass: &mut Pass<'_>, creds: &Credentials, to: &E164, from: &str, t
                 error_code: e.code().map(i64::from),
                 ..attempt
             });
-            pass.set(
-                T::ConfirmationSent,
-                Status::False,
-                Reason::MessageFailed,
-                format!("Twilio refused the confirmation message to {to}: {e}"),
-            );
+            if e.code() == Some(NOT_IN_SANDBOX) {
+                condition_for(pass, to.as_str(), "", "failed", e.code());
+            } else {
+                pass.set(
+                    T::ConfirmationSent,
+                    Status::False,
+                    Reason::MessageFailed,
+                    format!("Twilio refused the confirmation message to {to}: {e}"),
+                );
+            }
         }
     }
 }

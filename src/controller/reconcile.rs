@@ -47,6 +47,11 @@ pub async fn reconcile(ch: Arc<WhatsAppChannel>, ctx: Arc<Context>) -> Result<Ac
             Ok(action)
         }
         Err(FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e)) => Err(e),
+        // Adding the finalizer from a watch-cache copy that has not seen our own earlier add
+        // fails its JSON-patch test (422) or conflicts (409): look again shortly, no backoff.
+        Err(FinalizerError::AddFinalizer(kube::Error::Api(s))) if s.code == 422 || s.code == 409 => {
+            Ok(Action::requeue(std::time::Duration::from_millis(200)))
+        }
         Err(FinalizerError::AddFinalizer(e) | FinalizerError::RemoveFinalizer(e)) => Err(Error::Kube(e)),
         Err(e) => Err(Error::Finalizer(e.to_string())),
     }

@@ -225,7 +225,7 @@ impl<'a> Pass<'a> {
 
 fn reason_for(p: Phase) -> Reason {
     if p == Phase::Deleting {
-        Reason::Deleting
+        Reason::CleanupBlocked
     } else {
         Reason::Suspended
     }
