@@ -69,6 +69,8 @@ async fn a_restart_makes_no_twilio_writes_and_no_status_writes() {
             f.account, f.number
         ))
         .expect("seed");
+    let binding_names: Vec<String> =
+        [&f.number, &second].iter().map(|n| format!("whatsapp-{}", n.trim_start_matches('+'))).collect();
     for (name, number) in [("a", f.number.clone()), ("b", second)] {
         let mut s = spec(&f);
         s["phoneNumber"] = json!(number);
@@ -91,6 +93,12 @@ async fn a_restart_makes_no_twilio_writes_and_no_status_writes() {
     }
     drop(op);
     let events_before = events_for(&f.env, "a").await.len() + events_for(&f.env, "b").await.len();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(f.env.client.clone(), &f.env.ns);
+    let bindings: Api<whatsapp_operator::api::WhatsAppNumberBinding> = Api::all(f.env.client.clone());
+    let others_before = (
+        secrets.get("twilio").await.expect("secret").resource_version(),
+        binding_versions(&bindings, &binding_names).await,
+    );
     let before: Vec<(String, Option<String>)> = channels(&f)
         .list(&Default::default())
         .await
@@ -122,6 +130,11 @@ async fn a_restart_makes_no_twilio_writes_and_no_status_writes() {
     }
     let events_after = events_for(&f.env, "a").await.len() + events_for(&f.env, "b").await.len();
     assert_eq!(events_before, events_after, "no Events on an unchanged resync");
+    let others_after = (
+        secrets.get("twilio").await.expect("secret").resource_version(),
+        binding_versions(&bindings, &binding_names).await,
+    );
+    assert_eq!(others_before, others_after, "no write to the credentials Secret or the bindings on restart");
     let reads_of_ready: Vec<_> =
         f.sim.requests().into_iter().filter(|r| r.account_sid.as_deref() == Some(f.account.as_str())).collect();
     assert!(
@@ -414,4 +427,15 @@ async fn moving_to_another_number_releases_and_restores_the_old_one() {
     assert_eq!(sender_webhook(&f).as_deref(), Some(PREVIOUS), "the old number's previous webhook is back");
     let old_binding = bindings.get(&format!("whatsapp-{}", f.number.trim_start_matches('+'))).await.expect("binding");
     assert_eq!(old_binding.spec.channel_ref.name, "next", "the old number's binding moved to the waiting channel");
+}
+
+async fn binding_versions(
+    bindings: &Api<whatsapp_operator::api::WhatsAppNumberBinding>,
+    names: &[String],
+) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for name in names {
+        out.push(bindings.get(name).await.expect("binding").resource_version());
+    }
+    out
 }

@@ -64,13 +64,14 @@ pub async fn claim(client: &Client, ch: &WhatsAppChannel, number: &E164) -> Resu
         },
     );
     for _ in 0..3 {
-        match api.create(&PostParams::default(), &desired).await {
-            Ok(_) => return Ok(Claim::Held),
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => return Err(e),
-        }
+        // Read first: a channel that already holds its number makes no write (nor a failed
+        // create) on every reconcile.
         let Some(existing) = api.get_opt(&name).await? else {
-            continue;
+            match api.create(&PostParams::default(), &desired).await {
+                Ok(_) => return Ok(Claim::Held),
+                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                Err(e) => return Err(e),
+            }
         };
         let holder = &existing.spec.channel_ref;
         if holder.uid == me.uid {
