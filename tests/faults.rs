@@ -106,3 +106,42 @@ async fn an_ambiguous_send_is_looked_up_not_repeated() {
     assert!(sid.is_some_and(|s| s.starts_with("SM")), "the found message is recorded");
     assert_conforming(&sim);
 }
+
+#[tokio::test]
+async fn a_429_holds_every_channel_of_the_account_until_retry_after() {
+    let numbers: Vec<String> = (0..3).map(|_| random_number()).collect();
+    let seed: String = numbers.iter().map(|n| format!("  - phone_number: \"{n}\"\n")).collect();
+    let f = Fixture::new("fault-hold", move |_, _| format!("  incoming_phone_numbers:\n{seed}")).await;
+    let rule = FaultRule::new(FaultAction::RateLimit { retry_after: Some(2) })
+        .path(&format!("/Accounts/{}.json$", f.account))
+        .times(1);
+    f.sim.add_fault(rule).expect("fault");
+    let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
+    for (i, n) in numbers.iter().enumerate() {
+        create_channel(
+            &f.env,
+            &format!("ch{i}"),
+            json!({
+                "phoneNumber": n,
+                "instance": "crm-prod",
+                "twilio": {"accountSid": f.account, "credentialsSecretRef": {"name": "twilio"}},
+                "webhook": {"url": RECEIVER},
+                "queue": "sales",
+            }),
+        )
+        .await;
+    }
+    for i in 0..numbers.len() {
+        wait_condition(&f.env, &format!("ch{i}"), "Ready", "True", None).await;
+    }
+    let requests = f.sim.requests();
+    let limited = requests.iter().find(|r| r.status == Some(429)).expect("the 429");
+    let too_soon: Vec<_> = requests
+        .iter()
+        .filter(|r| r.seq > limited.seq && (r.time - limited.time).num_milliseconds() < 2000)
+        .map(|r| format!("{} {} after {} ms", r.method, r.path, (r.time - limited.time).num_milliseconds()))
+        .collect();
+    assert!(too_soon.is_empty(), "no request for the account within Retry-After: {too_soon:?}");
+    let fetches = account_fetches(&f.sim, &f.account);
+    assert_eq!(fetches.len(), 2, "one 429, then one shared verification for the three channels");
+}

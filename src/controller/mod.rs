@@ -67,6 +67,8 @@ pub struct Context {
     /// The last Twilio check of each channel that did not end Ready, so that only a change or
     /// its retry interval, not every watch event, leads to another one.
     pub attempts: verification::Attempts,
+    /// Accounts on hold after a 429.
+    pub holds: verification::AccountHolds,
 }
 
 impl Context {
@@ -81,6 +83,7 @@ impl Context {
             backoff: backoff::Backoff::new(config.backoff_base, config.backoff_max),
             verifications: verification::VerificationCache::new(),
             attempts: verification::Attempts::default(),
+            holds: verification::AccountHolds::default(),
             client,
             twilio,
             identity,

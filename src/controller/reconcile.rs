@@ -176,6 +176,10 @@ async fn apply(ch: &WhatsAppChannel, ctx: &Context, fresh: bool) -> Result<Actio
         None => None,
     };
 
+    // A rate-limited account makes no Twilio call until its hold ends.
+    if let Some(wait) = ctx.holds.remaining(&ch.spec.twilio.account_sid) {
+        return Ok(Action::requeue(wait));
+    }
     let inputs = verified_inputs(ch, &versions);
     let due = verification_due(&pass, &inputs);
     if due && !fresh {

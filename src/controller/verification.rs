@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use crate::twilio::{Credentials, TwilioClient, TwilioError, Verification};
 
-/// The result of a verification: success, or a permanent refusal. Transient failures are never
-/// cached.
+/// The result of a verification: success, or a refusal. Success and permanent refusals are cached
+/// for the verification interval, a 429 until its Retry-After, other transient failures never.
 pub type Outcome = Result<Verification, TwilioError>;
 
+/// A cached outcome and the moment it stops counting.
 type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Outcome)>>>;
 
 /// Cached verifications keyed by account SID and credentials fingerprint (never the secret).
@@ -31,18 +32,20 @@ impl VerificationCache {
         let key = (creds.account_sid().to_owned(), creds.fingerprint());
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.retain(|_, s| Arc::strong_count(s) > 1 || s.try_lock().map(|g| fresh(&g, ttl)).unwrap_or(true));
+            slots.retain(|_, s| Arc::strong_count(s) > 1 || s.try_lock().map(|g| fresh(&g)).unwrap_or(true));
             slots.entry(key).or_default().clone()
         };
         let mut guard = slot.lock().await;
-        if let Some((_, outcome)) = guard.as_ref().filter(|(at, _)| at.elapsed() < ttl) {
+        if let Some((_, outcome)) = guard.as_ref().filter(|(until, _)| Instant::now() < *until) {
             return (outcome.clone(), false);
         }
         let outcome = twilio.verify_credentials(creds).await;
-        match &outcome {
-            Err(e) if e.is_transient() => *guard = None,
-            _ => *guard = Some((Instant::now(), outcome.clone())),
-        }
+        *guard = match &outcome {
+            // Channels waiting for this verification must not each ask again inside the window.
+            Err(TwilioError::RateLimited { retry_after: Some(d), .. }) => Some((Instant::now() + *d, outcome.clone())),
+            Err(e) if e.is_transient() => None,
+            _ => Some((Instant::now() + ttl, outcome.clone())),
+        };
         (outcome, true)
     }
 
@@ -53,8 +56,34 @@ impl VerificationCache {
     }
 }
 
-fn fresh(entry: &Option<(Instant, Outcome)>, ttl: Duration) -> bool {
-    entry.as_ref().is_some_and(|(at, _)| at.elapsed() < ttl)
+fn fresh(entry: &Option<(Instant, Outcome)>) -> bool {
+    entry.as_ref().is_some_and(|(until, _)| Instant::now() < *until)
+}
+
+/// Accounts Twilio rate-limited (HTTP 429): no channel of such an account calls Twilio before
+/// the hold ends, so a 429 storm is not answered with more requests.
+#[derive(Debug, Default)]
+pub struct AccountHolds(Mutex<HashMap<String, Instant>>);
+
+impl AccountHolds {
+    /// Holds `account` for `d` (extending, never shortening, a current hold).
+    pub fn hold(&self, account: &str, d: Duration) {
+        let until = Instant::now() + d;
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.entry(account.to_owned()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    /// How long `account` is still held, if it is.
+    pub fn remaining(&self, account: &str) -> Option<Duration> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let wait = map.get(account)?.saturating_duration_since(Instant::now());
+        if wait.is_zero() {
+            map.remove(account);
+            return None;
+        }
+        Some(wait)
+    }
 }
 
 /// What a channel's last Twilio check was based on, and when another one is due anyway.
