@@ -135,6 +135,18 @@ pub fn is_current_holder(
         && scope(ch) == scope_account
 }
 
+/// Whether `ch` holds the binding of `number` (scoped as [`binding_name`] says).
+pub async fn is_held_by(
+    client: &Client,
+    ch: &WhatsAppChannel,
+    number: &E164,
+    sandbox_account: Option<&str>,
+) -> Result<bool, kube::Error> {
+    let api: Api<WhatsAppNumberBinding> = Api::all(client.clone());
+    let b = api.get_opt(&binding_name(number, sandbox_account)).await?;
+    Ok(b.is_some_and(|b| Some(b.spec.channel_ref.uid.as_str()) == ch.uid().as_deref()))
+}
+
 /// Releases `number` if `ch` holds it; a binding held by another channel is left alone.
 /// `sandbox_account` is the account the binding was scoped to (see [`binding_name`]).
 pub async fn release(

@@ -44,7 +44,7 @@ impl Backoff {
             half + rand::rng().random_range(Duration::ZERO..=half)
         };
         let delay = jittered.max(at_least.unwrap_or_default());
-        entry.not_before = Instant::now() + delay;
+        entry.not_before = Instant::now().checked_add(delay).unwrap_or_else(Instant::now);
         delay
     }
 

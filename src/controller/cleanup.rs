@@ -3,9 +3,9 @@
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 
-use crate::api::{DeletionPolicy, Phase, Reason, SenderKind, SenderStatus, WhatsAppChannel, WhatsAppNumberBinding};
+use crate::api::{DeletionPolicy, Phase, Reason, SenderKind, SenderStatus, WhatsAppChannel};
 use crate::binding;
 use crate::twilio::{Credentials, SenderWebhookMethod, SmsMethod, TwilioError, E164};
 
@@ -24,7 +24,7 @@ pub async fn cleanup(ch: &WhatsAppChannel, ctx: &Context) -> Result<Action> {
     let number = E164::parse(&ch.spec.phone_number).ok();
     let skip = ch.annotations().get(SKIP_CLEANUP_ANNOTATION).is_some_and(|v| v == "true");
     let holds = match &number {
-        Some(n) => holds_binding(ctx, ch, n).await?,
+        Some(n) => binding::is_held_by(&ctx.client, ch, n, binding::scope(ch)).await?,
         None => false,
     };
     let restore = ch.spec.deletion_policy == DeletionPolicy::Delete && holds && !skip;
@@ -68,12 +68,6 @@ pub async fn cleanup(ch: &WhatsAppChannel, ctx: &Context) -> Result<Action> {
     }
     pass.publish_events().await;
     Ok(Action::await_change())
-}
-
-async fn holds_binding(ctx: &Context, ch: &WhatsAppChannel, number: &E164) -> Result<bool> {
-    let api: Api<WhatsAppNumberBinding> = Api::all(ctx.client.clone());
-    let b = api.get_opt(&binding::binding_name(number, binding::scope(ch))).await?;
-    Ok(b.is_some_and(|b| Some(b.spec.channel_ref.uid.as_str()) == ch.uid().as_deref()))
 }
 
 /// Puts the previous webhook back (or clears it) if the number still points at this channel's

@@ -91,14 +91,12 @@ async fn send(pass: &mut Pass<'_>, creds: &Credentials, to: &E164, from: &str, t
         resend_token: token,
     };
     // Record the attempt first: a crash after the request must not lead to a second message.
-    // The record is written against the latest version of the object (from the API server, not
-    // the cache), so another process or a stale copy cannot send twice.
-    let seen = pass.status.confirmation.clone();
-    match persist_attempt(pass, &attempt, seen.as_ref()).await {
-        Ok(Persisted::Recorded) => {}
-        Ok(Persisted::AlreadyThere(existing)) => {
-            pass.status.confirmation = Some(existing);
-            pass.requeue_within(Duration::from_secs(1));
+    // The record is written against the object version this pass read, so a pass working from
+    // a stale cache copy, or another process, cannot send twice.
+    match persist_attempt(pass, &attempt).await {
+        Ok(Persisted::Recorded(rv)) => pass.resource_version = rv,
+        Ok(Persisted::Stale) => {
+            pass.requeue_within(Duration::from_millis(200));
             return;
         }
         Err(e) => {
@@ -147,37 +145,31 @@ async fn send(pass: &mut Pass<'_>, creds: &Credentials, to: &E164, from: &str, t
 
 /// The outcome of recording a send attempt.
 enum Persisted {
-    /// The attempt is recorded: go ahead and send.
-    Recorded,
-    /// The latest status already records a message (or attempt) for this recipient and number.
-    AlreadyThere(ConfirmationStatus),
+    /// The attempt is recorded (the object's new version): go ahead and send.
+    Recorded(Option<String>),
+    /// The object changed since this pass read it (another pass, or a stale cache copy): do not
+    /// send; look again with the latest status.
+    Stale,
 }
 
-/// Writes the attempt into status now, keeping the rest of the latest status as it was. The
-/// write carries the latest `resourceVersion`, so it fails (409) if anything changed since.
-/// `seen` is the confirmation status the decision to send was based on: if the latest status
-/// holds something else for the same recipient and number, another pass got there first.
-async fn persist_attempt(
-    pass: &Pass<'_>,
-    attempt: &ConfirmationStatus,
-    seen: Option<&ConfirmationStatus>,
-) -> Result<Persisted, kube::Error> {
-    let api: Api<WhatsAppChannel> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
-    let latest = api.get_status(&pass.ch.name_any()).await?;
-    let mut status = latest.status.clone().unwrap_or_default();
-    let existing = status.confirmation.clone().filter(|c| c.to == attempt.to && c.from == attempt.from);
-    if let Some(existing) = existing.filter(|e| Some(e) != seen) {
-        return Ok(Persisted::AlreadyThere(existing));
-    }
+/// Writes the attempt into status now, against the version this pass read: if anything changed
+/// since (409), another pass may have recorded or sent the message, so nothing is sent.
+async fn persist_attempt(pass: &Pass<'_>, attempt: &ConfirmationStatus) -> Result<Persisted, kube::Error> {
+    let mut status = pass.old.clone();
     status.confirmation = Some(attempt.clone());
     let patch = json!({
         "apiVersion": "whatsapp-operator.io/v1alpha1",
         "kind": "WhatsAppChannel",
-        "metadata": {"resourceVersion": latest.resource_version()},
+        "metadata": {"resourceVersion": pass.resource_version},
         "status": status,
     });
-    api.patch_status(&pass.ch.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
-    Ok(Persisted::Recorded)
+    let api: Api<WhatsAppChannel> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    match api.patch_status(&pass.ch.name_any(), &pp, &Patch::Apply(&patch)).await {
+        Ok(written) => Ok(Persisted::Recorded(written.resource_version())),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Persisted::Stale),
+        Err(e) => Err(e),
+    }
 }
 
 /// Looks for a message sent by an earlier attempt that recorded no SID.

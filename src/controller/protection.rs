@@ -12,6 +12,8 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::api::{DeletionPolicy, WhatsAppChannel};
+use crate::binding;
+use crate::twilio::E164;
 
 /// The finalizer the operator puts on credentials Secrets in use.
 pub const SECRET_FINALIZER: &str = "whatsapp-operator.io/credentials-in-use";
@@ -61,14 +63,21 @@ pub async fn release_if_unused(
         return Ok(());
     }
     let channels: Api<WhatsAppChannel> = Api::namespaced(client.clone(), ns);
-    let in_use = channels
-        .list(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .any(|ch| ch.uid().as_deref() != except_uid && needs_secret(ch, name));
-    if in_use {
-        return Ok(());
+    for ch in channels.list(&ListParams::default()).await?.items {
+        if ch.uid().as_deref() == except_uid || !needs_secret(&ch, name) {
+            continue;
+        }
+        // A channel being deleted needs the Secret only until its cleanup released its number
+        // (cleanup releases the binding before it gets here), so channels deleted together do
+        // not keep the Secret for each other.
+        let still_needed = match (ch.metadata.deletion_timestamp.is_some(), E164::parse(&ch.spec.phone_number)) {
+            (true, Ok(number)) => binding::is_held_by(client, &ch, &number, binding::scope(&ch)).await?,
+            (true, Err(_)) => false,
+            (false, _) => true,
+        };
+        if still_needed {
+            return Ok(());
+        }
     }
     let finalizers: Vec<&String> = secret.finalizers().iter().filter(|f| *f != SECRET_FINALIZER).collect();
     let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": secret.resource_version()}});

@@ -45,6 +45,8 @@ pub struct Pass<'a> {
     pub override_detail: Option<(Reason, String)>,
     /// Set when this pass checked Twilio: the digest of the inputs it used.
     pub checked: Option<String>,
+    /// The object version the status is written against (updated by intermediate writes).
+    pub resource_version: Option<String>,
 }
 
 impl<'a> Pass<'a> {
@@ -65,6 +67,7 @@ impl<'a> Pass<'a> {
             phase_override: None,
             override_detail: None,
             checked: None,
+            resource_version: ch.resource_version(),
         })
     }
 
@@ -153,14 +156,24 @@ impl<'a> Pass<'a> {
         self.status.conditions = self.set.to_conditions(&self.old.conditions, self.ch.meta().generation, &now);
 
         if self.status != self.old {
+            // Written against the version this pass read: a pass that started from a stale
+            // watch-cache copy must not overwrite a newer status (409: look again shortly).
             let api: Api<WhatsAppChannel> = Api::namespaced(self.ctx.client.clone(), &self.ns);
             let patch = json!({
                 "apiVersion": "whatsapp-operator.io/v1alpha1",
                 "kind": "WhatsAppChannel",
+                "metadata": {"resourceVersion": self.resource_version},
                 "status": self.status,
             });
-            api.patch_status(&self.ch.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-                .await?;
+            let pp = PatchParams::apply(FIELD_MANAGER).force();
+            match api.patch_status(&self.ch.name_any(), &pp, &Patch::Apply(&patch)).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    tracing::debug!(channel = %self.key(), "status changed since it was read; looking again");
+                    return Ok(Action::requeue(Duration::from_millis(200)));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         self.publish_events().await;
 

@@ -42,9 +42,11 @@ impl VerificationCache {
         let outcome = twilio.verify_credentials(creds).await;
         *guard = match &outcome {
             // Channels waiting for this verification must not each ask again inside the window.
-            Err(TwilioError::RateLimited { retry_after: Some(d), .. }) => Some((Instant::now() + *d, outcome.clone())),
+            Err(TwilioError::RateLimited { retry_after: Some(d), .. }) => {
+                Instant::now().checked_add(*d).map(|until| (until, outcome.clone()))
+            }
             Err(e) if e.is_transient() => None,
-            _ => Some((Instant::now() + ttl, outcome.clone())),
+            _ => Instant::now().checked_add(ttl).map(|until| (until, outcome.clone())),
         };
         (outcome, true)
     }
@@ -68,7 +70,7 @@ pub struct AccountHolds(Mutex<HashMap<String, Instant>>);
 impl AccountHolds {
     /// Holds `account` for `d` (extending, never shortening, a current hold).
     pub fn hold(&self, account: &str, d: Duration) {
-        let until = Instant::now() + d;
+        let until = Instant::now().checked_add(d).unwrap_or_else(Instant::now);
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let entry = map.entry(account.to_owned()).or_insert(until);
         *entry = (*entry).max(until);

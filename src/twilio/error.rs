@@ -236,13 +236,20 @@ pub(crate) fn from_response(status: u16, retry_after_header: Option<&str>, body:
 /// Parses `Retry-After`: delta-seconds or an HTTP-date (a past date gives zero).
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = wire::parse_date(value)?;
-    let delta = at.signed_duration_since(Utc::now());
-    Some(delta.to_std().unwrap_or(Duration::ZERO))
+    let delay = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = wire::parse_date(value)?;
+            at.signed_duration_since(Utc::now()).to_std().unwrap_or(Duration::ZERO)
+        }
+    };
+    // A server (or a hostile identity server named in a channel) must not park a channel for
+    // years, nor overflow the clock arithmetic of the backoff.
+    Some(delay.min(MAX_RETRY_AFTER))
 }
+
+/// The longest `Retry-After` honoured.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// The first [`MAX_BODY_SNIPPET`] characters of a body, as text, on one line.
 pub(crate) fn snippet(body: &[u8]) -> String {
@@ -317,6 +324,7 @@ mod tests {
         assert!(parse_retry_after(&http_date).unwrap() > Duration::from_secs(50));
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("18446744073709551615"), Some(MAX_RETRY_AFTER), "capped");
         assert_eq!(from_response(429, None, b"", false).retry_after(), None);
     }
 
