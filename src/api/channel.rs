@@ -358,6 +358,10 @@ pub struct SenderStatus {
     /// The HTTP method of that webhook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_method: Option<String>,
+    /// The receiver URL this channel last wrote or confirmed on this resource: while the number
+    /// still points there it is this channel's to change, restore or release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configured_url: Option<String>,
     /// The webhook URL before this channel took the number over: restored on deletion under
     /// `deletionPolicy: Delete`. Absent when the number had none.
     #[serde(default, skip_serializing_if = "Option::is_none")]

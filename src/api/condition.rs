@@ -131,6 +131,8 @@ reasons! {
     IdentityRejected,
     /// The identity server's client secret is missing.
     IdentitySecretMissing,
+    /// The identity server failed transiently (5xx, 429, unreachable); retried with backoff.
+    IdentityUnavailable,
     /// The channel is active.
     Activated,
     /// `spec.active` is false.

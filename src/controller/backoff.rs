@@ -8,6 +8,11 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
+/// `d` plus up to 10% random jitter, so that channels scheduled together spread out.
+pub fn with_jitter(d: Duration) -> Duration {
+    d + d.mul_f64(rand::rng().random_range(0.0..0.1))
+}
+
 /// Failure counts per object key, shared by reconcile and error policy.
 #[derive(Debug)]
 pub struct Backoff {

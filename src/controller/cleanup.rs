@@ -28,6 +28,10 @@ pub async fn cleanup(ch: &WhatsAppChannel, ctx: &Context) -> Result<Action> {
         None => false,
     };
     let restore = ch.spec.deletion_policy == DeletionPolicy::Delete && holds && !skip;
+    // A rate-limited account makes no Twilio call, cleanups included: retry after the hold.
+    if let Some(wait) = restore.then(|| ctx.holds.remaining(&ch.spec.twilio.account_sid)).flatten() {
+        return Err(Error::Twilio(TwilioError::RateLimited { retry_after: Some(wait), code: None }));
+    }
     if let (true, Some(sender)) = (restore, pass.old.sender.clone()) {
         if sender.kind != SenderKind::Sandbox {
             let name = ch.spec.twilio.credentials_secret_ref.name.clone();
@@ -78,7 +82,8 @@ pub async fn restore_webhook(
     sender: &SenderStatus,
 ) -> Result<(), TwilioError> {
     let twilio = &pass.ctx.twilio;
-    let ours = pass.ch.spec.webhook.url.as_str();
+    // What this channel put there (the spec's URL for statuses written before that was recorded).
+    let ours = sender.configured_url.as_deref().unwrap_or(pass.ch.spec.webhook.url.as_str());
     let previous = sender.previous_webhook_url.clone().unwrap_or_default();
     match sender.kind {
         SenderKind::WhatsAppSender => {
@@ -117,7 +122,20 @@ pub async fn restore_webhook(
 /// The channel moved to another number: restore the old number's webhook (under
 /// `deletionPolicy: Delete`) and release its binding.
 pub async fn release_previous_number(pass: &mut Pass<'_>, creds: &Credentials, previous: &SenderStatus) -> Result<()> {
-    if pass.ch.spec.deletion_policy == DeletionPolicy::Delete && previous.kind != SenderKind::Sandbox {
+    let Ok(old) = E164::parse(&previous.phone_number) else {
+        pass.status.sender = None;
+        return Ok(());
+    };
+    // The old binding's scope is that of the old number: a sandbox binding belongs to the
+    // account the channel used then.
+    let old_scope = match previous.kind {
+        SenderKind::Sandbox => pass.old.account.as_ref().map(|a| a.sid.clone()),
+        _ => None,
+    };
+    // Only while this channel still holds the old number is its webhook this channel's to restore
+    // (another channel may already have taken it over).
+    let holds = binding::is_held_by(&pass.ctx.client, pass.ch, &old, old_scope.as_deref()).await?;
+    if holds && pass.ch.spec.deletion_policy == DeletionPolicy::Delete && previous.kind != SenderKind::Sandbox {
         if let Err(e) = restore_webhook(pass, creds, previous).await {
             if e.is_transient() {
                 return Err(Error::Twilio(e));
@@ -125,15 +143,7 @@ pub async fn release_previous_number(pass: &mut Pass<'_>, creds: &Credentials, p
             tracing::warn!(channel = %pass.key(), error = %e, "cannot restore the previous number's webhook");
         }
     }
-    if let Ok(old) = E164::parse(&previous.phone_number) {
-        // The old binding's scope is that of the old number: a sandbox binding belongs to the
-        // account the channel used then.
-        let old_scope = match previous.kind {
-            SenderKind::Sandbox => pass.old.account.as_ref().map(|a| a.sid.clone()),
-            _ => None,
-        };
-        binding::release(&pass.ctx.client, pass.ch, &old, old_scope.as_deref()).await?;
-    }
+    binding::release(&pass.ctx.client, pass.ch, &old, old_scope.as_deref()).await?;
     pass.status.sender = None;
     Ok(())
 }

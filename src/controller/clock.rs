@@ -15,6 +15,11 @@ pub fn age(t: &Time) -> Duration {
     Timestamp::now().duration_since(t.0).try_into().unwrap_or_default()
 }
 
+/// A chrono time as an API timestamp (now, if it is out of range).
+pub fn from_chrono(t: &chrono::DateTime<chrono::Utc>) -> Time {
+    Time(Timestamp::from_second(t.timestamp()).unwrap_or_else(|_| Timestamp::now()))
+}
+
 /// `t` as a chrono time (the Twilio client's type).
 pub fn to_chrono(t: &Time) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().try_into().unwrap_or(0))

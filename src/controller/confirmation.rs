@@ -53,7 +53,10 @@ pub async fn follow_up(pass: &mut Pass<'_>, creds: &Credentials, number: &E164) 
             // An attempt without a recorded SID: the request may have reached Twilio.
             match find_sent(pass, creds, &c).await {
                 Ok(Some(m)) => {
-                    pass.status.confirmation = Some(ConfirmationStatus { message_sid: Some(m.sid.clone()), ..c });
+                    // Adopted: its time is when Twilio created it, so its delivery is followed too.
+                    let sent_time = m.date_created.map(|d| clock::from_chrono(&d)).or_else(|| Some(clock::now()));
+                    pass.status.confirmation =
+                        Some(ConfirmationStatus { message_sid: Some(m.sid.clone()), sent_time, ..c });
                     record(pass, &m);
                 }
                 Ok(None) => send(pass, creds, &to, &from, token).await,
@@ -289,7 +292,7 @@ pub async fn verify_identity(pass: &mut Pass<'_>, id: &IdentityServerSpec, data:
             pass.set(
                 T::IdentityVerified,
                 Status::Unknown,
-                Reason::TwilioUnavailable,
+                Reason::IdentityUnavailable,
                 format!("{e}; retrying with backoff"),
             );
             pass.error = Some(Error::Identity(e));

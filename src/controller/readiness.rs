@@ -7,7 +7,7 @@ use super::conditions::{ConditionSet, Status};
 /// Reasons that mean "waiting on something outside the operator".
 const WAITING: &[Reason] = &[Reason::SenderNotReady, Reason::RecipientNotInSandbox];
 /// Reasons that mean "a transient problem, retried with backoff".
-const DEGRADED: &[Reason] = &[Reason::TwilioUnavailable, Reason::RateLimited];
+const DEGRADED: &[Reason] = &[Reason::TwilioUnavailable, Reason::RateLimited, Reason::IdentityUnavailable];
 /// Whether a condition reason reports a transient failure (retried with backoff).
 pub fn is_transient_reason(reason: &str) -> bool {
     DEGRADED.iter().any(|r| r.as_str() == reason)

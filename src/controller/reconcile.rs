@@ -159,10 +159,6 @@ async fn apply(ch: &WhatsAppChannel, ctx: &Context, fresh: bool) -> Result<Actio
     } else if protection::is_protected(data.meta()) {
         protection::release_if_unused(&ctx.client, &pass.ns, &secret_name, None).await?;
     }
-    // A number this channel held before (spec.phoneNumber changed) is released first.
-    if let Some(previous) = pass.old.sender.clone().filter(|s| s.phone_number != number.as_str()) {
-        cleanup::release_previous_number(&mut pass, &creds, &previous).await?;
-    }
     let mut versions = BTreeMap::from([(secret_name.clone(), secret_version)]);
     let identity_data = match &ch.spec.identity_server {
         Some(id) if id.client_secret_ref.name == secret_name => Some(Ok(data)),
@@ -178,7 +174,7 @@ async fn apply(ch: &WhatsAppChannel, ctx: &Context, fresh: bool) -> Result<Actio
 
     // A rate-limited account makes no Twilio call until its hold ends.
     if let Some(wait) = ctx.holds.remaining(&ch.spec.twilio.account_sid) {
-        return Ok(Action::requeue(wait));
+        return Ok(Action::requeue(super::backoff::with_jitter(wait)));
     }
     let inputs = verified_inputs(ch, &versions);
     let due = verification_due(&pass, &inputs);
@@ -189,6 +185,11 @@ async fn apply(ch: &WhatsAppChannel, ctx: &Context, fresh: bool) -> Result<Actio
         if latest.resource_version() != ch.resource_version() {
             return Box::pin(apply(&latest, ctx, true)).await;
         }
+    }
+    // A number this channel held before (spec.phoneNumber changed) is released, from the latest
+    // status: the number change makes the pass due, so `pass` was read fresh above.
+    if let Some(previous) = pass.old.sender.clone().filter(|s| s.phone_number != number.as_str()) {
+        cleanup::release_previous_number(&mut pass, &creds, &previous).await?;
     }
     if !due {
         pass.keep_old_conditions();
@@ -395,6 +396,7 @@ fn connect_sandbox(pass: &mut Pass<'_>, number: &E164) -> bool {
         status: None,
         webhook_url: None,
         webhook_method: None,
+        configured_url: None,
         previous_webhook_url: None,
         previous_webhook_method: None,
     });
@@ -436,14 +438,13 @@ async fn wire_webhook(pass: &mut Pass<'_>, creds: &Credentials, number: &E164, t
         _ => SenderWebhookMethod::Post,
     };
     let (current_url, current_method) = target.hook();
-    // The URL this channel had confirmed on this very resource, if any.
-    let had_configured = pass.old.conditions.iter().any(|c| c.type_ == "WebhookConfigured" && c.status == "True");
+    // The URL this channel wrote or confirmed on this very resource, if any.
     let ours = pass
         .old
         .sender
         .as_ref()
-        .filter(|s| had_configured && s.sid.as_deref() == Some(target.sid()))
-        .and_then(|s| s.webhook_url.clone());
+        .filter(|s| s.sid.as_deref() == Some(target.sid()) && s.phone_number == number.as_str())
+        .and_then(|s| s.configured_url.clone());
     let decision = webhook::decide(
         &Hook { url: &current_url, method: &current_method },
         &Hook { url: &spec.url, method: spec.method.as_str() },
@@ -452,7 +453,7 @@ async fn wire_webhook(pass: &mut Pass<'_>, creds: &Credentials, number: &E164, t
     );
     let mut status = sender_status(&target, number, &pass.old.sender);
     match decision {
-        Decision::InSync => {}
+        Decision::InSync => status.configured_url = Some(spec.url.clone()),
         Decision::BoundElsewhere { current_url } => {
             pass.status.sender = Some(status);
             pass.set(
@@ -497,6 +498,7 @@ async fn wire_webhook(pass: &mut Pass<'_>, creds: &Credentials, number: &E164, t
             status.webhook_url = Some(url).filter(|u| !u.is_empty());
             status.webhook_method = Some(method);
             status.status = updated.status();
+            status.configured_url = Some(spec.url.clone());
             let shown = if current_url.is_empty() { "none".to_owned() } else { current_url.clone() };
             match cause {
                 WriteCause::Restore => pass.note(
@@ -543,6 +545,7 @@ fn sender_status(target: &Target, number: &E164, old: &Option<SenderStatus>) -> 
         status: target.status(),
         webhook_url: Some(url).filter(|u| !u.is_empty()),
         webhook_method: Some(method),
+        configured_url: same.and_then(|o| o.configured_url.clone()),
         previous_webhook_url: same.and_then(|o| o.previous_webhook_url.clone()),
         previous_webhook_method: same.and_then(|o| o.previous_webhook_method.clone()),
     }

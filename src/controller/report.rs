@@ -7,7 +7,6 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
-use rand::Rng;
 use serde_json::json;
 
 use crate::api::{ConditionType, Phase, Reason, WhatsAppChannel, WhatsAppChannelStatus};
@@ -47,6 +46,8 @@ pub struct Pass<'a> {
     pub checked: Option<String>,
     /// The object version the status is written against (updated by intermediate writes).
     pub resource_version: Option<String>,
+    /// The previous status is kept as it was (a transient failure on a Ready channel).
+    pub kept_stale: bool,
 }
 
 impl<'a> Pass<'a> {
@@ -68,6 +69,7 @@ impl<'a> Pass<'a> {
             override_detail: None,
             checked: None,
             resource_version: ch.resource_version(),
+            kept_stale: false,
         })
     }
 
@@ -124,6 +126,7 @@ impl<'a> Pass<'a> {
             self.set = ConditionSet::default();
             self.keep_old_conditions();
             self.status = self.old.clone();
+            self.kept_stale = true;
         } else {
             let reason = if matches!(e, TwilioError::RateLimited { .. }) {
                 Reason::RateLimited
@@ -151,9 +154,16 @@ impl<'a> Pass<'a> {
         self.status.phase = Some(phase);
         self.status.queue = if active { self.ch.spec.queue.clone() } else { None };
         self.status.language = if active { self.ch.spec.language.clone() } else { None };
-        self.status.observed_generation = self.ch.meta().generation;
+        // A pass that could not check a changed spec (transient failure on a Ready channel) keeps
+        // the previous observedGeneration: the new spec is not reflected yet.
+        let generation = if self.kept_stale { self.old.observed_generation } else { self.ch.meta().generation };
+        self.status.observed_generation = generation;
         let now = clock::now();
-        self.status.conditions = self.set.to_conditions(&self.old.conditions, self.ch.meta().generation, &now);
+        self.status.conditions = if self.kept_stale {
+            self.old.conditions.clone()
+        } else {
+            self.set.to_conditions(&self.old.conditions, generation, &now)
+        };
 
         if self.status != self.old {
             // Written against the version this pass read: a pass that started from a stale
@@ -182,9 +192,10 @@ impl<'a> Pass<'a> {
         }
         let next = self.next_requeue(phase);
         if let (Some(inputs), Some(uid)) = (self.checked.take(), self.ch.uid()) {
+            // A quick requeue (following a message's delivery) is not a reason to re-verify.
             let valid_for = match phase {
                 Phase::Degraded | Phase::Pending => Duration::ZERO,
-                _ => next,
+                _ => self.interval(phase),
             };
             let attempt = Attempt { inputs, at: Instant::now(), valid_for };
             self.ctx.attempts.record(&uid, attempt);
@@ -224,19 +235,21 @@ impl<'a> Pass<'a> {
     }
 
     fn next_requeue(&self, phase: Phase) -> Duration {
+        let base = self.interval(phase);
+        super::backoff::with_jitter(self.requeue.map_or(base, |r| r.min(base)))
+    }
+
+    /// How long the outcome of a pass in `phase` stands before the channel is looked at again.
+    fn interval(&self, phase: Phase) -> Duration {
         let cfg = &self.ctx.config;
-        let base = match phase {
+        match phase {
             Phase::Ready | Phase::Inactive => {
                 let age = self.status.last_verified_time.as_ref().map(clock::age).unwrap_or_default();
                 cfg.verify_interval.saturating_sub(age).max(Duration::from_secs(1))
             }
             Phase::Waiting => cfg.sender_poll_interval,
             _ => cfg.permanent_retry_interval,
-        };
-        let base = self.requeue.map_or(base, |r| r.min(base));
-        // Up to 10% jitter so that channels verified together spread out.
-        let jitter = base.mul_f64(rand::rng().random_range(0.0..0.1));
-        base + jitter
+        }
     }
 }
 
