@@ -315,8 +315,16 @@ async fn wait_gone(f: &Fixture, name: &str) {
 #[tokio::test]
 async fn kubectl_delete_of_a_directory_still_restores_the_webhook() {
     let f = fixture("life-delete-dir", PREVIOUS).await;
+    let second = random_number();
+    f.sim
+        .seed_yaml(&format!(
+            "accounts:\n- sid: {}\n  friendly_name: prod\n  auth_token: {TOKEN}\n{}    webhook: {{callback_url: \"{PREVIOUS}\", callback_method: POST}}\n  - sender_id: whatsapp:{second}\n",
+            f.account,
+            sender_seed(&f.number, "ONLINE")
+        ))
+        .expect("seed");
     let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
-    // The Secret and the channel in one manifest, applied and deleted together.
+    // The Secret and two channels sharing it, applied and deleted together.
     let dir = std::env::temp_dir().join(format!("wao-{}", f.env.ns));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let manifest = format!(
@@ -325,16 +333,32 @@ async fn kubectl_delete_of_a_directory_still_restores_the_webhook() {
         f.number, f.account
     );
     std::fs::write(dir.join("channel.yaml"), manifest).expect("write manifest");
+    let manifest2 = format!(
+        "apiVersion: whatsapp-operator.io/v1alpha1\nkind: WhatsAppChannel\nmetadata: {{name: ch2}}\nspec:\n  phoneNumber: \"{second}\"\n  instance: crm-prod\n  twilio: {{accountSid: {}, credentialsSecretRef: {{name: creds}}}}\n  webhook: {{url: \"{RECEIVER}\"}}\n  queue: sales\n",
+        f.account
+    );
+    std::fs::write(dir.join("channel2.yaml"), manifest2).expect("write manifest");
     let dir_arg = dir.to_string_lossy().to_string();
     let out = common::kubectl_run(&["apply", "-n", &f.env.ns, "-f", &dir_arg]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_condition(&f.env, "ch", "Ready", "True", None).await;
+    wait_condition(&f.env, "ch2", "Ready", "True", None).await;
     assert_eq!(sender_webhook(&f).as_deref(), Some(RECEIVER));
 
     let out = common::kubectl_run(&["delete", "-n", &f.env.ns, "-f", &dir_arg, "--wait=true", "--timeout=60s"]).await;
     assert!(out.status.success(), "kubectl delete -f dir/: {}", String::from_utf8_lossy(&out.stderr));
     wait_gone(&f, "ch").await;
+    wait_gone(&f, "ch2").await;
     assert_eq!(sender_webhook(&f).as_deref(), Some(PREVIOUS), "the webhook was restored with the Secret's credentials");
+    let second_hook = f
+        .sim
+        .state()
+        .accounts
+        .iter()
+        .flat_map(|a| a.senders.iter())
+        .find(|s| s.sender_id == format!("whatsapp:{second}"))
+        .and_then(|s| s.webhook.callback_url.clone());
+    assert!(second_hook.unwrap_or_default().is_empty(), "the second number had no receiver before: cleared");
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(f.env.client.clone(), &f.env.ns);
     common::within(common::TIMEOUT, async {
         while secrets.get_opt("creds").await.expect("get").is_some() {

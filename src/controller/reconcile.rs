@@ -46,6 +46,10 @@ pub async fn reconcile(ch: Arc<WhatsAppChannel>, ctx: Arc<Context>) -> Result<Ac
             ctx.backoff.reset(&key);
             Ok(action)
         }
+        // The channel went away while this pass ran (its deletion just completed): nothing to do.
+        Err(FinalizerError::ApplyFailed(Error::Kube(kube::Error::Api(s)))) if s.code == 404 => {
+            Ok(Action::await_change())
+        }
         Err(FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e)) => Err(e),
         // Adding the finalizer from a watch-cache copy that has not seen our own earlier add
         // fails its JSON-patch test (422) or conflicts (409): look again shortly, no backoff.
