@@ -25,15 +25,6 @@ impl Status {
             Self::Unknown => "Unknown",
         }
     }
-
-    /// `True` when `ok`, else `False`.
-    pub fn from_bool(ok: bool) -> Self {
-        if ok {
-            Self::True
-        } else {
-            Self::False
-        }
-    }
 }
 
 /// A condition as the reconciler decides it, before timestamps are attached.

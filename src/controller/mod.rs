@@ -140,10 +140,8 @@ pub async fn run(
     let concurrency = config.concurrency;
     let ctx = Arc::new(Context::new(client.clone(), config)?);
     let channels: Api<WhatsAppChannel> = api(&client, ns.as_deref());
-    let secrets: Api<PartialObjectMeta<Secret>> = match ns.as_deref() {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    // Metadata only: the data of the cluster's Secrets never reaches the operator's memory.
+    let secrets: Api<PartialObjectMeta<Secret>> = api(&client, ns.as_deref());
     let bindings: Api<WhatsAppNumberBinding> = Api::all(client.clone());
 
     // Only changes to spec, annotations, finalizers or deletion trigger a reconcile; the operator's

@@ -309,21 +309,16 @@ fn twilio_failure(pass: &mut Pass<'_>, during: T, e: TwilioError) {
     }
     let secret = &pass.ch.spec.twilio.credentials_secret_ref.name;
     match &e {
-        TwilioError::Unauthorized { .. } | TwilioError::NotFound { .. } if during == T::CredentialsValid => {
-            pass.set(
-                T::CredentialsValid,
-                Status::False,
-                Reason::InvalidCredentials,
-                format!("Twilio refused the credentials in Secret {secret} for account {}: {e}. Fix the Secret; the operator retries at once when it changes", pass.ch.spec.twilio.account_sid),
-            );
-        }
-        TwilioError::Unauthorized { .. } => {
+        TwilioError::Unauthorized { .. } | TwilioError::NotFound { .. }
+            if during == T::CredentialsValid || matches!(e, TwilioError::Unauthorized { .. }) =>
+        {
+            // Refused later with the same credentials (a revoked key): verify afresh next time.
             pass.ctx.verifications.invalidate(&pass.ch.spec.twilio.account_sid);
             pass.set(
                 T::CredentialsValid,
                 Status::False,
                 Reason::InvalidCredentials,
-                format!("Twilio refused the credentials in Secret {secret}: {e}"),
+                format!("Twilio refused the credentials in Secret {secret} for account {}: {e}. Fix the Secret; the operator retries at once when it changes", pass.ch.spec.twilio.account_sid),
             );
         }
         _ => pass.set(during, Status::False, Reason::TwilioRejected, e.to_string()),
