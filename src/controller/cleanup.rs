@@ -53,6 +53,7 @@ pub async fn cleanup(ch: &WhatsAppChannel, ctx: &Context) -> Result<Action> {
                 }
             };
             if let Err(e) = restore_webhook(&mut pass, &creds, &sender).await {
+                ctx.note_rate_limit(&ch.spec.twilio.account_sid, &e);
                 let msg = format!("Cannot restore the webhook of {}: {e}; retrying with backoff", sender.phone_number);
                 pass.note(EventType::Warning, Reason::CleanupBlocked, msg.clone());
                 pass.override_detail = Some((Reason::CleanupBlocked, msg));
@@ -137,6 +138,7 @@ pub async fn release_previous_number(pass: &mut Pass<'_>, creds: &Credentials, p
     let holds = binding::is_held_by(&pass.ctx.client, pass.ch, &old, old_scope.as_deref()).await?;
     if holds && pass.ch.spec.deletion_policy == DeletionPolicy::Delete && previous.kind != SenderKind::Sandbox {
         if let Err(e) = restore_webhook(pass, creds, previous).await {
+            pass.ctx.note_rate_limit(&pass.ch.spec.twilio.account_sid, &e);
             if e.is_transient() {
                 return Err(Error::Twilio(e));
             }

@@ -92,6 +92,15 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Puts `account` on hold after a 429 (for its Retry-After, else `--backoff-base`).
+    pub fn note_rate_limit(&self, account: &str, e: &crate::twilio::TwilioError) {
+        if let crate::twilio::TwilioError::RateLimited { retry_after, .. } = e {
+            self.holds.hold(account, retry_after.unwrap_or(self.config.backoff_base));
+        }
+    }
+}
+
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,

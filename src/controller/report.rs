@@ -118,10 +118,7 @@ impl<'a> Pass<'a> {
     /// last known conditions (a blip does not flip Ready); otherwise the condition says so.
     /// Either way the pass ends in backoff.
     pub fn transient(&mut self, during: ConditionType, e: TwilioError) {
-        if let TwilioError::RateLimited { retry_after, .. } = &e {
-            let hold = retry_after.unwrap_or(self.ctx.config.backoff_base);
-            self.ctx.holds.hold(&self.ch.spec.twilio.account_sid, hold);
-        }
+        self.ctx.note_rate_limit(&self.ch.spec.twilio.account_sid, &e);
         if self.was_ready() {
             self.set = ConditionSet::default();
             self.keep_old_conditions();
