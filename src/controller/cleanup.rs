@@ -46,7 +46,7 @@ pub async fn cleanup(ch: &WhatsAppChannel, ctx: &Context) -> Result<Action> {
                         "Cannot restore the webhook of {}: {}. Recreate the Secret, or set the annotation {SKIP_CLEANUP_ANNOTATION}=true to finish the deletion without touching Twilio",
                         sender.phone_number, p.message
                     );
-                    pass.note(EventType::Warning, Reason::CleanupBlocked, msg.clone());
+                    // Reported once, as the Ready transition's Warning Event (not on every retry).
                     pass.override_detail = Some((Reason::CleanupBlocked, msg.clone()));
                     pass.finish().await?;
                     return Err(Error::CleanupBlocked(msg));
@@ -55,7 +55,6 @@ pub async fn cleanup(ch: &WhatsAppChannel, ctx: &Context) -> Result<Action> {
             if let Err(e) = restore_webhook(&mut pass, &creds, &sender).await {
                 ctx.note_rate_limit(&ch.spec.twilio.account_sid, &e);
                 let msg = format!("Cannot restore the webhook of {}: {e}; retrying with backoff", sender.phone_number);
-                pass.note(EventType::Warning, Reason::CleanupBlocked, msg.clone());
                 pass.override_detail = Some((Reason::CleanupBlocked, msg));
                 pass.finish().await?;
                 return Err(Error::Twilio(e));
