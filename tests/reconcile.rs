@@ -316,37 +316,40 @@ async fn deactivating_keeps_the_wiring_and_reports_inactive() {
 }
 
 #[tokio::test]
-async fn the_identity_server_is_checked_with_client_credentials() {
-    let f = fixture("rec-identity", |_, n| sender_seed(n, "ONLINE")).await;
+async fn the_identity_server_is_checked_with_client_credentials_once_per_client() {
+    let (rejected_number, shared_number) = (random_number(), random_number());
+    let (r, sh) = (rejected_number.clone(), shared_number.clone());
+    let f = fixture("rec-identity", move |_, n| {
+        format!(
+            "{}  incoming_phone_numbers:\n  - phone_number: \"{r}\"\n  - phone_number: \"{sh}\"\n",
+            sender_seed(n, "ONLINE")
+        )
+    })
+    .await;
     f.sim
         .seed_yaml("identity_clients:\n- client_id: crm-prod\n  client_secret: s3cret-identity\n")
         .expect("seed identity");
     create_secret(&f.env, "identity", &[("clientSecret", "s3cret-identity")]).await;
     create_secret(&f.env, "identity-wrong", &[("clientSecret", "nope")]).await;
     let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
-    let mut s = spec(&f);
-    s["identityServer"] =
-        json!({"url": f.sim.base_url(), "clientId": "crm-prod", "clientSecretRef": {"name": "identity"}});
-    create_channel(&f.env, "ok", s).await;
-    let mut s = spec(&f);
-    s["phoneNumber"] = json!(random_number());
-    s["identityServer"] =
-        json!({"url": f.sim.base_url(), "clientId": "crm-prod", "clientSecretRef": {"name": "identity-wrong"}});
-    f.sim
-        .seed_yaml(&format!(
-            "accounts:\n- sid: {}\n  friendly_name: prod\n  auth_token: {TOKEN}\n{}  incoming_phone_numbers:\n  - phone_number: \"{}\"\n",
-            f.account,
-            sender_seed(&f.number, "ONLINE"),
-            s["phoneNumber"].as_str().unwrap_or_default()
-        ))
-        .expect("reseed");
-    create_channel(&f.env, "rejected", s).await;
-    wait_condition(&f.env, "ok", "IdentityVerified", "True", None).await;
-    wait_condition(&f.env, "ok", "Ready", "True", None).await;
+    let with_identity = |number: &str, secret: &str| {
+        let mut s = spec(&f);
+        s["phoneNumber"] = json!(number);
+        s["identityServer"] =
+            json!({"url": f.sim.base_url(), "clientId": "crm-prod", "clientSecretRef": {"name": secret}});
+        s
+    };
+    create_channel(&f.env, "ok", with_identity(&f.number, "identity")).await;
+    create_channel(&f.env, "shared", with_identity(&shared_number, "identity")).await;
+    create_channel(&f.env, "rejected", with_identity(&rejected_number, "identity-wrong")).await;
+    for name in ["ok", "shared"] {
+        wait_condition(&f.env, name, "IdentityVerified", "True", None).await;
+        wait_condition(&f.env, name, "Ready", "True", None).await;
+    }
     let ch = wait_condition(&f.env, "rejected", "IdentityVerified", "False", Some("IdentityRejected")).await;
     assert_eq!(condition(&ch, "Ready").status, "False");
     assert!(!condition(&ch, "IdentityVerified").message.contains("nope"));
     let token_requests: Vec<_> = f.sim.requests().into_iter().filter(|r| r.path == "/connect/token").collect();
-    assert_eq!(token_requests.len(), 2);
+    assert_eq!(token_requests.len(), 2, "one check per client and secret, shared by the channels using them");
     assert!(token_requests.iter().all(|r| r.form_value("grant_type") == Some("client_credentials")));
 }

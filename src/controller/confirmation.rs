@@ -281,8 +281,10 @@ pub async fn verify_identity(pass: &mut Pass<'_>, id: &IdentityServerSpec, data:
         );
         return;
     };
-    match pass.ctx.identity.request_client_credentials_token(&id.url, &id.client_id, &secret, None).await {
-        Ok(_) => pass.set(
+    let ctx = pass.ctx;
+    let checked = ctx.identity_checks.check(&ctx.identity, &id.url, &id.client_id, &secret, ctx.config.verify_interval);
+    match checked.await {
+        Ok(()) => pass.set(
             T::IdentityVerified,
             Status::True,
             Reason::Verified,

@@ -64,6 +64,8 @@ pub struct Context {
     pub backoff: backoff::Backoff,
     /// Shared credentials verifications.
     pub verifications: verification::VerificationCache,
+    /// Shared identity-server checks.
+    pub identity_checks: verification::IdentityChecks,
     /// The last Twilio check of each channel that did not end Ready, so that only a change or
     /// its retry interval, not every watch event, leads to another one.
     pub attempts: verification::Attempts,
@@ -82,6 +84,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             backoff: backoff::Backoff::new(config.backoff_base, config.backoff_max),
             verifications: verification::VerificationCache::new(),
+            identity_checks: verification::IdentityChecks::default(),
             attempts: verification::Attempts::default(),
             holds: verification::AccountHolds::default(),
             client,

@@ -1,24 +1,72 @@
-//! One credentials verification per Twilio account and credentials per interval, shared by all
-//! channels of that account (and single-flight: concurrent channels wait for one request).
+//! Checks shared by channels: one credentials verification per Twilio account and credentials,
+//! and one identity-server check per server, client and secret, per interval (single-flight:
+//! concurrent channels wait for one request).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::twilio::{Credentials, TwilioClient, TwilioError, Verification};
+use sha2::{Digest, Sha256};
+
+use crate::twilio::{Credentials, IdentityClient, IdentityError, Secret, TwilioClient, TwilioError, Verification};
 
 /// The result of a verification: success, or a refusal. Success and permanent refusals are cached
 /// for the verification interval, a 429 until its Retry-After, other transient failures never.
 pub type Outcome = Result<Verification, TwilioError>;
 
-/// A cached outcome and the moment it stops counting.
-type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Outcome)>>>;
+/// A cached result and the moment it stops counting.
+type Slot<T> = Arc<tokio::sync::Mutex<Option<(Instant, T)>>>;
+
+/// Results of a check, keyed by what the check depends on (digests, never secrets), each valid
+/// for as long as the check says.
+#[derive(Debug)]
+pub struct SharedChecks<T> {
+    slots: Mutex<HashMap<String, Slot<T>>>,
+}
+
+impl<T> Default for SharedChecks<T> {
+    fn default() -> Self {
+        Self { slots: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl<T: Clone> SharedChecks<T> {
+    /// The result for `key`: cached, or from `check` (run by one caller while the others wait).
+    /// `valid_for` says how long a fresh result stands (`None`: not cached). Returns the result
+    /// and whether `check` ran now.
+    pub async fn get<F, Fut>(&self, key: String, check: F, valid_for: impl Fn(&T) -> Option<Duration>) -> (T, bool)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.retain(|_, s| Arc::strong_count(s) > 1 || s.try_lock().map(|g| fresh(&g)).unwrap_or(true));
+            slots.entry(key).or_default().clone()
+        };
+        let mut guard = slot.lock().await;
+        if let Some((_, result)) = guard.as_ref().filter(|(until, _)| Instant::now() < *until) {
+            return (result.clone(), false);
+        }
+        let result = check().await;
+        *guard = valid_for(&result).and_then(|d| Instant::now().checked_add(d)).map(|until| (until, result.clone()));
+        (result, true)
+    }
+
+    /// Forgets every result whose key starts with `prefix`.
+    pub fn invalidate_prefix(&self, prefix: &str) {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).retain(|k, _| !k.starts_with(prefix));
+    }
+}
+
+fn fresh<T>(entry: &Option<(Instant, T)>) -> bool {
+    entry.as_ref().is_some_and(|(until, _)| Instant::now() < *until)
+}
 
 /// Cached verifications keyed by account SID and credentials fingerprint (never the secret).
 #[derive(Debug, Default)]
-pub struct VerificationCache {
-    slots: Mutex<HashMap<(String, String), Slot>>,
-}
+pub struct VerificationCache(SharedChecks<Outcome>);
 
 impl VerificationCache {
     /// An empty cache.
@@ -29,37 +77,59 @@ impl VerificationCache {
     /// The verification of `creds`, from the cache when younger than `ttl`, else from Twilio.
     /// Returns the outcome and whether Twilio was asked now.
     pub async fn verify(&self, twilio: &TwilioClient, creds: &Credentials, ttl: Duration) -> (Outcome, bool) {
-        let key = (creds.account_sid().to_owned(), creds.fingerprint());
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.retain(|_, s| Arc::strong_count(s) > 1 || s.try_lock().map(|g| fresh(&g)).unwrap_or(true));
-            slots.entry(key).or_default().clone()
-        };
-        let mut guard = slot.lock().await;
-        if let Some((_, outcome)) = guard.as_ref().filter(|(until, _)| Instant::now() < *until) {
-            return (outcome.clone(), false);
-        }
-        let outcome = twilio.verify_credentials(creds).await;
-        *guard = match &outcome {
-            // Channels waiting for this verification must not each ask again inside the window.
-            Err(TwilioError::RateLimited { retry_after: Some(d), .. }) => {
-                Instant::now().checked_add(*d).map(|until| (until, outcome.clone()))
-            }
-            Err(e) if e.is_transient() => None,
-            _ => Instant::now().checked_add(ttl).map(|until| (until, outcome.clone())),
-        };
-        (outcome, true)
+        let key = format!("{}\0{}", creds.account_sid(), creds.fingerprint());
+        self.0
+            .get(
+                key,
+                || twilio.verify_credentials(creds),
+                |outcome| match outcome {
+                    // Channels waiting for this verification must not each ask again inside the window.
+                    Err(TwilioError::RateLimited { retry_after, .. }) => *retry_after,
+                    Err(e) if e.is_transient() => None,
+                    _ => Some(ttl),
+                },
+            )
+            .await
     }
 
     /// Forgets every cached verification of `account_sid` (e.g. after Twilio said 401 on a later
     /// call with the same credentials).
     pub fn invalidate(&self, account_sid: &str) {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner()).retain(|(sid, _), _| sid != account_sid);
+        self.0.invalidate_prefix(&format!("{account_sid}\0"));
     }
 }
 
-fn fresh(entry: &Option<(Instant, Outcome)>) -> bool {
-    entry.as_ref().is_some_and(|(until, _)| Instant::now() < *until)
+/// Identity-server checks keyed by a digest of server URL, client id and secret.
+#[derive(Debug, Default)]
+pub struct IdentityChecks(SharedChecks<Result<(), IdentityError>>);
+
+impl IdentityChecks {
+    /// Whether the server issues a token to the client: cached for `ttl` (a refusal too), a
+    /// transient failure not at all.
+    pub async fn check(
+        &self,
+        identity: &IdentityClient,
+        url: &str,
+        client_id: &str,
+        secret: &Secret,
+        ttl: Duration,
+    ) -> Result<(), IdentityError> {
+        let mut hash = Sha256::new();
+        for part in [url, client_id, secret.expose()] {
+            hash.update(part.as_bytes());
+            hash.update(b"\0");
+        }
+        let key: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let check =
+            || async { identity.request_client_credentials_token(url, client_id, secret, None).await.map(|_| ()) };
+        self.0
+            .get(key, check, |r| match r {
+                Err(e) if e.is_transient() => None,
+                _ => Some(ttl),
+            })
+            .await
+            .0
+    }
 }
 
 /// Accounts Twilio rate-limited (HTTP 429): no channel of such an account calls Twilio before
