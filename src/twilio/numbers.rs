@@ -4,7 +4,6 @@
 //! a number: there are deliberately no functions for that.
 
 use std::ops::ControlFlow;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use reqwest::Method;
@@ -19,40 +18,14 @@ use super::wire;
 /// Page size for number lookups (filtered by number, so normally one result).
 const NUMBERS_PAGE_SIZE: u32 = 50;
 
-/// The HTTP method Twilio uses for a number's SMS webhook (`GET` or `POST`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum SmsMethod {
-    /// GET.
-    Get,
-    /// POST (Twilio's default).
-    #[default]
-    Post,
-}
-
-impl SmsMethod {
-    /// As Twilio spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Get => "GET",
-            Self::Post => "POST",
-        }
-    }
-}
-
-impl FromStr for SmsMethod {
-    type Err = TwilioError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            m if m.eq_ignore_ascii_case("GET") => Ok(Self::Get),
-            m if m.eq_ignore_ascii_case("POST") => Ok(Self::Post),
-            _ => Err(TwilioError::InvalidInput("an SMS webhook method must be GET or POST".into())),
-        }
-    }
-}
-
-impl std::fmt::Display for SmsMethod {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+wire::method_enum! {
+    /// The HTTP method Twilio uses for a number's SMS webhook (`GET` or `POST`).
+    pub enum SmsMethod ("an SMS webhook method must be GET or POST") {
+        /// GET.
+        Get => "GET",
+        /// POST (Twilio's default).
+        #[default]
+        Post => "POST",
     }
 }
 

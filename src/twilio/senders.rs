@@ -4,7 +4,6 @@
 //! The client never creates or deletes a sender.
 
 use std::ops::ControlFlow;
-use std::str::FromStr;
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -55,47 +54,15 @@ impl SenderStatus {
     }
 }
 
-/// The method of a sender webhook: Twilio accepts only `POST` or `PUT` here (no `GET`,
-/// unlike a phone number's `SmsMethod`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
-pub enum SenderWebhookMethod {
-    /// POST.
-    #[default]
-    #[serde(rename = "POST")]
-    Post,
-    /// PUT.
-    #[serde(rename = "PUT")]
-    Put,
-}
-
-impl SenderWebhookMethod {
-    /// Every method a sender webhook accepts.
-    pub const ALLOWED: &'static [&'static str] = &["POST", "PUT"];
-
-    /// As Twilio spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Post => "POST",
-            Self::Put => "PUT",
-        }
-    }
-}
-
-impl FromStr for SenderWebhookMethod {
-    type Err = TwilioError;
-    /// `POST` or `PUT` (any case); `GET` and anything else are rejected.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            m if m.eq_ignore_ascii_case("POST") => Ok(Self::Post),
-            m if m.eq_ignore_ascii_case("PUT") => Ok(Self::Put),
-            _ => Err(TwilioError::InvalidInput("a WhatsApp sender webhook method must be POST or PUT".into())),
-        }
-    }
-}
-
-impl std::fmt::Display for SenderWebhookMethod {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+wire::method_enum! {
+    /// The method of a sender webhook: Twilio accepts only `POST` or `PUT` here (no `GET`,
+    /// unlike a phone number's `SmsMethod`).
+    pub enum SenderWebhookMethod ("a WhatsApp sender webhook method must be POST or PUT") {
+        /// POST.
+        #[default]
+        Post => "POST",
+        /// PUT.
+        Put => "PUT",
     }
 }
 

@@ -72,6 +72,52 @@ macro_rules! string_enum {
 }
 pub(crate) use string_enum;
 
+/// A closed enum of HTTP methods Twilio accepts for one kind of webhook: `as_str`, `ALLOWED`,
+/// case-insensitive `FromStr` (anything else is `TwilioError::InvalidInput` with `$refusal`),
+/// `Display` and `Serialize` as Twilio spells them.
+macro_rules! method_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident ($refusal:literal) {
+            $( $(#[$vmeta:meta])* $variant:ident => $wire:literal, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+        $vis enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $wire)] $variant, )*
+        }
+
+        impl $name {
+            /// Every method accepted here, as Twilio spells it.
+            pub const ALLOWED: &'static [&'static str] = &[$($wire),*];
+
+            /// As Twilio spells it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( Self::$variant => $wire, )*
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::twilio::TwilioError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let s = s.trim();
+                $( if s.eq_ignore_ascii_case($wire) { return Ok(Self::$variant); } )*
+                Err($crate::twilio::TwilioError::InvalidInput($refusal.into()))
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use method_enum;
+
 /// `null`, missing or `""` → `None`.
 pub(crate) fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let value: Option<String> = Option::deserialize(d)?;
