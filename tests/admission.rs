@@ -14,8 +14,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use whatsapp_operator::admission::{self, AdmissionConfig, AdmissionError, Registration, Webhook};
-use whatsapp_operator::api::binding::ChannelReference;
-use whatsapp_operator::api::{WhatsAppChannel, WhatsAppNumberBinding, WhatsAppNumberBindingSpec};
+use whatsapp_operator::api::{WhatsAppChannel, WhatsAppNumberBinding};
 use whatsapp_operator::binding;
 use whatsapp_operator::twilio::E164;
 
@@ -177,18 +176,7 @@ async fn wait_until_active(conflicting: &WhatsAppChannel) {
 /// Claims `number` for `ch` directly, as the controller would.
 async fn bind(client: &Client, ch: &WhatsAppChannel) -> WhatsAppNumberBinding {
     let number = E164::parse(&ch.spec.phone_number).expect("number");
-    let b = WhatsAppNumberBinding::new(
-        &binding::binding_name(&number, binding::scope(ch)),
-        WhatsAppNumberBindingSpec {
-            phone_number: number.as_str().to_owned(),
-            instance: ch.spec.instance.clone(),
-            channel_ref: ChannelReference {
-                namespace: ch.namespace().expect("ns"),
-                name: ch.name_any(),
-                uid: ch.uid().expect("uid"),
-            },
-        },
-    );
+    let b = binding::binding_for(ch, &number).expect("binding");
     let api: Api<WhatsAppNumberBinding> = Api::all(client.clone());
     api.create(&PostParams::default(), &b).await.expect("create binding")
 }

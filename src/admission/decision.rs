@@ -185,7 +185,6 @@ pub fn for_dry_run(verdict: Verdict) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::WhatsAppNumberBindingSpec;
     use serde_json::json;
 
     const NUMBER: &str = "+14155550100";
@@ -208,18 +207,7 @@ mod tests {
 
     fn bound(ch: &WhatsAppChannel) -> WhatsAppNumberBinding {
         let number = E164::parse(&ch.spec.phone_number).expect("number");
-        WhatsAppNumberBinding::new(
-            &binding::binding_name(&number, binding::scope(ch)),
-            WhatsAppNumberBindingSpec {
-                phone_number: number.as_str().to_owned(),
-                instance: ch.spec.instance.clone(),
-                channel_ref: ChannelReference {
-                    namespace: ch.namespace().expect("ns"),
-                    name: ch.name_any(),
-                    uid: ch.uid().expect("uid"),
-                },
-            },
-        )
+        binding::binding_for(ch, &number).expect("binding")
     }
 
     fn create(ch: &WhatsAppChannel) -> Claimant {

@@ -46,23 +46,29 @@ pub fn channel_ref(ch: &WhatsAppChannel) -> Option<ChannelReference> {
     Some(ChannelReference { namespace: ch.namespace()?, name: ch.name_any(), uid: ch.uid()? })
 }
 
+/// The binding by which `ch` holds `number` (`None` for a channel without namespace or uid,
+/// which the API server always sets).
+pub fn binding_for(ch: &WhatsAppChannel, number: &E164) -> Option<WhatsAppNumberBinding> {
+    Some(WhatsAppNumberBinding::new(
+        &binding_name(number, scope(ch)),
+        WhatsAppNumberBindingSpec {
+            phone_number: number.as_str().to_owned(),
+            instance: ch.spec.instance.clone(),
+            channel_ref: channel_ref(ch)?,
+        },
+    ))
+}
+
 /// Claims `number` for `ch`. A binding left by a channel that no longer exists, or that has moved
 /// to another number, is removed (with a UID precondition, so only that stale binding) and the
 /// claim retried.
 pub async fn claim(client: &Client, ch: &WhatsAppChannel, number: &E164) -> Result<Claim, kube::Error> {
-    let Some(me) = channel_ref(ch) else {
+    let Some(desired) = binding_for(ch, number) else {
         return Err(kube::Error::Service("channel has no namespace or uid".into()));
     };
+    let me = desired.spec.channel_ref.clone();
     let api: Api<WhatsAppNumberBinding> = Api::all(client.clone());
-    let name = binding_name(number, scope(ch));
-    let desired = WhatsAppNumberBinding::new(
-        &name,
-        WhatsAppNumberBindingSpec {
-            phone_number: number.as_str().to_owned(),
-            instance: ch.spec.instance.clone(),
-            channel_ref: me.clone(),
-        },
-    );
+    let name = desired.name_any();
     for _ in 0..3 {
         // Read first: a channel that already holds its number makes no write (nor a failed
         // create) on every reconcile.

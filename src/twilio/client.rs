@@ -286,6 +286,32 @@ impl TwilioClient {
         tracing::warn!(op, max_pages = MAX_PAGES, "stopped paging at the page limit");
         Ok(())
     }
+
+    /// The first item across pages that matches `wanted`, paging only as far as needed.
+    pub(crate) async fn find_paged<P>(
+        &self,
+        api: Api,
+        op: &'static str,
+        template: &'static str,
+        creds: &Credentials,
+        first: Url,
+        wanted: impl Fn(&P::Item) -> bool,
+    ) -> Result<Option<P::Item>, TwilioError>
+    where
+        P: Paged + DeserializeOwned,
+    {
+        let mut found = None;
+        self.paginate::<P, _>(api, op, template, creds, first, |items| {
+            found = items.into_iter().find(|item| wanted(item));
+            if found.is_some() {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })
+        .await?;
+        Ok(found)
+    }
 }
 
 /// A list page: its items and the link to the next page.

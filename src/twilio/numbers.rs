@@ -3,8 +3,6 @@
 //! The client never purchases (`POST …/IncomingPhoneNumbers.json`) or releases (`DELETE`)
 //! a number: there are deliberately no functions for that.
 
-use std::ops::ControlFlow;
-
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::Deserialize;
@@ -143,24 +141,15 @@ impl TwilioClient {
             &format!("/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json", creds.account_sid()),
             &[("PhoneNumber", wanted.as_str().to_owned()), ("PageSize", NUMBERS_PAGE_SIZE.to_string())],
         )?;
-        let mut found = None;
-        self.paginate::<NumberPage, _>(
+        self.find_paged::<NumberPage>(
             Api::Core,
             "find_incoming_number",
             "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json",
             creds,
             url,
-            |numbers| {
-                found = numbers.into_iter().find(|n| E164::parse(&n.phone_number).is_ok_and(|n| n == wanted));
-                if found.is_some() {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            },
+            |n| E164::parse(&n.phone_number).is_ok_and(|n| n == wanted),
         )
-        .await?;
-        Ok(found)
+        .await
     }
 
     /// Points the number's inbound webhook at `url` with `method`:

@@ -243,25 +243,11 @@ impl TwilioClient {
     /// of this account (yet).
     pub async fn find_whatsapp_sender(&self, creds: &Credentials, e164: &str) -> Result<Option<Sender>, TwilioError> {
         let wanted = E164::parse(e164).map_err(|e| TwilioError::InvalidInput(e.to_string()))?;
-        let mut found = None;
         let first = self.senders_first_page()?;
-        self.paginate::<SenderPage, _>(
-            Api::Messaging,
-            "find_whatsapp_sender",
-            SENDERS_TEMPLATE,
-            creds,
-            first,
-            |page| {
-                found = page.into_iter().find(|s| s.e164().as_ref() == Some(&wanted));
-                if found.is_some() {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            },
-        )
-        .await?;
-        Ok(found)
+        self.find_paged::<SenderPage>(Api::Messaging, "find_whatsapp_sender", SENDERS_TEMPLATE, creds, first, |s| {
+            s.e164().as_ref() == Some(&wanted)
+        })
+        .await
     }
 
     /// `GET /v2/Channels/Senders/{Sid}`.
