@@ -102,6 +102,12 @@ pub struct RunArgs {
     #[arg(long, env = "WAO_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
 
+    /// The longest one reconcile pass may take, Twilio paging included. A pass that takes
+    /// longer is abandoned and retried with backoff, so a stuck Twilio or identity server
+    /// cannot hold the workers; shutdown (SIGTERM) waits at most this long for running passes.
+    #[arg(long, env = "WAO_PASS_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub pass_timeout: Duration,
+
     /// This process's name in Events (e.g. the pod name).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
@@ -155,6 +161,7 @@ impl RunArgs {
         config.backoff_max = self.backoff_max;
         config.concurrency = self.concurrency;
         config.instance = self.instance.clone();
+        config.pass_timeout = self.pass_timeout;
         config
     }
 

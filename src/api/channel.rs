@@ -362,8 +362,13 @@ pub struct SenderStatus {
     /// still points there it is this channel's to change, restore or release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configured_url: Option<String>,
-    /// The webhook URL before this channel took the number over: restored on deletion under
-    /// `deletionPolicy: Delete`. Absent when the number had none.
+    /// The receiver URL the operator is about to write: recorded before the write, so that
+    /// after a crash or a failed request the number still counts as this channel's to restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_webhook_url: Option<String>,
+    /// The webhook URL before this channel took the number over (Twilio's default URL
+    /// included): restored exactly on deletion, or when the channel moves to another number,
+    /// under `deletionPolicy: Delete`. Absent when the number had none (it is cleared then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_webhook_url: Option<String>,
     /// The HTTP method of the previous webhook.

@@ -157,6 +157,11 @@ reasons! {
     WebhookReleased,
     /// The deletion cannot undo its Twilio changes yet; the message says why and how to proceed.
     CleanupBlocked,
+    /// The channel is being deleted and its cleanup is under way.
+    Deleting,
+    /// The channel moved to another number and still holds the old one until it has restored
+    /// that number's webhook and released it.
+    ReleasingPreviousNumber,
 }
 
 impl fmt::Display for Reason {

@@ -2,7 +2,10 @@
 //!
 //! A claim is a cluster-scoped `WhatsAppNumberBinding` named after the normalized number. The API
 //! server creates an object of a given name at most once, so of any number of racing channels
-//! (and operator processes) exactly one wins; the others see who holds the number.
+//! (and operator processes) exactly one wins; the others see who holds the number. What a
+//! binding means is decided purely ([`state`], [`is_current_holder`]) from the operator's caches;
+//! the writes are a create, an exact delete (UID and resourceVersion preconditions) and an
+//! instance update.
 
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::{Client, ResourceExt};
@@ -10,20 +13,6 @@ use kube::{Client, ResourceExt};
 use crate::api::binding::ChannelReference;
 use crate::api::{ChannelMode, WhatsAppChannel, WhatsAppNumberBinding, WhatsAppNumberBindingSpec};
 use crate::twilio::E164;
-
-/// The result of a claim.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Claim {
-    /// This channel holds the number.
-    Held,
-    /// Another channel holds it.
-    HeldBy {
-        /// The holder.
-        holder: ChannelReference,
-        /// The holder's application instance.
-        instance: String,
-    },
-}
 
 /// The binding's object name for a normalized number: `whatsapp-` and the digits. Twilio's
 /// sandbox number is shared by every Twilio account, and each account has a sandbox of its own,
@@ -59,72 +48,124 @@ pub fn binding_for(ch: &WhatsAppChannel, number: &E164) -> Option<WhatsAppNumber
     ))
 }
 
-/// Claims `number` for `ch`. A binding left by a channel that no longer exists, or that has moved
-/// to another number, is removed (with a UID precondition, so only that stale binding) and the
-/// claim retried.
-pub async fn claim(client: &Client, ch: &WhatsAppChannel, number: &E164) -> Result<Claim, kube::Error> {
-    let Some(desired) = binding_for(ch, number) else {
-        return Err(kube::Error::Service("channel has no namespace or uid".into()));
-    };
-    let me = desired.spec.channel_ref.clone();
-    let api: Api<WhatsAppNumberBinding> = Api::all(client.clone());
-    let name = desired.name_any();
-    for _ in 0..3 {
-        // Read first: a channel that already holds its number makes no write (nor a failed
-        // create) on every reconcile.
-        let Some(existing) = api.get_opt(&name).await? else {
-            match api.create(&PostParams::default(), &desired).await {
-                Ok(_) => return Ok(Claim::Held),
-                Err(kube::Error::Api(s)) if s.code == 409 => continue,
-                Err(e) => return Err(e),
-            }
-        };
-        let holder = &existing.spec.channel_ref;
-        if holder.uid == me.uid {
-            if existing.spec.instance != ch.spec.instance {
-                let mut updated = existing.clone();
-                updated.spec.instance = ch.spec.instance.clone();
-                api.replace(&name, &PostParams::default(), &updated).await?;
-            }
-            return Ok(Claim::Held);
-        }
-        if holder_is_current(client, holder, number, scope(ch)).await? {
-            return Ok(Claim::HeldBy { holder: holder.clone(), instance: existing.spec.instance.clone() });
-        }
-        tracing::info!(binding = %name, holder = %format!("{}/{}", holder.namespace, holder.name), "removing a stale number binding");
-        let dp = DeleteParams {
-            preconditions: Some(Preconditions { uid: existing.uid(), resource_version: existing.resource_version() }),
-            ..DeleteParams::default()
-        };
-        match api.delete(&name, &dp).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-            Err(e) => return Err(e),
-        }
-    }
-    // Lost three races in a row: report whoever holds it now.
-    let existing = api.get(&name).await?;
-    Ok(Claim::HeldBy { holder: existing.spec.channel_ref.clone(), instance: existing.spec.instance.clone() })
+/// What the binding of a number means for a channel that wants it (see [`state`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BindingState {
+    /// No binding: the number is free to claim.
+    Free,
+    /// This channel holds the number; `instance_stale` says the binding names another instance.
+    Mine {
+        /// The binding's instance differs from the channel's.
+        instance_stale: bool,
+    },
+    /// Another channel holds the number.
+    HeldBy {
+        /// The holder.
+        holder: ChannelReference,
+        /// The holder's application instance.
+        instance: String,
+    },
+    /// The holder is gone, or neither asks for the number nor is still wired to it: the binding
+    /// may be removed (exactly that binding: its UID and resourceVersion).
+    Stale {
+        /// The stale binding's UID.
+        uid: String,
+        /// Its resourceVersion.
+        resource_version: Option<String>,
+        /// The holder it names.
+        holder: ChannelReference,
+    },
 }
 
-/// Whether the binding's holder still exists (same UID) and still asks for this number. A holder
-/// being deleted still holds the number: its cleanup (restoring the webhook) must finish first,
-/// and releasing the binding then wakes the channels waiting for it.
-async fn holder_is_current(
-    client: &Client,
-    holder: &ChannelReference,
+/// Decides what `existing` (the binding of `number`, from the store) means for `me`, given
+/// `holder_now`: the channel at the binding holder's namespace/name, from the store. Pure.
+pub fn state(
+    existing: Option<&WhatsAppNumberBinding>,
+    holder_now: Option<&WhatsAppChannel>,
+    me: &WhatsAppChannel,
     number: &E164,
-    scope_account: Option<&str>,
-) -> Result<bool, kube::Error> {
-    let channels: Api<WhatsAppChannel> = Api::namespaced(client.clone(), &holder.namespace);
-    let current = channels.get_opt(&holder.name).await?;
-    Ok(is_current_holder(holder, current.as_ref(), number, scope_account))
+) -> BindingState {
+    let Some(existing) = existing else {
+        return BindingState::Free;
+    };
+    let holder = &existing.spec.channel_ref;
+    if Some(holder.uid.as_str()) == me.uid().as_deref() {
+        return BindingState::Mine { instance_stale: existing.spec.instance != me.spec.instance };
+    }
+    let scope_account = existing_scope(existing);
+    if is_current_holder(holder, holder_now, number, scope_account.as_deref()) {
+        return BindingState::HeldBy { holder: holder.clone(), instance: existing.spec.instance.clone() };
+    }
+    BindingState::Stale {
+        uid: existing.uid().unwrap_or_default(),
+        resource_version: existing.resource_version(),
+        holder: holder.clone(),
+    }
+}
+
+/// The sandbox account a binding is scoped to, read back from its name.
+fn existing_scope(b: &WhatsAppNumberBinding) -> Option<String> {
+    let name = b.name_any();
+    let digits = b.spec.phone_number.trim_start_matches('+');
+    name.strip_prefix(&format!("whatsapp-{digits}-")).map(str::to_owned)
+}
+
+/// The outcome of a create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// The binding was created: this channel holds the number.
+    Held,
+    /// A binding of that name exists already (another channel won, or the store lags behind).
+    Exists,
+}
+
+/// Creates `desired`. Of racing creates the API server admits exactly one.
+pub async fn create(client: &Client, desired: &WhatsAppNumberBinding) -> Result<Created, kube::Error> {
+    let api: Api<WhatsAppNumberBinding> = Api::all(client.clone());
+    match api.create(&PostParams::default(), desired).await {
+        Ok(_) => Ok(Created::Held),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Created::Exists),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes binding `name` if it is still the object with `uid` (and `resource_version`, when
+/// given); a binding already gone or replaced is left alone.
+pub async fn delete_exact(
+    client: &Client,
+    name: &str,
+    uid: &str,
+    resource_version: Option<&str>,
+) -> Result<(), kube::Error> {
+    let api: Api<WhatsAppNumberBinding> = Api::all(client.clone());
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_owned()),
+            resource_version: resource_version.map(str::to_owned),
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &dp).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Points binding `name` (held by this channel) at `instance`.
+pub async fn set_instance(client: &Client, name: &str, instance: &str) -> Result<(), kube::Error> {
+    let api: Api<WhatsAppNumberBinding> = Api::all(client.clone());
+    let patch = serde_json::json!({"spec": {"instance": instance}});
+    api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await?;
+    Ok(())
 }
 
 /// Whether a binding's `holder` still holds `number` (in `scope_account`, see [`scope`]), given
 /// `current`: the channel now at the holder's namespace/name, if any. It holds the number while it
-/// is the same channel (same UID) and still asks for that number. Pure; [`claim`] and the
-/// admission webhook share it.
+/// is the same channel (same UID) and either still asks for that number or is still wired to it
+/// (its status records the number: a channel moving to another number keeps the old one until it
+/// has restored that number's webhook and released it). Pure; claims and the admission webhook
+/// share it.
 pub fn is_current_holder(
     holder: &ChannelReference,
     current: Option<&WhatsAppChannel>,
@@ -134,50 +175,33 @@ pub fn is_current_holder(
     let Some(ch) = current else {
         return false;
     };
-    ch.uid().as_deref() == Some(holder.uid.as_str())
+    let same = ch.uid().as_deref() == Some(holder.uid.as_str())
         && ch.namespace().as_deref() == Some(holder.namespace.as_str())
-        && ch.name_any() == holder.name
-        && E164::parse(&ch.spec.phone_number).is_ok_and(|n| &n == number)
-        && scope(ch) == scope_account
+        && ch.name_any() == holder.name;
+    if !same {
+        return false;
+    }
+    let scope_of = |account: Option<&str>| account.map(str::to_ascii_lowercase);
+    let asks = E164::parse(&ch.spec.phone_number).is_ok_and(|n| &n == number)
+        && scope_of(scope(ch)) == scope_of(scope_account);
+    asks || wired_to(ch, number, scope_account)
 }
 
-/// Whether `ch` holds the binding of `number` (scoped as [`binding_name`] says).
-pub async fn is_held_by(
-    client: &Client,
-    ch: &WhatsAppChannel,
-    number: &E164,
-    sandbox_account: Option<&str>,
-) -> Result<bool, kube::Error> {
-    let api: Api<WhatsAppNumberBinding> = Api::all(client.clone());
-    let b = api.get_opt(&binding_name(number, sandbox_account)).await?;
-    Ok(b.is_some_and(|b| Some(b.spec.channel_ref.uid.as_str()) == ch.uid().as_deref()))
-}
-
-/// Releases `number` if `ch` holds it; a binding held by another channel is left alone.
-/// `sandbox_account` is the account the binding was scoped to (see [`binding_name`]).
-pub async fn release(
-    client: &Client,
-    ch: &WhatsAppChannel,
-    number: &E164,
-    sandbox_account: Option<&str>,
-) -> Result<(), kube::Error> {
-    let api: Api<WhatsAppNumberBinding> = Api::all(client.clone());
-    let name = binding_name(number, sandbox_account);
-    let Some(existing) = api.get_opt(&name).await? else {
-        return Ok(());
+/// Whether `ch`'s status says it is wired to `number` (in `scope_account`): set when it
+/// configured the number, cleared only once it released it.
+pub fn wired_to(ch: &WhatsAppChannel, number: &E164, scope_account: Option<&str>) -> bool {
+    let Some(status) = ch.status.as_ref() else {
+        return false;
     };
-    if Some(existing.spec.channel_ref.uid.as_str()) != ch.uid().as_deref() {
-        return Ok(());
-    }
-    let dp = DeleteParams {
-        preconditions: Some(Preconditions { uid: existing.uid(), resource_version: None }),
-        ..DeleteParams::default()
+    let Some(sender) = status.sender.as_ref() else {
+        return false;
     };
-    match api.delete(&name, &dp).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-        Err(e) => Err(e),
-    }
+    let wired_scope = match sender.kind {
+        crate::api::SenderKind::Sandbox => status.account.as_ref().map(|a| a.sid.to_ascii_lowercase()),
+        _ => None,
+    };
+    E164::parse(&sender.phone_number).is_ok_and(|n| &n == number)
+        && wired_scope == scope_account.map(str::to_ascii_lowercase)
 }
 
 #[cfg(test)]

@@ -21,11 +21,28 @@ pub struct Backoff {
     failures: Mutex<HashMap<String, Entry>>,
 }
 
-/// Consecutive failures of one object and the earliest time of its next attempt.
+/// Consecutive failures of one object, the earliest time of its next attempt, and what the
+/// object asked for when it failed (see [`trigger`]).
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     failures: u32,
     not_before: Instant,
+    trigger: u64,
+}
+
+/// A digest of what a channel asks the operator to do: its generation, whether it is being
+/// deleted, and the annotations that steer a pass. A backoff holds only while it is unchanged:
+/// a deletion, a spec change or `skip-cleanup` during a backoff is acted on at once.
+pub fn trigger(ch: &crate::api::WhatsAppChannel) -> u64 {
+    use kube::ResourceExt;
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ch.metadata.generation.hash(&mut h);
+    ch.metadata.deletion_timestamp.is_some().hash(&mut h);
+    for a in [super::SKIP_CLEANUP_ANNOTATION, super::RESEND_CONFIRMATION_ANNOTATION] {
+        ch.annotations().get(a).hash(&mut h);
+    }
+    h.finish()
 }
 
 impl Backoff {
@@ -37,9 +54,10 @@ impl Backoff {
     /// Records one more failure of `key` and returns how long to wait before the next attempt:
     /// a random delay in `[cap/2, cap]` where `cap = min(max, base * 2^failures)`, and never less
     /// than `at_least` (a server's `Retry-After`).
-    pub fn next_delay(&self, key: &str, at_least: Option<Duration>) -> Duration {
+    pub fn next_delay(&self, key: &str, at_least: Option<Duration>, trigger: u64) -> Duration {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = map.entry(key.to_owned()).or_insert(Entry { failures: 0, not_before: Instant::now() });
+        let entry = map.entry(key.to_owned()).or_insert(Entry { failures: 0, not_before: Instant::now(), trigger });
+        entry.trigger = trigger;
         entry.failures = entry.failures.saturating_add(1);
         let cap = self.cap(entry.failures);
         let jittered = if cap.is_zero() {
@@ -53,11 +71,16 @@ impl Backoff {
         delay
     }
 
-    /// How long `key` must still wait before its next attempt, if it is backing off. Watch
-    /// events do not cut a backoff short (a Secret change during a Twilio outage, say).
-    pub fn remaining(&self, key: &str) -> Option<Duration> {
+    /// How long `key` must still wait before its next attempt, if it is backing off and still
+    /// asks for what it failed at (`trigger`). Other watch events do not cut a backoff short (a
+    /// Secret change during a Twilio outage, say).
+    pub fn remaining(&self, key: &str, trigger: u64) -> Option<Duration> {
         let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let wait = map.get(key)?.not_before.saturating_duration_since(Instant::now());
+        let entry = map.get(key)?;
+        if entry.trigger != trigger {
+            return None;
+        }
+        let wait = entry.not_before.saturating_duration_since(Instant::now());
         (!wait.is_zero()).then_some(wait)
     }
 
@@ -86,7 +109,7 @@ mod tests {
     fn delays_grow_exponentially_within_jitter_bounds_and_reset() {
         let b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
         for n in 1..=10u32 {
-            let d = b.next_delay("ns/a", None);
+            let d = b.next_delay("ns/a", None, 0);
             let cap = b.cap(n);
             assert!(d >= cap / 2 && d <= cap, "failure {n}: {d:?} not in [{:?}, {cap:?}]", cap / 2);
         }
@@ -100,11 +123,12 @@ mod tests {
     #[test]
     fn retry_after_is_a_floor() {
         let b = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-        let d = b.next_delay("k", Some(Duration::from_secs(30)));
+        let d = b.next_delay("k", Some(Duration::from_secs(30)), 7);
         assert_eq!(d, Duration::from_secs(30));
-        let left = b.remaining("k").expect("backing off");
+        let left = b.remaining("k", 7).expect("backing off");
         assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30));
+        assert_eq!(b.remaining("k", 8), None, "a changed trigger is acted on at once");
         b.reset("k");
-        assert_eq!(b.remaining("k"), None);
+        assert_eq!(b.remaining("k", 7), None);
     }
 }

@@ -24,3 +24,14 @@ pub fn from_chrono(t: &chrono::DateTime<chrono::Utc>) -> Time {
 pub fn to_chrono(t: &Time) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().try_into().unwrap_or(0))
 }
+
+/// How long after `earlier` the time `later` is (zero if it is not later).
+pub fn between(earlier: &Time, later: &Time) -> Duration {
+    later.0.duration_since(earlier.0).try_into().unwrap_or_default()
+}
+
+/// `t` moved back by `d` (`t` itself if that is out of range).
+pub fn minus(t: &Time, d: Duration) -> Time {
+    let span = k8s_openapi::jiff::SignedDuration::try_from(d).unwrap_or_default();
+    Time(t.0.checked_sub(span).unwrap_or(t.0))
+}

@@ -26,6 +26,9 @@ pub struct OperatorConfig {
     pub twilio: TwilioConfig,
     /// The identity reported in Events (`reportingInstance`), e.g. the pod name.
     pub instance: Option<String>,
+    /// The longest a pass may take (Twilio paging included); one that takes longer is
+    /// abandoned and retried with backoff, so a stuck server cannot hold a worker.
+    pub pass_timeout: Duration,
 }
 
 impl OperatorConfig {
@@ -41,6 +44,7 @@ impl OperatorConfig {
             concurrency: 8,
             twilio,
             instance: None,
+            pass_timeout: Duration::from_secs(60),
         }
     }
 }

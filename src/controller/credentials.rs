@@ -1,6 +1,14 @@
 //! Reading a channel's Twilio credentials (and identity-server secret) from its namespace.
+//!
+//! Only Secret *metadata* is watched. The data of a Secret a pass needs is read once per
+//! resourceVersion (the metadata store says when it changed) and kept for the channels that
+//! share it; a Secret the store does not have is reported missing without a request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
+use kube::core::PartialObjectMeta;
 use kube::{Api, Client, ResourceExt};
 
 use crate::api::Reason;
@@ -22,38 +30,82 @@ pub struct SecretProblem {
     pub message: String,
 }
 
-/// A Secret's data, and its resourceVersion.
+/// A Secret's data (nothing else of it is kept), and its resourceVersion.
 pub struct SecretData {
     /// The Secret's resourceVersion.
     pub resource_version: String,
-    secret: K8sSecret,
+    data: std::collections::BTreeMap<String, k8s_openapi::ByteString>,
+}
+
+impl std::fmt::Debug for SecretData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretData").field("resource_version", &self.resource_version).finish_non_exhaustive()
+    }
 }
 
 impl SecretData {
-    /// The Secret's metadata.
-    pub fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-        &self.secret.metadata
-    }
-
     /// The value of `key`, if present and non-empty.
     pub fn get(&self, key: &str) -> Option<Secret> {
-        let bytes = self.secret.data.as_ref()?.get(key)?;
+        let bytes = self.data.get(key)?;
         let value = String::from_utf8(bytes.0.clone()).ok()?;
         let value = value.trim();
         (!value.is_empty()).then(|| Secret::new(value))
     }
 }
 
-/// Reads Secret `name` in `ns`.
-pub async fn read(client: &Client, ns: &str, name: &str) -> Result<Result<SecretData, SecretProblem>, kube::Error> {
-    let api: Api<K8sSecret> = Api::namespaced(client.clone(), ns);
-    Ok(match api.get_opt(name).await? {
-        Some(secret) => Ok(SecretData { resource_version: secret.resource_version().unwrap_or_default(), secret }),
-        None => Err(SecretProblem {
-            reason: Reason::SecretNotFound,
-            message: format!("Secret {ns}/{name} does not exist; create it with key {AUTH_TOKEN_KEY} (or {API_KEY_SID_KEY} and {API_KEY_SECRET_KEY})"),
-        }),
-    })
+fn not_found(ns: &str, name: &str) -> SecretProblem {
+    SecretProblem {
+        reason: Reason::SecretNotFound,
+        message: format!("Secret {ns}/{name} does not exist; create it with key {AUTH_TOKEN_KEY} (or {API_KEY_SID_KEY} and {API_KEY_SECRET_KEY})"),
+    }
+}
+
+/// Secret data read for passes, one read per Secret and resourceVersion.
+#[derive(Debug, Default)]
+pub struct SecretReader {
+    cache: Mutex<HashMap<(String, String), Arc<SecretData>>>,
+}
+
+impl SecretReader {
+    /// The data of Secret `ns/name`, whose metadata the store shows as `meta` (absent: the
+    /// Secret does not exist, and nothing is read).
+    pub async fn read(
+        &self,
+        client: &Client,
+        ns: &str,
+        name: &str,
+        meta: Option<&PartialObjectMeta<K8sSecret>>,
+    ) -> Result<Result<Arc<SecretData>, SecretProblem>, kube::Error> {
+        let key = (ns.to_owned(), name.to_owned());
+        let Some(meta) = meta else {
+            self.lock().remove(&key);
+            return Ok(Err(not_found(ns, name)));
+        };
+        let version = meta.resource_version().unwrap_or_default();
+        if let Some(hit) = self.lock().get(&key).filter(|d| d.resource_version == version) {
+            return Ok(Ok(hit.clone()));
+        }
+        let api: Api<K8sSecret> = Api::namespaced(client.clone(), ns);
+        let Some(secret) = api.get_opt(name).await? else {
+            self.lock().remove(&key);
+            return Ok(Err(not_found(ns, name)));
+        };
+        let data = Arc::new(SecretData {
+            resource_version: secret.resource_version().unwrap_or_default(),
+            data: secret.data.unwrap_or_default(),
+        });
+        self.lock().insert(key, data.clone());
+        Ok(Ok(data))
+    }
+
+    /// Forgets Secret `ns/name` (deleted).
+    pub fn forget(&self, ns: &str, name: &str) {
+        self.lock().remove(&(ns.to_owned(), name.to_owned()));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<SecretData>>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The Twilio credentials in `data` for `account_sid`.

@@ -26,6 +26,13 @@ pub enum Error {
     /// An object lacks a field the API server always sets (namespace, uid).
     #[error("object is missing {0}")]
     MissingField(&'static str),
+    /// Not a failure: the pass stopped early (a newer version of the channel, a claim the cache
+    /// had not seen yet) and looks again after this long, without backoff.
+    #[error("looking again in {0:?}")]
+    Waiting(Duration),
+    /// The pass did not finish within its deadline (a stuck Twilio or identity server).
+    #[error("the pass did not finish within {0:?}")]
+    Deadline(Duration),
 }
 
 impl Error {
@@ -47,6 +54,8 @@ impl Error {
             Self::Finalizer(_) => "finalizer",
             Self::CleanupBlocked(_) => "cleanup_blocked",
             Self::MissingField(_) => "missing_field",
+            Self::Waiting(_) => "waiting",
+            Self::Deadline(_) => "deadline",
         }
     }
 }

@@ -1,22 +1,25 @@
 //! The `WhatsAppChannel` controller: watches channels (and the Secrets and number bindings they
 //! depend on) and reconciles each into a working Twilio channel.
 //!
-//! Reconcile is a pipeline: observe (Secret, Twilio, binding) → decide (pure functions:
-//! [`webhook`], [`readiness`], [`conditions`]) → act (Twilio and binding writes) → report
-//! (status only when it changed, Events on transitions).
+//! Each pass is observe → plan → execute: [`observe`] reads the caches ([`cache`]: reflector
+//! stores and [`index`]es) and Twilio; [`plan`] decides everything as a pure function; [`execute`]
+//! records intents, acts and reports. [`protection`] keeps credentials Secrets while channels
+//! may need them, with a small controller of its own.
 
 pub mod backoff;
-mod cleanup;
+pub mod cache;
 pub mod clock;
 pub mod conditions;
 pub mod config;
-mod confirmation;
-mod credentials;
+pub mod credentials;
 pub mod error;
+mod execute;
+pub mod index;
+mod observe;
+pub mod plan;
 pub mod protection;
 pub mod readiness;
 mod reconcile;
-mod report;
 pub mod verification;
 pub mod webhook;
 
@@ -28,12 +31,15 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{predicates, watcher, Predicate, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
+use tokio::sync::mpsc;
 
 use crate::api::{WhatsAppChannel, WhatsAppNumberBinding};
-use crate::twilio::{IdentityClient, TwilioClient, E164};
+use crate::twilio::{IdentityClient, SenderDirectory, TwilioClient};
+
+use cache::{binding_key, secret_key, Cache};
 
 pub use config::OperatorConfig;
 pub use error::Error;
@@ -60,6 +66,12 @@ pub struct Context {
     pub config: OperatorConfig,
     /// Publishes Events.
     pub recorder: Recorder,
+    /// The stores and indexes.
+    pub cache: Cache,
+    /// Secret data read for passes.
+    pub secrets: credentials::SecretReader,
+    /// The accounts' WhatsApp senders, one shared listing per account and interval.
+    pub senders: SenderDirectory,
     /// Per-channel backoff after transient failures.
     pub backoff: backoff::Backoff,
     /// Shared credentials verifications.
@@ -71,36 +83,50 @@ pub struct Context {
     pub attempts: verification::Attempts,
     /// Accounts on hold after a 429.
     pub holds: verification::AccountHolds,
+    /// Wakes the Secret controller for a Secret.
+    secret_wake: mpsc::UnboundedSender<ObjectRef<PartialObjectMeta<Secret>>>,
 }
 
 impl Context {
-    /// Builds the shared context.
-    pub fn new(client: Client, config: OperatorConfig) -> Result<Self, crate::twilio::TwilioError> {
+    /// Builds the shared context over `cache`; `secret_wake` reaches the Secret controller.
+    pub fn new(
+        client: Client,
+        config: OperatorConfig,
+        cache: Cache,
+        secret_wake: mpsc::UnboundedSender<ObjectRef<PartialObjectMeta<Secret>>>,
+    ) -> Result<Self, crate::twilio::TwilioError> {
         let twilio = TwilioClient::new(config.twilio.clone())?;
         let identity = IdentityClient::new(config.twilio.timeout, &config.twilio.user_agent)
             .map_err(|e| crate::twilio::TwilioError::InvalidInput(e.to_string()))?;
         let reporter = Reporter { controller: "whatsapp-operator".into(), instance: config.instance.clone() };
         Ok(Self {
             recorder: Recorder::new(client.clone(), reporter),
+            cache,
+            secrets: credentials::SecretReader::default(),
+            senders: SenderDirectory::new(config.verify_interval.saturating_mul(3)),
             backoff: backoff::Backoff::new(config.backoff_base, config.backoff_max),
             verifications: verification::VerificationCache::new(),
             identity_checks: verification::IdentityChecks::default(),
             attempts: verification::Attempts::default(),
             holds: verification::AccountHolds::default(),
+            secret_wake,
             client,
             twilio,
             identity,
             config,
         })
     }
-}
 
-impl Context {
     /// Puts `account` on hold after a 429 (for its Retry-After, else `--backoff-base`).
     pub fn note_rate_limit(&self, account: &str, e: &crate::twilio::TwilioError) {
         if let crate::twilio::TwilioError::RateLimited { retry_after, .. } = e {
             self.holds.hold(account, retry_after.unwrap_or(self.config.backoff_base));
         }
+    }
+
+    /// Asks the Secret controller to look at Secret `ns/name`.
+    pub fn wake_secret(&self, ns: &str, name: &str) {
+        let _ = self.secret_wake.send(ObjectRef::new(name).within(ns));
     }
 }
 
@@ -115,33 +141,6 @@ where
     }
 }
 
-/// Channels in `store` that reference Secret `ns/name` (credentials or identity-server secret).
-fn channels_using_secret(store: &Store<WhatsAppChannel>, ns: &str, name: &str) -> Vec<ObjectRef<WhatsAppChannel>> {
-    store
-        .state()
-        .into_iter()
-        .filter(|ch| ch.namespace().as_deref() == Some(ns))
-        .filter(|ch| {
-            ch.spec.twilio.credentials_secret_ref.name == name
-                || ch.spec.identity_server.as_ref().is_some_and(|i| i.client_secret_ref.name == name)
-        })
-        .map(|ch| ObjectRef::from_obj(&*ch))
-        .collect()
-}
-
-/// Channels in `store` that ask for `number`.
-fn channels_wanting_number(store: &Store<WhatsAppChannel>, number: &str) -> Vec<ObjectRef<WhatsAppChannel>> {
-    let Ok(number) = E164::parse(number) else {
-        return Vec::new();
-    };
-    store
-        .state()
-        .into_iter()
-        .filter(|ch| E164::parse(&ch.spec.phone_number).is_ok_and(|n| n == number))
-        .map(|ch| ObjectRef::from_obj(&*ch))
-        .collect()
-}
-
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     client: Client,
@@ -150,67 +149,129 @@ pub async fn run(
 ) -> Result<(), Error> {
     let ns = config.namespace.clone();
     let concurrency = config.concurrency;
-    let ctx = Arc::new(Context::new(client.clone(), config)?);
     let channels: Api<WhatsAppChannel> = api(&client, ns.as_deref());
     // Metadata only: the data of the cluster's Secrets never reaches the operator's memory.
     let secrets: Api<PartialObjectMeta<Secret>> = api(&client, ns.as_deref());
     let bindings: Api<WhatsAppNumberBinding> = Api::all(client.clone());
 
-    // Only changes to spec, annotations, finalizers or deletion trigger a reconcile; the operator's
-    // own status writes do not.
-    let (reader, writer) = kube::runtime::reflector::store();
+    let (channel_store, channel_writer) = reflector::store();
+    let (binding_store, binding_writer) = reflector::store();
+    let (secret_store, secret_writer) = reflector::store();
+    let cache = Cache {
+        channels: channel_store.clone(),
+        bindings: binding_store,
+        secrets: secret_store.clone(),
+        channel_index: Default::default(),
+        holder_index: Default::default(),
+    };
+    let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+    let ctx = Arc::new(Context::new(client.clone(), config, cache.clone(), wake_tx.clone())?);
+
+    // Channels: slimmed, stored, indexed. Only changes to spec, annotations, finalizers or
+    // deletion trigger a reconcile; the operator's own status writes do not.
+    let c = cache.clone();
+    let wake = wake_tx.clone();
     let channel_stream = watcher(channels, watcher::Config::default().any_semantic())
         .default_backoff()
-        .modify(|ch: &mut WhatsAppChannel| ch.managed_fields_mut().clear())
-        .reflect(writer)
+        .modify(cache::slim_channel)
+        .reflect(channel_writer)
+        .map(move |ev| {
+            if let Ok(ev) = &ev {
+                c.follow_channel(ev);
+                // A channel gone or going may have been the last to need its Secret.
+                let gone = |ch: &WhatsAppChannel| {
+                    if let Some(ns) = ch.namespace() {
+                        let _ = wake.send(ObjectRef::new(&ch.spec.twilio.credentials_secret_ref.name).within(&ns));
+                    }
+                };
+                match ev {
+                    watcher::Event::Delete(ch) => gone(ch),
+                    watcher::Event::Apply(ch) | watcher::Event::InitApply(ch)
+                        if ch.metadata.deletion_timestamp.is_some() =>
+                    {
+                        gone(ch)
+                    }
+                    _ => {}
+                }
+            }
+            ev
+        })
         .applied_objects()
         .predicate_filter(
             predicates::generation.combine(predicates::annotations).combine(predicates::finalizers),
             Default::default(),
         );
 
-    let secret_store = reader.clone();
-    let secret_client = client.clone();
-    let secret_stream = watcher(secrets, watcher::Config::default().any_semantic()).default_backoff().touched_objects();
-    let binding_store = reader.clone();
-    let binding_stream =
-        watcher(bindings, watcher::Config::default().any_semantic()).default_backoff().touched_objects();
-
-    Controller::for_stream(channel_stream, reader)
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .watches_stream(secret_stream, move |s| {
-            let ns = s.metadata.namespace.clone().unwrap_or_default();
-            let users = channels_using_secret(&secret_store, &ns, &s.name_any());
-            // A Secret being deleted that no channel references any more must not wait forever.
-            if users.is_empty() && s.metadata.deletion_timestamp.is_some() && protection::is_protected(&s.metadata) {
-                let (client, name) = (secret_client.clone(), s.name_any());
-                tokio::spawn(async move {
-                    if let Err(e) = protection::release_if_unused(&client, &ns, &name, None).await {
-                        tracing::warn!(secret = %format!("{ns}/{name}"), error = %e, "cannot release a Secret");
-                    }
-                });
+    // Secrets: metadata only, without annotations; the data of the cluster's Secrets never
+    // reaches the operator's memory, except for the Secrets channels use.
+    let c = cache.clone();
+    let wake = wake_tx.clone();
+    let secret_stream = watcher(secrets, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(cache::slim_meta)
+        .reflect(secret_writer)
+        .touched_objects();
+    let binding_stream = watcher(bindings, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(cache::slim_meta)
+        .reflect(binding_writer)
+        .map({
+            let c = cache.clone();
+            move |ev| {
+                if let Ok(ev) = &ev {
+                    c.follow_binding(ev);
+                }
+                ev
             }
-            users
         })
-        .watches_stream(binding_stream, move |b: WhatsAppNumberBinding| {
-            channels_wanting_number(&binding_store, &b.spec.phone_number)
+        .touched_objects();
+
+    let channel_controller = Controller::for_stream(channel_stream, channel_store)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .watches_stream(secret_stream, move |s: PartialObjectMeta<Secret>| {
+            let ns = s.namespace().unwrap_or_default();
+            if protection::is_protected(&s.metadata) {
+                let _ = wake.send(ObjectRef::from_obj(&s));
+            }
+            c.channels_under(&secret_key(&ns, &s.name_any()))
+        })
+        .watches_stream(binding_stream, {
+            let c = cache.clone();
+            move |b: WhatsAppNumberBinding| c.channels_under(&binding_key(&b.name_any()))
         })
         .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, error_policy, ctx)
+        .run(reconcile::reconcile, error_policy, ctx.clone())
         .for_each(|res| async move {
             match res {
                 Ok((obj, _)) => tracing::debug!(channel = %obj, "reconciled"),
                 Err(e) => tracing::debug!(error = %e, "reconcile failed"),
             }
-        })
-        .await;
+        });
+
+    // The Secret controller: releases credentials Secrets no channel needs any more.
+    let secret_controller = Controller::for_stream(
+        futures::stream::pending::<Result<PartialObjectMeta<Secret>, watcher::Error>>(),
+        secret_store,
+    )
+    .reconcile_on(futures::stream::unfold(wake_rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) }))
+    .run(protection::reconcile, protection::error_policy, ctx)
+    .for_each(|_| async {});
+
+    // The channel controller ends on shutdown; the Secret controller with it.
+    tokio::select! {
+        _ = channel_controller => {}
+        _ = secret_controller => {}
+    }
     Ok(())
 }
 
 /// Backs off a failed channel: exponential with jitter, per object, at least `Retry-After`.
 fn error_policy(ch: Arc<WhatsAppChannel>, err: &Error, ctx: Arc<Context>) -> Action {
+    if let Error::Waiting(d) = err {
+        return Action::requeue(*d);
+    }
     let key = format!("{}/{}", ch.namespace().unwrap_or_default(), ch.name_any());
-    let delay = ctx.backoff.next_delay(&key, err.retry_after());
+    let delay = ctx.backoff.next_delay(&key, err.retry_after(), backoff::trigger(&ch));
     tracing::warn!(channel = %key, error = %err, retry_in = ?delay, "reconcile failed; backing off");
     Action::requeue(delay.max(Duration::from_millis(100)))
 }

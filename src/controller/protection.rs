@@ -2,18 +2,27 @@
 //! (`kubernetes.io/pvc-protection`): while a channel may still need its Secret to undo its
 //! Twilio changes, the Secret carries the finalizer [`SECRET_FINALIZER`]. A
 //! `kubectl delete -f dir/` that removes a Secret and its channels together then leaves the
-//! Secret terminating (still readable) until the channels' cleanup has used it, and the
-//! operator removes the finalizer once no channel needs the Secret any more.
+//! Secret terminating (still readable) until the channels' cleanup has used it.
+//!
+//! A small controller of its own ([`reconcile`]) removes the finalizer once no channel needs the
+//! Secret: woken by the Secret's own events and by channels finishing their cleanup, and decided
+//! from the caches (no LIST). It never wedges: a namespace being deleted, a Secret replaced
+//! (`kubectl replace --force`), or channels gone all end with the finalizer removed.
+
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::api::{DeletionPolicy, WhatsAppChannel};
-use crate::binding;
-use crate::twilio::E164;
+
+use super::cache::{secret_key, Cache};
+use super::{Context, Error};
 
 /// The finalizer the operator puts on credentials Secrets in use.
 pub const SECRET_FINALIZER: &str = "whatsapp-operator.io/credentials-in-use";
@@ -25,65 +34,76 @@ pub fn needs_secret(ch: &WhatsAppChannel, secret: &str) -> bool {
         && ch.finalizers().iter().any(|f| f == super::FINALIZER)
 }
 
-/// Adds the finalizer to `secret` unless it is there (or the Secret is already terminating:
-/// finalizers cannot be added then). Returns the new `resourceVersion` when it wrote.
-pub async fn protect(client: &Client, secret: &ObjectMeta) -> Result<Option<String>, kube::Error> {
-    let finalizers = secret.finalizers.clone().unwrap_or_default();
-    if finalizers.iter().any(|f| f == SECRET_FINALIZER) || secret.deletion_timestamp.is_some() {
-        return Ok(None);
-    }
-    let (Some(ns), Some(name)) = (&secret.namespace, &secret.name) else {
-        return Ok(None);
-    };
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let mut finalizers = finalizers;
-    finalizers.push(SECRET_FINALIZER.to_owned());
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": secret.resource_version}});
-    let patched = api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    Ok(patched.resource_version())
-}
-
 /// Whether the Secret carries the finalizer.
 pub fn is_protected(secret: &ObjectMeta) -> bool {
     secret.finalizers.as_ref().is_some_and(|f| f.iter().any(|f| f == SECRET_FINALIZER))
 }
 
-/// Removes the finalizer from Secret `ns/name` if no channel other than `except_uid` needs it.
-pub async fn release_if_unused(
+/// Whether any channel (from the caches) still needs Secret `ns/name`: one that may restore a
+/// webhook with it on deletion. A channel being deleted needs it only while it still holds a
+/// number (its cleanup releases the bindings last), so channels deleted together do not keep
+/// the Secret for each other.
+pub fn still_needed(cache: &Cache, ns: &str, name: &str) -> bool {
+    cache.channels_under(&secret_key(ns, name)).iter().filter_map(|r| cache.channels.get(r)).any(|ch| {
+        if !needs_secret(&ch, name) {
+            return false;
+        }
+        if ch.metadata.deletion_timestamp.is_none() {
+            return true;
+        }
+        ch.uid().is_some_and(|uid| !cache.bindings_held_by(&uid).is_empty())
+    })
+}
+
+/// Adds the finalizer to Secret `ns/name` (whose store copy has `resource_version`), unless the
+/// store shows it is there or the Secret is terminating.
+pub async fn protect(client: &Client, cache: &Cache, ns: &str, name: &str) -> Result<(), kube::Error> {
+    let Some(meta) = cache.secret(ns, name) else {
+        return Ok(());
+    };
+    if is_protected(&meta.metadata) || meta.metadata.deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    let mut finalizers = meta.finalizers().to_vec();
+    finalizers.push(SECRET_FINALIZER.to_owned());
+    patch_finalizers(client, ns, name, &finalizers, meta.resource_version()).await
+}
+
+async fn patch_finalizers(
     client: &Client,
     ns: &str,
     name: &str,
-    except_uid: Option<&str>,
+    finalizers: &[String],
+    resource_version: Option<String>,
 ) -> Result<(), kube::Error> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let Some(secret) = secrets.get_metadata_opt(name).await? else {
-        return Ok(());
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}});
+    api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
+/// The Secret controller's reconcile: removes the finalizer from a Secret no channel needs.
+pub async fn reconcile(secret: Arc<PartialObjectMeta<Secret>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let (Some(ns), name) = (secret.namespace(), secret.name_any()) else {
+        return Ok(Action::await_change());
     };
-    if !secret.finalizers().iter().any(|f| f == SECRET_FINALIZER) {
-        return Ok(());
+    if !is_protected(&secret.metadata) || still_needed(&ctx.cache, &ns, &name) {
+        return Ok(Action::await_change());
     }
-    let channels: Api<WhatsAppChannel> = Api::namespaced(client.clone(), ns);
-    for ch in channels.list(&ListParams::default()).await?.items {
-        if ch.uid().as_deref() == except_uid || !needs_secret(&ch, name) {
-            continue;
+    let finalizers: Vec<String> = secret.finalizers().iter().filter(|f| *f != SECRET_FINALIZER).cloned().collect();
+    match patch_finalizers(&ctx.client, &ns, &name, &finalizers, secret.resource_version()).await {
+        Ok(()) => {
+            tracing::debug!(secret = %format!("{ns}/{name}"), "released a credentials Secret no channel needs");
+            Ok(Action::await_change())
         }
-        // A channel being deleted needs the Secret only until its cleanup released its number
-        // (cleanup releases the binding before it gets here), so channels deleted together do
-        // not keep the Secret for each other.
-        let still_needed = match (ch.metadata.deletion_timestamp.is_some(), E164::parse(&ch.spec.phone_number)) {
-            (true, Ok(number)) => binding::is_held_by(client, &ch, &number, binding::scope(&ch)).await?,
-            (true, Err(_)) => false,
-            (false, _) => true,
-        };
-        if still_needed {
-            return Ok(());
-        }
+        // Changed since the store saw it (its event wakes this again) or gone.
+        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(Action::await_change()),
+        Err(e) => Err(e.into()),
     }
-    let finalizers: Vec<&String> = secret.finalizers().iter().filter(|f| *f != SECRET_FINALIZER).collect();
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": secret.resource_version()}});
-    match secrets.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e),
-    }
+}
+
+/// The Secret controller's error policy: retry with the operator's base backoff.
+pub fn error_policy(_secret: Arc<PartialObjectMeta<Secret>>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %err, "cannot release a credentials Secret; retrying");
+    Action::requeue(super::backoff::with_jitter(ctx.config.backoff_base))
 }

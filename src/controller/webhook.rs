@@ -58,17 +58,18 @@ pub enum Decision {
 
 /// Decides the webhook action.
 ///
-/// `ours` is the URL this channel last confirmed on the number (from its status), if any: a
-/// current URL equal to it was set by this channel, so changing it is not a takeover.
-pub fn decide(current: &Hook<'_>, desired: &Hook<'_>, ours: Option<&str>, policy: BindingPolicy) -> Decision {
+/// `ours` are the URLs this channel confirmed on the number or was about to set (from its
+/// status): a current URL equal to one of them was set by this channel, so changing it is not a
+/// takeover.
+pub fn decide(current: &Hook<'_>, desired: &Hook<'_>, ours: &[String], policy: BindingPolicy) -> Decision {
     if current.url == desired.url && current.method.eq_ignore_ascii_case(desired.method) {
         return Decision::InSync;
     }
     if is_free(current.url) {
-        let cause = if ours.is_some_and(|o| !is_free(o)) { WriteCause::Restore } else { WriteCause::Unset };
+        let cause = if ours.iter().any(|o| !is_free(o)) { WriteCause::Restore } else { WriteCause::Unset };
         return Decision::Write { cause };
     }
-    if current.url == desired.url || ours.is_some_and(|o| o == current.url) {
+    if current.url == desired.url || ours.iter().any(|o| o == current.url) {
         return Decision::Write { cause: WriteCause::SpecChanged };
     }
     match policy {
@@ -91,43 +92,43 @@ mod tests {
 
     #[test]
     fn in_sync_needs_no_write() {
-        let d = decide(&h(MINE, "POST"), &h(MINE, "POST"), None, BindingPolicy::Exclusive);
+        let d = decide(&h(MINE, "POST"), &h(MINE, "POST"), &[], BindingPolicy::Exclusive);
         assert_eq!(d, Decision::InSync);
     }
 
     #[test]
     fn empty_and_twilio_default_urls_are_free() {
         for free in ["", "https://demo.twilio.com/welcome/sms/reply/"] {
-            let d = decide(&h(free, "POST"), &h(MINE, "POST"), None, BindingPolicy::Exclusive);
+            let d = decide(&h(free, "POST"), &h(MINE, "POST"), &[], BindingPolicy::Exclusive);
             assert_eq!(d, Decision::Write { cause: WriteCause::Unset });
         }
     }
 
     #[test]
     fn a_cleared_webhook_we_had_set_is_restored() {
-        let d = decide(&h("", "POST"), &h(MINE, "POST"), Some(MINE), BindingPolicy::Exclusive);
+        let d = decide(&h("", "POST"), &h(MINE, "POST"), &[MINE.into()], BindingPolicy::Exclusive);
         assert_eq!(d, Decision::Write { cause: WriteCause::Restore });
     }
 
     #[test]
     fn our_own_older_url_or_method_is_updated() {
-        let d = decide(&h(OLD, "POST"), &h(MINE, "POST"), Some(OLD), BindingPolicy::Exclusive);
+        let d = decide(&h(OLD, "POST"), &h(MINE, "POST"), &[OLD.into()], BindingPolicy::Exclusive);
         assert_eq!(d, Decision::Write { cause: WriteCause::SpecChanged });
-        let d = decide(&h(MINE, "GET"), &h(MINE, "POST"), Some(MINE), BindingPolicy::Exclusive);
+        let d = decide(&h(MINE, "GET"), &h(MINE, "POST"), &[MINE.into()], BindingPolicy::Exclusive);
         assert_eq!(d, Decision::Write { cause: WriteCause::SpecChanged });
     }
 
     #[test]
     fn a_foreign_receiver_is_refused_unless_takeover() {
-        let d = decide(&h(OTHER, "POST"), &h(MINE, "POST"), None, BindingPolicy::Exclusive);
+        let d = decide(&h(OTHER, "POST"), &h(MINE, "POST"), &[], BindingPolicy::Exclusive);
         assert_eq!(d, Decision::BoundElsewhere { current_url: OTHER.into() });
-        let d = decide(&h(OTHER, "POST"), &h(MINE, "POST"), Some(MINE), BindingPolicy::Exclusive);
+        let d = decide(&h(OTHER, "POST"), &h(MINE, "POST"), &[MINE.into()], BindingPolicy::Exclusive);
         assert_eq!(
             d,
             Decision::BoundElsewhere { current_url: OTHER.into() },
             "drift to a foreign receiver is not fought over"
         );
-        let d = decide(&h(OTHER, "POST"), &h(MINE, "POST"), None, BindingPolicy::Takeover);
+        let d = decide(&h(OTHER, "POST"), &h(MINE, "POST"), &[], BindingPolicy::Takeover);
         assert_eq!(d, Decision::Write { cause: WriteCause::Takeover });
     }
 }

@@ -152,6 +152,36 @@ impl TwilioClient {
         .await
     }
 
+    /// Fetches the account's number by SID: `GET …/IncomingPhoneNumbers/{Sid}.json`.
+    /// `Ok(None)`: no such number (404), e.g. released since its SID was recorded.
+    pub async fn fetch_incoming_number(
+        &self,
+        creds: &Credentials,
+        pn_sid: &str,
+    ) -> Result<Option<IncomingPhoneNumber>, TwilioError> {
+        check_sid("phone number SID", "PN", pn_sid)?;
+        let url = self.url(
+            Api::Core,
+            &format!("/2010-04-01/Accounts/{}/IncomingPhoneNumbers/{pn_sid}.json", creds.account_sid()),
+            &[],
+        )?;
+        let fetched = self
+            .execute(Request {
+                op: "fetch_incoming_number",
+                method: Method::GET,
+                template: "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json",
+                url,
+                creds,
+                body: Body::None,
+            })
+            .await;
+        match fetched {
+            Ok(n) => Ok(Some(n)),
+            Err(TwilioError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Points the number's inbound webhook at `url` with `method`:
     /// `POST …/IncomingPhoneNumbers/{Sid}.json` with form `SmsUrl`, `SmsMethod` (200).
     ///

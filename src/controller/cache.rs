@@ -1,0 +1,133 @@
+//! What the operator knows of the cluster without asking: reflector stores of channels,
+//! number bindings and Secret metadata, and the indexes between them.
+//!
+//! Objects are slimmed before they enter a store: managedFields always, and annotations the
+//! operator never reads (kubectl's `last-applied-configuration` carries a client-side-applied
+//! Secret's data a second time). Secret *data* never enters a store; a pass reads it for the one
+//! Secret it needs (see [`super::credentials::SecretReader`]).
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher::Event;
+use kube::ResourceExt;
+
+use crate::api::{WhatsAppChannel, WhatsAppNumberBinding};
+use crate::binding;
+use crate::twilio::E164;
+
+use super::index::Index;
+use super::{RESEND_CONFIRMATION_ANNOTATION, SKIP_CLEANUP_ANNOTATION};
+
+/// A channel's identity in the indexes: namespace and name.
+pub type ChannelKey = (String, String);
+
+/// The stores and indexes every pass and watch mapper reads.
+#[derive(Clone)]
+pub struct Cache {
+    /// Every watched channel.
+    pub channels: Store<WhatsAppChannel>,
+    /// Every number binding (cluster-scoped).
+    pub bindings: Store<WhatsAppNumberBinding>,
+    /// The metadata of every watched Secret.
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+    /// Channels by the Secrets they reference ([`secret_key`]) and by the binding name of their
+    /// number ([`binding_key`]).
+    pub channel_index: std::sync::Arc<Index<ChannelKey>>,
+    /// Binding names by their holder's UID.
+    pub holder_index: std::sync::Arc<Index<String>>,
+}
+
+/// The index key of Secret `ns/name`.
+pub fn secret_key(ns: &str, name: &str) -> String {
+    format!("secret:{ns}/{name}")
+}
+
+/// The index key of the binding named `name`.
+pub fn binding_key(name: &str) -> String {
+    format!("binding:{name}")
+}
+
+/// The keys a channel is filed under: its Secrets, and the binding names of the number it asks
+/// for and of the number its status says it is wired to (until that one is released).
+pub fn channel_keys(ch: &WhatsAppChannel) -> Vec<String> {
+    let ns = ch.namespace().unwrap_or_default();
+    let mut keys = vec![secret_key(&ns, &ch.spec.twilio.credentials_secret_ref.name)];
+    if let Some(id) = &ch.spec.identity_server {
+        keys.push(secret_key(&ns, &id.client_secret_ref.name));
+    }
+    if let Ok(n) = E164::parse(&ch.spec.phone_number) {
+        keys.push(binding_key(&binding::binding_name(&n, binding::scope(ch))));
+    }
+    if let Some(wired) = ch.status.as_ref().and_then(|s| s.sender.as_ref()) {
+        if let Ok(n) = E164::parse(&wired.phone_number) {
+            let scope = ch.status.as_ref().and_then(|s| s.account.as_ref()).map(|a| a.sid.as_str());
+            let scope = (wired.kind == crate::api::SenderKind::Sandbox).then_some(scope).flatten();
+            keys.push(binding_key(&binding::binding_name(&n, scope)));
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The index identity of a channel.
+pub fn channel_id(ch: &WhatsAppChannel) -> Option<ChannelKey> {
+    Some((ch.namespace()?, ch.name_any()))
+}
+
+/// The channel reference of an index identity.
+pub fn channel_ref(key: &ChannelKey) -> ObjectRef<WhatsAppChannel> {
+    ObjectRef::new(&key.1).within(&key.0)
+}
+
+/// Slims a channel before it enters the store: only the operator's own annotations are kept.
+pub fn slim_channel(ch: &mut WhatsAppChannel) {
+    ch.managed_fields_mut().clear();
+    ch.annotations_mut()
+        .retain(|k, _| k == RESEND_CONFIRMATION_ANNOTATION || k == SKIP_CLEANUP_ANNOTATION);
+}
+
+/// Slims a binding or Secret metadata before it enters the store.
+pub fn slim_meta<K: kube::Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    meta.annotations = None;
+}
+
+impl Cache {
+    /// Files a channel watch event in the channel index.
+    pub fn follow_channel(&self, event: &Event<WhatsAppChannel>) {
+        self.channel_index.follow(event, channel_id, channel_keys);
+    }
+
+    /// Files a binding watch event in the holder index.
+    pub fn follow_binding(&self, event: &Event<WhatsAppNumberBinding>) {
+        self.holder_index.follow(event, |b| Some(b.name_any()), |b| vec![b.spec.channel_ref.uid.clone()]);
+    }
+
+    /// The channels filed under `key`.
+    pub fn channels_under(&self, key: &str) -> Vec<ObjectRef<WhatsAppChannel>> {
+        self.channel_index.get(key).iter().map(channel_ref).collect()
+    }
+
+    /// The channel `ns/name`, from the store.
+    pub fn channel(&self, ns: &str, name: &str) -> Option<std::sync::Arc<WhatsAppChannel>> {
+        self.channels.get(&ObjectRef::new(name).within(ns))
+    }
+
+    /// The binding named `name`, from the store.
+    pub fn binding(&self, name: &str) -> Option<std::sync::Arc<WhatsAppNumberBinding>> {
+        self.bindings.get(&ObjectRef::new(name))
+    }
+
+    /// The bindings whose holder has UID `uid`.
+    pub fn bindings_held_by(&self, uid: &str) -> Vec<std::sync::Arc<WhatsAppNumberBinding>> {
+        self.holder_index.get(uid).iter().filter_map(|name| self.binding(name)).collect()
+    }
+
+    /// The metadata of Secret `ns/name`, from the store.
+    pub fn secret(&self, ns: &str, name: &str) -> Option<std::sync::Arc<PartialObjectMeta<Secret>>> {
+        self.secrets.get(&ObjectRef::new(name).within(ns))
+    }
+}

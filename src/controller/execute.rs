@@ -1,0 +1,275 @@
+//! Executing a plan: its steps in order (intents recorded before any Twilio write), then the
+//! final status (only when it changed, against the version read), the Events, and what the
+//! in-memory caches must remember. A Twilio write that fails or returns a result the status
+//! keeps is added to the observations and the pass planned again.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::Event;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use crate::api::{WhatsAppChannel, WhatsAppChannelStatus, WhatsAppNumberBinding};
+use crate::binding::{self, Created};
+
+use super::observe::{self, Observed};
+use super::plan::{self, After, Next, Outcome, Plan, PlanConfig, Step, WebhookWrite};
+use super::verification::Attempt;
+use super::{backoff, protection, Context, Error, FIELD_MANAGER};
+
+/// How a pass ended, for the caller's backoff bookkeeping.
+#[derive(Debug)]
+pub enum Ended {
+    /// The pass finished: its backoff is cleared.
+    Settled(Action),
+    /// The pass stopped early without a failure (a conflict with a newer version, a claim lost
+    /// to a lagging cache): look again shortly; the backoff is neither reset nor grown.
+    Retry(Duration),
+    /// The deletion's cleanup is done: the finalizer may go.
+    Finalized,
+}
+
+/// How long a pass that lost a race waits before it looks again.
+const RETRY_SOON: Duration = Duration::from_millis(300);
+/// The most plan/read rounds of one pass (each read is asked for at most once).
+const MAX_ROUNDS: usize = 12;
+
+enum Write {
+    Done,
+    Stale,
+    Gone,
+}
+
+/// Runs one pass over `ch`: observe, plan (reading what it asks for), execute.
+pub async fn pass(ctx: &Context, ch: &WhatsAppChannel) -> Result<Ended, Error> {
+    let config = plan_config(ctx);
+    let now = super::clock::now();
+    let mut obs = observe::cluster(ctx, ch).await?;
+    let mut plan = plan_fully(ctx, ch, &mut obs, &now, &config).await?;
+    let mut version = ch.resource_version();
+    let mut i = 0;
+    while i < plan.steps.len() {
+        let step = plan.steps[i].clone();
+        let outcome = match run_step(ctx, ch, &obs, &step, &mut version).await? {
+            StepResult::Ok => None,
+            StepResult::Outcome(o) => Some(o),
+            StepResult::Stop(ended) => return Ok(ended),
+        };
+        if let Some(o) = outcome {
+            obs.twilio.outcomes.push(o);
+            plan = plan_fully(ctx, ch, &mut obs, &now, &config).await?;
+        }
+        i += 1;
+    }
+    finish(ctx, ch, plan, version).await
+}
+
+fn plan_config(ctx: &Context) -> PlanConfig {
+    let c = &ctx.config;
+    PlanConfig {
+        verify_interval: c.verify_interval,
+        sender_poll_interval: c.sender_poll_interval,
+        permanent_retry_interval: c.permanent_retry_interval,
+    }
+}
+
+/// Plans, answering the plan's reads until it is complete.
+async fn plan_fully(
+    ctx: &Context,
+    ch: &WhatsAppChannel,
+    obs: &mut Observed,
+    now: &Time,
+    config: &PlanConfig,
+) -> Result<Plan, Error> {
+    for _ in 0..MAX_ROUNDS {
+        match plan::plan(observe::input(ch, obs, now, config)) {
+            Next::Plan(p) => return Ok(p),
+            Next::Read(r) => observe::read(ctx, ch, obs, r).await,
+        }
+    }
+    Err(Error::Finalizer("the plan kept asking for reads".into()))
+}
+
+enum StepResult {
+    Ok,
+    Outcome(Outcome),
+    Stop(Ended),
+}
+
+async fn run_step(
+    ctx: &Context,
+    ch: &WhatsAppChannel,
+    obs: &Observed,
+    step: &Step,
+    version: &mut Option<String>,
+) -> Result<StepResult, Error> {
+    let ns = ch.namespace().unwrap_or_default();
+    let account = &ch.spec.twilio.account_sid;
+    let twilio = &ctx.twilio;
+    let stop = |e: &crate::twilio::TwilioError| ctx.note_rate_limit(account, e);
+    Ok(match step {
+        Step::DeleteStaleBinding { name, uid, resource_version } => {
+            tracing::info!(binding = %name, "removing a stale number binding");
+            binding::delete_exact(&ctx.client, name, uid, resource_version.as_deref()).await?;
+            StepResult::Ok
+        }
+        Step::Claim { name, spec } => match binding::create(&ctx.client, &WhatsAppNumberBinding::new(name, spec.clone())).await? {
+            Created::Held => StepResult::Ok,
+            Created::Exists => StepResult::Stop(Ended::Retry(RETRY_SOON)),
+        },
+        Step::SetInstance { name, instance } => {
+            binding::set_instance(&ctx.client, name, instance).await?;
+            StepResult::Ok
+        }
+        Step::Release(held) => {
+            binding::delete_exact(&ctx.client, &held.name, &held.uid, None).await?;
+            StepResult::Ok
+        }
+        Step::ProtectSecret { name } => {
+            match protection::protect(&ctx.client, &ctx.cache, &ns, name).await {
+                Ok(()) => StepResult::Ok,
+                Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => StepResult::Stop(Ended::Retry(RETRY_SOON)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Step::Record(status) => match write_status(ctx, ch, status, version).await? {
+            Write::Done => StepResult::Ok,
+            Write::Stale => StepResult::Stop(Ended::Retry(RETRY_SOON)),
+            Write::Gone => StepResult::Stop(Ended::Settled(Action::await_change())),
+        },
+        Step::SetWebhook(w) | Step::RestoreWebhook(w) => {
+            let Some(creds) = &obs.credentials else {
+                return Err(Error::MissingField("credentials"));
+            };
+            let result = match w {
+                WebhookWrite::Sender { sid, webhook } => match twilio.update_sender_webhook(creds, sid, webhook).await {
+                    Ok(updated) => {
+                        ctx.senders.update(account, &updated);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+                WebhookWrite::Number { sid, url, method } => {
+                    twilio.update_incoming_number_webhook(creds, sid, url, *method).await.map(|_| ())
+                }
+            };
+            match result {
+                Ok(()) => StepResult::Ok,
+                Err(e) => {
+                    stop(&e);
+                    StepResult::Outcome(if matches!(step, Step::SetWebhook(_)) {
+                        Outcome::WebhookFailed(e)
+                    } else {
+                        Outcome::RestoreFailed(e)
+                    })
+                }
+            }
+        }
+        Step::SendMessage(message) => {
+            let Some(creds) = &obs.credentials else {
+                return Err(Error::MissingField("credentials"));
+            };
+            match twilio.create_message(creds, message).await {
+                Ok(m) => StepResult::Outcome(Outcome::Sent(m)),
+                Err(e) => {
+                    stop(&e);
+                    StepResult::Outcome(Outcome::SendFailed(e))
+                }
+            }
+        }
+    })
+}
+
+/// Writes `status` against `version` (the object version the pass read, or its own last write).
+async fn write_status(
+    ctx: &Context,
+    ch: &WhatsAppChannel,
+    status: &WhatsAppChannelStatus,
+    version: &mut Option<String>,
+) -> Result<Write, Error> {
+    let api: Api<WhatsAppChannel> = Api::namespaced(ctx.client.clone(), &ch.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": "whatsapp-operator.io/v1alpha1",
+        "kind": "WhatsAppChannel",
+        "metadata": {"resourceVersion": version},
+        "status": status,
+    });
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    match api.patch_status(&ch.name_any(), &pp, &Patch::Apply(&patch)).await {
+        Ok(written) => {
+            *version = written.resource_version();
+            Ok(Write::Done)
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            tracing::debug!(channel = %ch.name_any(), "status changed since it was read; looking again");
+            Ok(Write::Stale)
+        }
+        // The channel went away while the pass ran (its deletion completed): nothing to do.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Write::Gone),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes the final status, publishes the Events, remembers what the caches must, and says
+/// what happens next.
+async fn finish(ctx: &Context, ch: &WhatsAppChannel, plan: Plan, mut version: Option<String>) -> Result<Ended, Error> {
+    let account = &ch.spec.twilio.account_sid;
+    let old = plan::old_status(ch);
+    let finalize = matches!(plan.after, After::Finalize);
+    if !finalize && plan.status != old {
+        match write_status(ctx, ch, &plan.status, &mut version).await? {
+            Write::Done => {}
+            Write::Gone => return Ok(Ended::Settled(Action::await_change())),
+            // A newer version exists: a transient failure still backs off (and is not lost).
+            Write::Stale => {
+                return match plan.after {
+                    After::Backoff(e) => Err(e),
+                    _ => Ok(Ended::Retry(RETRY_SOON)),
+                };
+            }
+        }
+    }
+    publish(ctx, ch, &plan.events).await;
+    if plan.forget_verification {
+        ctx.verifications.invalidate(account);
+    }
+    if let Some(hold) = plan.hold {
+        ctx.holds.hold(account, if hold.is_zero() { ctx.config.backoff_base } else { hold });
+    }
+    match plan.after {
+        After::Finalize => {
+            if let Some(uid) = ch.uid() {
+                ctx.attempts.forget(&uid);
+            }
+            ctx.wake_secret(&ch.namespace().unwrap_or_default(), &ch.spec.twilio.credentials_secret_ref.name);
+            Ok(Ended::Finalized)
+        }
+        After::Backoff(e) => Err(e),
+        After::Requeue(d) => {
+            if let (Some((inputs, valid_for)), Some(uid)) = (plan.verified, ch.uid()) {
+                ctx.attempts.record(&uid, Attempt { inputs, at: std::time::Instant::now(), valid_for });
+            }
+            Ok(Ended::Settled(Action::requeue(backoff::with_jitter(d))))
+        }
+    }
+}
+
+/// Publishes the plan's Events.
+async fn publish(ctx: &Context, ch: &WhatsAppChannel, notes: &[plan::Note]) {
+    let reference = ch.object_ref(&());
+    for n in notes {
+        let ev = Event {
+            type_: n.type_,
+            reason: n.reason.as_str().to_owned(),
+            note: Some(n.message.clone()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
+            tracing::warn!(channel = %ch.name_any(), error = %e, "cannot publish an Event");
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Observing, for one pass: the cluster from the caches (no request for anything watched; the
+//! data of the one Secret a pass needs), and the Twilio reads the plan asks for. Nothing here
+//! writes, except that a 429 puts the account on hold for every channel of it.
+
+use std::time::Instant;
+
+use kube::ResourceExt;
+use sha2::{Digest, Sha256};
+
+use crate::api::{SenderKind, WhatsAppChannel};
+use crate::binding;
+use crate::twilio::{Credentials, MessageQuery, Secret, TwilioError, E164};
+
+use super::credentials::{self, SecretProblem};
+use super::plan::{self, BindingView, ClusterView, HeldBinding, Locate, Read, SecretView, Target, TwilioView};
+use super::protection;
+use super::{Context, Error};
+
+/// What a pass observed, and the secrets its reads and writes use (never part of the plan).
+pub struct Observed {
+    /// The cluster.
+    pub cluster: ClusterView,
+    /// Twilio's answers so far.
+    pub twilio: TwilioView,
+    /// The channel's Twilio credentials, when usable.
+    pub credentials: Option<Credentials>,
+    /// The identity server's client secret, when configured and present.
+    pub identity_secret: Option<Secret>,
+}
+
+/// The binding name (and scope) of the number a channel's status says it is wired to.
+fn wired_binding_name(ch: &WhatsAppChannel) -> Option<String> {
+    let status = ch.status.as_ref()?;
+    let sender = status.sender.as_ref()?;
+    let number = E164::parse(&sender.phone_number).ok()?;
+    let scope = match sender.kind {
+        SenderKind::Sandbox => Some(status.account.as_ref()?.sid.clone()),
+        _ => None,
+    };
+    Some(binding::binding_name(&number, scope.as_deref()))
+}
+
+fn digest(s: &str) -> String {
+    Sha256::digest(s.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Observes the cluster for `ch` from the caches.
+pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Error> {
+    let ns = ch.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let uid = ch.uid().ok_or(Error::MissingField("metadata.uid"))?;
+    let cache = &ctx.cache;
+    let view = |name: String, number: &E164| {
+        let existing = cache.binding(&name);
+        let holder_now = existing
+            .as_ref()
+            .and_then(|b| cache.channel(&b.spec.channel_ref.namespace, &b.spec.channel_ref.name));
+        let state = binding::state(existing.as_deref(), holder_now.as_deref(), ch, number);
+        BindingView { name, state }
+    };
+    let number = E164::parse(&ch.spec.phone_number).ok();
+    let spec_binding = number.as_ref().map(|n| view(binding::binding_name(n, binding::scope(ch)), n));
+    let wired = match (wired_binding_name(ch), ch.status.as_ref().and_then(|s| s.sender.as_ref())) {
+        (Some(name), Some(sender)) if Some(&name) != spec_binding.as_ref().map(|b| &b.name) => {
+            E164::parse(&sender.phone_number).ok().map(|n| view(name, &n))
+        }
+        _ => None,
+    };
+    let held = cache
+        .bindings_held_by(&uid)
+        .iter()
+        .map(|b| HeldBinding { name: b.name_any(), uid: b.uid().unwrap_or_default() })
+        .collect();
+
+    let secret_name = ch.spec.twilio.credentials_secret_ref.name.clone();
+    let meta = cache.secret(&ns, &secret_name);
+    let data = if ch.spec.suspend {
+        None
+    } else {
+        Some(ctx.secrets.read(&ctx.client, &ns, &secret_name, meta.as_deref()).await?)
+    };
+    let creds = match &data {
+        Some(Ok(d)) => credentials::twilio_credentials(d, &ns, &secret_name, &ch.spec.twilio.account_sid),
+        Some(Err(p)) => Err(p.clone()),
+        None => Err(SecretProblem { reason: crate::api::Reason::Suspended, message: "not read".into() }),
+    };
+    let secret = SecretView {
+        name: secret_name.clone(),
+        credentials: creds.as_ref().map(Credentials::fingerprint).map_err(Clone::clone),
+        protected: meta.as_ref().is_some_and(|m| protection::is_protected(&m.metadata)),
+        deleting: meta.as_ref().is_some_and(|m| m.metadata.deletion_timestamp.is_some()),
+    };
+    let (identity_view, identity_secret) = match (&ch.spec.identity_server, ch.spec.suspend) {
+        (Some(id), false) => {
+            let name = &id.client_secret_ref.name;
+            let read = if *name == secret_name {
+                data.clone().unwrap_or_else(|| Err(SecretProblem { reason: crate::api::Reason::Suspended, message: String::new() }))
+            } else {
+                ctx.secrets.read(&ctx.client, &ns, name, cache.secret(&ns, name).as_deref()).await?
+            };
+            match read.map(|d| d.get(&id.client_secret_ref.key)) {
+                Ok(Some(s)) => (Some(Ok(digest(s.expose()))), Some(s)),
+                Ok(None) => (
+                    Some(Err(SecretProblem {
+                        reason: crate::api::Reason::IdentitySecretMissing,
+                        message: format!("Secret {name} lacks a non-empty {}", id.client_secret_ref.key),
+                    })),
+                    None,
+                ),
+                Err(p) => (Some(Err(p)), None),
+            }
+        }
+        _ => (None, None),
+    };
+    let attempt_valid = match &secret.credentials {
+        Ok(f) => ctx.attempts.still_valid(&uid, &plan::verified_inputs(ch, f, identity_view.as_ref())),
+        Err(_) => false,
+    };
+    let cluster = ClusterView {
+        binding: spec_binding,
+        wired,
+        held,
+        secret,
+        identity_secret: identity_view,
+        hold: ctx.holds.remaining(&ch.spec.twilio.account_sid),
+        attempt_valid,
+    };
+    Ok(Observed { cluster, twilio: TwilioView::default(), credentials: creds.ok(), identity_secret })
+}
+
+/// Answers one read of the plan into `obs.twilio`.
+pub async fn read(ctx: &Context, ch: &WhatsAppChannel, obs: &mut Observed, read: Read) {
+    let Some(creds) = obs.credentials.clone() else {
+        // The plan reads Twilio only with usable credentials; answer as Twilio would not.
+        let e = TwilioError::InvalidInput("no usable credentials".into());
+        record(&mut obs.twilio, read, Err(e));
+        return;
+    };
+    let account = ch.spec.twilio.account_sid.clone();
+    let twilio = &ctx.twilio;
+    let noted = |r: Result<(), &TwilioError>| {
+        if let Err(e) = r {
+            ctx.note_rate_limit(&account, e);
+        }
+    };
+    match read {
+        Read::Verify => {
+            let (outcome, _) = ctx.verifications.verify(twilio, &creds, ctx.config.verify_interval).await;
+            noted(outcome.as_ref().map(|_| ()));
+            obs.twilio.verification = Some(outcome);
+        }
+        Read::Target(number, how) => {
+            let found = locate(ctx, &creds, &number, &how).await;
+            noted(found.as_ref().map(|_| ()));
+            obs.twilio.target = Some(found);
+        }
+        Read::WiredTarget(number, how) => {
+            let found = locate(ctx, &creds, &number, &how).await;
+            noted(found.as_ref().map(|_| ()));
+            obs.twilio.wired_target = Some(found);
+        }
+        Read::FetchMessage(sid) => {
+            let found = match twilio.fetch_message(&creds, &sid).await {
+                Ok(m) => Ok(Some(m)),
+                Err(TwilioError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            };
+            noted(found.as_ref().map(|_| ()));
+            obs.twilio.message = Some(found);
+        }
+        Read::FindSent { to, from, body, since } => {
+            let query = MessageQuery { to: Some(to), from: Some(from), date_sent_after: None, limit: 50 };
+            let since = since.as_ref().and_then(super::clock::to_chrono);
+            let found = twilio.list_messages(&creds, &query).await.map(|ms| {
+                ms.into_iter().find(|m| {
+                    m.body.as_deref() == Some(body.as_str())
+                        && since.is_none_or(|s| m.date_created.is_none_or(|d| d >= s))
+                })
+            });
+            noted(found.as_ref().map(|_| ()));
+            obs.twilio.message = Some(found);
+        }
+        Read::Identity => {
+            let answer = match (&ch.spec.identity_server, &obs.identity_secret) {
+                (Some(id), Some(secret)) => {
+                    let ttl = ctx.config.verify_interval;
+                    ctx.identity_checks.check(&ctx.identity, &id.url, &id.client_id, secret, ttl).await
+                }
+                _ => Ok(()),
+            };
+            obs.twilio.identity = Some(answer);
+        }
+    }
+}
+
+fn record(view: &mut TwilioView, read: Read, e: Result<(), TwilioError>) {
+    let Err(e) = e else {
+        return;
+    };
+    match read {
+        Read::Verify => view.verification = Some(Err(e)),
+        Read::Target(..) => view.target = Some(Err(e)),
+        Read::WiredTarget(..) => view.wired_target = Some(Err(e)),
+        Read::FetchMessage(_) | Read::FindSent { .. } => view.message = Some(Err(e)),
+        Read::Identity => view.identity = Some(Ok(())),
+    }
+}
+
+/// Finds a number's webhook carrier: by the SID in status, else the account's senders (one
+/// shared listing per account and interval), then its incoming numbers.
+async fn locate(ctx: &Context, creds: &Credentials, number: &E164, how: &Locate) -> Result<Option<Target>, TwilioError> {
+    let twilio = &ctx.twilio;
+    match how {
+        Locate::SenderSid(sid) => match twilio.fetch_sender(creds, sid).await {
+            Ok(s) if s.e164().as_ref() == Some(number) => return Ok(Some(Target::Sender(s))),
+            // Gone, or now another number's: look the number up.
+            Ok(_) | Err(TwilioError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        },
+        Locate::NumberSid(sid) => {
+            if let Some(n) = twilio.fetch_incoming_number(creds, sid).await? {
+                if E164::parse(&n.phone_number).is_ok_and(|p| &p == number) {
+                    return Ok(Some(Target::Number(n)));
+                }
+            }
+        }
+        Locate::Lookup => {}
+    }
+    let started = Instant::now();
+    let sender = ctx.senders.lookup(twilio, creds, number, ctx.config.sender_poll_interval).await?;
+    tracing::trace!(number = %number, took = ?started.elapsed(), "sender lookup");
+    if let Some(s) = sender {
+        return Ok(Some(Target::Sender(s)));
+    }
+    Ok(twilio.find_incoming_number(creds, number.as_str()).await?.map(Target::Number))
+}
+
+/// Shares the state a pass reads with the plan's input.
+pub fn input<'a>(
+    ch: &'a WhatsAppChannel,
+    obs: &'a Observed,
+    now: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    config: &'a plan::PlanConfig,
+) -> plan::Input<'a> {
+    plan::Input { ch, cluster: &obs.cluster, twilio: &obs.twilio, now, config }
+}

@@ -1,0 +1,246 @@
+//! Building a plan: the conditions, the status and its recorded intents, the steps, and the
+//! summary (`Ready`, phase, kstatus), the final status and its Events.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::runtime::events::EventType;
+use kube::Resource;
+
+use crate::api::{ConditionType, Phase, Reason, WhatsAppChannelStatus};
+use crate::controller::conditions::{ConditionSet, Status};
+use crate::controller::{clock, readiness, Error};
+use crate::twilio::TwilioError;
+
+use super::{After, Input, Next, Note, Plan, Step};
+
+/// A plan being built.
+pub(super) struct Builder<'a> {
+    /// What the plan decides from.
+    pub input: Input<'a>,
+    /// The status before the pass.
+    pub old: WhatsAppChannelStatus,
+    /// The status being built, assuming every step succeeds.
+    pub status: WhatsAppChannelStatus,
+    /// The old status plus the intents recorded before the Twilio writes.
+    pub record: WhatsAppChannelStatus,
+    /// The conditions being decided.
+    pub set: ConditionSet,
+    /// Kubernetes writes before the Twilio writes.
+    pub pre: Vec<Step>,
+    /// Twilio writes (preceded by one `Record` step).
+    pub twilio: Vec<Step>,
+    /// Kubernetes writes after the Twilio writes.
+    pub post: Vec<Step>,
+    /// Events for actions.
+    pub notes: Vec<Note>,
+    /// Look again within this, if sooner than the phase's interval.
+    pub requeue: Option<Duration>,
+    /// A transient failure to back off from.
+    pub error: Option<Error>,
+    /// A phase decided outside the summary (suspend, deletion), with a specific Ready reason.
+    pub phase_override: Option<(Phase, Option<(Reason, String)>)>,
+    /// The previous conditions stand (a transient failure on a Ready channel).
+    pub kept_stale: bool,
+    /// The digest of the inputs verified in this pass.
+    pub verified: Option<String>,
+    /// Forget the account's cached verifications.
+    pub forget_verification: bool,
+    /// A rate-limit hold to put the account on.
+    pub hold: Option<Duration>,
+    /// The deletion's cleanup is done.
+    pub finalize: bool,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(input: Input<'a>) -> Self {
+        let old = super::old_status(input.ch);
+        Self {
+            input,
+            status: old.clone(),
+            record: old.clone(),
+            old,
+            set: ConditionSet::default(),
+            pre: Vec::new(),
+            twilio: Vec::new(),
+            post: Vec::new(),
+            notes: Vec::new(),
+            requeue: None,
+            error: None,
+            phase_override: None,
+            kept_stale: false,
+            verified: None,
+            forget_verification: false,
+            hold: None,
+            finalize: false,
+        }
+    }
+
+    pub fn set(&mut self, t: ConditionType, s: Status, reason: Reason, message: impl Into<String>) {
+        self.set.set(t, s, reason, message);
+    }
+
+    pub fn note(&mut self, type_: EventType, reason: Reason, message: impl Into<String>) {
+        self.notes.push(Note { type_, reason, message: message.into() });
+    }
+
+    pub fn requeue_within(&mut self, d: Duration) {
+        self.requeue = Some(self.requeue.map_or(d, |r| r.min(d)));
+    }
+
+    /// Whether the channel was Ready before this pass.
+    pub fn was_ready(&self) -> bool {
+        self.old.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+    }
+
+    /// Keeps the previous conditions (nothing was re-checked).
+    pub fn keep_old_conditions(&mut self) {
+        for c in &self.old.conditions {
+            let t = ConditionType::ALL.into_iter().find(|t| t.as_str() == c.type_);
+            let r = Reason::ALL.iter().copied().find(|r| r.as_str() == c.reason);
+            if let (Some(t), Some(r)) = (t, r) {
+                self.set.set(t, parse_status(&c.status), r, c.message.clone());
+            }
+        }
+    }
+
+    /// A transient failure while checking `during`: a channel that was Ready keeps its last
+    /// known conditions (a blip does not flip Ready), but never loses a recorded intent;
+    /// otherwise the condition says so. Either way the pass ends in backoff.
+    pub fn transient(&mut self, during: ConditionType, e: TwilioError) {
+        if let TwilioError::RateLimited { retry_after, .. } = &e {
+            self.hold = Some(retry_after.unwrap_or(Duration::ZERO));
+        }
+        if self.was_ready() {
+            self.kept_stale = true;
+        } else {
+            let reason =
+                if matches!(e, TwilioError::RateLimited { .. }) { Reason::RateLimited } else { Reason::TwilioUnavailable };
+            self.set(during, Status::Unknown, reason, format!("{e}; retrying with backoff"));
+        }
+        self.error = Some(Error::Twilio(e));
+    }
+
+    /// Ends the plan here.
+    pub fn finish(self) -> Next {
+        Next::Plan(self.build())
+    }
+
+    fn build(mut self) -> Plan {
+        let ch = self.input.ch;
+        let now = self.input.now;
+        let phase = match self.phase_override.clone() {
+            Some((p, detail)) => {
+                let (reason, message) = detail.unwrap_or_else(|| (reason_for(p), phase_message(p).to_owned()));
+                self.set.set(ConditionType::Ready, Status::False, reason, message);
+                readiness::set_kstatus(&mut self.set, p);
+                p
+            }
+            None => readiness::summarize(&mut self.set, ch.spec.active),
+        };
+        let status = if self.kept_stale {
+            // Everything but the recorded intents stays as it was.
+            self.record.clone()
+        } else {
+            let mut s = self.status.clone();
+            let active = self.set.is(ConditionType::Active, Status::True);
+            s.phase = Some(phase);
+            s.queue = if active { ch.spec.queue.clone() } else { None };
+            s.language = if active { ch.spec.language.clone() } else { None };
+            s.observed_generation = ch.meta().generation;
+            s.conditions = self.set.to_conditions(&self.old.conditions, s.observed_generation, now);
+            s
+        };
+        let mut events = self.notes.clone();
+        if let Some(t) = ready_transition(&self.old.conditions, &status.conditions) {
+            events.insert(0, t);
+        }
+        let mut steps = std::mem::take(&mut self.pre);
+        if !self.twilio.is_empty() {
+            steps.push(Step::Record(Box::new(self.record.clone())));
+            steps.append(&mut self.twilio);
+        }
+        steps.append(&mut self.post);
+        // A quick requeue (following a message's delivery) is not a reason to re-verify; a
+        // transient outcome is no result to stand on.
+        let valid_for = match phase {
+            Phase::Degraded | Phase::Pending => Duration::ZERO,
+            _ => self.interval(phase, &status),
+        };
+        let verified = if self.error.is_some() { None } else { self.verified.take().map(|v| (v, valid_for)) };
+        let after = if self.finalize {
+            After::Finalize
+        } else if let Some(e) = self.error.take() {
+            After::Backoff(e)
+        } else {
+            After::Requeue(self.next_requeue(phase, &status))
+        };
+        Plan {
+            steps,
+            status,
+            events,
+            after,
+            verified,
+            forget_verification: self.forget_verification,
+            hold: self.hold,
+        }
+    }
+
+    fn next_requeue(&self, phase: Phase, status: &WhatsAppChannelStatus) -> Duration {
+        let base = self.interval(phase, status);
+        self.requeue.map_or(base, |r| r.min(base))
+    }
+
+    /// How long the outcome of a pass in `phase` stands before the channel is looked at again.
+    fn interval(&self, phase: Phase, status: &WhatsAppChannelStatus) -> Duration {
+        let cfg = self.input.config;
+        match phase {
+            Phase::Ready | Phase::Inactive => {
+                let age = status.last_verified_time.as_ref().map(|t| clock::between(t, self.input.now)).unwrap_or_default();
+                cfg.verify_interval.saturating_sub(age).max(Duration::from_secs(1))
+            }
+            Phase::Waiting => cfg.sender_poll_interval,
+            _ => cfg.permanent_retry_interval,
+        }
+    }
+}
+
+fn parse_status(s: &str) -> Status {
+    match s {
+        "True" => Status::True,
+        "False" => Status::False,
+        _ => Status::Unknown,
+    }
+}
+
+fn reason_for(p: Phase) -> Reason {
+    if p == Phase::Deleting {
+        Reason::Deleting
+    } else {
+        Reason::Suspended
+    }
+}
+
+fn phase_message(p: Phase) -> &'static str {
+    if p == Phase::Deleting {
+        "The channel is being deleted"
+    } else {
+        "spec.suspend is true: the operator makes no Twilio calls"
+    }
+}
+
+/// The one Event a pass publishes for its conditions: when `Ready` changes status or reason.
+/// A Warning when it turns False for a reason the user must act on or a transient failure.
+pub fn ready_transition(old: &[Condition], new: &[Condition]) -> Option<Note> {
+    let ready = |cs: &[Condition]| cs.iter().find(|c| c.type_ == "Ready").cloned();
+    let new = ready(new)?;
+    if let Some(o) = ready(old) {
+        if o.status == new.status && o.reason == new.reason {
+            return None;
+        }
+    }
+    let reason = Reason::ALL.iter().copied().find(|r| r.as_str() == new.reason)?;
+    let quiet = matches!(reason, Reason::NotConnected | Reason::Suspended | Reason::Deleting);
+    let type_ = if new.status == "False" && !quiet { EventType::Warning } else { EventType::Normal };
+    Some(Note { type_, reason, message: format!("Ready is {}: {}", new.status, new.message) })
+}
