@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use super::error::{self, TwilioError};
+use super::redact::redact_url;
 use super::secret::Credentials;
 
 /// Default host of the 2010-04-01 REST API.
@@ -332,14 +333,16 @@ pub(crate) fn elapsed_ms(started: Instant) -> u64 {
 /// Validates a base URL: http(s), a host, no query or fragment; http only on loopback
 /// unless allowed. Returns it without a trailing `/`.
 pub(crate) fn checked_base(raw: &str, allow_insecure_http: bool) -> Result<String, TwilioError> {
-    let url =
-        Url::parse(raw.trim()).map_err(|e| TwilioError::InvalidInput(format!("base URL {raw:?} is not a URL: {e}")))?;
+    // Messages quote the URL with its userinfo redacted.
+    let shown = redact_url(raw);
+    let url = Url::parse(raw.trim())
+        .map_err(|e| TwilioError::InvalidInput(format!("base URL {shown:?} is not a URL: {e}")))?;
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
         return Err(TwilioError::InvalidInput(format!(
-            "base URL {raw:?} must not have credentials, a query or a fragment"
+            "base URL {shown:?} must not have credentials, a query or a fragment"
         )));
     }
-    let host = url.host_str().ok_or_else(|| TwilioError::InvalidInput(format!("base URL {raw:?} has no host")))?;
+    let host = url.host_str().ok_or_else(|| TwilioError::InvalidInput(format!("base URL {shown:?} has no host")))?;
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let loopback =
         bare.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
@@ -348,11 +351,11 @@ pub(crate) fn checked_base(raw: &str, allow_insecure_http: bool) -> Result<Strin
         "http" if loopback || allow_insecure_http => {}
         "http" => {
             return Err(TwilioError::InvalidInput(format!(
-                "base URL {raw:?} uses plain http on a non-loopback host; use https"
+                "base URL {shown:?} uses plain http on a non-loopback host; use https"
             )));
         }
         other => {
-            return Err(TwilioError::InvalidInput(format!("base URL {raw:?} has unsupported scheme {other:?}")));
+            return Err(TwilioError::InvalidInput(format!("base URL {shown:?} has unsupported scheme {other:?}")));
         }
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
@@ -399,7 +402,8 @@ mod tests {
         assert!(checked_base("http://twilio-sim.test.svc:8080", false).is_err());
         assert!(checked_base("http://twilio-sim.test.svc:8080", true).is_ok());
         assert!(checked_base("ftp://x", true).is_err());
-        assert!(checked_base("https://user:pw@api.twilio.com", false).is_err());
+        let err = checked_base("https://user:pw@api.twilio.com", false).unwrap_err().to_string();
+        assert!(err.contains("https://***@api.twilio.com") && !err.contains("pw"), "{err}");
         assert!(checked_base("https://api.twilio.com/?x=1", false).is_err());
         assert!(checked_base("not a url", false).is_err());
     }
