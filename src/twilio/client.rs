@@ -216,8 +216,9 @@ impl TwilioClient {
             }
         };
         let status = response.status();
-        let retry_after =
-            response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let retry_after = header(reqwest::header::RETRY_AFTER);
+        let content_type = header(reqwest::header::CONTENT_TYPE);
         let bytes = match response.bytes().await {
             Ok(bytes) => bytes,
             Err(err) => {
@@ -242,14 +243,11 @@ impl TwilioClient {
         };
         tracing::debug!(status = status.as_u16(), elapsed_ms = elapsed_ms(started), "twilio response");
         if !status.is_success() {
-            return Err(error::from_response(status.as_u16(), retry_after.as_deref(), &bytes, is_post));
+            let content_type = content_type.as_deref();
+            return Err(error::from_response(status.as_u16(), retry_after.as_deref(), content_type, &bytes, is_post));
         }
-        serde_json::from_slice(&bytes).map_err(|e| TwilioError::Decode {
-            op,
-            status: status.as_u16(),
-            message: format!("{e}; body starts: {}", error::snippet(&bytes)),
-            ambiguous: is_post,
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| error::decode_error(op, status.as_u16(), content_type.as_deref(), &bytes, &e, is_post))
     }
 
     /// Fetches pages from `first` on, following `next` links, until `visit` says stop, there

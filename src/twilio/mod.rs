@@ -45,7 +45,7 @@ pub use client::{
     default_user_agent, TwilioClient, TwilioConfig, DEFAULT_API_BASE_URL, DEFAULT_MESSAGING_BASE_URL, DEFAULT_TIMEOUT,
 };
 pub use error::{ErrorBody, TwilioError};
-pub use identity::{IdentityClient, IdentityError, TokenResponse};
+pub use identity::{IdentityClient, IdentityError, OAuthErrorCode, TokenResponse};
 pub use messages::{Message, MessageContent, MessageQuery, MessageStatus, NewMessage};
 pub use numbers::{Capabilities, IncomingPhoneNumber, SmsMethod};
 pub use redact::redact_url;
