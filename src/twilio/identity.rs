@@ -327,6 +327,7 @@ fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::twilio::error::MAX_RETRY_AFTER;
     use crate::twilio::testutil::{MockServer, Reply};
 
     fn client() -> IdentityClient {
@@ -503,6 +504,24 @@ mod tests {
         }
         assert_eq!(OAuthErrorCode::from_wire("Invalid_Scope"), OAuthErrorCode::Other);
         assert_eq!(OAuthErrorCode::Other.as_str(), "other");
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_capped_like_twilios() {
+        let far = (chrono::Utc::now() + chrono::Duration::days(30)).format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        let server = MockServer::start(vec![
+            Reply::json(429, "").header("retry-after", "99999999"),
+            Reply::json(503, "").header("retry-after", far),
+            Reply::json(503, "").header("retry-after", "30"),
+        ])
+        .await;
+        let c = client();
+        let secret = Secret::new("s");
+        for expected in [MAX_RETRY_AFTER, MAX_RETRY_AFTER, Duration::from_secs(30)] {
+            let e = c.request_client_credentials_token(&server.base, "id", &secret, None).await.unwrap_err();
+            assert!(e.is_transient());
+            assert_eq!(e.retry_after(), Some(expected));
+        }
     }
 
     #[test]
