@@ -86,6 +86,37 @@ async fn an_http_webhook_is_rejected() {
 }
 
 #[tokio::test]
+async fn urls_with_userinfo_are_rejected() {
+    let env = common::setup("api-userinfo").await;
+    for (name, url) in [
+        ("webhook-userinfo", "https://user:pass@receiver.example.com/hook"),
+        ("webhook-user", "https://user@receiver.example.com/hook"),
+    ] {
+        let mut spec = valid_spec();
+        spec["webhook"]["url"] = json!(url);
+        assert_rejected(&env, name, spec, "spec.webhook.url").await;
+    }
+    for (name, url) in [
+        ("identity-userinfo", "https://client:secret@id.example.com"),
+        ("identity-loopback-userinfo", "http://client:secret@127.0.0.1:5000"),
+    ] {
+        let mut spec = valid_spec();
+        spec["identityServer"] =
+            json!({"url": url, "clientId": "crm-app", "clientSecretRef": {"name": "crm-identity"}});
+        assert_rejected(&env, name, spec, "spec.identityServer.url").await;
+    }
+    // An `@` after the authority is not userinfo.
+    let mut spec = valid_spec();
+    spec["webhook"]["url"] = json!("https://receiver.example.com/hooks/@team/whatsapp?notify=ops@example.com");
+    spec["identityServer"] = json!({
+        "url": "https://id.example.com/tenants/@crm",
+        "clientId": "crm-app",
+        "clientSecretRef": {"name": "crm-identity"}
+    });
+    create(&env, "at-in-path", spec).await.expect("an @ in the path or query is accepted");
+}
+
+#[tokio::test]
 async fn a_bad_account_sid_is_rejected() {
     let env = common::setup("api-sid").await;
     for (name, sid) in [

@@ -9,11 +9,14 @@ use serde::{Deserialize, Serialize};
 pub const E164_PATTERN: &str = r"^\+[1-9][0-9]{1,14}$";
 /// A Twilio Account SID: `AC` and 32 hexadecimal digits.
 pub const ACCOUNT_SID_PATTERN: &str = r"^AC[0-9a-fA-F]{32}$";
-/// A webhook receiver URL: https only.
-pub const HTTPS_URL_PATTERN: &str = r"^https://[^\s/?#]+([/?#][^\s]*)?$";
-/// An identity-server URL: https, or http on the loopback interface for local development.
+/// A webhook receiver URL: https only, without userinfo (no `@` in the authority, the part
+/// before the first `/`, `?` or `#`: `https://user:pass@host` is refused, an `@` in the path
+/// or query is fine).
+pub const HTTPS_URL_PATTERN: &str = r"^https://[^\s/?#@]+([/?#][^\s]*)?$";
+/// An identity-server URL: https without userinfo (as [`HTTPS_URL_PATTERN`]), or http on the
+/// loopback interface for local development.
 pub const IDENTITY_URL_PATTERN: &str =
-    r"^(https://[^\s/?#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?)([/?#][^\s]*)?$";
+    r"^(https://[^\s/?#@]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?)([/?#][^\s]*)?$";
 /// A DNS-1123 label: the application instance name.
 pub const DNS_LABEL_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// A BCP 47 language tag such as `en`, `en-US`, `pt-BR` or `zh-Hant-TW`.
@@ -153,9 +156,9 @@ fn default_client_secret_key() -> String {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookSpec {
-    /// The receiver URL (https only), e.g.
+    /// The receiver URL (https only, no `user:password@` userinfo), e.g.
     /// `https://sm-receiver.example.com/api/webhook/LeadGen/whatsapp`.
-    #[schemars(length(max = 2048), regex(pattern = r"^https://[^\s/?#]+([/?#][^\s]*)?$"))]
+    #[schemars(length(max = 2048), regex(pattern = HTTPS_URL_PATTERN))]
     pub url: String,
     /// The HTTP method Twilio uses to call the receiver. WhatsApp senders accept only `POST`.
     #[serde(default)]
@@ -220,11 +223,8 @@ pub enum BindingPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct IdentityServerSpec {
     /// The identity server's base URL; the token endpoint is `<url>/connect/token`. https, or
-    /// http on loopback for local development.
-    #[schemars(
-        length(max = 2048),
-        regex(pattern = r"^(https://[^\s/?#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?)([/?#][^\s]*)?$")
-    )]
+    /// http on loopback for local development; no `user:password@` userinfo.
+    #[schemars(length(max = 2048), regex(pattern = IDENTITY_URL_PATTERN))]
     pub url: String,
     /// The OAuth2 client id.
     #[schemars(length(min = 1, max = 256))]
@@ -404,4 +404,70 @@ pub struct ConfirmationStatus {
     /// answered: setting the annotation to a new value sends the message again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resend_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt;
+    use regex::Regex;
+
+    use super::*;
+
+    fn matches(pattern: &str, value: &str) -> bool {
+        Regex::new(pattern).unwrap().is_match(value)
+    }
+
+    #[test]
+    fn webhook_urls_without_userinfo() {
+        for ok in [
+            "https://receiver.example.com/api/webhook/LeadGen/whatsapp",
+            "https://receiver.example.com",
+            "https://receiver.example.com:8443/x?y=1#z",
+            "https://receiver.example.com/hooks/@team/whatsapp",
+            "https://receiver.example.com/x?notify=ops@example.com",
+            "https://receiver.example.com?notify=ops@example.com",
+            "https://receiver.example.com#user@frag",
+        ] {
+            assert!(matches(HTTPS_URL_PATTERN, ok), "{ok} should be accepted");
+            assert!(matches(IDENTITY_URL_PATTERN, ok), "{ok} should be accepted");
+        }
+        for refused in [
+            "https://user:pass@receiver.example.com/x",
+            "https://user@receiver.example.com",
+            "https://:pass@receiver.example.com",
+            "https://@receiver.example.com",
+            "https://receiver.example.com@evil.example/x",
+            "https://user:pass@receiver.example.com?x=1",
+            "http://receiver.example.com/x",
+            "https://receiver.example.com/a b",
+            "https:///x",
+        ] {
+            assert!(!matches(HTTPS_URL_PATTERN, refused), "{refused} should be refused");
+            assert!(!matches(IDENTITY_URL_PATTERN, refused), "{refused} should be refused");
+        }
+    }
+
+    #[test]
+    fn identity_urls_allow_loopback_http_only_without_userinfo() {
+        for ok in ["http://127.0.0.1:5000", "http://localhost/identity", "http://[::1]:8080/x@y"] {
+            assert!(matches(IDENTITY_URL_PATTERN, ok), "{ok} should be accepted");
+        }
+        for refused in [
+            "http://user:pass@127.0.0.1:5000",
+            "http://user@localhost",
+            "http://127.0.0.1@evil.example",
+            "http://localhost:5000@evil.example/x",
+            "http://id.example.com",
+        ] {
+            assert!(!matches(IDENTITY_URL_PATTERN, refused), "{refused} should be refused");
+        }
+    }
+
+    #[test]
+    fn the_schema_uses_the_patterns() {
+        let crd = serde_json::to_value(WhatsAppChannel::crd()).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        assert_eq!(spec["webhook"]["properties"]["url"]["pattern"], HTTPS_URL_PATTERN);
+        assert_eq!(spec["identityServer"]["properties"]["url"]["pattern"], IDENTITY_URL_PATTERN);
+    }
 }

@@ -592,7 +592,7 @@ mod tests {
                 r#"error: spec.phoneNumber "+1 415" does not match ^\+[1-9][0-9]{1,14}$ @spec.phoneNumber"#,
                 r#"error: spec.queue "" is shorter than 1 characters @spec.queue"#,
                 r#"error: spec.suspend must be of type boolean, got string "maybe" @spec.suspend"#,
-                r#"error: spec.webhook.url "http://receiver.example.com/hook" does not match ^https://[^\s/?#]+([/?#][^\s]*)?$ @spec.webhook.url"#,
+                r#"error: spec.webhook.url "http://receiver.example.com/hook" does not match ^https://[^\s/?#@]+([/?#][^\s]*)?$ @spec.webhook.url"#,
             ]
         );
         let got = messages(with(json!({"phoneNumber": 14155550100u64, "instance": "x".repeat(64)})));

@@ -246,6 +246,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_bad_fetch_account_body_never_shows_the_auth_token() {
+        let secret = "SEKRIT-TOKEN-123";
+        let server = MockServer::start(vec![
+            Reply::json(200, format!(r#"{{"auth_token":"{secret}","sid":{{"nested":"{secret}"}},"status":"active"}}"#)),
+            Reply::json(200, format!(r#"{{"auth_token":"{secret}","friendly_name":7,"sid":"{secret}"}}"#)),
+            Reply::json(200, format!(r#"{{"auth_token":"{secret}""#)),
+            Reply::json(200, format!("<html>{secret}</html>")).header("content-type", "text/html"),
+        ])
+        .await;
+        let creds = Credentials::auth_token(AC, Secret::new("token"));
+        for _ in 0..4 {
+            let err = server.client().fetch_account(&creds).await.unwrap_err();
+            assert!(matches!(err, TwilioError::Decode { status: 200, .. }), "{err:?}");
+            assert!(!err.to_string().contains(secret), "{err}");
+            assert!(!format!("{err:?}").contains(secret), "{err:?}");
+        }
+    }
+
+    #[tokio::test]
     async fn invalid_credentials_are_not_sent() {
         let server = MockServer::start(vec![]).await;
         let creds = Credentials::auth_token("AC../../x", Secret::new("t"));

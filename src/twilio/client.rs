@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use super::error::{self, TwilioError};
+use super::redact::redact_url;
 use super::secret::Credentials;
 
 /// Default host of the 2010-04-01 REST API.
@@ -215,8 +216,9 @@ impl TwilioClient {
             }
         };
         let status = response.status();
-        let retry_after =
-            response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let retry_after = header(reqwest::header::RETRY_AFTER);
+        let content_type = header(reqwest::header::CONTENT_TYPE);
         let bytes = match response.bytes().await {
             Ok(bytes) => bytes,
             Err(err) => {
@@ -241,14 +243,11 @@ impl TwilioClient {
         };
         tracing::debug!(status = status.as_u16(), elapsed_ms = elapsed_ms(started), "twilio response");
         if !status.is_success() {
-            return Err(error::from_response(status.as_u16(), retry_after.as_deref(), &bytes, is_post));
+            let content_type = content_type.as_deref();
+            return Err(error::from_response(status.as_u16(), retry_after.as_deref(), content_type, &bytes, is_post));
         }
-        serde_json::from_slice(&bytes).map_err(|e| TwilioError::Decode {
-            op,
-            status: status.as_u16(),
-            message: format!("{e}; body starts: {}", error::snippet(&bytes)),
-            ambiguous: is_post,
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| error::decode_error(op, status.as_u16(), content_type.as_deref(), &bytes, &e, is_post))
     }
 
     /// Fetches pages from `first` on, following `next` links, until `visit` says stop, there
@@ -332,14 +331,16 @@ pub(crate) fn elapsed_ms(started: Instant) -> u64 {
 /// Validates a base URL: http(s), a host, no query or fragment; http only on loopback
 /// unless allowed. Returns it without a trailing `/`.
 pub(crate) fn checked_base(raw: &str, allow_insecure_http: bool) -> Result<String, TwilioError> {
-    let url =
-        Url::parse(raw.trim()).map_err(|e| TwilioError::InvalidInput(format!("base URL {raw:?} is not a URL: {e}")))?;
+    // Messages quote the URL with its userinfo redacted.
+    let shown = redact_url(raw);
+    let url = Url::parse(raw.trim())
+        .map_err(|e| TwilioError::InvalidInput(format!("base URL {shown:?} is not a URL: {e}")))?;
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
         return Err(TwilioError::InvalidInput(format!(
-            "base URL {raw:?} must not have credentials, a query or a fragment"
+            "base URL {shown:?} must not have credentials, a query or a fragment"
         )));
     }
-    let host = url.host_str().ok_or_else(|| TwilioError::InvalidInput(format!("base URL {raw:?} has no host")))?;
+    let host = url.host_str().ok_or_else(|| TwilioError::InvalidInput(format!("base URL {shown:?} has no host")))?;
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let loopback =
         bare.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
@@ -348,11 +349,11 @@ pub(crate) fn checked_base(raw: &str, allow_insecure_http: bool) -> Result<Strin
         "http" if loopback || allow_insecure_http => {}
         "http" => {
             return Err(TwilioError::InvalidInput(format!(
-                "base URL {raw:?} uses plain http on a non-loopback host; use https"
+                "base URL {shown:?} uses plain http on a non-loopback host; use https"
             )));
         }
         other => {
-            return Err(TwilioError::InvalidInput(format!("base URL {raw:?} has unsupported scheme {other:?}")));
+            return Err(TwilioError::InvalidInput(format!("base URL {shown:?} has unsupported scheme {other:?}")));
         }
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
@@ -399,7 +400,8 @@ mod tests {
         assert!(checked_base("http://twilio-sim.test.svc:8080", false).is_err());
         assert!(checked_base("http://twilio-sim.test.svc:8080", true).is_ok());
         assert!(checked_base("ftp://x", true).is_err());
-        assert!(checked_base("https://user:pw@api.twilio.com", false).is_err());
+        let err = checked_base("https://user:pw@api.twilio.com", false).unwrap_err().to_string();
+        assert!(err.contains("https://***@api.twilio.com") && !err.contains("pw"), "{err}");
         assert!(checked_base("https://api.twilio.com/?x=1", false).is_err());
         assert!(checked_base("not a url", false).is_err());
     }

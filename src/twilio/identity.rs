@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tracing::Instrument;
 
 use super::client::{checked_base, elapsed_ms, http_client};
-use super::error::{parse_retry_after, snippet, transport_message};
+use super::error::{body_summary, json_problem, parse_retry_after, transport_message, TwilioError};
 use super::secret::Secret;
 use super::wire;
 
@@ -43,16 +43,79 @@ struct RawToken {
     scope: Option<String>,
 }
 
-/// An OAuth2 error body (RFC 6749 §5.2).
+/// An OAuth2 error body (RFC 6749 §5.2): only `error` is read. `error_description` and
+/// `error_uri` are free text chosen by the server, which may echo what it was sent (the client
+/// id, the scope, even the secret): they are never read, logged or reported.
 #[derive(Deserialize, Default)]
 struct RawError {
     #[serde(default, deserialize_with = "wire::opt_string")]
     error: Option<String>,
-    #[serde(default, deserialize_with = "wire::opt_string")]
-    error_description: Option<String>,
 }
 
-/// Why a token request failed. Never contains the client secret or a token.
+/// The `error` code of an OAuth2 token error response: the closed set of RFC 6749 §5.2, and
+/// [`OAuthErrorCode::Other`] for any other value (which is not kept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OAuthErrorCode {
+    /// `invalid_request`: a parameter is missing, repeated or malformed.
+    InvalidRequest,
+    /// `invalid_client`: unknown client, wrong secret or unsupported client authentication.
+    InvalidClient,
+    /// `invalid_grant`: the grant is invalid, expired or revoked.
+    InvalidGrant,
+    /// `unauthorized_client`: the client may not use this grant type.
+    UnauthorizedClient,
+    /// `unsupported_grant_type`: the server does not support this grant type.
+    UnsupportedGrantType,
+    /// `invalid_scope`: the scope is invalid, unknown, or exceeds what the client may ask for.
+    InvalidScope,
+    /// A value outside RFC 6749 §5.2.
+    Other,
+}
+
+impl OAuthErrorCode {
+    const REGISTERED: [(&'static str, Self); 6] = [
+        ("invalid_request", Self::InvalidRequest),
+        ("invalid_client", Self::InvalidClient),
+        ("invalid_grant", Self::InvalidGrant),
+        ("unauthorized_client", Self::UnauthorizedClient),
+        ("unsupported_grant_type", Self::UnsupportedGrantType),
+        ("invalid_scope", Self::InvalidScope),
+    ];
+
+    /// The code of an `error` value: one of RFC 6749 §5.2 (exact match, codes are
+    /// case-sensitive), else [`OAuthErrorCode::Other`].
+    pub fn from_wire(value: &str) -> Self {
+        Self::REGISTERED.iter().find(|(wire, _)| *wire == value).map_or(Self::Other, |&(_, code)| code)
+    }
+
+    /// The code as RFC 6749 spells it; `other` for [`OAuthErrorCode::Other`].
+    pub fn as_str(self) -> &'static str {
+        Self::REGISTERED.iter().find(|(_, code)| *code == self).map_or("other", |&(wire, _)| wire)
+    }
+
+    /// What the code means for a client-credentials token request (our text).
+    pub fn explanation(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "the server found the token request malformed",
+            Self::InvalidClient => "unknown client id or wrong client secret",
+            Self::InvalidGrant => "the server refused the client-credentials grant",
+            Self::UnauthorizedClient => "the client may not use the client-credentials grant",
+            Self::UnsupportedGrantType => "the server does not support the client-credentials grant",
+            Self::InvalidScope => "the requested scope is invalid, unknown, or not allowed for this client",
+            Self::Other => "an error code outside RFC 6749 (not shown)",
+        }
+    }
+}
+
+impl std::fmt::Display for OAuthErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a token request failed. Never contains the client secret, a token, or any text of the
+/// server's response: only the HTTP status, the OAuth2 `error` code (a closed set), our own
+/// text, and transport errors stripped of URLs.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     /// The URL or client id is unusable (not sent).
@@ -60,22 +123,21 @@ pub enum IdentityError {
     InvalidInput(String),
     /// The server rejected the client: unknown client id or wrong secret (`invalid_client`,
     /// or HTTP 401).
-    #[error("the identity server rejected the client credentials (HTTP {status}): {description}")]
+    #[error("the identity server rejected the client credentials (HTTP {status}): {}", OAuthErrorCode::InvalidClient.explanation())]
     InvalidClient {
         /// HTTP status (400 or 401).
         status: u16,
-        /// The server's `error_description` or `error`.
-        description: String,
     },
     /// Another OAuth2 error, e.g. `invalid_scope`, `unauthorized_client`
     /// (client not allowed the client-credentials grant), or a 404 for a wrong URL.
-    #[error("the identity server refused the token request (HTTP {status}, {error}): {description}")]
+    #[error("the identity server refused the token request (HTTP {status}{}): {description}", fmt_code(*error))]
     Rejected {
         /// HTTP status.
         status: u16,
-        /// The OAuth2 `error` code (empty when the body had none).
-        error: String,
-        /// The description, or a snippet of the body.
+        /// The OAuth2 `error` code, when the body had one.
+        error: Option<OAuthErrorCode>,
+        /// Our description: of the code, or of a body without one (its size and media type,
+        /// never its content).
         description: String,
     },
     /// HTTP 429 or 5xx: try again later.
@@ -99,9 +161,22 @@ pub enum IdentityError {
     Decode {
         /// HTTP status.
         status: u16,
-        /// What is wrong.
+        /// What is wrong (kind and position, the body's size and media type; never its
+        /// content, which may hold a token).
         message: String,
     },
+}
+
+fn fmt_code(code: Option<OAuthErrorCode>) -> String {
+    code.map(|c| format!(", {c}")).unwrap_or_default()
+}
+
+/// The message of a Twilio-client configuration error, without the Twilio prefix.
+fn invalid_input(err: TwilioError) -> IdentityError {
+    match err {
+        TwilioError::InvalidInput(message) => IdentityError::InvalidInput(message),
+        other => IdentityError::InvalidInput(other.to_string()),
+    }
 }
 
 impl IdentityError {
@@ -141,14 +216,14 @@ impl IdentityClient {
     /// Builds a client with a whole-request `timeout` and `user_agent` (see
     /// [`crate::twilio::default_user_agent`]). No redirects are followed.
     pub fn new(timeout: Duration, user_agent: &str) -> Result<Self, IdentityError> {
-        let http = http_client(timeout, user_agent).map_err(|e| IdentityError::InvalidInput(e.to_string()))?;
+        let http = http_client(timeout, user_agent).map_err(invalid_input)?;
         Ok(Self { http })
     }
 
     /// The token endpoint for a base URL: `<url>/connect/token` (kept as is when `url`
     /// already ends with it). https, or http on loopback only.
     pub fn token_endpoint(base_url: &str) -> Result<Url, IdentityError> {
-        let base = checked_base(base_url, false).map_err(|e| IdentityError::InvalidInput(e.to_string()))?;
+        let base = checked_base(base_url, false).map_err(invalid_input)?;
         let full = if base.ends_with(TOKEN_PATH) { base } else { format!("{base}{TOKEN_PATH}") };
         Url::parse(&full).map_err(|e| IdentityError::InvalidInput(format!("bad token URL: {e}")))
     }
@@ -191,27 +266,33 @@ impl IdentityClient {
                 .await
                 .map_err(|e| IdentityError::Transport { timeout: e.is_timeout(), message: transport_message(e) })?;
             let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
+            let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            // The same parsing and cap (`MAX_RETRY_AFTER`) as Twilio's `Retry-After`.
+            let retry_after = header(reqwest::header::RETRY_AFTER).as_deref().and_then(parse_retry_after);
+            let content_type = header(reqwest::header::CONTENT_TYPE);
             let body = response
                 .bytes()
                 .await
                 .map_err(|e| IdentityError::Transport { timeout: e.is_timeout(), message: transport_message(e) })?;
             tracing::debug!(status, elapsed_ms = elapsed_ms(started), "identity response");
-            classify(status, retry_after, &body)
+            classify(status, retry_after, content_type.as_deref(), &body)
         }
         .instrument(span)
         .await
     }
 }
 
-fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Result<TokenResponse, IdentityError> {
+fn classify(
+    status: u16,
+    retry_after: Option<Duration>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<TokenResponse, IdentityError> {
     if (200..300).contains(&status) {
-        let raw: RawToken = serde_json::from_slice(body)
-            .map_err(|e| IdentityError::Decode { status, message: format!("not a token response: {e}") })?;
+        let raw: RawToken = serde_json::from_slice(body).map_err(|e| IdentityError::Decode {
+            status,
+            message: format!("not a token response: {} ({})", json_problem(&e), body_summary(body, content_type)),
+        })?;
         let access_token = raw
             .access_token
             .filter(|t| !t.is_empty())
@@ -226,21 +307,27 @@ fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Result<T
     if status == 429 || status >= 500 {
         return Err(IdentityError::Unavailable { status, retry_after });
     }
-    let parsed: RawError = serde_json::from_slice(body).unwrap_or_default();
-    let error = parsed.error.unwrap_or_default();
-    let description = parsed
-        .error_description
-        .or_else(|| Some(error.clone()).filter(|e| !e.is_empty()))
-        .unwrap_or_else(|| snippet(body));
-    if status == 401 || error == "invalid_client" {
-        return Err(IdentityError::InvalidClient { status, description });
+    let parsed = serde_json::from_slice::<RawError>(body).ok();
+    let error = parsed.as_ref().and_then(|p| p.error.as_deref()).map(OAuthErrorCode::from_wire);
+    if status == 401 || error == Some(OAuthErrorCode::InvalidClient) {
+        return Err(IdentityError::InvalidClient { status });
     }
+    let description = match (error, &parsed) {
+        (Some(code), _) => code.explanation().to_owned(),
+        (None, _) if status == 404 => {
+            format!("no token endpoint at this URL (requests go to the base URL followed by {TOKEN_PATH})")
+        }
+        (None, Some(_)) => "no OAuth2 error code in the response".to_owned(),
+        (None, None) if body.iter().all(u8::is_ascii_whitespace) => format!("HTTP {status} without an error body"),
+        (None, None) => format!("unexpected response body ({})", body_summary(body, content_type)),
+    };
     Err(IdentityError::Rejected { status, error, description })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::twilio::error::MAX_RETRY_AFTER;
     use crate::twilio::testutil::{MockServer, Reply};
 
     fn client() -> IdentityClient {
@@ -301,11 +388,19 @@ mod tests {
         let c = client();
         let secret = Secret::new("very-secret");
         let e = c.request_client_credentials_token(&server.base, "id", &secret, None).await.unwrap_err();
-        assert_eq!(e, IdentityError::InvalidClient { status: 400, description: "invalid_client".into() });
+        assert_eq!(e, IdentityError::InvalidClient { status: 400 });
+        assert_eq!(
+            e.to_string(),
+            "the identity server rejected the client credentials (HTTP 400): unknown client id or wrong client secret"
+        );
         assert!(!e.is_transient());
         assert_eq!(e.reason(), "IdentityInvalidClient");
         let e = c.request_client_credentials_token(&server.base, "id", &secret, Some("x")).await.unwrap_err();
-        assert!(matches!(&e, IdentityError::Rejected { error, .. } if error == "invalid_scope"));
+        assert!(matches!(&e, IdentityError::Rejected { error: Some(OAuthErrorCode::InvalidScope), .. }));
+        assert_eq!(
+            e.to_string(),
+            "the identity server refused the token request (HTTP 400, invalid_scope): the requested scope is invalid, unknown, or not allowed for this client"
+        );
         let e = c.request_client_credentials_token(&server.base, "id", &secret, None).await.unwrap_err();
         assert!(e.is_transient());
         assert_eq!(e.retry_after(), Some(Duration::from_secs(5)));
@@ -313,5 +408,126 @@ mod tests {
         assert!(matches!(e, IdentityError::Decode { .. }));
         assert_eq!(server.requests()[0].body, "grant_type=client_credentials&client_id=id&client_secret=very-secret");
         assert!(!e.to_string().contains("very-secret"));
+    }
+
+    const SEKRIT: &str = "SEKRIT-TOKEN-123";
+
+    fn assert_clean(result: Result<TokenResponse, IdentityError>, case: &str) -> IdentityError {
+        let err = result.expect_err(case);
+        assert!(!err.to_string().contains(SEKRIT), "{case}: Display leaks: {err}");
+        assert!(!format!("{err:?}").contains(SEKRIT), "{case}: Debug leaks: {err:?}");
+        err
+    }
+
+    #[test]
+    fn no_body_content_reaches_an_error() {
+        let bodies = [
+            ("plain text", SEKRIT.to_owned()),
+            ("html", format!("<html>client_secret={SEKRIT}</html>")),
+            (
+                "error_description",
+                format!(r#"{{"error":"invalid_client","error_description":"secret {SEKRIT} is wrong"}}"#),
+            ),
+            (
+                "description of another code",
+                format!(
+                    r#"{{"error":"invalid_scope","error_description":"{SEKRIT}","error_uri":"https://u:{SEKRIT}@id/x"}}"#
+                ),
+            ),
+            ("unregistered error", format!(r#"{{"error":"{SEKRIT}","error_description":"{SEKRIT}"}}"#)),
+            ("no error field", format!(r#"{{"message":"{SEKRIT}","client_secret":"{SEKRIT}"}}"#)),
+            ("error not a string", format!(r#"{{"error":["{SEKRIT}"]}}"#)),
+        ];
+        for (case, body) in &bodies {
+            for status in [200, 400, 401, 403, 404, 429, 500] {
+                for content_type in [None, Some("application/json"), Some("text/html")] {
+                    assert_clean(classify(status, None, content_type, body.as_bytes()), case);
+                }
+            }
+        }
+        let err = classify(400, None, None, br#"{"error":"SEKRIT-TOKEN-123"}"#).unwrap_err();
+        assert_eq!(
+            err,
+            IdentityError::Rejected {
+                status: 400,
+                error: Some(OAuthErrorCode::Other),
+                description: "an error code outside RFC 6749 (not shown)".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "the identity server refused the token request (HTTP 400, other): an error code outside RFC 6749 (not shown)"
+        );
+        let err = classify(403, None, Some("text/html; charset=utf-8"), b"<html>Forbidden</html>").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the identity server refused the token request (HTTP 403): unexpected response body (22 bytes, text/html)"
+        );
+        let err = classify(404, None, None, b"").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the identity server refused the token request (HTTP 404): no token endpoint at this URL (requests go to the base URL followed by /connect/token)"
+        );
+        assert!(matches!(classify(401, None, None, b"nope"), Err(IdentityError::InvalidClient { status: 401 })));
+    }
+
+    #[test]
+    fn a_bad_token_response_never_shows_the_token() {
+        // A 2xx whose shape is wrong: the access token must not be quoted by serde_json.
+        for body in [
+            format!(r#"{{"access_token":"{SEKRIT}","expires_in":"{SEKRIT}"}}"#),
+            format!(r#"{{"access_token":"{SEKRIT}","token_type":7,"scope":"{SEKRIT}"}}"#),
+            format!(r#"{{"access_token":"{SEKRIT}""#),
+            format!("access_token={SEKRIT}&token_type=bearer"),
+        ] {
+            let err = assert_clean(classify(200, None, Some("application/json"), body.as_bytes()), &body);
+            assert!(matches!(err, IdentityError::Decode { status: 200, .. }), "{err:?}");
+        }
+        let err = classify(200, None, Some("application/json"), br#"{"access_token":1}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unexpected response from the identity server (HTTP 200): not a token response: JSON of an unexpected shape at line 1 column 17 (18 bytes, application/json)"
+        );
+    }
+
+    #[test]
+    fn error_codes_are_a_closed_set() {
+        for code in [
+            OAuthErrorCode::InvalidRequest,
+            OAuthErrorCode::InvalidClient,
+            OAuthErrorCode::InvalidGrant,
+            OAuthErrorCode::UnauthorizedClient,
+            OAuthErrorCode::UnsupportedGrantType,
+            OAuthErrorCode::InvalidScope,
+        ] {
+            assert_eq!(OAuthErrorCode::from_wire(code.as_str()), code);
+        }
+        assert_eq!(OAuthErrorCode::from_wire("Invalid_Scope"), OAuthErrorCode::Other);
+        assert_eq!(OAuthErrorCode::Other.as_str(), "other");
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_capped_like_twilios() {
+        let far = (chrono::Utc::now() + chrono::Duration::days(30)).format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        let server = MockServer::start(vec![
+            Reply::json(429, "").header("retry-after", "99999999"),
+            Reply::json(503, "").header("retry-after", far),
+            Reply::json(503, "").header("retry-after", "30"),
+        ])
+        .await;
+        let c = client();
+        let secret = Secret::new("s");
+        for expected in [MAX_RETRY_AFTER, MAX_RETRY_AFTER, Duration::from_secs(30)] {
+            let e = c.request_client_credentials_token(&server.base, "id", &secret, None).await.unwrap_err();
+            assert!(e.is_transient());
+            assert_eq!(e.retry_after(), Some(expected));
+        }
+    }
+
+    #[test]
+    fn a_url_with_userinfo_is_refused_and_redacted() {
+        let err = IdentityClient::token_endpoint("https://client:SEKRIT-TOKEN-123@id.example.com").unwrap_err();
+        assert!(matches!(err, IdentityError::InvalidInput(_)));
+        assert!(!err.to_string().contains(SEKRIT) && err.to_string().contains("https://***@id.example.com"), "{err}");
     }
 }

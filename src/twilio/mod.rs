@@ -11,6 +11,8 @@
 //!   logs.
 //! - [`address`]: E.164 normalization and `whatsapp:` addresses.
 //! - [`identity`]: the OAuth2 client-credentials check against the app's identity server.
+//! - [`redact_url`]: a URL with its userinfo redacted (`https://***@host/x`), for any URL
+//!   from a spec or from Twilio put into a status, an Event or a log line.
 //!
 //! The client never retries (the reconciler owns backoff), never follows redirects, and
 //! never buys, releases, creates or deletes anything at Twilio. Requests are shaped exactly
@@ -30,6 +32,7 @@ pub mod error;
 pub mod identity;
 pub mod messages;
 pub mod numbers;
+pub mod redact;
 mod secret;
 pub mod senders;
 pub mod services;
@@ -44,9 +47,10 @@ pub use client::{
 };
 pub use directory::SenderDirectory;
 pub use error::{ErrorBody, TwilioError};
-pub use identity::{IdentityClient, IdentityError, TokenResponse};
+pub use identity::{IdentityClient, IdentityError, OAuthErrorCode, TokenResponse};
 pub use messages::{Message, MessageContent, MessageQuery, MessageStatus, NewMessage};
 pub use numbers::{Capabilities, IncomingPhoneNumber, SmsMethod};
+pub use redact::redact_url;
 pub use secret::{is_sid, Auth, Credentials, Secret};
 pub use senders::{OfflineReason, Sender, SenderProperties, SenderStatus, SenderWebhook, SenderWebhookMethod};
 pub use services::MessagingService;
