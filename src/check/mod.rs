@@ -36,7 +36,7 @@ pub enum CheckError {
     /// Input could not be read.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// The CRDs' schemas use something the checker does not implement.
+    /// The CRDs' schemas do not compile, or use rules the checker cannot enforce.
     #[error("cannot build the checker from the CRDs: {0}")]
     Schema(#[from] SchemaError),
 }

@@ -1,45 +1,52 @@
-//! A validator for the structural-schema subset our CRDs use, applied to a CRD's own
-//! `openAPIV3Schema` so that `check` enforces exactly what the API server enforces.
+//! Checks an object against a CRD version's `openAPIV3Schema` the way the API server does, so
+//! that `check` enforces what the API server enforces.
 //!
-//! Like the API server it first prunes unknown fields and non-nullable nulls, then applies
-//! `default`s, then validates: `type`, `required`, `properties`, `additionalProperties`,
-//! `items`, `pattern`, `enum`, `minLength`/`maxLength`, `nullable` and `anyOf`. `format` and
-//! `x-kubernetes-*` extensions are not checked. A schema using any other keyword is refused
-//! when the validator is built, so a new kind of rule cannot be skipped silently.
+//! The validation is the [`jsonschema`] crate's, in draft 4, the dialect OpenAPI v3.0 schemas
+//! extend: `type`, `required`, `properties`, `additionalProperties`, `items`, `enum`, `pattern`
+//! (with the `regex` engine, RE2 syntax like the API server's Go regular expressions), lengths,
+//! bounds, `uniqueItems`, `allOf`, `anyOf`, `oneOf` and `not`. What stays here is what structural
+//! schemas add to JSON Schema, which no JSON Schema validator does:
+//!
+//! - What the API server does to an object before validating it ([`Schema::check`]): it prunes
+//!   unknown fields (not under `x-kubernetes-preserve-unknown-fields`, and not the `apiVersion`,
+//!   `kind` and `metadata` of the root or of an `x-kubernetes-embedded-resource`), drops nulls in
+//!   non-nullable fields and applies `default`s. Each silent change is reported as a warning, and
+//!   `anyOf` and the rest are validated against the defaulted object, as in the cluster.
+//! - The OpenAPI and Kubernetes keywords, translated into JSON Schema before compiling:
+//!   `nullable` adds `null` to `type` and `enum` and lets a null past `anyOf`, `allOf`, `oneOf`
+//!   and `not` (as the API server does); `x-kubernetes-int-or-string` becomes
+//!   `type: [integer, string]`; `x-kubernetes-list-type: set` becomes `uniqueItems`. The other
+//!   `x-kubernetes-*` extensions, `example`, `externalDocs` and `format` are dropped.
+//! - Messages in the manifest's terms: the field (`spec.twilio.accountSid`), what is wrong, and for
+//!   an `anyOf` the alternatives and the values (or defaults) that miss them.
+//! - YAML 1.1 booleans (`yes`, `off`) in boolean fields, read as kubectl reads them, with a
+//!   warning because YAML 1.2 tools such as kustomize read strings.
+//!
+//! Not checked: `format` (the API server's formats are its own, e.g. Go durations and date-times
+//! without a zone, not JSON Schema's) and the key uniqueness of `x-kubernetes-list-type: map`.
+//! `x-kubernetes-validations` (CEL rules) cannot be evaluated here: a schema with them is refused
+//! when the checker is built, so that such rules are not skipped silently.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 
-use regex::Regex;
-use serde_json::{Map, Value};
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use jsonschema::{Draft, JsonType, PatternOptions, ValidationError, Validator};
+use serde_json::{json, Map, Value};
 
 use super::report::Severity;
-
-/// The keywords the validator understands (plus every `x-kubernetes-*` extension).
-const KEYWORDS: [&str; 16] = [
-    "type",
-    "properties",
-    "required",
-    "items",
-    "additionalProperties",
-    "pattern",
-    "enum",
-    "minLength",
-    "maxLength",
-    "nullable",
-    "anyOf",
-    "default",
-    "description",
-    "title",
-    "format",
-    "example",
-];
 
 /// Fields every object has besides its schema's: the API server handles them itself.
 const ROOT_FIELDS: [&str; 3] = ["apiVersion", "kind", "metadata"];
 
+/// OpenAPI keywords that are not JSON Schema (or whose meaning differs), dropped before compiling.
+const DROPPED: [&str; 4] = ["nullable", "format", "example", "externalDocs"];
+
+/// The keywords that combine sub-schemas; a null in a nullable field skips them.
+const COMBINATORS: [&str; 4] = ["allOf", "anyOf", "oneOf", "not"];
+
 /// One step of a path into a document: an object key or a list index.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Seg {
     /// An object key.
     Key(String),
@@ -48,7 +55,7 @@ pub enum Seg {
 }
 
 /// A path into a document, displayed as `spec.twilio.accountSid` or `items[0].spec`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FieldPath(pub Vec<Seg>);
 
 impl FieldPath {
@@ -83,30 +90,32 @@ impl fmt::Display for FieldPath {
 /// Why a schema cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
-    /// The schema uses a keyword the validator does not implement.
-    #[error("schema at {path:?} uses {keyword:?}, which the checker does not implement")]
+    /// The schema uses a rule the checker cannot enforce (CEL `x-kubernetes-validations`).
+    #[error("schema at {path:?} uses {keyword:?}, which the checker cannot enforce")]
     Unsupported {
-        /// Where in the schema.
+        /// Where in the schema (a JSON pointer).
         path: String,
         /// The keyword.
         keyword: String,
     },
-    /// A `pattern` does not compile.
+    /// The schema, translated to JSON Schema, does not compile (e.g. an invalid `pattern`).
+    #[error("schema at {path:?} is invalid: {message}")]
+    Invalid {
+        /// Where in the translated schema (a JSON pointer).
+        path: String,
+        /// What the JSON Schema compiler says.
+        message: String,
+    },
+    /// A pattern of the checker's own does not compile.
     #[error("schema at {path:?} has an invalid pattern {pattern:?}: {source}")]
     Pattern {
-        /// Where in the schema.
+        /// Where the pattern applies.
         path: String,
         /// The pattern.
         pattern: String,
         /// The cause.
         #[source]
         source: regex::Error,
-    },
-    /// A (sub-)schema is not a JSON object.
-    #[error("schema at {path:?} is not an object")]
-    NotAnObject {
-        /// Where in the schema.
-        path: String,
     },
 }
 
@@ -124,86 +133,274 @@ pub struct Finding {
 /// A compiled `openAPIV3Schema`.
 #[derive(Debug)]
 pub struct Schema {
+    /// The schema as written, which pruning and defaulting follow.
     root: Value,
-    patterns: HashMap<String, Regex>,
+    /// Its translation to JSON Schema, which the validator's error locations point into.
+    json: Value,
+    validator: Validator,
+    /// The `anyOf`s the translation added to let nulls past a nullable field's combinators.
+    null_wrappers: HashSet<String>,
+}
+
+/// A validation error in the manifest's terms.
+struct Failure {
+    at: FieldPath,
+    /// Orders the failures of one field: the type first, `anyOf` last.
+    rank: u8,
+    message: String,
 }
 
 impl Schema {
     /// Compiles a schema given as JSON (e.g. a CRD version's `openAPIV3Schema`).
     pub fn new(root: Value) -> Result<Self, SchemaError> {
-        let mut patterns = HashMap::new();
-        compile(&root, "", &mut patterns)?;
-        Ok(Self { root, patterns })
+        let mut null_wrappers = HashSet::new();
+        let json = translate(&root, "", &mut null_wrappers)?;
+        let validator = jsonschema::options()
+            .with_draft(Draft::Draft4)
+            .with_pattern_options(PatternOptions::regex())
+            .build(&json)
+            .map_err(|e| {
+                let e = innermost(&e);
+                SchemaError::Invalid { path: e.instance_path().to_string(), message: e.to_string() }
+            })?;
+        Ok(Self { root, json, validator, null_wrappers })
     }
 
     /// Prunes, defaults and validates a whole object (its `apiVersion`, `kind` and `metadata`
     /// are left to the caller). `value` is left as the API server would store it.
     pub fn check(&self, value: &mut Value) -> Vec<Finding> {
-        let mut walk = Walk { patterns: &self.patterns, findings: Vec::new(), defaulted: HashSet::new() };
+        let mut walk = Walk { findings: Vec::new(), defaulted: HashSet::new() };
         walk.prune_and_default(&self.root, value, &FieldPath::default(), true);
-        walk.validate(&self.root, value, &FieldPath::default());
+        let mut failures = Vec::new();
+        for error in self.validator.iter_errors(value) {
+            self.explain(&error, value, &walk.defaulted, &mut failures);
+        }
+        // A value of the wrong type fails nothing else worth saying.
+        let mistyped: HashSet<FieldPath> = failures.iter().filter(|f| f.rank == 0).map(|f| f.at.clone()).collect();
+        failures.retain(|f| f.rank == 0 || !mistyped.contains(&f.at));
+        failures.sort_by(|a, b| (&a.at, a.rank).cmp(&(&b.at, b.rank)));
+        let errors = failures.into_iter().map(|f| Finding { severity: Severity::Error, at: f.at, message: f.message });
+        walk.findings.extend(errors);
         walk.findings
     }
+
+    /// Turns one error of the validator into failures (none, or several for a null wrapper).
+    fn explain(
+        &self,
+        error: &ValidationError<'_>,
+        doc: &Value,
+        defaulted: &HashSet<FieldPath>,
+        out: &mut Vec<Failure>,
+    ) {
+        let at = field_path(doc, error.instance_path().as_str());
+        let value: &Value = error.instance();
+        let shown = shown(&at);
+        let (rank, message) = match error.kind() {
+            ValidationErrorKind::Type { kind } => {
+                let types: Vec<&str> = match kind {
+                    TypeKind::Single(t) => vec![t.as_str()],
+                    TypeKind::Multiple(set) => set.iter().map(JsonType::as_str).collect(),
+                };
+                let quote = types.contains(&"string") && (value.is_number() || value.is_boolean());
+                let hint = if quote { " (quote it)" } else { "" };
+                (0, format!("{shown} must be of type {}, got {}{hint}", types.join(" or "), describe(value)))
+            }
+            ValidationErrorKind::Enum { options } => {
+                let list: Vec<String> = options.as_array().into_iter().flatten().map(render).collect();
+                (1, format!("{shown} {} is not one of {}", render(value), list.join(", ")))
+            }
+            ValidationErrorKind::MinLength { limit } => {
+                (2, format!("{shown} {} is shorter than {limit} characters", render(value)))
+            }
+            ValidationErrorKind::MaxLength { limit } => {
+                let len = value.as_str().map_or(0, |s| s.chars().count());
+                (3, format!("{shown} is longer than {limit} characters ({len})"))
+            }
+            ValidationErrorKind::Pattern { pattern } => {
+                (4, format!("{shown} {} does not match {pattern}", render(value)))
+            }
+            ValidationErrorKind::Required { property } => {
+                (5, format!("missing required field {}", at.key(property.as_str().unwrap_or_default())))
+            }
+            ValidationErrorKind::AnyOf { context } if self.null_wrappers.contains(error.schema_path().as_str()) => {
+                // Not null, so what counts is the second branch: the field's own combinators.
+                for inner in context.get(1).into_iter().flatten() {
+                    self.explain(inner, doc, defaulted, out);
+                }
+                return;
+            }
+            ValidationErrorKind::AnyOf { .. } => {
+                let branches = self.branches(error);
+                let mut message = format!("{shown} must satisfy one of: {}", describe_branches(branches));
+                // Show the current value of each field a branch pins to a value.
+                let mut notes: Vec<String> = Vec::new();
+                for branch in branches {
+                    for (key, sub) in branch.get("properties").and_then(Value::as_object).into_iter().flatten() {
+                        let current = value.get(key).filter(|_| sub.get("enum").is_some());
+                        if let Some(current) = current {
+                            let default = if defaulted.contains(&at.key(key)) { ", the default" } else { "" };
+                            let note = format!("{key} is {}{default}", render(current));
+                            if !notes.contains(&note) {
+                                notes.push(note);
+                            }
+                        }
+                    }
+                }
+                if !notes.is_empty() {
+                    message.push_str(&format!(" ({})", notes.join("; ")));
+                }
+                (7, message)
+            }
+            ValidationErrorKind::OneOfNotValid { .. } => {
+                (7, format!("{shown} must satisfy exactly one of: {}", describe_branches(self.branches(error))))
+            }
+            ValidationErrorKind::OneOfMultipleValid { .. } => {
+                (7, format!("{shown} satisfies more than one of: {}", describe_branches(self.branches(error))))
+            }
+            // Bounds, counts, `uniqueItems`, `not`: the crate says it well enough.
+            _ => (6, format!("{shown}: {error}")),
+        };
+        out.push(Failure { at, rank, message });
+    }
+
+    /// The branches of the `anyOf` or `oneOf` an error is about.
+    fn branches(&self, error: &ValidationError<'_>) -> &[Value] {
+        let branches = self.json.pointer(error.schema_path().as_str()).and_then(Value::as_array);
+        branches.map_or(&[], Vec::as_slice)
+    }
 }
 
-fn compile(schema: &Value, path: &str, patterns: &mut HashMap<String, Regex>) -> Result<(), SchemaError> {
+/// The schema in JSON Schema draft 4: the OpenAPI and Kubernetes keywords translated or dropped.
+/// `at` is the JSON pointer of `schema` in the result; the pointers of the `anyOf`s added for
+/// nullable fields go to `wrappers`.
+fn translate(schema: &Value, at: &str, wrappers: &mut HashSet<String>) -> Result<Value, SchemaError> {
     let Value::Object(s) = schema else {
-        return Err(SchemaError::NotAnObject { path: path.to_owned() });
+        return Ok(schema.clone());
     };
+    let flag = |k: &str| s.get(k) == Some(&Value::Bool(true));
+    let nullable = flag("nullable");
+    let wrap = nullable && COMBINATORS.iter().any(|k| s.contains_key(*k));
+    let (mut out, mut combined) = (Map::new(), Map::new());
     for (keyword, sub) in s {
-        if !KEYWORDS.contains(&keyword.as_str()) && !keyword.starts_with("x-kubernetes-") {
-            return Err(SchemaError::Unsupported { path: path.to_owned(), keyword: keyword.clone() });
-        }
-        match (keyword.as_str(), sub) {
-            ("properties", Value::Object(props)) => {
-                for (name, p) in props {
-                    compile(p, &format!("{path}.{name}"), patterns)?;
+        let combinator = COMBINATORS.contains(&keyword.as_str());
+        let base = if wrap && combinator { format!("{at}/anyOf/1") } else { at.to_owned() };
+        let here = format!("{base}/{}", escape(keyword));
+        let translated = match (keyword.as_str(), sub) {
+            ("x-kubernetes-validations", _) => {
+                return Err(SchemaError::Unsupported { path: at.to_owned(), keyword: keyword.clone() });
+            }
+            ("x-kubernetes-list-type", list_type) => {
+                if list_type == "set" {
+                    out.insert("uniqueItems".to_owned(), Value::Bool(true));
                 }
+                continue;
             }
-            ("items", items) => compile(items, &format!("{path}[]"), patterns)?,
-            ("additionalProperties", Value::Object(_)) => compile(sub, &format!("{path}.*"), patterns)?,
-            ("anyOf", Value::Array(branches)) => {
-                for (i, b) in branches.iter().enumerate() {
-                    compile(b, &format!("{path}(anyOf {i})"), patterns)?;
+            (k, _) if k.starts_with("x-kubernetes-") || DROPPED.contains(&k) => continue,
+            ("properties" | "patternProperties" | "definitions" | "dependencies", Value::Object(m)) => {
+                let mut t = Map::new();
+                for (name, v) in m {
+                    t.insert(name.clone(), translate(v, &format!("{here}/{}", escape(name)), wrappers)?);
                 }
+                Value::Object(t)
             }
-            ("pattern", Value::String(p)) if !patterns.contains_key(p) => {
-                let re = Regex::new(p).map_err(|source| SchemaError::Pattern {
-                    path: path.to_owned(),
-                    pattern: p.clone(),
-                    source,
-                })?;
-                patterns.insert(p.clone(), re);
+            ("items" | "allOf" | "anyOf" | "oneOf", Value::Array(list)) => {
+                let list = list.iter().enumerate().map(|(i, v)| translate(v, &format!("{here}/{i}"), wrappers));
+                Value::Array(list.collect::<Result<_, _>>()?)
             }
-            _ => {}
+            ("items" | "additionalProperties" | "additionalItems" | "not", _) => translate(sub, &here, wrappers)?,
+            _ => sub.clone(),
+        };
+        if wrap && combinator {
+            combined.insert(keyword.clone(), translated);
+        } else {
+            out.insert(keyword.clone(), translated);
         }
     }
-    Ok(())
+    if flag("x-kubernetes-int-or-string") && !out.contains_key("type") {
+        out.insert("type".to_owned(), json!(["integer", "string"]));
+    }
+    if nullable {
+        match out.get_mut("type") {
+            Some(Value::String(t)) => {
+                let t = std::mem::take(t);
+                out.insert("type".to_owned(), json!([t, "null"]));
+            }
+            Some(Value::Array(types)) if !types.contains(&Value::from("null")) => types.push(Value::from("null")),
+            _ => {}
+        }
+        if let Some(Value::Array(options)) = out.get_mut("enum") {
+            if !options.contains(&Value::Null) {
+                options.push(Value::Null);
+            }
+        }
+        if wrap {
+            out.insert("anyOf".to_owned(), json!([{"type": "null"}, combined]));
+            wrappers.insert(format!("{at}/anyOf"));
+        }
+    }
+    Ok(Value::Object(out))
 }
 
-struct Walk<'a> {
-    patterns: &'a HashMap<String, Regex>,
+/// The most specific error that an `anyOf` or `oneOf` of the meta-schema hides: the deepest.
+fn innermost<'e>(error: &'e ValidationError<'static>) -> &'e ValidationError<'static> {
+    let inner = match error.kind() {
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            context.iter().flatten().map(innermost).max_by_key(|e| e.instance_path().as_str().len())
+        }
+        _ => None,
+    };
+    inner.unwrap_or(error)
+}
+
+/// A key as a JSON pointer token.
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// The field a JSON pointer into `doc` names (a numeric token is an index only in a list).
+fn field_path(doc: &Value, pointer: &str) -> FieldPath {
+    let mut path = FieldPath::default();
+    let mut here = Some(doc);
+    for token in pointer.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        let seg = match (here, token.parse::<usize>()) {
+            (Some(Value::Array(_)), Ok(i)) => Seg::Index(i),
+            _ => Seg::Key(token),
+        };
+        here = here.and_then(|v| match &seg {
+            Seg::Index(i) => v.get(i),
+            Seg::Key(k) => v.get(k),
+        });
+        path.0.push(seg);
+    }
+    path
+}
+
+/// What the API server does to an object before validating it.
+struct Walk {
     findings: Vec<Finding>,
     defaulted: HashSet<FieldPath>,
 }
 
-impl Walk<'_> {
+impl Walk {
     fn push(&mut self, severity: Severity, at: &FieldPath, message: String) {
         self.findings.push(Finding { severity, at: at.clone(), message });
     }
 
-    /// What the API server does before validation: drop unknown fields and nulls that the
-    /// schema does not allow, then fill in defaults (and default inside what was filled in).
+    /// Drops unknown fields and nulls that the schema does not allow, then fills in defaults
+    /// (and defaults inside what was filled in).
     fn prune_and_default(&mut self, schema: &Value, value: &mut Value, path: &FieldPath, root: bool) {
         match value {
             Value::Object(map) => {
                 let props = schema.get("properties").and_then(Value::as_object);
                 let additional = schema.get("additionalProperties");
-                let preserve = schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
-                let open = preserve || additional.is_some_and(|a| a.is_object() || a == &Value::Bool(true));
+                let flag = |k: &str| schema.get(k) == Some(&Value::Bool(true));
+                let open = flag("x-kubernetes-preserve-unknown-fields")
+                    || additional.is_some_and(|a| a.is_object() || a == &Value::Bool(true));
+                let embedded = root || flag("x-kubernetes-embedded-resource");
                 if !open && (props.is_some() || schema.get("type") == Some(&Value::from("object"))) {
                     let known =
-                        |k: &str| props.is_some_and(|p| p.contains_key(k)) || (root && ROOT_FIELDS.contains(&k));
+                        |k: &str| props.is_some_and(|p| p.contains_key(k)) || (embedded && ROOT_FIELDS.contains(&k));
                     let unknown: Vec<String> = map.keys().filter(|k| !known(k)).cloned().collect();
                     for key in unknown {
                         map.remove(&key);
@@ -260,118 +457,12 @@ impl Walk<'_> {
             _ => {}
         }
     }
+}
 
-    fn validate(&mut self, schema: &Value, value: &Value, path: &FieldPath) {
-        if value.is_null() && nullable(schema) {
-            return;
-        }
-        let int_or_string = schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true));
-        if int_or_string {
-            if !(value.is_string() || value.is_i64() || value.is_u64()) {
-                let message = format!("{} must be an integer or a string, got {}", shown(path), describe(value));
-                return self.push(Severity::Error, path, message);
-            }
-        } else if let Some(expected) = schema.get("type").and_then(Value::as_str) {
-            if !has_type(value, expected) {
-                let hint =
-                    if expected == "string" && (value.is_number() || value.is_boolean()) { " (quote it)" } else { "" };
-                let message = format!("{} must be of type {expected}, got {}{hint}", shown(path), describe(value));
-                return self.push(Severity::Error, path, message);
-            }
-        }
-        if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-            if !allowed.contains(value) {
-                let list: Vec<String> = allowed.iter().map(render).collect();
-                let message = format!("{} {} is not one of {}", shown(path), render(value), list.join(", "));
-                self.push(Severity::Error, path, message);
-            }
-        }
-        match value {
-            Value::String(s) => self.validate_string(schema, s, path),
-            Value::Object(map) => self.validate_object(schema, map, path),
-            Value::Array(items) => {
-                if let Some(sub) = schema.get("items") {
-                    for (i, item) in items.iter().enumerate() {
-                        self.validate(sub, item, &path.index(i));
-                    }
-                }
-            }
-            _ => {}
-        }
-        if let Some(branches) = schema.get("anyOf").and_then(Value::as_array) {
-            self.validate_any_of(branches, value, path);
-        }
-    }
-
-    fn validate_string(&mut self, schema: &Value, s: &str, path: &FieldPath) {
-        let len = s.chars().count();
-        if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-            if (len as u64) < min {
-                let message = format!("{} {} is shorter than {min} characters", shown(path), render_str(s));
-                self.push(Severity::Error, path, message);
-            }
-        }
-        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-            if len as u64 > max {
-                let message = format!("{} is longer than {max} characters ({len})", shown(path));
-                self.push(Severity::Error, path, message);
-            }
-        }
-        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-            if self.patterns.get(pattern).is_some_and(|re| !re.is_match(s)) {
-                let message = format!("{} {} does not match {pattern}", shown(path), render_str(s));
-                self.push(Severity::Error, path, message);
-            }
-        }
-    }
-
-    fn validate_object(&mut self, schema: &Value, map: &Map<String, Value>, path: &FieldPath) {
-        for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(key) = required.as_str().filter(|k| !map.contains_key(*k)) {
-                let message = format!("missing required field {}", path.key(key));
-                self.push(Severity::Error, path, message);
-            }
-        }
-        let props = schema.get("properties").and_then(Value::as_object);
-        let additional = schema.get("additionalProperties").filter(|a| a.is_object());
-        for (key, child) in map {
-            if let Some(sub) = props.and_then(|p| p.get(key)).or(additional) {
-                self.validate(sub, child, &path.key(key));
-            }
-        }
-    }
-
-    /// Value validation only, as in structural schemas: the value must pass at least one branch.
-    fn validate_any_of(&mut self, branches: &[Value], value: &Value, path: &FieldPath) {
-        let passes = |branch: &Value| {
-            let mut probe = Walk { patterns: self.patterns, findings: Vec::new(), defaulted: HashSet::new() };
-            probe.validate(branch, value, path);
-            !probe.findings.iter().any(|f| f.severity == Severity::Error)
-        };
-        if branches.is_empty() || branches.iter().any(passes) {
-            return;
-        }
-        let alternatives: Vec<String> = branches.iter().map(describe_branch).collect();
-        let mut message = format!("{} must satisfy one of: {}", shown(path), alternatives.join(", or "));
-        // Show the current value of each field a branch pins to a value.
-        let mut notes: Vec<String> = Vec::new();
-        for branch in branches {
-            for (key, sub) in branch.get("properties").and_then(Value::as_object).into_iter().flatten() {
-                let current = value.get(key).filter(|_| sub.get("enum").is_some());
-                if let Some(current) = current {
-                    let defaulted = if self.defaulted.contains(&path.key(key)) { ", the default" } else { "" };
-                    let note = format!("{key} is {}{defaulted}", render(current));
-                    if !notes.contains(&note) {
-                        notes.push(note);
-                    }
-                }
-            }
-        }
-        if !notes.is_empty() {
-            message.push_str(&format!(" ({})", notes.join("; ")));
-        }
-        self.push(Severity::Error, path, message);
-    }
+/// The alternatives of an `anyOf` or `oneOf`, e.g. `queue is set, or active is false`.
+fn describe_branches(branches: &[Value]) -> String {
+    let alternatives: Vec<String> = branches.iter().map(describe_branch).collect();
+    alternatives.join(", or ")
 }
 
 /// A short description of an `anyOf` branch, e.g. `queue is set` or `active is false`.
@@ -412,18 +503,6 @@ fn yaml11_bool(s: &str) -> Option<bool> {
 
 fn nullable(schema: &Value) -> bool {
     schema.get("nullable") == Some(&Value::Bool(true))
-}
-
-fn has_type(value: &Value, expected: &str) -> bool {
-    match expected {
-        "object" => value.is_object(),
-        "array" => value.is_array(),
-        "string" => value.is_string(),
-        "boolean" => value.is_boolean(),
-        "integer" => value.is_i64() || value.is_u64(),
-        "number" => value.is_number(),
-        _ => true,
-    }
 }
 
 fn type_name(value: &Value) -> &'static str {
@@ -551,7 +630,7 @@ mod tests {
     }
 
     #[test]
-    fn every_crd_schema_is_within_the_supported_subset() {
+    fn every_crd_schema_compiles() {
         for crd in crate::crdgen::crds() {
             for version in &crd.spec.versions {
                 let schema = version.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref());
@@ -669,12 +748,76 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_keywords_and_bad_patterns_are_refused() {
-        let err = Schema::new(json!({"properties": {"a": {"type": "integer", "minimum": 1}}})).expect_err("minimum");
-        assert!(matches!(&err, SchemaError::Unsupported { keyword, path } if keyword == "minimum" && path == ".a"));
+    fn cel_rules_and_invalid_schemas_are_refused() {
+        let cel = json!({"properties": {"a": {"type": "string", "x-kubernetes-validations": [{"rule": "true"}]}}});
+        let err = Schema::new(cel).expect_err("CEL");
+        assert!(
+            matches!(&err, SchemaError::Unsupported { keyword, path } if keyword == "x-kubernetes-validations" && path == "/properties/a"),
+            "{err}"
+        );
         let err = Schema::new(json!({"items": {"pattern": "("}})).expect_err("pattern");
-        assert!(matches!(err, SchemaError::Pattern { .. }));
+        assert_eq!(err.to_string(), r#"schema at "/items/pattern" is invalid: "(" is not a "regex""#);
         assert!(Schema::new(json!({"properties": {"a": {"x-kubernetes-list-type": "map"}}})).is_ok());
+    }
+
+    #[test]
+    fn json_schema_keywords_beyond_our_crds_are_enforced() {
+        let schema = Schema::new(json!({
+            "type": "object",
+            "properties": {
+                "replicas": {"type": "integer", "minimum": 1, "maximum": 5},
+                "hosts": {"type": "array", "maxItems": 2, "items": {"type": "string"}},
+                "tags": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"}
+            }
+        }))
+        .expect("schema");
+        let mut v = json!({"replicas": 0, "hosts": ["a", "b", "c"], "tags": ["x", "x"]});
+        let got: Vec<String> = schema.check(&mut v).into_iter().map(|f| f.message).collect();
+        assert_eq!(
+            got,
+            vec![
+                r#"hosts: ["a","b","c"] has more than 2 items"#,
+                "replicas: 0 is less than the minimum of 1",
+                r#"tags: ["x","x"] has non-unique elements"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn nullable_int_or_string_and_embedded_resources() {
+        let schema = Schema::new(json!({
+            "type": "object",
+            "properties": {
+                "mode": {"type": "string", "enum": ["A"], "nullable": true},
+                "port": {"x-kubernetes-int-or-string": true},
+                "route": {
+                    "type": "object",
+                    "nullable": true,
+                    "properties": {"host": {"type": "string"}},
+                    "anyOf": [{"required": ["host"]}]
+                },
+                "template": {
+                    "type": "object",
+                    "x-kubernetes-embedded-resource": true,
+                    "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
+                }
+            }
+        }))
+        .expect("schema");
+        let template = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": {"any": 1}});
+        let mut v = json!({"mode": null, "route": null, "port": 80, "template": template});
+        assert_eq!(schema.check(&mut v), vec![], "nulls pass where nullable, even an anyOf");
+        let mut v = json!({"mode": "B", "route": {}, "port": true, "template": {"extra": 1}});
+        let got: Vec<String> = schema.check(&mut v).into_iter().map(|f| f.message).collect();
+        assert_eq!(
+            got,
+            vec![
+                "unknown field template.extra: the API server drops it silently",
+                r#"mode "B" is not one of "A", null"#,
+                "port must be of type integer or string, got boolean true (quote it)",
+                "route must satisfy one of: host is set",
+            ]
+        );
     }
 
     #[test]
