@@ -27,7 +27,6 @@ pub mod address;
 mod client;
 #[cfg(test)]
 mod conformance;
-pub mod directory;
 pub mod error;
 pub mod identity;
 pub mod messages;
@@ -45,7 +44,6 @@ pub use address::{normalize_phone, whatsapp_address, AddressError, E164};
 pub use client::{
     default_user_agent, TwilioClient, TwilioConfig, DEFAULT_API_BASE_URL, DEFAULT_MESSAGING_BASE_URL, DEFAULT_TIMEOUT,
 };
-pub use directory::SenderDirectory;
 pub use error::{ErrorBody, TwilioError};
 pub use identity::{IdentityClient, IdentityError, OAuthErrorCode, TokenResponse};
 pub use messages::{Message, MessageContent, MessageQuery, MessageStatus, NewMessage};

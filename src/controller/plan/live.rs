@@ -513,8 +513,6 @@ fn wire(b: &mut Builder<'_>, number: &E164, target: Target) -> bool {
             status.webhook_method = Some(spec.method.as_str().to_owned());
             status.configured_url = Some(spec.url.clone());
             status.pending_webhook_url = None;
-            // Later intents (a confirmation attempt) are recorded with this write's result.
-            b.record.sender = Some(status.clone());
             match cause {
                 WriteCause::Restore => b.note(
                     EventType::Warning,

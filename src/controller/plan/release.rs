@@ -28,6 +28,8 @@ enum Restore {
     Hold(std::time::Duration),
     /// Restore, then release.
     Write(Box<Step>, String),
+    /// The restore was tried in this pass and failed: blocked as above, the step kept.
+    Failed(Box<Step>, String, Option<Error>),
 }
 
 /// Decides the webhook restore of the number `recorded` describes.
@@ -80,6 +82,7 @@ fn restore(b: &Builder<'_>, recorded: &SenderStatus, held: bool) -> Restore {
     }
     let previous = recorded.previous_webhook_url.clone().unwrap_or_default();
     let method = recorded.previous_webhook_method.clone().unwrap_or_else(|| default_method(&target));
+    let step = Box::new(Step::RestoreWebhook(target.write(&previous, &method)));
     let failed = input.twilio.outcomes.iter().find_map(|o| match o {
         Outcome::RestoreFailed(e) => Some(e.clone()),
         _ => None,
@@ -87,10 +90,10 @@ fn restore(b: &Builder<'_>, recorded: &SenderStatus, held: bool) -> Restore {
     if let Some(e) = failed {
         let msg = format!("Cannot restore the webhook of {number}: {e}");
         let err = e.is_transient().then_some(Error::Twilio(e));
-        return Restore::Blocked(msg, err);
+        return Restore::Failed(step, msg, err);
     }
     let shown = if previous.is_empty() { "cleared it".to_owned() } else { format!("restored {}", redact_url(&previous)) };
-    Restore::Write(Box::new(Step::RestoreWebhook(target.write(&previous, &method))), format!("Released {number}: {shown}"))
+    Restore::Write(step, format!("Released {number}: {shown}"))
 }
 
 fn default_method(target: &Target) -> String {
@@ -116,6 +119,12 @@ pub(super) fn cleanup(input: Input<'_>) -> Next {
                 return b.finish();
             }
             Restore::Blocked(msg, err) => {
+                b.phase_override = Some((Phase::Deleting, Some((Reason::CleanupBlocked, msg))));
+                b.error = err;
+                return b.finish();
+            }
+            Restore::Failed(step, msg, err) => {
+                b.twilio.push(*step);
                 b.phase_override = Some((Phase::Deleting, Some((Reason::CleanupBlocked, msg))));
                 b.error = err;
                 return b.finish();
@@ -172,7 +181,10 @@ pub(super) fn previous_number(mut b: Builder<'_>) -> Result<Builder<'_>, Next> {
             b.requeue_within(wait);
             return Err(b.finish());
         }
-        Restore::Blocked(msg, err) => {
+        Restore::Blocked(msg, err) | Restore::Failed(_, msg, err) => {
+            if let Restore::Failed(step, ..) = restore(&b, &recorded, held) {
+                b.twilio.push(*step);
+            }
             b.keep_old_conditions();
             // A transient failure is retried (Unknown); anything else needs the user (False).
             let s = if err.is_some() { Status::Unknown } else { Status::False };

@@ -109,7 +109,7 @@ fn message(sid: &str, status: &str, code: Option<u32>) -> Message {
 }
 
 fn server_error() -> TwilioError {
-    TwilioError::Server { status: 503, code: None, message: "unavailable".into() }
+    TwilioError::Server { status: 503, code: None, message: "unavailable".into(), ambiguous: false }
 }
 
 fn unauthorized() -> TwilioError {
@@ -250,7 +250,7 @@ fn condition_reasons_table() {
         Case { name: "GET on a sender", ch: |c| c.spec.webhook.method = crate::api::WebhookMethod::Get, cl: nocl, tw: notw, expect: &[("WebhookConfigured", "False/InvalidSpec")], phase: Phase::Failed },
         Case { name: "sandbox", ch: |c| { c.spec.mode = ChannelMode::Sandbox; c.spec.phone_number = SANDBOX_NUMBER.into(); }, cl: |c| c.binding.as_mut().expect("b").name = "whatsapp-14155238886-x".into(), tw: notw, expect: &[("WebhookConfigured", "Unknown/ManualStepRequired"), ("Ready", "True/ChannelReady")], phase: Phase::Ready },
         Case { name: "suspended", ch: |c| c.spec.suspend = true, cl: nocl, tw: notw, expect: &[("Ready", "False/Suspended")], phase: Phase::Suspended },
-        Case { name: "identity refused", ch: |c| c.spec.identity_server = Some(serde_json::from_value(serde_json::json!({"url": "https://id.example.com", "clientId": "crm", "clientSecretRef": {"name": "id"}})).expect("id")), cl: |c| c.identity_secret = Some(Ok("d".into())), tw: |t| t.identity = Err(IdentityError::Rejected { status: 400, error: "invalid_client".into() }), expect: &[("IdentityVerified", "False/IdentityRejected")], phase: Phase::Failed },
+        Case { name: "identity refused", ch: |c| c.spec.identity_server = Some(serde_json::from_value(serde_json::json!({"url": "https://id.example.com", "clientId": "crm", "clientSecretRef": {"name": "id"}})).expect("id")), cl: |c| c.identity_secret = Some(Ok("d".into())), tw: |t| t.identity = Err(IdentityError::InvalidClient { status: 401 }), expect: &[("IdentityVerified", "False/IdentityRejected")], phase: Phase::Failed },
         Case { name: "identity secret missing", ch: |c| c.spec.identity_server = Some(serde_json::from_value(serde_json::json!({"url": "https://id.example.com", "clientId": "crm", "clientSecretRef": {"name": "id"}})).expect("id")), cl: |c| c.identity_secret = Some(Err(SecretProblem { reason: Reason::IdentitySecretMissing, message: "no".into() })), tw: notw, expect: &[("IdentityVerified", "False/IdentitySecretMissing")], phase: Phase::Failed },
     ];
     for case in cases {
@@ -607,7 +607,7 @@ fn confirmation_state_machine() {
         Case { name: "first send", record: None, found: Ok(None), outcomes: vec![], resend: None, sends: true, read: None, expect: "Unknown/MessageSent" },
         Case { name: "sent", record: None, found: Ok(None), outcomes: vec![Outcome::Sent(message(SM, "queued", None))], resend: None, sends: true, read: None, expect: "True/MessageSent" },
         Case { name: "refused", record: None, found: Ok(None), outcomes: vec![Outcome::SendFailed(TwilioError::InvalidInput("no".into()))], resend: None, sends: true, read: None, expect: "False/MessageFailed" },
-        Case { name: "not in sandbox", record: None, found: Ok(None), outcomes: vec![Outcome::SendFailed(TwilioError::Rejected { status: 400, code: Some(63015), message: "join".into() })], resend: None, sends: true, read: None, expect: "False/RecipientNotInSandbox" },
+        Case { name: "not in sandbox", record: None, found: Ok(None), outcomes: vec![Outcome::SendFailed(TwilioError::Rejected { status: 400, code: Some(63015), message: "join".into(), more_info: None })], resend: None, sends: true, read: None, expect: "False/RecipientNotInSandbox" },
         Case { name: "attempt without SID, found", record: Some(attempt(None, "sending", 10)), found: Ok(Some(message(SM, "delivered", None))), outcomes: vec![], resend: None, sends: false, read: Some("find"), expect: "True/MessageSent" },
         Case { name: "attempt without SID, not found", record: Some(attempt(None, "sending", 10)), found: Ok(None), outcomes: vec![], resend: None, sends: true, read: Some("find"), expect: "Unknown/MessageSent" },
         Case { name: "following delivery", record: Some(attempt(Some(SM), "queued", 10)), found: Ok(Some(message(SM, "delivered", None))), outcomes: vec![], resend: None, sends: false, read: Some("fetch"), expect: "True/MessageSent" },
