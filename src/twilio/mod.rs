@@ -11,6 +11,8 @@
 //!   logs.
 //! - [`address`]: E.164 normalization and `whatsapp:` addresses.
 //! - [`identity`]: the OAuth2 client-credentials check against the app's identity server.
+//! - [`SenderDirectory`]: an account's WhatsApp senders by number, listed once per account
+//!   and interval and shared by its channels (single-flight).
 //!
 //! The client never retries (the reconciler owns backoff), never follows redirects, and
 //! never buys, releases, creates or deletes anything at Twilio. Requests are shaped exactly
@@ -25,6 +27,7 @@ pub mod address;
 mod client;
 #[cfg(test)]
 mod conformance;
+pub mod directory;
 pub mod error;
 pub mod identity;
 pub mod messages;
@@ -41,6 +44,7 @@ pub use address::{normalize_phone, whatsapp_address, AddressError, E164};
 pub use client::{
     default_user_agent, TwilioClient, TwilioConfig, DEFAULT_API_BASE_URL, DEFAULT_MESSAGING_BASE_URL, DEFAULT_TIMEOUT,
 };
+pub use directory::{DirectoryStats, SenderDirectory};
 pub use error::{ErrorBody, TwilioError};
 pub use identity::{IdentityClient, IdentityError, TokenResponse};
 pub use messages::{Message, MessageContent, MessageQuery, MessageStatus, NewMessage};
