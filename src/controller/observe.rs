@@ -210,12 +210,12 @@ fn record(view: &mut TwilioView, read: Read, e: Result<(), TwilioError>) {
 async fn locate(ctx: &Context, creds: &Credentials, number: &E164, how: &Locate) -> Result<Option<Target>, TwilioError> {
     let twilio = &ctx.twilio;
     match how {
-        Locate::SenderSid(sid) => match twilio.fetch_sender(creds, sid).await {
-            Ok(s) if s.e164().as_ref() == Some(number) => return Ok(Some(Target::Sender(s))),
+        Locate::SenderSid(sid) => {
             // Gone, or now another number's: look the number up.
-            Ok(_) | Err(TwilioError::NotFound { .. }) => {}
-            Err(e) => return Err(e),
-        },
+            if let Some(s) = twilio.fetch_sender(creds, sid).await?.filter(|s| s.e164().as_ref() == Some(number)) {
+                return Ok(Some(Target::Sender(s)));
+            }
+        }
         Locate::NumberSid(sid) => {
             if let Some(n) = twilio.fetch_incoming_number(creds, sid).await? {
                 if E164::parse(&n.phone_number).is_ok_and(|p| &p == number) {

@@ -17,8 +17,12 @@ pub const DEFAULT_API_BASE_URL: &str = "https://api.twilio.com";
 pub const DEFAULT_MESSAGING_BASE_URL: &str = "https://messaging.twilio.com";
 /// Default whole-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Upper bound on pages followed by one list call (a guard against a paging loop).
-pub(crate) const MAX_PAGES: usize = 50;
+/// Upper bound on pages followed by one list call: a guard against a server that pages
+/// forever, not a cap on results. Reaching it fails the call with
+/// [`TwilioError::PageLimit`]; a partial list is never returned. At the page sizes the client
+/// asks for (1000 senders, 50 numbers filtered by one number) this is far beyond any real
+/// account.
+pub(crate) const MAX_PAGES: usize = 1000;
 
 /// The default `User-Agent`: `whatsapp-operator/<crate version>`.
 pub fn default_user_agent() -> String {
@@ -250,8 +254,10 @@ impl TwilioClient {
             .map_err(|e| error::decode_error(op, status.as_u16(), content_type.as_deref(), &bytes, &e, is_post))
     }
 
-    /// Fetches pages from `first` on, following `next` links, until `visit` says stop, there
-    /// is no next page, or [`MAX_PAGES`] is reached.
+    /// Fetches pages from `first` on, following `next` links, until `visit` says stop or there
+    /// is no next page. A listing that does not end (more than [`MAX_PAGES`] pages, or a
+    /// next-page link already visited) fails with [`TwilioError::PageLimit`]: the caller must
+    /// discard what `visit` collected, as the error path of every caller does.
     pub(crate) async fn paginate<P, F>(
         &self,
         api: Api,
@@ -259,6 +265,25 @@ impl TwilioClient {
         template: &'static str,
         creds: &Credentials,
         first: Url,
+        visit: F,
+    ) -> Result<(), TwilioError>
+    where
+        P: Paged + DeserializeOwned,
+        F: FnMut(Vec<P::Item>) -> std::ops::ControlFlow<()>,
+    {
+        self.paginate_bounded::<P, F>(api, op, template, creds, first, MAX_PAGES, visit).await
+    }
+
+    /// [`TwilioClient::paginate`] with an explicit page bound (tests use a small one).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn paginate_bounded<P, F>(
+        &self,
+        api: Api,
+        op: &'static str,
+        template: &'static str,
+        creds: &Credentials,
+        first: Url,
+        max_pages: usize,
         mut visit: F,
     ) -> Result<(), TwilioError>
     where
@@ -266,24 +291,28 @@ impl TwilioClient {
         F: FnMut(Vec<P::Item>) -> std::ops::ControlFlow<()>,
     {
         let mut url = first;
-        let mut seen = Vec::new();
-        for _ in 0..MAX_PAGES {
-            seen.push(url.to_string());
+        let mut seen = std::collections::HashSet::new();
+        let mut pages = 0;
+        loop {
+            if pages >= max_pages {
+                tracing::warn!(op, pages, "Twilio's listing did not end within the page limit; failing the call");
+                return Err(TwilioError::PageLimit { op, pages, looped: false });
+            }
+            seen.insert(url.to_string());
             let page: P =
                 self.execute(Request { op, method: Method::GET, template, url, creds, body: Body::None }).await?;
+            pages += 1;
             let next = page.next_link().map(str::to_owned);
             if visit(page.into_items()).is_break() {
                 return Ok(());
             }
             let Some(next) = next else { return Ok(()) };
             url = self.next_page_url(api, &next)?;
-            if seen.contains(&url.to_string()) {
-                tracing::warn!(op, "Twilio returned a next-page link already visited; stopping");
-                return Ok(());
+            if seen.contains(url.as_str()) {
+                tracing::warn!(op, pages, "Twilio returned a next-page link already visited; failing the call");
+                return Err(TwilioError::PageLimit { op, pages, looped: true });
             }
         }
-        tracing::warn!(op, max_pages = MAX_PAGES, "stopped paging at the page limit");
-        Ok(())
     }
 
     /// The first item across pages that matches `wanted`, paging only as far as needed.

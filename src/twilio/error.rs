@@ -132,6 +132,22 @@ pub enum TwilioError {
     /// phone number, a base URL that is not http(s), …).
     #[error("invalid Twilio request: {0}")]
     InvalidInput(String),
+    /// A listing did not end: Twilio kept sending next-page links past the client's bound on
+    /// pages, or a next-page link led back to a page already read. The pages read so far are
+    /// discarded, never treated as the whole list (a truncated list would turn "not found"
+    /// into a wrong answer). Not transient: the same listing would fail the same way.
+    #[error(
+        "Twilio's listing ({op}) did not end: {}; the {pages} pages read were discarded rather than treated as the whole list",
+        if *looped { "a next-page link led back to a page already read" } else { "it went past the client's limit on pages" }
+    )]
+    PageLimit {
+        /// The client operation, e.g. `list_whatsapp_senders`.
+        op: &'static str,
+        /// Pages read before giving up.
+        pages: usize,
+        /// The server sent a next-page link already visited (else: the page bound was reached).
+        looped: bool,
+    },
 }
 
 fn fmt_code(code: Option<u32>) -> String {
@@ -178,7 +194,7 @@ impl TwilioError {
             | Self::Decode { status, .. } => Some(*status),
             Self::NotFound { .. } => Some(404),
             Self::RateLimited { .. } => Some(429),
-            Self::Transport { .. } | Self::InvalidInput(_) => None,
+            Self::Transport { .. } | Self::InvalidInput(_) | Self::PageLimit { .. } => None,
         }
     }
 
@@ -205,6 +221,7 @@ impl TwilioError {
             Self::Transport { .. } => "TwilioUnreachable",
             Self::Decode { .. } => "TwilioBadResponse",
             Self::InvalidInput(_) => "TwilioInvalidRequest",
+            Self::PageLimit { .. } => "TwilioPageLimit",
         }
     }
 }

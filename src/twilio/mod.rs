@@ -13,6 +13,8 @@
 //! - [`identity`]: the OAuth2 client-credentials check against the app's identity server.
 //! - [`redact_url`]: a URL with its userinfo redacted (`https://***@host/x`), for any URL
 //!   from a spec or from Twilio put into a status, an Event or a log line.
+//! - [`SenderDirectory`]: an account's WhatsApp senders by number, listed once per account
+//!   and interval and shared by its channels (single-flight).
 //!
 //! The client never retries (the reconciler owns backoff), never follows redirects, and
 //! never buys, releases, creates or deletes anything at Twilio. Requests are shaped exactly
@@ -27,6 +29,7 @@ pub mod address;
 mod client;
 #[cfg(test)]
 mod conformance;
+pub mod directory;
 pub mod error;
 pub mod identity;
 pub mod messages;
@@ -44,6 +47,7 @@ pub use address::{normalize_phone, whatsapp_address, AddressError, E164};
 pub use client::{
     default_user_agent, TwilioClient, TwilioConfig, DEFAULT_API_BASE_URL, DEFAULT_MESSAGING_BASE_URL, DEFAULT_TIMEOUT,
 };
+pub use directory::{DirectoryStats, SenderDirectory};
 pub use error::{ErrorBody, TwilioError};
 pub use identity::{IdentityClient, IdentityError, OAuthErrorCode, TokenResponse};
 pub use messages::{Message, MessageContent, MessageQuery, MessageStatus, NewMessage};

@@ -14,8 +14,11 @@ use super::error::TwilioError;
 use super::secret::{check_sid, Credentials};
 use super::wire::{self, string_enum};
 
-/// Page size for sender listing (WhatsApp default is 20, maximum 1000).
-const SENDERS_PAGE_SIZE: u32 = 50;
+/// Page size for sender listing: the largest Twilio allows. `ListChannelsSender` in
+/// `twilio_messaging_v2.json` declares `PageSize` with `minimum: 1, maximum: 1000` ("The default
+/// is 50, and the maximum is 1000"), so an account with N senders is listed in ⌈N / 1000⌉
+/// requests.
+pub const SENDERS_PAGE_SIZE: u32 = 1000;
 
 string_enum! {
     /// A sender's status (`channels_sender_enum_status`).
@@ -217,30 +220,42 @@ impl TwilioClient {
         )
     }
 
-    /// Every WhatsApp sender of the account:
-    /// `GET /v2/Channels/Senders?Channel=whatsapp&PageSize=50`, following `meta.next_page_url`
-    /// (rebased onto the configured messaging base URL).
+    /// Every WhatsApp sender of the account, complete or not at all:
+    /// `GET /v2/Channels/Senders?Channel=whatsapp&PageSize=1000`, following
+    /// `meta.next_page_url` (rebased onto the configured messaging base URL) to the last page.
+    /// ⌈senders / 1000⌉ requests. A listing that does not end fails with
+    /// [`TwilioError::PageLimit`]; no partial list is ever returned.
     pub async fn list_whatsapp_senders(&self, creds: &Credentials) -> Result<Vec<Sender>, TwilioError> {
         let mut all = Vec::new();
-        let first = self.senders_first_page()?;
-        self.paginate::<SenderPage, _>(
-            Api::Messaging,
-            "list_whatsapp_senders",
-            SENDERS_TEMPLATE,
-            creds,
-            first,
-            |page| {
-                all.extend(page);
-                ControlFlow::Continue(())
-            },
-        )
-        .await?;
+        self.visit_whatsapp_senders(creds, "list_whatsapp_senders", |page| all.extend(page)).await?;
         Ok(all)
+    }
+
+    /// Like [`TwilioClient::list_whatsapp_senders`], handing each page to `visit` as it
+    /// arrives (so a caller that keeps less than a whole [`Sender`] never holds the full list).
+    /// On error, whatever `visit` collected is incomplete and must be discarded.
+    pub(crate) async fn visit_whatsapp_senders(
+        &self,
+        creds: &Credentials,
+        op: &'static str,
+        mut visit: impl FnMut(Vec<Sender>),
+    ) -> Result<(), TwilioError> {
+        let first = self.senders_first_page()?;
+        self.paginate::<SenderPage, _>(Api::Messaging, op, SENDERS_TEMPLATE, creds, first, |page| {
+            visit(page);
+            ControlFlow::Continue(())
+        })
+        .await
     }
 
     /// The WhatsApp sender whose `sender_id` is `whatsapp:<e164>` (the list API has no
     /// filter, so this pages until found). `Ok(None)`: the number is not a WhatsApp sender
     /// of this account (yet).
+    ///
+    /// Lists per call: every channel asking pays up to ⌈senders / 1000⌉ requests. Prefer
+    /// [`crate::twilio::SenderDirectory::lookup`] (one listing per account and interval, shared
+    /// by its channels) or [`TwilioClient::fetch_sender`] when the SID is known. To be removed
+    /// once the controller uses the directory.
     pub async fn find_whatsapp_sender(&self, creds: &Credentials, e164: &str) -> Result<Option<Sender>, TwilioError> {
         let wanted = E164::parse(e164).map_err(|e| TwilioError::InvalidInput(e.to_string()))?;
         let first = self.senders_first_page()?;
@@ -250,19 +265,28 @@ impl TwilioClient {
         .await
     }
 
-    /// `GET /v2/Channels/Senders/{Sid}`.
-    pub async fn fetch_sender(&self, creds: &Credentials, xe_sid: &str) -> Result<Sender, TwilioError> {
+    /// One sender by SID: `GET /v2/Channels/Senders/{Sid}` (one request, whatever the size of
+    /// the account). `Ok(None)`: Twilio answered 404, the sender does not exist (any more) or
+    /// is not visible to these credentials. Check [`Sender::e164`] against the number you
+    /// expect: a SID remembered in a status may since belong to a re-registered number.
+    pub async fn fetch_sender(&self, creds: &Credentials, xe_sid: &str) -> Result<Option<Sender>, TwilioError> {
         check_sid("sender SID", "XE", xe_sid)?;
         let url = self.url(Api::Messaging, &format!("/v2/Channels/Senders/{xe_sid}"), &[])?;
-        self.execute(Request {
-            op: "fetch_sender",
-            method: Method::GET,
-            template: SENDER_TEMPLATE,
-            url,
-            creds,
-            body: Body::None,
-        })
-        .await
+        let fetched = self
+            .execute(Request {
+                op: "fetch_sender",
+                method: Method::GET,
+                template: SENDER_TEMPLATE,
+                url,
+                creds,
+                body: Body::None,
+            })
+            .await;
+        match fetched {
+            Ok(sender) => Ok(Some(sender)),
+            Err(TwilioError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Sets the sender's webhook: `POST /v2/Channels/Senders/{Sid}` with JSON
@@ -376,7 +400,7 @@ mod tests {
         assert_eq!(reqs.len(), 2);
         assert_eq!(reqs[0].method, "GET");
         assert_eq!(reqs[0].path, "/v2/Channels/Senders");
-        assert_eq!(reqs[0].query.as_deref(), Some("Channel=whatsapp&PageSize=50"));
+        assert_eq!(reqs[0].query.as_deref(), Some("Channel=whatsapp&PageSize=1000"));
         assert_eq!(reqs[1].path, "/v2/Channels/Senders");
         assert_eq!(reqs[1].query.as_deref(), Some("PageSize=50&Page=1&Channel=whatsapp&PageToken=PT123"));
     }
@@ -428,12 +452,117 @@ mod tests {
     async fn fetch_sender_request() {
         let server = MockServer::start(vec![Reply::json(200, sender(XE, "+15017122661", "ONLINE", "https://x"))]).await;
         let creds = Credentials::auth_token(AC, Secret::new("t"));
-        let s = server.client().fetch_sender(&creds, XE).await.unwrap();
+        let s = server.client().fetch_sender(&creds, XE).await.unwrap().unwrap();
         assert_eq!(s.sid, XE);
         let r = &server.requests()[0];
         assert_eq!(
             (r.method.as_str(), r.path.as_str()),
             ("GET", "/v2/Channels/Senders/XEaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
         );
+    }
+
+    #[tokio::test]
+    async fn fetch_sender_404_is_none_other_errors_are_errors() {
+        let not_found = r#"{"code": 20404, "message": "The requested resource /v2/Channels/Senders/XEaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa was not found", "more_info": "https://www.twilio.com/docs/errors/20404", "status": 404}"#;
+        let server = MockServer::start(vec![
+            Reply::json(404, not_found),
+            Reply::json(401, r#"{"code": 20003, "message": "Authenticate", "status": 401}"#),
+        ])
+        .await;
+        let creds = Credentials::auth_token(AC, Secret::new("t"));
+        let client = server.client();
+        assert_eq!(client.fetch_sender(&creds, XE).await.unwrap(), None);
+        assert!(matches!(client.fetch_sender(&creds, XE).await, Err(TwilioError::Unauthorized { .. })));
+        assert!(matches!(client.fetch_sender(&creds, "PN123").await, Err(TwilioError::InvalidInput(_))));
+        assert_eq!(server.requests().len(), 2);
+    }
+
+    /// A page of one sender whose next link is `next` (absolute, as Twilio sends it).
+    fn page_with_next(number: &str, next: Option<&str>) -> String {
+        let next =
+            next.map_or("null".to_owned(), |n| format!("\"https://messaging.twilio.com/v2/Channels/Senders?{n}\""));
+        format!(
+            r#"{{"senders": [{}], "meta": {{"page_size": 1000, "next_page_url": {next}, "key": "senders"}}}}"#,
+            sender(XE, number, "ONLINE", "https://x.example")
+        )
+    }
+
+    #[tokio::test]
+    async fn a_listing_that_loops_is_an_error_not_a_short_list() {
+        // Page 2 links back to page 1: before, paging stopped there and the two senders read
+        // were returned as the whole account.
+        let first = "Channel=whatsapp&PageSize=1000";
+        let server = MockServer::start(vec![
+            Reply::json(
+                200,
+                page_with_next("+15550000001", Some("PageSize=1000&Page=1&Channel=whatsapp&PageToken=PA1")),
+            ),
+            Reply::json(200, page_with_next("+15550000002", Some(first))),
+        ])
+        .await;
+        let creds = Credentials::auth_token(AC, Secret::new("t"));
+        let err = server.client().list_whatsapp_senders(&creds).await.unwrap_err();
+        assert_eq!(err, TwilioError::PageLimit { op: "list_whatsapp_senders", pages: 2, looped: true });
+        assert!(!err.is_transient());
+        assert_eq!(err.reason(), "TwilioPageLimit");
+        assert!(err.to_string().contains("discarded"), "{err}");
+        assert_eq!(server.requests().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_listing_past_the_page_bound_is_an_error_not_a_short_list() {
+        let replies = (1..=3)
+            .map(|i| {
+                Reply::json(
+                    200,
+                    page_with_next(
+                        &format!("+1555000000{i}"),
+                        Some(&format!("PageSize=1000&Page={i}&Channel=whatsapp&PageToken=PA{i}")),
+                    ),
+                )
+            })
+            .collect();
+        let server = MockServer::start(replies).await;
+        let creds = Credentials::auth_token(AC, Secret::new("t"));
+        let client = server.client();
+        let first = client.senders_first_page().unwrap();
+        let mut seen = 0;
+        let err = client
+            .paginate_bounded::<SenderPage, _>(
+                Api::Messaging,
+                "list_whatsapp_senders",
+                SENDERS_TEMPLATE,
+                &creds,
+                first,
+                2,
+                |p| {
+                    seen += p.len();
+                    ControlFlow::Continue(())
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err, TwilioError::PageLimit { op: "list_whatsapp_senders", pages: 2, looped: false });
+        assert_eq!((seen, server.requests().len()), (2, 2));
+        assert!(crate::twilio::client::MAX_PAGES * SENDERS_PAGE_SIZE as usize >= 1_000_000);
+    }
+
+    #[tokio::test]
+    async fn find_stops_at_the_page_with_the_number() {
+        let server = MockServer::start(vec![
+            Reply::json(
+                200,
+                page_with_next("+15550000001", Some("PageSize=1000&Page=1&Channel=whatsapp&PageToken=PA1")),
+            ),
+            Reply::json(
+                200,
+                page_with_next("+15550000002", Some("PageSize=1000&Page=2&Channel=whatsapp&PageToken=PA2")),
+            ),
+        ])
+        .await;
+        let creds = Credentials::auth_token(AC, Secret::new("t"));
+        let found = server.client().find_whatsapp_sender(&creds, "+15550000002").await.unwrap();
+        assert_eq!(found.and_then(|s| s.e164()).map(|n| n.to_string()).as_deref(), Some("+15550000002"));
+        assert_eq!(server.requests().len(), 2);
     }
 }

@@ -318,9 +318,11 @@ fn build_account(sa: &SeedAccount) -> Result<Account, SimError> {
     for n in &sa.incoming_phone_numbers {
         acct.incoming_phone_numbers.push(build_number(&sid, n, now)?);
     }
+    // A set, not `acct.sender()`: seeding thousands of senders must stay linear.
+    let mut sender_ids = std::collections::HashSet::new();
     for s in &sa.whatsapp_senders {
         let sender = build_sender(&sid, s, now)?;
-        if acct.sender(&sender.sender_id).is_some() {
+        if !sender_ids.insert(sender.sender_id.clone()) {
             return Err(SimError::Seed(format!("duplicate sender {}", sender.sender_id)));
         }
         acct.senders.push(sender);
@@ -489,6 +491,7 @@ accounts:
             "accounts: [{friendly_name: a, messaging_services: [{friendly_name: s, phone_numbers: ['+15550000000']}]}]",
             "accounts: [{friendly_name: a, parent: nobody}]",
             "accounts: [{friendly_name: a, bogus: 1}]",
+            "accounts: [{friendly_name: a, whatsapp_senders: [{sender_id: '+15550000001'}, {sender_id: 'whatsapp:+15550000001'}]}]",
         ];
         for yaml in bad {
             let mut st = SimState::new(None);

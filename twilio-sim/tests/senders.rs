@@ -181,3 +181,90 @@ async fn create_and_delete_senders() {
     assert!(sim.handle.account(PROD).unwrap().service(MG1).unwrap().channel_senders.is_empty());
     assert_eq!(sim.handle.requests().route("DeleteChannelsSender").len(), 3);
 }
+
+/// An account with `n` WhatsApp senders `whatsapp:+1555000NNNN`, in that order.
+fn many_senders_seed(n: usize) -> twilio_sim::SeedFile {
+    let senders = (0..n)
+        .map(|i| twilio_sim::SeedSender {
+            sid: None,
+            sender_id: format!("whatsapp:+1555{i:07}"),
+            status: twilio_sim::state::SenderStatus::Online,
+            webhook: Default::default(),
+            configuration: Default::default(),
+            profile: Default::default(),
+            properties: None,
+            offline_reasons: None,
+        })
+        .collect();
+    twilio_sim::SeedFile {
+        accounts: vec![twilio_sim::SeedAccount {
+            sid: Some(BIG.into()),
+            friendly_name: "big".into(),
+            auth_token: Some(BIG_TOKEN.into()),
+            whatsapp_senders: senders,
+            ..Default::default()
+        }],
+        identity_clients: Vec::new(),
+    }
+}
+
+const BIG: &str = "AC00000000000000000000000000000b16";
+const BIG_TOKEN: &str = "big-auth-token";
+
+/// Follows `next_page_url` from `first`; returns the sender ids and the page sizes seen.
+async fn walk(sim: &Sim, first: &str) -> (Vec<String>, Vec<usize>) {
+    let (mut ids, mut sizes) = (Vec::new(), Vec::new());
+    let mut url = sim.url(first);
+    loop {
+        let resp = sim.client.get(&url).basic_auth(BIG, Some(BIG_TOKEN)).send().await.unwrap();
+        let (status, body) = json(resp).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let page = body["senders"].as_array().unwrap();
+        sizes.push(page.len());
+        ids.extend(page.iter().map(|s| s["sender_id"].as_str().unwrap().to_string()));
+        match body["meta"]["next_page_url"].as_str() {
+            Some(next) => {
+                assert!(next.contains("PageToken=PA") && next.contains("Channel=whatsapp"), "{next}");
+                url = next.to_string();
+            }
+            None => break,
+        }
+        assert!(sizes.len() <= 200, "paging does not end");
+    }
+    (ids, sizes)
+}
+
+#[tokio::test]
+async fn large_accounts_page_with_the_spec_maximum_page_size() {
+    let config = SimConfig { strict: true, ..SimConfig::default() };
+    assert!(config.resolved_spec_dir().join("twilio_messaging_v2.json").exists(), "run hack/fetch-twilio-specs.sh");
+    let sim = Sim::start_with(config).await;
+    sim.handle.seed(&many_senders_seed(2_500)).unwrap();
+    let expected: Vec<String> = (0..2_500).map(|i| format!("whatsapp:+1555{i:07}")).collect();
+
+    // PageSize=1000 (the spec's maximum): three pages, every sender once, in creation order.
+    let (ids, sizes) = walk(&sim, "/v2/Channels/Senders?Channel=whatsapp&PageSize=1000").await;
+    assert_eq!(sizes, [1000, 1000, 500]);
+    assert_eq!(ids, expected);
+    let (_, body) = json(
+        sim.req(Method::GET, "/v2/Channels/Senders?Channel=whatsapp&PageSize=1000", BIG, BIG_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(body["meta"]["page_size"], 1000);
+    // The default page size (20) pages through everything too.
+    let (ids, sizes) = walk(&sim, "/v2/Channels/Senders?Channel=whatsapp").await;
+    assert_eq!(sizes.len(), 125);
+    assert_eq!(ids, expected);
+    assert!(sim.handle.violations().is_empty(), "{:?}", sim.handle.violations());
+
+    // Above the spec's maximum: a contract violation in strict mode.
+    let resp = sim
+        .req(Method::GET, "/v2/Channels/Senders?Channel=whatsapp&PageSize=1001", BIG, BIG_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}

@@ -171,7 +171,8 @@ fn apply_profile(p: &mut SenderProfile, obj: &Map<String, Value>) -> Result<(), 
     Ok(())
 }
 
-/// GET list; `Channel` (whatsapp|rcs) is required. Default page size 20.
+/// GET list; `Channel` (whatsapp|rcs) is required. Default page size 20, `PageSize` up to 1000
+/// (the spec's maximum), in creation order; `next_page_url` carries `PageToken=PA<last sid>`.
 pub(crate) fn list(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     let query = ctx.req.query_params();
     let channel =
@@ -182,8 +183,9 @@ pub(crate) fn list(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     let paging = PageRequest::from_params(&query, 20)?;
     let base = ctx.base_url.to_string();
     let acct = ctx.account()?;
-    let senders: Vec<Sender> = if channel == "whatsapp" { acct.senders.clone() } else { Vec::new() };
-    let page = paginate(&senders, |s| s.sid.as_str(), &paging);
+    // Page over the account's senders in place: a large account must not be copied per page.
+    let senders: &[Sender] = if channel == "whatsapp" { &acct.senders } else { &[] };
+    let page = paginate(senders, |s| s.sid.as_str(), &paging);
     let items = page.items.iter().map(|s| sender_json(&base, s)).collect();
     let filters = vec![("Channel".to_string(), channel)];
     let body = envelope_meta("senders", &base, PATH, &filters, &paging, &page, items);
