@@ -522,13 +522,16 @@ async fn a_second_cluster_reports_bound_elsewhere_and_takes_over_only_when_told(
     assert!(msg.contains(&u2), "names cluster 2's receiver: {msg}");
     assert!(has(&a, "Ready", "False", "BoundElsewhere"));
     wait_event(&env1, "a", "BoundElsewhere", &u2).await;
-    // Two more of A's checks (each lookup starts a new pass, so the first has finished):
+    // Two more of A's checks (each lookup — a fetch of the sender it recorded — starts a new
+    // pass, so the first has finished):
     // still no write, and the webhook stays U2.
     let mark = sim.requests().last().map_or(0, |r| r.seq);
     within(WAIT, async {
         loop {
-            let later =
-                from(&sim.requests(), agent1).into_iter().filter(|r| r.seq > mark && r.is("GET", SENDERS)).count();
+            let later = from(&sim.requests(), agent1)
+                .into_iter()
+                .filter(|r| r.seq > mark && r.method == "GET" && r.path.starts_with(SENDERS))
+                .count();
             if later >= 2 {
                 break;
             }

@@ -88,7 +88,7 @@ fn invalid_channels_are_reported_at_the_offending_lines() {
             "invalid",
             &[
                 r#"channels.yaml:8: error: spec.phoneNumber "+1 415" does not match ^\+[1-9][0-9]{1,14}$"#,
-                r#"channels.yaml:31: error: spec.webhook.url "http://receiver.example.com/api/webhook/LeadGen/whatsapp" does not match ^https://[^\s/?#]+([/?#][^\s]*)?$"#,
+                r#"channels.yaml:31: error: spec.webhook.url "http://receiver.example.com/api/webhook/LeadGen/whatsapp" does not match ^https://[^\s/?#@]+([/?#][^\s]*)?$"#,
                 r#"channels.yaml:43: error: spec.twilio.accountSid "AC123" does not match ^AC[0-9a-fA-F]{32}$"#,
                 "channels.yaml:55: error: missing required field spec.instance",
                 "channels.yaml:70: error: spec must satisfy one of: queue is set, or active is false \

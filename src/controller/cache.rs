@@ -36,6 +36,8 @@ pub struct Cache {
     pub channel_index: std::sync::Arc<Index<ChannelKey>>,
     /// Binding names by their holder's UID.
     pub holder_index: std::sync::Arc<Index<String>>,
+    /// Whether the channel, binding and Secret watches have listed once.
+    pub listed: std::sync::Arc<[std::sync::atomic::AtomicBool; 3]>,
 }
 
 /// The index key of Secret `ns/name`.
@@ -84,8 +86,7 @@ pub fn channel_ref(key: &ChannelKey) -> ObjectRef<WhatsAppChannel> {
 /// Slims a channel before it enters the store: only the operator's own annotations are kept.
 pub fn slim_channel(ch: &mut WhatsAppChannel) {
     ch.managed_fields_mut().clear();
-    ch.annotations_mut()
-        .retain(|k, _| k == RESEND_CONFIRMATION_ANNOTATION || k == SKIP_CLEANUP_ANNOTATION);
+    ch.annotations_mut().retain(|k, _| k == RESEND_CONFIRMATION_ANNOTATION || k == SKIP_CLEANUP_ANNOTATION);
 }
 
 /// Slims a binding or Secret metadata before it enters the store.
@@ -96,13 +97,32 @@ pub fn slim_meta<K: kube::Resource>(obj: &mut K) {
 }
 
 impl Cache {
+    /// Whether every store has its initial listing: a pass never decides from a store that has
+    /// not seen the cluster yet (a Secret or binding "missing" only because it was not listed
+    /// yet). Tracked from the watch streams' `InitDone`, not by awaiting the stores (their
+    /// readiness signal wakes only one waiter, and the controllers already wait on it).
+    pub fn ready(&self) -> bool {
+        self.listed.iter().all(|f| f.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// Notes that the watch stream `which` (0 channels, 1 bindings, 2 Secrets) finished a listing.
+    pub fn note_listed<K>(&self, which: usize, event: &Event<K>) {
+        if matches!(event, Event::InitDone) {
+            if let Some(f) = self.listed.get(which) {
+                f.store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
+    }
+
     /// Files a channel watch event in the channel index.
     pub fn follow_channel(&self, event: &Event<WhatsAppChannel>) {
+        self.note_listed(0, event);
         self.channel_index.follow(event, channel_id, channel_keys);
     }
 
     /// Files a binding watch event in the holder index.
     pub fn follow_binding(&self, event: &Event<WhatsAppNumberBinding>) {
+        self.note_listed(1, event);
         self.holder_index.follow(event, |b| Some(b.name_any()), |b| vec![b.spec.channel_ref.uid.clone()]);
     }
 

@@ -86,7 +86,7 @@ async fn plan_fully(
 ) -> Result<Plan, Error> {
     for _ in 0..MAX_ROUNDS {
         match plan::plan(observe::input(ch, obs, now, config)) {
-            Next::Plan(p) => return Ok(p),
+            Next::Plan(p) => return Ok(*p),
             Next::Read(r) => observe::read(ctx, ch, obs, r).await,
         }
     }
@@ -116,10 +116,12 @@ async fn run_step(
             binding::delete_exact(&ctx.client, name, uid, resource_version.as_deref()).await?;
             StepResult::Ok
         }
-        Step::Claim { name, spec } => match binding::create(&ctx.client, &WhatsAppNumberBinding::new(name, spec.clone())).await? {
-            Created::Held => StepResult::Ok,
-            Created::Exists => StepResult::Stop(Ended::Retry(RETRY_SOON)),
-        },
+        Step::Claim { name, spec } => {
+            match binding::create(&ctx.client, &WhatsAppNumberBinding::new(name, spec.clone())).await? {
+                Created::Held => StepResult::Ok,
+                Created::Exists => StepResult::Stop(Ended::Retry(RETRY_SOON)),
+            }
+        }
         Step::SetInstance { name, instance } => {
             binding::set_instance(&ctx.client, name, instance).await?;
             StepResult::Ok
@@ -128,13 +130,11 @@ async fn run_step(
             binding::delete_exact(&ctx.client, &held.name, &held.uid, None).await?;
             StepResult::Ok
         }
-        Step::ProtectSecret { name } => {
-            match protection::protect(&ctx.client, &ctx.cache, &ns, name).await {
-                Ok(()) => StepResult::Ok,
-                Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => StepResult::Stop(Ended::Retry(RETRY_SOON)),
-                Err(e) => return Err(e.into()),
-            }
-        }
+        Step::ProtectSecret { name } => match protection::protect(&ctx.client, &ctx.cache, &ns, name).await {
+            Ok(()) => StepResult::Ok,
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => StepResult::Stop(Ended::Retry(RETRY_SOON)),
+            Err(e) => return Err(e.into()),
+        },
         Step::Record(status) => match write_status(ctx, ch, status, version).await? {
             Write::Done => StepResult::Ok,
             Write::Stale => StepResult::Stop(Ended::Retry(RETRY_SOON)),
@@ -145,13 +145,15 @@ async fn run_step(
                 return Err(Error::MissingField("credentials"));
             };
             let result = match w {
-                WebhookWrite::Sender { sid, webhook } => match twilio.update_sender_webhook(creds, sid, webhook).await {
-                    Ok(updated) => {
-                        ctx.senders.update(account, &updated);
-                        Ok(())
+                WebhookWrite::Sender { sid, webhook } => {
+                    match twilio.update_sender_webhook(creds, sid, webhook).await {
+                        Ok(updated) => {
+                            ctx.senders.update(account, &updated);
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
                     }
-                    Err(e) => Err(e),
-                },
+                }
                 WebhookWrite::Number { sid, url, method } => {
                     twilio.update_incoming_number_webhook(creds, sid, url, *method).await.map(|_| ())
                 }
@@ -248,6 +250,9 @@ async fn finish(ctx: &Context, ch: &WhatsAppChannel, plan: Plan, mut version: Op
             Ok(Ended::Finalized)
         }
         After::Backoff(e) => Err(e),
+        // A cleanup that cannot finish yet must not end the finalizer's work: it waits (for the
+        // Secret, the hold, the skip-cleanup annotation), without backoff.
+        After::Requeue(d) if ch.metadata.deletion_timestamp.is_some() => Ok(Ended::Retry(backoff::with_jitter(d))),
         After::Requeue(d) => {
             if let (Some((inputs, valid_for)), Some(uid)) = (plan.verified, ch.uid()) {
                 ctx.attempts.record(&uid, Attempt { inputs, at: std::time::Instant::now(), valid_for });

@@ -163,6 +163,7 @@ pub async fn run(
         secrets: secret_store.clone(),
         channel_index: Default::default(),
         holder_index: Default::default(),
+        listed: Default::default(),
     };
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
     let ctx = Arc::new(Context::new(client.clone(), config, cache.clone(), wake_tx.clone())?);
@@ -210,6 +211,15 @@ pub async fn run(
         .default_backoff()
         .modify(cache::slim_meta)
         .reflect(secret_writer)
+        .map({
+            let c = cache.clone();
+            move |ev| {
+                if let Ok(ev) = &ev {
+                    c.note_listed(2, ev);
+                }
+                ev
+            }
+        })
         .touched_objects();
     let binding_stream = watcher(bindings, watcher::Config::default().any_semantic())
         .default_backoff()

@@ -8,7 +8,7 @@ use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
 use crate::api::{SenderKind, WhatsAppChannel};
-use crate::binding;
+use crate::binding::{self, BindingState};
 use crate::twilio::{Credentials, MessageQuery, Secret, TwilioError, E164};
 
 use super::credentials::{self, SecretProblem};
@@ -44,24 +44,39 @@ fn digest(s: &str) -> String {
     Sha256::digest(s.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
+/// What the binding `name` of `number` means for `ch`, from the caches. A binding the caches
+/// call stale is removed, so that verdict is confirmed first with a read of its holder: the
+/// holder may be in a namespace this process does not watch, or newer than the channel store.
+async fn binding_view(ctx: &Context, ch: &WhatsAppChannel, name: String, number: &E164) -> Result<BindingView, Error> {
+    let cache = &ctx.cache;
+    let existing = cache.binding(&name);
+    let holder = existing.as_ref().map(|b| b.spec.channel_ref.clone());
+    let cached = holder.as_ref().and_then(|h| cache.channel(&h.namespace, &h.name));
+    let mut state = binding::state(existing.as_deref(), cached.as_deref(), ch, number);
+    if let (BindingState::Stale { .. }, Some(h)) = (&state, &holder) {
+        let api: kube::Api<WhatsAppChannel> = kube::Api::namespaced(ctx.client.clone(), &h.namespace);
+        let fresh = api.get_opt(&h.name).await?;
+        state = binding::state(existing.as_deref(), fresh.as_ref(), ch, number);
+    }
+    Ok(BindingView { name, state })
+}
+
 /// Observes the cluster for `ch` from the caches.
 pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Error> {
     let ns = ch.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let uid = ch.uid().ok_or(Error::MissingField("metadata.uid"))?;
     let cache = &ctx.cache;
-    let view = |name: String, number: &E164| {
-        let existing = cache.binding(&name);
-        let holder_now = existing
-            .as_ref()
-            .and_then(|b| cache.channel(&b.spec.channel_ref.namespace, &b.spec.channel_ref.name));
-        let state = binding::state(existing.as_deref(), holder_now.as_deref(), ch, number);
-        BindingView { name, state }
-    };
     let number = E164::parse(&ch.spec.phone_number).ok();
-    let spec_binding = number.as_ref().map(|n| view(binding::binding_name(n, binding::scope(ch)), n));
+    let spec_binding = match &number {
+        Some(n) => Some(binding_view(ctx, ch, binding::binding_name(n, binding::scope(ch)), n).await?),
+        None => None,
+    };
     let wired = match (wired_binding_name(ch), ch.status.as_ref().and_then(|s| s.sender.as_ref())) {
         (Some(name), Some(sender)) if Some(&name) != spec_binding.as_ref().map(|b| &b.name) => {
-            E164::parse(&sender.phone_number).ok().map(|n| view(name, &n))
+            match E164::parse(&sender.phone_number) {
+                Ok(n) => Some(binding_view(ctx, ch, name, &n).await?),
+                Err(_) => None,
+            }
         }
         _ => None,
     };
@@ -93,7 +108,9 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
         (Some(id), false) => {
             let name = &id.client_secret_ref.name;
             let read = if *name == secret_name {
-                data.clone().unwrap_or_else(|| Err(SecretProblem { reason: crate::api::Reason::Suspended, message: String::new() }))
+                data.clone().unwrap_or_else(|| {
+                    Err(SecretProblem { reason: crate::api::Reason::Suspended, message: String::new() })
+                })
             } else {
                 ctx.secrets.read(&ctx.client, &ns, name, cache.secret(&ns, name).as_deref()).await?
             };
@@ -207,7 +224,12 @@ fn record(view: &mut TwilioView, read: Read, e: Result<(), TwilioError>) {
 
 /// Finds a number's webhook carrier: by the SID in status, else the account's senders (one
 /// shared listing per account and interval), then its incoming numbers.
-async fn locate(ctx: &Context, creds: &Credentials, number: &E164, how: &Locate) -> Result<Option<Target>, TwilioError> {
+async fn locate(
+    ctx: &Context,
+    creds: &Credentials,
+    number: &E164,
+    how: &Locate,
+) -> Result<Option<Target>, TwilioError> {
     let twilio = &ctx.twilio;
     match how {
         Locate::SenderSid(sid) => {

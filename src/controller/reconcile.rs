@@ -23,6 +23,9 @@ pub async fn reconcile(ch: Arc<WhatsAppChannel>, ctx: Arc<Context>) -> Result<Ac
     if let Some(wait) = ctx.backoff.remaining(&key, backoff::trigger(&ch)) {
         return Ok(Action::requeue(wait));
     }
+    if !ctx.cache.ready() {
+        return Err(Error::Waiting(Duration::from_millis(200)));
+    }
     let api: Api<WhatsAppChannel> = Api::namespaced(ctx.client.clone(), &ns);
     let deadline = ctx.config.pass_timeout;
     let run = finalizer(&api, FINALIZER, ch, |event| async {

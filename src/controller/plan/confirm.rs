@@ -40,7 +40,8 @@ pub(super) fn follow_up(mut b: Builder<'_>, number: &E164) -> Next {
     if !b.set.is(T::Connected, Status::True) || b.error.is_some() || b.kept_stale {
         return b.finish();
     }
-    let from = if ch.spec.mode == ChannelMode::Sandbox { SANDBOX_NUMBER.to_owned() } else { number.as_str().to_owned() };
+    let from =
+        if ch.spec.mode == ChannelMode::Sandbox { SANDBOX_NUMBER.to_owned() } else { number.as_str().to_owned() };
     let token = ch.annotations().get(RESEND_CONFIRMATION_ANNOTATION).cloned();
     let current = b.status.confirmation.clone().filter(|c| c.to == to.as_str() && c.from == from);
     match current {
@@ -70,8 +71,10 @@ pub(super) fn follow_up(mut b: Builder<'_>, number: &E164) -> Next {
             match found {
                 Ok(Some(m)) => {
                     // Adopted: its time is when Twilio created it, so its delivery is followed too.
-                    let sent_time = m.date_created.map(|d| clock::from_chrono(&d)).or_else(|| Some(b.input.now.clone()));
-                    b.status.confirmation = Some(ConfirmationStatus { message_sid: Some(m.sid.clone()), sent_time, ..c });
+                    let sent_time =
+                        m.date_created.map(|d| clock::from_chrono(&d)).or_else(|| Some(b.input.now.clone()));
+                    b.status.confirmation =
+                        Some(ConfirmationStatus { message_sid: Some(m.sid.clone()), sent_time, ..c });
                     record(&mut b, &m);
                 }
                 Ok(None) => send(&mut b, &to, &from, token),
@@ -124,13 +127,20 @@ fn send(b: &mut Builder<'_>, to: &E164, from: &str, token: Option<String>) {
                 sent_time: Some(b.input.now.clone()),
                 ..attempt
             });
-            b.note(EventType::Normal, Reason::MessageSent, format!("Sent the confirmation message to {to} (message {})", m.sid));
+            b.note(
+                EventType::Normal,
+                Reason::MessageSent,
+                format!("Sent the confirmation message to {to} (message {})", m.sid),
+            );
             record(b, &m);
         }
         Some(Err(e)) if e.is_transient() => twilio_failure(b, T::ConfirmationSent, e),
         Some(Err(e)) => {
-            b.status.confirmation =
-                Some(ConfirmationStatus { status: Some("failed".into()), error_code: e.code().map(i64::from), ..attempt });
+            b.status.confirmation = Some(ConfirmationStatus {
+                status: Some("failed".into()),
+                error_code: e.code().map(i64::from),
+                ..attempt
+            });
             if e.code() == Some(NOT_IN_SANDBOX) {
                 condition_for(b, to.as_str(), "", "failed", e.code());
             } else {

@@ -66,6 +66,17 @@ pub(super) fn apply(input: Input<'_>) -> Next {
     if !claim(&mut b, &number) {
         return b.finish();
     }
+    // A claim made in this pass ends it: Twilio is asked only once the number is this channel's
+    // (the binding's watch event brings the next pass at once). A channel that loses the race
+    // makes no Twilio call at all.
+    if b.pre.iter().any(|s| matches!(s, Step::Claim { .. })) {
+        let instance = &ch.spec.instance;
+        b.note(EventType::Normal, Reason::Bound, format!("Claimed {number} for instance {instance}"));
+        b.keep_old_conditions();
+        b.kept_stale = true;
+        b.requeue_within(std::time::Duration::from_millis(500));
+        return b.finish();
+    }
 
     let secret = &input.cluster.secret;
     let fingerprint = match &secret.credentials {
@@ -93,7 +104,6 @@ pub(super) fn apply(input: Input<'_>) -> Next {
     let inputs = verified_inputs(ch, &fingerprint, input.cluster.identity_secret.as_ref());
     if !verification_due(&b, &inputs) {
         b.keep_old_conditions();
-        set_bound(&mut b, &number);
         return confirm::follow_up(b, &number);
     }
     if b.input.twilio.verification.is_none() {
@@ -233,7 +243,12 @@ fn verify(b: &mut Builder<'_>) -> bool {
             match v.status.as_ref().map(|s| s.as_str()) {
                 Some(s @ ("suspended" | "closed")) => {
                     let reason = if s == "closed" { Reason::AccountClosed } else { Reason::AccountSuspended };
-                    b.set(T::CredentialsValid, Status::False, reason, format!("Twilio account {} is {s}", v.account_sid));
+                    b.set(
+                        T::CredentialsValid,
+                        Status::False,
+                        reason,
+                        format!("Twilio account {} is {s}", v.account_sid),
+                    );
                     b.set(T::Connected, Status::False, Reason::NotConnected, "See the other conditions");
                     false
                 }
@@ -443,7 +458,12 @@ impl Target {
 
 /// The URLs this channel set, or is about to set, on the carrier `recorded` describes.
 pub(super) fn ours(recorded: Option<&SenderStatus>) -> Vec<String> {
-    recorded.map(|s| [s.configured_url.clone(), s.pending_webhook_url.clone()]).into_iter().flatten().flatten().collect()
+    recorded
+        .map(|s| [s.configured_url.clone(), s.pending_webhook_url.clone()])
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect()
 }
 
 /// Decides and plans the webhook write. False: stop here.
@@ -581,7 +601,12 @@ fn identity(b: &mut Builder<'_>, id: &crate::api::IdentityServerSpec) -> Option<
             format!("{url} issued a token to client {}", id.client_id),
         ),
         Err(e) if e.is_transient() => {
-            b.set(T::IdentityVerified, Status::Unknown, Reason::IdentityUnavailable, format!("{e}; retrying with backoff"));
+            b.set(
+                T::IdentityVerified,
+                Status::Unknown,
+                Reason::IdentityUnavailable,
+                format!("{e}; retrying with backoff"),
+            );
             b.error = Some(crate::controller::Error::Identity(e));
         }
         Err(e) => b.set(

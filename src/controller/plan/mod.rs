@@ -307,7 +307,7 @@ pub enum Next {
     /// The plan needs this read first.
     Read(Read),
     /// The plan.
-    Plan(Plan),
+    Plan(Box<Plan>),
 }
 
 /// Plans a pass: a live channel, or one being deleted.

@@ -36,7 +36,10 @@ enum Restore {
 fn restore(b: &Builder<'_>, recorded: &SenderStatus, held: bool) -> Restore {
     let input = b.input;
     let ch = input.ch;
-    if !held || ch.spec.deletion_policy != DeletionPolicy::Delete || skip_cleanup(ch) || recorded.kind == SenderKind::Sandbox
+    if !held
+        || ch.spec.deletion_policy != DeletionPolicy::Delete
+        || skip_cleanup(ch)
+        || recorded.kind == SenderKind::Sandbox
     {
         return Restore::Nothing;
     }
@@ -92,7 +95,8 @@ fn restore(b: &Builder<'_>, recorded: &SenderStatus, held: bool) -> Restore {
         let err = e.is_transient().then_some(Error::Twilio(e));
         return Restore::Failed(step, msg, err);
     }
-    let shown = if previous.is_empty() { "cleared it".to_owned() } else { format!("restored {}", redact_url(&previous)) };
+    let shown =
+        if previous.is_empty() { "cleared it".to_owned() } else { format!("restored {}", redact_url(&previous)) };
     Restore::Write(step, format!("Released {number}: {shown}"))
 }
 

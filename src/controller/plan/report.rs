@@ -114,8 +114,11 @@ impl<'a> Builder<'a> {
         if self.was_ready() {
             self.kept_stale = true;
         } else {
-            let reason =
-                if matches!(e, TwilioError::RateLimited { .. }) { Reason::RateLimited } else { Reason::TwilioUnavailable };
+            let reason = if matches!(e, TwilioError::RateLimited { .. }) {
+                Reason::RateLimited
+            } else {
+                Reason::TwilioUnavailable
+            };
             self.set(during, Status::Unknown, reason, format!("{e}; retrying with backoff"));
         }
         self.error = Some(Error::Twilio(e));
@@ -123,7 +126,7 @@ impl<'a> Builder<'a> {
 
     /// Ends the plan here.
     pub fn finish(self) -> Next {
-        Next::Plan(self.build())
+        Next::Plan(Box::new(self.build()))
     }
 
     fn build(mut self) -> Plan {
@@ -175,15 +178,7 @@ impl<'a> Builder<'a> {
         } else {
             After::Requeue(self.next_requeue(phase, &status))
         };
-        Plan {
-            steps,
-            status,
-            events,
-            after,
-            verified,
-            forget_verification: self.forget_verification,
-            hold: self.hold,
-        }
+        Plan { steps, status, events, after, verified, forget_verification: self.forget_verification, hold: self.hold }
     }
 
     fn next_requeue(&self, phase: Phase, status: &WhatsAppChannelStatus) -> Duration {
@@ -196,7 +191,8 @@ impl<'a> Builder<'a> {
         let cfg = self.input.config;
         match phase {
             Phase::Ready | Phase::Inactive => {
-                let age = status.last_verified_time.as_ref().map(|t| clock::between(t, self.input.now)).unwrap_or_default();
+                let age =
+                    status.last_verified_time.as_ref().map(|t| clock::between(t, self.input.now)).unwrap_or_default();
                 cfg.verify_interval.saturating_sub(age).max(Duration::from_secs(1))
             }
             Phase::Waiting => cfg.sender_poll_interval,

@@ -154,7 +154,7 @@ fn run(ch: &WhatsAppChannel, cl: &ClusterView, tw: &Twilio, outcomes: Vec<Outcom
     let mut reads = Vec::new();
     for _ in 0..12 {
         match plan(Input { ch, cluster: cl, twilio: &view, now: &now, config: &cfg }) {
-            Next::Plan(p) => return (p, reads),
+            Next::Plan(p) => return (*p, reads),
             Next::Read(r) => {
                 assert!(!reads.contains(&r), "read asked twice: {r:?}");
                 match &r {
@@ -180,7 +180,10 @@ fn reason(p: &Plan, t: &str) -> String {
 }
 
 fn twilio_writes(p: &Plan) -> Vec<&Step> {
-    p.steps.iter().filter(|s| matches!(s, Step::SetWebhook(_) | Step::RestoreWebhook(_) | Step::SendMessage(_))).collect()
+    p.steps
+        .iter()
+        .filter(|s| matches!(s, Step::SetWebhook(_) | Step::RestoreWebhook(_) | Step::SendMessage(_)))
+        .collect()
 }
 
 fn ready_status(sender: SenderStatus) -> WhatsAppChannelStatus {
@@ -231,27 +234,201 @@ fn condition_reasons_table() {
     let nocl = |_: &mut ClusterView| {};
     let notw = |_: &mut Twilio| {};
     let cases = [
-        Case { name: "in sync", ch: none, cl: nocl, tw: notw, expect: &[("Ready", "True/ChannelReady"), ("WebhookConfigured", "True/Configured"), ("NumberBound", "True/Bound"), ("Active", "True/Activated")], phase: Phase::Ready },
-        Case { name: "inactive", ch: |c| c.spec.active = false, cl: nocl, tw: notw, expect: &[("Ready", "True/ChannelReady"), ("Active", "False/Deactivated")], phase: Phase::Inactive },
-        Case { name: "bad number", ch: |c| c.spec.phone_number = "12".into(), cl: nocl, tw: notw, expect: &[("NumberVerified", "False/InvalidSpec"), ("Ready", "False/InvalidSpec")], phase: Phase::Failed },
-        Case { name: "sandbox needs the sandbox number", ch: |c| c.spec.mode = ChannelMode::Sandbox, cl: nocl, tw: notw, expect: &[("NumberVerified", "False/InvalidSpec")], phase: Phase::Failed },
-        Case { name: "held by another channel", ch: none, cl: |c| c.binding.as_mut().expect("b").state = BindingState::HeldBy { holder: ChannelReference { namespace: "x".into(), name: "y".into(), uid: "u".into() }, instance: "crm-dev".into() }, tw: notw, expect: &[("NumberBound", "False/NumberInUse"), ("Ready", "False/NumberInUse")], phase: Phase::Conflict },
-        Case { name: "no Secret", ch: none, cl: |c| c.secret.credentials = Err(SecretProblem { reason: Reason::SecretNotFound, message: "gone".into() }), tw: notw, expect: &[("CredentialsValid", "False/SecretNotFound")], phase: Phase::Failed },
-        Case { name: "Secret lacks a key", ch: none, cl: |c| c.secret.credentials = Err(SecretProblem { reason: Reason::SecretKeyMissing, message: "no key".into() }), tw: notw, expect: &[("CredentialsValid", "False/SecretKeyMissing")], phase: Phase::Failed },
-        Case { name: "credentials refused", ch: none, cl: nocl, tw: |t| t.verification = Err(unauthorized()), expect: &[("CredentialsValid", "False/InvalidCredentials")], phase: Phase::Failed },
-        Case { name: "account suspended", ch: none, cl: nocl, tw: |t| t.verification = Ok(Verification { status: Some(AccountStatus::Suspended), ..verified() }), expect: &[("CredentialsValid", "False/AccountSuspended")], phase: Phase::Failed },
-        Case { name: "account closed", ch: none, cl: nocl, tw: |t| t.verification = Ok(Verification { status: Some(AccountStatus::Closed), ..verified() }), expect: &[("CredentialsValid", "False/AccountClosed")], phase: Phase::Failed },
-        Case { name: "Twilio down while verifying", ch: none, cl: nocl, tw: |t| t.verification = Err(server_error()), expect: &[("CredentialsValid", "Unknown/TwilioUnavailable")], phase: Phase::Degraded },
-        Case { name: "rate limited", ch: none, cl: nocl, tw: |t| t.verification = Err(TwilioError::RateLimited { retry_after: Some(Duration::from_secs(3)), code: Some(20429) }), expect: &[("CredentialsValid", "Unknown/RateLimited")], phase: Phase::Degraded },
-        Case { name: "number not found", ch: none, cl: nocl, tw: |t| t.target = Ok(None), expect: &[("NumberVerified", "False/NumberNotFound")], phase: Phase::Failed },
-        Case { name: "sender offline", ch: none, cl: nocl, tw: |t| t.target = Ok(Some(Target::Sender(sender(Some(URL), "OFFLINE")))), expect: &[("NumberVerified", "False/SenderNotReady")], phase: Phase::Waiting },
-        Case { name: "Twilio rejects the lookup", ch: none, cl: nocl, tw: |t| t.target = Err(TwilioError::InvalidInput("bad".into())), expect: &[("NumberVerified", "False/TwilioRejected")], phase: Phase::Failed },
-        Case { name: "foreign receiver", ch: none, cl: nocl, tw: |t| t.target = Ok(Some(Target::Sender(sender(Some("https://other.example.com"), "ONLINE")))), expect: &[("NumberBound", "False/BoundElsewhere")], phase: Phase::Conflict },
-        Case { name: "GET on a sender", ch: |c| c.spec.webhook.method = crate::api::WebhookMethod::Get, cl: nocl, tw: notw, expect: &[("WebhookConfigured", "False/InvalidSpec")], phase: Phase::Failed },
-        Case { name: "sandbox", ch: |c| { c.spec.mode = ChannelMode::Sandbox; c.spec.phone_number = SANDBOX_NUMBER.into(); }, cl: |c| c.binding.as_mut().expect("b").name = "whatsapp-14155238886-x".into(), tw: notw, expect: &[("WebhookConfigured", "Unknown/ManualStepRequired"), ("Ready", "True/ChannelReady")], phase: Phase::Ready },
-        Case { name: "suspended", ch: |c| c.spec.suspend = true, cl: nocl, tw: notw, expect: &[("Ready", "False/Suspended")], phase: Phase::Suspended },
-        Case { name: "identity refused", ch: |c| c.spec.identity_server = Some(serde_json::from_value(serde_json::json!({"url": "https://id.example.com", "clientId": "crm", "clientSecretRef": {"name": "id"}})).expect("id")), cl: |c| c.identity_secret = Some(Ok("d".into())), tw: |t| t.identity = Err(IdentityError::InvalidClient { status: 401 }), expect: &[("IdentityVerified", "False/IdentityRejected")], phase: Phase::Failed },
-        Case { name: "identity secret missing", ch: |c| c.spec.identity_server = Some(serde_json::from_value(serde_json::json!({"url": "https://id.example.com", "clientId": "crm", "clientSecretRef": {"name": "id"}})).expect("id")), cl: |c| c.identity_secret = Some(Err(SecretProblem { reason: Reason::IdentitySecretMissing, message: "no".into() })), tw: notw, expect: &[("IdentityVerified", "False/IdentitySecretMissing")], phase: Phase::Failed },
+        Case {
+            name: "in sync",
+            ch: none,
+            cl: nocl,
+            tw: notw,
+            expect: &[
+                ("Ready", "True/ChannelReady"),
+                ("WebhookConfigured", "True/Configured"),
+                ("NumberBound", "True/Bound"),
+                ("Active", "True/Activated"),
+            ],
+            phase: Phase::Ready,
+        },
+        Case {
+            name: "inactive",
+            ch: |c| c.spec.active = false,
+            cl: nocl,
+            tw: notw,
+            expect: &[("Ready", "True/ChannelReady"), ("Active", "False/Deactivated")],
+            phase: Phase::Inactive,
+        },
+        Case {
+            name: "bad number",
+            ch: |c| c.spec.phone_number = "12".into(),
+            cl: nocl,
+            tw: notw,
+            expect: &[("NumberVerified", "False/InvalidSpec"), ("Ready", "False/InvalidSpec")],
+            phase: Phase::Failed,
+        },
+        Case {
+            name: "sandbox needs the sandbox number",
+            ch: |c| c.spec.mode = ChannelMode::Sandbox,
+            cl: nocl,
+            tw: notw,
+            expect: &[("NumberVerified", "False/InvalidSpec")],
+            phase: Phase::Failed,
+        },
+        Case {
+            name: "held by another channel",
+            ch: none,
+            cl: |c| {
+                c.binding.as_mut().expect("b").state = BindingState::HeldBy {
+                    holder: ChannelReference { namespace: "x".into(), name: "y".into(), uid: "u".into() },
+                    instance: "crm-dev".into(),
+                }
+            },
+            tw: notw,
+            expect: &[("NumberBound", "False/NumberInUse"), ("Ready", "False/NumberInUse")],
+            phase: Phase::Conflict,
+        },
+        Case {
+            name: "no Secret",
+            ch: none,
+            cl: |c| {
+                c.secret.credentials = Err(SecretProblem { reason: Reason::SecretNotFound, message: "gone".into() })
+            },
+            tw: notw,
+            expect: &[("CredentialsValid", "False/SecretNotFound")],
+            phase: Phase::Failed,
+        },
+        Case {
+            name: "Secret lacks a key",
+            ch: none,
+            cl: |c| {
+                c.secret.credentials = Err(SecretProblem { reason: Reason::SecretKeyMissing, message: "no key".into() })
+            },
+            tw: notw,
+            expect: &[("CredentialsValid", "False/SecretKeyMissing")],
+            phase: Phase::Failed,
+        },
+        Case {
+            name: "credentials refused",
+            ch: none,
+            cl: nocl,
+            tw: |t| t.verification = Err(unauthorized()),
+            expect: &[("CredentialsValid", "False/InvalidCredentials")],
+            phase: Phase::Failed,
+        },
+        Case {
+            name: "account suspended",
+            ch: none,
+            cl: nocl,
+            tw: |t| t.verification = Ok(Verification { status: Some(AccountStatus::Suspended), ..verified() }),
+            expect: &[("CredentialsValid", "False/AccountSuspended")],
+            phase: Phase::Failed,
+        },
+        Case {
+            name: "account closed",
+            ch: none,
+            cl: nocl,
+            tw: |t| t.verification = Ok(Verification { status: Some(AccountStatus::Closed), ..verified() }),
+            expect: &[("CredentialsValid", "False/AccountClosed")],
+            phase: Phase::Failed,
+        },
+        Case {
+            name: "Twilio down while verifying",
+            ch: none,
+            cl: nocl,
+            tw: |t| t.verification = Err(server_error()),
+            expect: &[("CredentialsValid", "Unknown/TwilioUnavailable")],
+            phase: Phase::Degraded,
+        },
+        Case {
+            name: "rate limited",
+            ch: none,
+            cl: nocl,
+            tw: |t| {
+                t.verification =
+                    Err(TwilioError::RateLimited { retry_after: Some(Duration::from_secs(3)), code: Some(20429) })
+            },
+            expect: &[("CredentialsValid", "Unknown/RateLimited")],
+            phase: Phase::Degraded,
+        },
+        Case {
+            name: "number not found",
+            ch: none,
+            cl: nocl,
+            tw: |t| t.target = Ok(None),
+            expect: &[("NumberVerified", "False/NumberNotFound")],
+            phase: Phase::Failed,
+        },
+        Case {
+            name: "sender offline",
+            ch: none,
+            cl: nocl,
+            tw: |t| t.target = Ok(Some(Target::Sender(sender(Some(URL), "OFFLINE")))),
+            expect: &[("NumberVerified", "False/SenderNotReady")],
+            phase: Phase::Waiting,
+        },
+        Case {
+            name: "Twilio rejects the lookup",
+            ch: none,
+            cl: nocl,
+            tw: |t| t.target = Err(TwilioError::InvalidInput("bad".into())),
+            expect: &[("NumberVerified", "False/TwilioRejected")],
+            phase: Phase::Failed,
+        },
+        Case {
+            name: "foreign receiver",
+            ch: none,
+            cl: nocl,
+            tw: |t| t.target = Ok(Some(Target::Sender(sender(Some("https://other.example.com"), "ONLINE")))),
+            expect: &[("NumberBound", "False/BoundElsewhere")],
+            phase: Phase::Conflict,
+        },
+        Case {
+            name: "GET on a sender",
+            ch: |c| c.spec.webhook.method = crate::api::WebhookMethod::Get,
+            cl: nocl,
+            tw: notw,
+            expect: &[("WebhookConfigured", "False/InvalidSpec")],
+            phase: Phase::Failed,
+        },
+        Case {
+            name: "sandbox",
+            ch: |c| {
+                c.spec.mode = ChannelMode::Sandbox;
+                c.spec.phone_number = SANDBOX_NUMBER.into();
+            },
+            cl: |c| c.binding.as_mut().expect("b").name = "whatsapp-14155238886-x".into(),
+            tw: notw,
+            expect: &[("WebhookConfigured", "Unknown/ManualStepRequired"), ("Ready", "True/ChannelReady")],
+            phase: Phase::Ready,
+        },
+        Case {
+            name: "suspended",
+            ch: |c| c.spec.suspend = true,
+            cl: nocl,
+            tw: notw,
+            expect: &[("Ready", "False/Suspended")],
+            phase: Phase::Suspended,
+        },
+        Case {
+            name: "identity refused",
+            ch: |c| {
+                c.spec.identity_server = Some(serde_json::from_value(serde_json::json!({"url": "https://id.example.com", "clientId": "crm", "clientSecretRef": {"name": "id"}})).expect("id"))
+            },
+            cl: |c| c.identity_secret = Some(Ok("d".into())),
+            tw: |t| t.identity = Err(IdentityError::InvalidClient { status: 401 }),
+            expect: &[("IdentityVerified", "False/IdentityRejected")],
+            phase: Phase::Failed,
+        },
+        Case {
+            name: "identity secret missing",
+            ch: |c| {
+                c.spec.identity_server = Some(serde_json::from_value(serde_json::json!({"url": "https://id.example.com", "clientId": "crm", "clientSecretRef": {"name": "id"}})).expect("id"))
+            },
+            cl: |c| {
+                c.identity_secret =
+                    Some(Err(SecretProblem { reason: Reason::IdentitySecretMissing, message: "no".into() }))
+            },
+            tw: notw,
+            expect: &[("IdentityVerified", "False/IdentitySecretMissing")],
+            phase: Phase::Failed,
+        },
     ];
     for case in cases {
         let mut ch = channel();
@@ -347,7 +524,9 @@ fn verification_is_due_on_change_age_or_not_ready_only() {
 fn a_known_sid_is_fetched_not_looked_up() {
     let mut ch = channel();
     ch.status = Some(ready_status(wired(URL)));
-    ch.status.as_mut().map(|s| s.last_verified_time = None);
+    if let Some(s) = ch.status.as_mut() {
+        s.last_verified_time = None;
+    }
     let (_, reads) = run(&ch, &cluster(), &Twilio::default(), vec![]);
     assert!(reads.contains(&Read::Target(crate::twilio::E164::parse(NUMBER).expect("n"), Locate::SenderSid(XE.into()))));
     let (_, reads) = run(&channel(), &cluster(), &Twilio::default(), vec![]);
@@ -356,7 +535,10 @@ fn a_known_sid_is_fetched_not_looked_up() {
 
 #[test]
 fn a_webhook_write_records_its_intent_first_and_keeps_the_rest_of_the_webhook() {
-    let tw = Twilio { target: Ok(Some(Target::Sender(sender(Some("https://demo.twilio.com/welcome/sms/reply"), "ONLINE")))), ..Twilio::default() };
+    let tw = Twilio {
+        target: Ok(Some(Target::Sender(sender(Some("https://demo.twilio.com/welcome/sms/reply"), "ONLINE")))),
+        ..Twilio::default()
+    };
     let (p, _) = run(&channel(), &cluster(), &tw, vec![]);
     let record = p.steps.iter().position(|s| matches!(s, Step::Record(_))).expect("a record");
     let write = p.steps.iter().position(|s| matches!(s, Step::SetWebhook(_))).expect("a write");
@@ -364,7 +546,11 @@ fn a_webhook_write_records_its_intent_first_and_keeps_the_rest_of_the_webhook() 
     let Step::Record(intent) = &p.steps[record] else { unreachable!() };
     let s = intent.sender.as_ref().expect("sender intent");
     assert_eq!(s.pending_webhook_url.as_deref(), Some(URL));
-    assert_eq!(s.previous_webhook_url.as_deref(), Some("https://demo.twilio.com/welcome/sms/reply"), "Twilio's default URL is recorded to be restored");
+    assert_eq!(
+        s.previous_webhook_url.as_deref(),
+        Some("https://demo.twilio.com/welcome/sms/reply"),
+        "Twilio's default URL is recorded to be restored"
+    );
     let Step::SetWebhook(WebhookWrite::Sender { webhook, .. }) = &p.steps[write] else { panic!("sender write") };
     assert_eq!(webhook.callback_url.as_deref(), Some(URL));
     assert_eq!(webhook.fallback_url.as_deref(), Some("https://fallback.example.com"), "fields not ours survive");
@@ -402,11 +588,17 @@ fn an_intent_left_by_a_crash_is_ours_not_a_foreign_receiver() {
 fn takeover_moves_a_foreign_receiver_and_records_it() {
     let mut ch = channel();
     ch.spec.binding_policy = BindingPolicy::Takeover;
-    let tw = Twilio { target: Ok(Some(Target::Sender(sender(Some("https://other.example.com"), "ONLINE")))), ..Twilio::default() };
+    let tw = Twilio {
+        target: Ok(Some(Target::Sender(sender(Some("https://other.example.com"), "ONLINE")))),
+        ..Twilio::default()
+    };
     let (p, _) = run(&ch, &cluster(), &tw, vec![]);
     assert_eq!(twilio_writes(&p).len(), 1);
     assert!(p.events.iter().any(|e| e.reason == Reason::TakenOver && e.type_ == EventType::Warning));
-    assert_eq!(p.status.sender.as_ref().and_then(|s| s.previous_webhook_url.as_deref()), Some("https://other.example.com"));
+    assert_eq!(
+        p.status.sender.as_ref().and_then(|s| s.previous_webhook_url.as_deref()),
+        Some("https://other.example.com")
+    );
 }
 
 #[test]
@@ -414,8 +606,10 @@ fn a_free_number_is_claimed_and_a_stale_binding_removed_first() {
     let mut cl = cluster();
     cl.binding.as_mut().expect("b").state = BindingState::Free;
     cl.held.clear();
-    let (p, _) = run(&channel(), &cl, &Twilio::default(), vec![]);
-    assert!(matches!(p.steps.first(), Some(Step::Claim { .. })));
+    let (p, reads) = run(&channel(), &cl, &Twilio::default(), vec![]);
+    assert!(matches!(p.steps.as_slice(), [Step::Claim { .. }]), "the claim ends the pass: {:?}", p.steps);
+    assert!(reads.is_empty(), "no Twilio call before the number is this channel's");
+    assert_eq!(p.status, WhatsAppChannelStatus::default(), "no status write for the claim");
     cl.binding.as_mut().expect("b").state =
         BindingState::Stale { uid: "old".into(), resource_version: Some("7".into()), holder: me() };
     let (p, _) = run(&channel(), &cl, &Twilio::default(), vec![]);
@@ -473,13 +667,15 @@ fn a_number_move_restores_and_releases_the_old_number_before_claiming_the_new() 
     assert!(reads.is_empty() && p.steps.is_empty());
 
     // Someone else changed the old number's webhook since: left alone, released.
-    let tw2 = Twilio { wired_target: Ok(Some(Target::Sender(sender(Some("https://other.example.com"), "ONLINE")))), ..tw };
+    let tw2 =
+        Twilio { wired_target: Ok(Some(Target::Sender(sender(Some("https://other.example.com"), "ONLINE")))), ..tw };
     let (p, _) = run(&ch, &cl, &tw2, vec![]);
     assert!(twilio_writes(&p).is_empty());
     assert!(p.steps.iter().any(|s| matches!(s, Step::Release(_))));
     // With skip-cleanup: released without touching Twilio.
     let mut skip = ch.clone();
-    skip.metadata.annotations = Some([(crate::controller::SKIP_CLEANUP_ANNOTATION.to_owned(), "true".to_owned())].into());
+    skip.metadata.annotations =
+        Some([(crate::controller::SKIP_CLEANUP_ANNOTATION.to_owned(), "true".to_owned())].into());
     let (p, reads) = run(&skip, &cl, &tw2, vec![]);
     assert!(reads.is_empty() && twilio_writes(&p).is_empty());
     assert!(p.steps.iter().any(|s| matches!(s, Step::Release(_))));
@@ -523,7 +719,10 @@ fn cleanup_restores_exactly_then_releases_then_finalizes() {
     ch.status = Some(ready_status(s));
     let tw = Twilio { wired_target: Ok(Some(Target::Number(number(URL)))), ..Twilio::default() };
     let (p, _) = run(&ch, &cluster(), &tw, vec![]);
-    assert!(p.steps.iter().any(|s| matches!(s, Step::RestoreWebhook(WebhookWrite::Number { url, .. }) if url.is_empty())));
+    assert!(p
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::RestoreWebhook(WebhookWrite::Number { url, .. }) if url.is_empty())));
 }
 
 #[test]
@@ -540,15 +739,112 @@ fn cleanup_table() {
     }
     let here = || Twilio { wired_target: Ok(Some(Target::Sender(sender(Some(URL), "ONLINE")))), ..Twilio::default() };
     let cases = vec![
-        Case { name: "orphan", ch: |c| c.spec.deletion_policy = DeletionPolicy::Orphan, cl: |_| {}, tw: here(), outcomes: vec![], finalize: true, restore: false, backoff: false },
-        Case { name: "skip-cleanup", ch: |c| { c.metadata.annotations = Some([(crate::controller::SKIP_CLEANUP_ANNOTATION.to_owned(), "true".to_owned())].into()); }, cl: |c| c.secret.credentials = Err(SecretProblem { reason: Reason::SecretNotFound, message: "gone".into() }), tw: here(), outcomes: vec![], finalize: true, restore: false, backoff: false },
-        Case { name: "not the holder", ch: |_| {}, cl: |c| { c.binding.as_mut().expect("b").state = BindingState::HeldBy { holder: ChannelReference { namespace: "a".into(), name: "b".into(), uid: "c".into() }, instance: "x".into() }; c.held.clear(); }, tw: here(), outcomes: vec![], finalize: true, restore: false, backoff: false },
-        Case { name: "changed by someone else", ch: |_| {}, cl: |_| {}, tw: Twilio { wired_target: Ok(Some(Target::Sender(sender(Some("https://x.example.com"), "ONLINE")))), ..Twilio::default() }, outcomes: vec![], finalize: true, restore: false, backoff: false },
-        Case { name: "sender gone", ch: |_| {}, cl: |_| {}, tw: Twilio { wired_target: Ok(None), ..Twilio::default() }, outcomes: vec![], finalize: true, restore: false, backoff: false },
-        Case { name: "Secret gone", ch: |_| {}, cl: |c| c.secret.credentials = Err(SecretProblem { reason: Reason::SecretNotFound, message: "gone".into() }), tw: here(), outcomes: vec![], finalize: false, restore: false, backoff: false },
-        Case { name: "Twilio down", ch: |_| {}, cl: |_| {}, tw: Twilio { wired_target: Err(server_error()), ..Twilio::default() }, outcomes: vec![], finalize: false, restore: false, backoff: true },
-        Case { name: "restore failed", ch: |_| {}, cl: |_| {}, tw: here(), outcomes: vec![Outcome::RestoreFailed(server_error())], finalize: false, restore: true, backoff: true },
-        Case { name: "on hold", ch: |_| {}, cl: |c| c.hold = Some(Duration::from_secs(2)), tw: here(), outcomes: vec![], finalize: false, restore: false, backoff: false },
+        Case {
+            name: "orphan",
+            ch: |c| c.spec.deletion_policy = DeletionPolicy::Orphan,
+            cl: |_| {},
+            tw: here(),
+            outcomes: vec![],
+            finalize: true,
+            restore: false,
+            backoff: false,
+        },
+        Case {
+            name: "skip-cleanup",
+            ch: |c| {
+                c.metadata.annotations =
+                    Some([(crate::controller::SKIP_CLEANUP_ANNOTATION.to_owned(), "true".to_owned())].into());
+            },
+            cl: |c| {
+                c.secret.credentials = Err(SecretProblem { reason: Reason::SecretNotFound, message: "gone".into() })
+            },
+            tw: here(),
+            outcomes: vec![],
+            finalize: true,
+            restore: false,
+            backoff: false,
+        },
+        Case {
+            name: "not the holder",
+            ch: |_| {},
+            cl: |c| {
+                c.binding.as_mut().expect("b").state = BindingState::HeldBy {
+                    holder: ChannelReference { namespace: "a".into(), name: "b".into(), uid: "c".into() },
+                    instance: "x".into(),
+                };
+                c.held.clear();
+            },
+            tw: here(),
+            outcomes: vec![],
+            finalize: true,
+            restore: false,
+            backoff: false,
+        },
+        Case {
+            name: "changed by someone else",
+            ch: |_| {},
+            cl: |_| {},
+            tw: Twilio {
+                wired_target: Ok(Some(Target::Sender(sender(Some("https://x.example.com"), "ONLINE")))),
+                ..Twilio::default()
+            },
+            outcomes: vec![],
+            finalize: true,
+            restore: false,
+            backoff: false,
+        },
+        Case {
+            name: "sender gone",
+            ch: |_| {},
+            cl: |_| {},
+            tw: Twilio { wired_target: Ok(None), ..Twilio::default() },
+            outcomes: vec![],
+            finalize: true,
+            restore: false,
+            backoff: false,
+        },
+        Case {
+            name: "Secret gone",
+            ch: |_| {},
+            cl: |c| {
+                c.secret.credentials = Err(SecretProblem { reason: Reason::SecretNotFound, message: "gone".into() })
+            },
+            tw: here(),
+            outcomes: vec![],
+            finalize: false,
+            restore: false,
+            backoff: false,
+        },
+        Case {
+            name: "Twilio down",
+            ch: |_| {},
+            cl: |_| {},
+            tw: Twilio { wired_target: Err(server_error()), ..Twilio::default() },
+            outcomes: vec![],
+            finalize: false,
+            restore: false,
+            backoff: true,
+        },
+        Case {
+            name: "restore failed",
+            ch: |_| {},
+            cl: |_| {},
+            tw: here(),
+            outcomes: vec![Outcome::RestoreFailed(server_error())],
+            finalize: false,
+            restore: true,
+            backoff: true,
+        },
+        Case {
+            name: "on hold",
+            ch: |_| {},
+            cl: |c| c.hold = Some(Duration::from_secs(2)),
+            tw: here(),
+            outcomes: vec![],
+            finalize: false,
+            restore: false,
+            backoff: false,
+        },
     ];
     for case in cases {
         let mut ch = deleting(channel());
@@ -604,22 +900,127 @@ fn confirmation_state_machine() {
         expect: &'static str,
     }
     let cases = vec![
-        Case { name: "first send", record: None, found: Ok(None), outcomes: vec![], resend: None, sends: true, read: None, expect: "Unknown/MessageSent" },
-        Case { name: "sent", record: None, found: Ok(None), outcomes: vec![Outcome::Sent(message(SM, "queued", None))], resend: None, sends: true, read: None, expect: "True/MessageSent" },
-        Case { name: "refused", record: None, found: Ok(None), outcomes: vec![Outcome::SendFailed(TwilioError::InvalidInput("no".into()))], resend: None, sends: true, read: None, expect: "False/MessageFailed" },
-        Case { name: "not in sandbox", record: None, found: Ok(None), outcomes: vec![Outcome::SendFailed(TwilioError::Rejected { status: 400, code: Some(63015), message: "join".into(), more_info: None })], resend: None, sends: true, read: None, expect: "False/RecipientNotInSandbox" },
-        Case { name: "attempt without SID, found", record: Some(attempt(None, "sending", 10)), found: Ok(Some(message(SM, "delivered", None))), outcomes: vec![], resend: None, sends: false, read: Some("find"), expect: "True/MessageSent" },
-        Case { name: "attempt without SID, not found", record: Some(attempt(None, "sending", 10)), found: Ok(None), outcomes: vec![], resend: None, sends: true, read: Some("find"), expect: "Unknown/MessageSent" },
-        Case { name: "following delivery", record: Some(attempt(Some(SM), "queued", 10)), found: Ok(Some(message(SM, "delivered", None))), outcomes: vec![], resend: None, sends: false, read: Some("fetch"), expect: "True/MessageSent" },
-        Case { name: "undelivered", record: Some(attempt(Some(SM), "sent", 10)), found: Ok(Some(message(SM, "undelivered", Some(63016)))), outcomes: vec![], resend: None, sends: false, read: Some("fetch"), expect: "False/MessageFailed" },
-        Case { name: "followed long enough", record: Some(attempt(Some(SM), "sent", 3600)), found: Ok(None), outcomes: vec![], resend: None, sends: false, read: None, expect: "True/MessageSent" },
-        Case { name: "final", record: Some(attempt(Some(SM), "delivered", 10)), found: Ok(None), outcomes: vec![], resend: None, sends: false, read: None, expect: "True/MessageSent" },
-        Case { name: "resend", record: Some(attempt(Some(SM), "delivered", 10)), found: Ok(None), outcomes: vec![], resend: Some("2"), sends: true, read: None, expect: "Unknown/MessageSent" },
+        Case {
+            name: "first send",
+            record: None,
+            found: Ok(None),
+            outcomes: vec![],
+            resend: None,
+            sends: true,
+            read: None,
+            expect: "Unknown/MessageSent",
+        },
+        Case {
+            name: "sent",
+            record: None,
+            found: Ok(None),
+            outcomes: vec![Outcome::Sent(message(SM, "queued", None))],
+            resend: None,
+            sends: true,
+            read: None,
+            expect: "True/MessageSent",
+        },
+        Case {
+            name: "refused",
+            record: None,
+            found: Ok(None),
+            outcomes: vec![Outcome::SendFailed(TwilioError::InvalidInput("no".into()))],
+            resend: None,
+            sends: true,
+            read: None,
+            expect: "False/MessageFailed",
+        },
+        Case {
+            name: "not in sandbox",
+            record: None,
+            found: Ok(None),
+            outcomes: vec![Outcome::SendFailed(TwilioError::Rejected {
+                status: 400,
+                code: Some(63015),
+                message: "join".into(),
+                more_info: None,
+            })],
+            resend: None,
+            sends: true,
+            read: None,
+            expect: "False/RecipientNotInSandbox",
+        },
+        Case {
+            name: "attempt without SID, found",
+            record: Some(attempt(None, "sending", 10)),
+            found: Ok(Some(message(SM, "delivered", None))),
+            outcomes: vec![],
+            resend: None,
+            sends: false,
+            read: Some("find"),
+            expect: "True/MessageSent",
+        },
+        Case {
+            name: "attempt without SID, not found",
+            record: Some(attempt(None, "sending", 10)),
+            found: Ok(None),
+            outcomes: vec![],
+            resend: None,
+            sends: true,
+            read: Some("find"),
+            expect: "Unknown/MessageSent",
+        },
+        Case {
+            name: "following delivery",
+            record: Some(attempt(Some(SM), "queued", 10)),
+            found: Ok(Some(message(SM, "delivered", None))),
+            outcomes: vec![],
+            resend: None,
+            sends: false,
+            read: Some("fetch"),
+            expect: "True/MessageSent",
+        },
+        Case {
+            name: "undelivered",
+            record: Some(attempt(Some(SM), "sent", 10)),
+            found: Ok(Some(message(SM, "undelivered", Some(63016)))),
+            outcomes: vec![],
+            resend: None,
+            sends: false,
+            read: Some("fetch"),
+            expect: "False/MessageFailed",
+        },
+        Case {
+            name: "followed long enough",
+            record: Some(attempt(Some(SM), "sent", 3600)),
+            found: Ok(None),
+            outcomes: vec![],
+            resend: None,
+            sends: false,
+            read: None,
+            expect: "True/MessageSent",
+        },
+        Case {
+            name: "final",
+            record: Some(attempt(Some(SM), "delivered", 10)),
+            found: Ok(None),
+            outcomes: vec![],
+            resend: None,
+            sends: false,
+            read: None,
+            expect: "True/MessageSent",
+        },
+        Case {
+            name: "resend",
+            record: Some(attempt(Some(SM), "delivered", 10)),
+            found: Ok(None),
+            outcomes: vec![],
+            resend: Some("2"),
+            sends: true,
+            read: None,
+            expect: "Unknown/MessageSent",
+        },
     ];
     for case in cases {
         let mut ch = with_confirmation(case.record.clone());
         if let Some(t) = case.resend {
-            ch.metadata.annotations = Some([(crate::controller::RESEND_CONFIRMATION_ANNOTATION.to_owned(), t.to_owned())].into());
+            ch.metadata.annotations =
+                Some([(crate::controller::RESEND_CONFIRMATION_ANNOTATION.to_owned(), t.to_owned())].into());
         }
         let tw = Twilio { message: case.found.clone(), ..Twilio::default() };
         let (p, reads) = run(&ch, &cluster(), &tw, case.outcomes);
