@@ -76,7 +76,7 @@ async fn every_request_conforms_to_the_spec() {
     client.find_incoming_number(&token, "+14155550100").await.unwrap();
     client.update_incoming_number_webhook(&token, PN, "https://r.example/hook?x=1", SmsMethod::Get).await.unwrap();
     client.update_incoming_number_webhook(&token, PN, "", SmsMethod::Post).await.unwrap();
-    client.find_whatsapp_sender(&token, "+14155550100").await.unwrap();
+    client.list_whatsapp_senders(&token).await.unwrap();
     client.fetch_sender(&token, XE).await.unwrap();
     let full = SenderWebhook {
         callback_url: Some("https://r.example/hook".into()),

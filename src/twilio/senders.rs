@@ -248,23 +248,6 @@ impl TwilioClient {
         .await
     }
 
-    /// The WhatsApp sender whose `sender_id` is `whatsapp:<e164>` (the list API has no
-    /// filter, so this pages until found). `Ok(None)`: the number is not a WhatsApp sender
-    /// of this account (yet).
-    ///
-    /// Lists per call: every channel asking pays up to ⌈senders / 1000⌉ requests. Prefer
-    /// [`crate::twilio::SenderDirectory::lookup`] (one listing per account and interval, shared
-    /// by its channels) or [`TwilioClient::fetch_sender`] when the SID is known. To be removed
-    /// once the controller uses the directory.
-    pub async fn find_whatsapp_sender(&self, creds: &Credentials, e164: &str) -> Result<Option<Sender>, TwilioError> {
-        let wanted = E164::parse(e164).map_err(|e| TwilioError::InvalidInput(e.to_string()))?;
-        let first = self.senders_first_page()?;
-        self.find_paged::<SenderPage>(Api::Messaging, "find_whatsapp_sender", SENDERS_TEMPLATE, creds, first, |s| {
-            s.e164().as_ref() == Some(&wanted)
-        })
-        .await
-    }
-
     /// One sender by SID: `GET /v2/Channels/Senders/{Sid}` (one request, whatever the size of
     /// the account). `Ok(None)`: Twilio answered 404, the sender does not exist (any more) or
     /// is not visible to these credentials. Check [`Sender::e164`] against the number you
@@ -393,7 +376,9 @@ mod tests {
         );
         let server = MockServer::start(vec![Reply::json(200, page1), Reply::json(200, page2)]).await;
         let creds = Credentials::auth_token(AC, Secret::new("t"));
-        let found = server.client().find_whatsapp_sender(&creds, "whatsapp:+1 501 712 2661").await.unwrap().unwrap();
+        let wanted = E164::parse("whatsapp:+1 501 712 2661").unwrap();
+        let all = server.client().list_whatsapp_senders(&creds).await.unwrap();
+        let found = all.into_iter().find(|s| s.e164().as_ref() == Some(&wanted)).unwrap();
         assert_eq!(found.sid, XE);
         assert!(found.is_online());
         let reqs = server.requests();
@@ -417,7 +402,8 @@ mod tests {
         let all = client.list_whatsapp_senders(&creds).await.unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].webhook.callback_url, None);
-        assert_eq!(client.find_whatsapp_sender(&creds, "+15550000009").await.unwrap(), None);
+        let wanted = E164::parse("+15550000009").unwrap();
+        assert!(!all.iter().any(|s| s.e164().as_ref() == Some(&wanted)), "not a sender of the account");
     }
 
     #[tokio::test]
@@ -545,24 +531,5 @@ mod tests {
         assert_eq!(err, TwilioError::PageLimit { op: "list_whatsapp_senders", pages: 2, looped: false });
         assert_eq!((seen, server.requests().len()), (2, 2));
         assert!(crate::twilio::client::MAX_PAGES * SENDERS_PAGE_SIZE as usize >= 1_000_000);
-    }
-
-    #[tokio::test]
-    async fn find_stops_at_the_page_with_the_number() {
-        let server = MockServer::start(vec![
-            Reply::json(
-                200,
-                page_with_next("+15550000001", Some("PageSize=1000&Page=1&Channel=whatsapp&PageToken=PA1")),
-            ),
-            Reply::json(
-                200,
-                page_with_next("+15550000002", Some("PageSize=1000&Page=2&Channel=whatsapp&PageToken=PA2")),
-            ),
-        ])
-        .await;
-        let creds = Credentials::auth_token(AC, Secret::new("t"));
-        let found = server.client().find_whatsapp_sender(&creds, "+15550000002").await.unwrap();
-        assert_eq!(found.and_then(|s| s.e164()).map(|n| n.to_string()).as_deref(), Some("+15550000002"));
-        assert_eq!(server.requests().len(), 2);
     }
 }
