@@ -238,6 +238,9 @@ async fn finish(ctx: &Context, ch: &WhatsAppChannel, plan: Plan, mut version: Op
     if plan.forget_verification {
         ctx.verifications.invalidate(account);
     }
+    if let (true, Some(uid)) = (plan.forget_attempt, ch.uid()) {
+        ctx.attempts.forget(&uid);
+    }
     if let Some(hold) = plan.hold {
         ctx.holds.hold(account, if hold.is_zero() { ctx.config.backoff_base } else { hold });
     }

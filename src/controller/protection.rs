@@ -82,13 +82,44 @@ async fn patch_finalizers(
     Ok(())
 }
 
-/// The Secret controller's reconcile: removes the finalizer from a Secret no channel needs.
+/// How long a Secret deleted while its channels are not being deleted keeps the finalizer: long
+/// enough for `kubectl delete -f dir/` to reach the channels too (they then need the Secret for
+/// their cleanup), short enough that a replacement (`kubectl replace --force`, Argo CD's
+/// Replace) is not held up for long.
+pub const REPLACE_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Whether a terminating Secret is needed only by channels that are not being deleted: then
+/// it is being replaced or retired, not torn down with its channels.
+fn only_live_users(cache: &Cache, ns: &str, name: &str) -> bool {
+    cache
+        .channels_under(&secret_key(ns, name))
+        .iter()
+        .filter_map(|r| cache.channels.get(r))
+        .filter(|ch| needs_secret(ch, name))
+        .all(|ch| ch.metadata.deletion_timestamp.is_none())
+}
+
+/// The Secret controller's reconcile: removes the finalizer from a Secret no channel needs, and
+/// from a deleted Secret whose channels are not being deleted after [`REPLACE_GRACE`].
 pub async fn reconcile(secret: Arc<PartialObjectMeta<Secret>>, ctx: Arc<Context>) -> Result<Action, Error> {
     let (Some(ns), name) = (secret.namespace(), secret.name_any()) else {
         return Ok(Action::await_change());
     };
-    if !is_protected(&secret.metadata) || still_needed(&ctx.cache, &ns, &name) {
+    if !is_protected(&secret.metadata) {
         return Ok(Action::await_change());
+    }
+    if still_needed(&ctx.cache, &ns, &name) {
+        let Some(deleted) = secret.metadata.deletion_timestamp.as_ref() else {
+            return Ok(Action::await_change());
+        };
+        if !only_live_users(&ctx.cache, &ns, &name) {
+            return Ok(Action::await_change());
+        }
+        let waited = super::clock::age(deleted);
+        if waited < REPLACE_GRACE {
+            return Ok(Action::requeue(REPLACE_GRACE - waited + std::time::Duration::from_millis(100)));
+        }
+        tracing::info!(secret = %format!("{ns}/{name}"), "a credentials Secret in use was deleted while its channels stay: releasing it (they report SecretNotFound until it is recreated)");
     }
     let finalizers: Vec<String> = secret.finalizers().iter().filter(|f| *f != SECRET_FINALIZER).cloned().collect();
     match patch_finalizers(&ctx.client, &ns, &name, &finalizers, secret.resource_version()).await {

@@ -32,6 +32,7 @@ pub(super) fn apply(input: Input<'_>) -> Next {
         Ok(n) => n,
         Err(e) => {
             b.set(T::NumberVerified, Status::False, Reason::InvalidSpec, format!("spec.phoneNumber: {e}"));
+            b.forget_attempt = true;
             return b.finish();
         }
     };
@@ -42,6 +43,7 @@ pub(super) fn apply(input: Input<'_>) -> Next {
             Reason::InvalidSpec,
             format!("mode Sandbox uses Twilio's sandbox number {SANDBOX_NUMBER}, not {number}"),
         );
+        b.forget_attempt = true;
         return b.finish();
     }
 
@@ -64,6 +66,7 @@ pub(super) fn apply(input: Input<'_>) -> Next {
     }
 
     if !claim(&mut b, &number) {
+        b.forget_attempt = true;
         return b.finish();
     }
     // A claim made in this pass ends it: Twilio is asked only once the number is this channel's
@@ -84,6 +87,7 @@ pub(super) fn apply(input: Input<'_>) -> Next {
         Err(p) => {
             b.set(T::CredentialsValid, Status::False, p.reason, p.message.clone());
             b.set(T::Connected, Status::False, Reason::NotConnected, "No usable credentials");
+            b.forget_attempt = true;
             return b.finish();
         }
     };

@@ -297,6 +297,8 @@ pub struct Plan {
     pub verified: Option<(String, Duration)>,
     /// Forget the account's cached verifications (Twilio refused credentials it had accepted).
     pub forget_verification: bool,
+    /// Forget this channel's last Twilio check (this pass reported an outcome without Twilio).
+    pub forget_attempt: bool,
     /// Put the channel's account on a rate-limit hold this long (zero: the default hold).
     pub hold: Option<Duration>,
 }

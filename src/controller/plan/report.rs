@@ -46,6 +46,10 @@ pub(super) struct Builder<'a> {
     pub verified: Option<String>,
     /// Forget the account's cached verifications.
     pub forget_verification: bool,
+    /// Forget this channel's last Twilio check: the pass decided without Twilio from inputs
+    /// that make that check's outcome no longer the channel's (a Secret problem, a number held
+    /// elsewhere, a spec error), so the next pass with good inputs asks Twilio again.
+    pub forget_attempt: bool,
     /// A rate-limit hold to put the account on.
     pub hold: Option<Duration>,
     /// The deletion's cleanup is done.
@@ -71,6 +75,7 @@ impl<'a> Builder<'a> {
             kept_stale: false,
             verified: None,
             forget_verification: false,
+            forget_attempt: false,
             hold: None,
             finalize: false,
         }
@@ -178,7 +183,16 @@ impl<'a> Builder<'a> {
         } else {
             After::Requeue(self.next_requeue(phase, &status))
         };
-        Plan { steps, status, events, after, verified, forget_verification: self.forget_verification, hold: self.hold }
+        Plan {
+            steps,
+            status,
+            events,
+            after,
+            verified,
+            forget_verification: self.forget_verification,
+            forget_attempt: self.forget_attempt,
+            hold: self.hold,
+        }
     }
 
     fn next_requeue(&self, phase: Phase, status: &WhatsAppChannelStatus) -> Duration {

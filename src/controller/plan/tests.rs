@@ -442,6 +442,10 @@ fn condition_reasons_table() {
             assert_eq!(reason(&p, t), *want, "{}: condition {t}", case.name);
         }
         assert_eq!(p.status.phase, Some(case.phase), "{}: phase", case.name);
+        let decided_without_twilio = matches!(case.phase, Phase::Failed | Phase::Conflict) && p.verified.is_none();
+        if decided_without_twilio {
+            assert!(p.forget_attempt, "{}: an outcome without Twilio forgets the last check", case.name);
+        }
         assert_eq!(p.status.observed_generation, Some(1), "{}", case.name);
     }
 }
