@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::operator::*;
 use serde_json::json;
 use twilio_sim::{FaultAction, FaultRule};
@@ -144,4 +146,45 @@ async fn a_429_holds_every_channel_of_the_account_until_retry_after() {
     assert!(too_soon.is_empty(), "no request for the account within Retry-After: {too_soon:?}");
     let fetches = account_fetches(&f.sim, &f.account);
     assert_eq!(fetches.len(), 2, "one 429, then one shared verification for the three channels");
+}
+
+/// A stuck Twilio cannot hold a shutdown: SIGTERM during a pass whose Twilio request hangs ends
+/// the process within `--pass-timeout` (here 2 s; the request itself would take 30 s, and the
+/// request timeout is longer still), with exit status 0.
+#[tokio::test]
+async fn sigterm_during_a_stuck_pass_ends_within_the_pass_timeout() {
+    use std::process::{Command, Stdio};
+    let (env, sim, account, spec) = fixture("fault-sigterm").await;
+    let rule = FaultRule::new(FaultAction::Latency { ms: 30_000 }).path(&format!("/Accounts/{account}.json$"));
+    sim.add_fault(rule).expect("fault");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_whatsapp-operator"))
+        .args(["run", "--namespace", &env.ns, "--pass-timeout", "2s", "--twilio-timeout", "60s"])
+        .args(["--twilio-api-url", sim.base_url(), "--twilio-messaging-url", sim.base_url()])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the operator binary");
+    create_channel(&env, "ch", spec).await;
+    // Wait until the pass is stuck in the Twilio request.
+    common::within(common::TIMEOUT, async {
+        while sim.in_flight(&account) == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(killed.success());
+    let status = common::within(Duration::from_secs(10), async {
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(status.success(), "a clean exit: {status:?}");
+    sim.clear_faults();
 }
