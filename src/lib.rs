@@ -1,7 +1,8 @@
 //! whatsapp-operator: WhatsApp messaging channels, backed by Twilio, as Kubernetes resources.
 //!
 //! Layout: [`api`] holds the custom resource types, [`crdgen`] renders their CRDs, [`twilio`]
-//! is the typed Twilio client, [`cli`] the command line, [`admission`] the validating webhook.
+//! is the typed Twilio client, [`cli`] the command line, [`admission`] the validating webhook,
+//! [`leader`] the Lease-based leader election.
 
 pub mod admission;
 pub mod api;
@@ -10,5 +11,6 @@ pub mod check;
 pub mod cli;
 pub mod controller;
 pub mod crdgen;
+pub mod leader;
 pub mod telemetry;
 pub mod twilio;

@@ -105,6 +105,10 @@ pub async fn reconcile(secret: Arc<PartialObjectMeta<Secret>>, ctx: Arc<Context>
     let (Some(ns), name) = (secret.namespace(), secret.name_any()) else {
         return Ok(Action::await_change());
     };
+    // Before every store has listed, "no channel needs it" may only mean "not listed yet".
+    if !ctx.cache.ready() {
+        return Ok(Action::requeue(std::time::Duration::from_millis(200)));
+    }
     if !is_protected(&secret.metadata) {
         return Ok(Action::await_change());
     }
