@@ -1,21 +1,27 @@
 //! The validating admission webhook against the real API server: the webhook runs in-process on
 //! a free loopback port, registered with a `ValidatingWebhookConfiguration` of the test's own,
-//! scoped by a namespace label to the test's namespaces (so other tests never call it).
+//! scoped by a namespace label to the test's namespaces (so other tests never call it). It decides
+//! from a cache: the running operator's, or, without an operator, one filled by watches of the
+//! test's own ([`watch_cache`]).
 
 mod common;
 
 use std::future::Future;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use whatsapp_operator::admission::{self, AdmissionConfig, AdmissionError, Registration, Webhook};
 use whatsapp_operator::api::{WhatsAppChannel, WhatsAppNumberBinding};
 use whatsapp_operator::binding;
+use whatsapp_operator::controller;
+use whatsapp_operator::controller::cache::{self, Cache};
 use whatsapp_operator::twilio::E164;
 
 use common::operator::*;
@@ -26,21 +32,70 @@ const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 const RECEIVER: &str = "https://receiver.example.com/api/webhook/LeadGen/whatsapp";
 const TOKEN: &str = "tok-0123456789abcdef0123456789ab";
 
-/// A webhook running in-process; [`Hook::stop`] stops it and removes its configuration.
+/// A webhook running in-process; [`Hook::stop`] stops it (and the watches of its cache, if the
+/// test started them) and removes its configuration.
 struct Hook {
     client: Client,
     name: String,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), AdmissionError>>,
+    watches: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Hook {
     async fn stop(self) {
         let _ = self.stop.send(());
         let served = within(TIMEOUT, self.task).await;
+        if let Some(w) = self.watches {
+            w.abort();
+        }
         admission::unregister(&self.client, &self.name, None).await.expect("remove the webhook configuration");
         served.expect("webhook task").expect("webhook served");
     }
+}
+
+/// A cache of channels (in `namespace`, or all) and bindings, filled by watches wired as the
+/// controller wires its own, without a controller (so nothing binds a number). Secrets are not
+/// watched: the webhook never reads them.
+fn watch_cache(client: &Client, namespace: Option<&str>) -> (Cache, tokio::task::JoinHandle<()>) {
+    let (channels, channel_writer) = reflector::store();
+    let (bindings, binding_writer) = reflector::store();
+    let (secrets, _) = reflector::store();
+    let cache = Cache {
+        channels,
+        bindings,
+        secrets,
+        channel_index: Default::default(),
+        holder_index: Default::default(),
+        listed: Default::default(),
+    };
+    cache.note_listed(2, &watcher::Event::<()>::InitDone);
+    let channel_api: Api<WhatsAppChannel> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let c = cache.clone();
+    let channel_stream = watcher(channel_api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(cache::slim_channel)
+        .reflect(channel_writer)
+        .map(move |ev| {
+            if let Ok(ev) = &ev {
+                c.follow_channel(ev);
+            }
+        });
+    let c = cache.clone();
+    let binding_stream = watcher(Api::<WhatsAppNumberBinding>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .modify(cache::slim_meta)
+        .reflect(binding_writer)
+        .map(move |ev| {
+            if let Ok(ev) = &ev {
+                c.follow_binding(ev);
+            }
+        });
+    let task = tokio::spawn(futures::stream::select(channel_stream, binding_stream).for_each(|()| async {}));
+    (cache, task)
 }
 
 /// Namespaces labelled `LABEL=<key>`: the test's own (labelled here) and `extra` new ones.
@@ -77,22 +132,28 @@ fn loopback() -> AdmissionConfig {
     AdmissionConfig::new("127.0.0.1:0".parse().expect("addr"))
 }
 
-/// Binds the webhook, registers it through the library API, and serves it.
-async fn start_registered(client: &Client, key: &str) -> Hook {
+/// Binds the webhook, registers it through the library API, and serves it from `cache` (with
+/// `watches`, the task that fills it, stopped with the webhook).
+async fn start_registered(
+    client: &Client,
+    key: &str,
+    cache: Cache,
+    watches: Option<tokio::task::JoinHandle<()>>,
+) -> Hook {
     let webhook = Webhook::bind(loopback()).await.expect("bind the webhook");
     let reg = registration(key);
     admission::register(client, &reg, webhook.url(), webhook.ca_bundle()).await.expect("register the webhook");
     let healthz = format!("https://{}/healthz", webhook.local_addr());
     let ca = reqwest::Certificate::from_pem(webhook.ca_bundle()).expect("CA PEM");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(webhook.run(client.clone(), async move {
+    let task = tokio::spawn(webhook.run(client.clone(), cache, async move {
         let _ = stopped.await;
     }));
     // The generated certificate verifies against the CA the API server is given.
     let http = reqwest::Client::builder().tls_certs_only([ca]).build().expect("https client");
     let health = http.get(&healthz).send().await.expect("GET /healthz");
     assert_eq!(health.text().await.expect("body"), "ok");
-    Hook { client: client.clone(), name: reg.name, stop, task }
+    Hook { client: client.clone(), name: reg.name, stop, task, watches }
 }
 
 /// Runs `scenario` (in its own task, so a failure still stops the webhook and removes its
@@ -195,7 +256,10 @@ async fn wait_gone(client: &Client, ns: &str, name: &str) {
 async fn a_held_number_is_refused_naming_the_holder_until_it_is_released() {
     let env = common::setup("adm-held").await;
     let (key, others) = scoped_namespaces(&env, &["b"]).await;
-    let hook = start_registered(&env.client, &key).await;
+    // The cache sees ns_b's channels only (as with `--namespace`): the holder in ns_a is read with
+    // a GET; its binding (cluster-wide) is in the cache.
+    let (cache, watches) = watch_cache(&env.client, Some(&others[0]));
+    let hook = start_registered(&env.client, &key, cache, Some(watches)).await;
     let (client, ns_a, ns_b) = (env.client.clone(), env.ns.clone(), others[0].clone());
     guarded(hook, async move {
         let number = random_number();
@@ -261,8 +325,9 @@ async fn an_earlier_unbound_channel_wins_and_the_webhook_registers_and_removes_i
     let reg = registration(&key);
     let mut config = loopback();
     config.registration = Some(reg.clone());
+    let (cache, watches) = watch_cache(&env.client, None);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(admission::serve(env.client.clone(), config, async move {
+    let task = tokio::spawn(admission::serve(env.client.clone(), cache, config, async move {
         let _ = stopped.await;
     }));
     let configs: Api<ValidatingWebhookConfiguration> = Api::all(env.client.clone());
@@ -272,7 +337,7 @@ async fn an_earlier_unbound_channel_wins_and_the_webhook_registers_and_removes_i
         }
     })
     .await;
-    let hook = Hook { client: env.client.clone(), name: reg.name.clone(), stop, task };
+    let hook = Hook { client: env.client.clone(), name: reg.name.clone(), stop, task, watches: Some(watches) };
     let (client, ns_a, ns_b) = (env.client.clone(), env.ns.clone(), others[0].clone());
     let name = reg.name.clone();
     guarded(hook, async move {
@@ -312,8 +377,14 @@ async fn with_the_operator_running_the_number_moves_only_after_the_holder_is_gon
     ))
     .expect("seed");
     create_secret(&env, "twilio", &[("authToken", TOKEN)]).await;
-    let hook = start_registered(&env.client, &key).await;
-    let operator = start_operator(&env.client, config(&env, &sim));
+    // As `run --admission-addr` does: the webhook decides from the operator's own cache.
+    let (cache, prepared) = controller::prepare(env.client.clone(), config(&env, &sim));
+    let hook = start_registered(&env.client, &key, cache, None).await;
+    let operator = tokio::spawn(async move {
+        if let Err(e) = controller::run_prepared(prepared, std::future::pending()).await {
+            panic!("operator failed: {e}");
+        }
+    });
     let ns = env.ns.clone();
     let client = env.client.clone();
     guarded(hook, async move {
@@ -344,6 +415,6 @@ async fn with_the_operator_running_the_number_moves_only_after_the_holder_is_gon
         wait_condition(&env, "staging", "NumberBound", "True", None).await;
     })
     .await;
-    drop(operator);
+    operator.abort();
     assert_conforming(&sim);
 }
