@@ -70,7 +70,10 @@ pub enum Verdict {
 
 /// The claim a request makes, or `None` when it needs no look-up: anything but a create or an
 /// update, an object that is being deleted, a number that does not parse (the CRD schema rejects
-/// it), and an update that keeps the number (and its sandbox scope).
+/// it), and an update that keeps the claim: the same number, the same mode and, in `Sandbox`
+/// mode, the same account, i.e. the same binding name. So metadata-only updates (labels,
+/// annotations, finalizers), other spec fields, and the account of a `Business` channel (its
+/// binding is not scoped to the account) are never judged.
 pub fn claimant(
     operation: &Operation,
     namespace: Option<&str>,
@@ -87,11 +90,8 @@ pub fn claimant(
     let number = E164::parse(&ch.spec.phone_number).ok()?;
     let scope_account = binding::scope(ch).map(str::to_owned);
     if *operation == Operation::Update {
-        let unchanged = old.is_some_and(|old| {
-            E164::parse(&old.spec.phone_number).is_ok_and(|n| n == number)
-                && binding::scope(old) == scope_account.as_deref()
-        });
-        if unchanged {
+        let claim = binding::binding_name(&number, scope_account.as_deref());
+        if old.and_then(claims).is_some_and(|old_claim| old_claim == claim) {
             return None;
         }
     }
@@ -321,19 +321,58 @@ mod tests {
     }
 
     #[test]
-    fn only_creates_and_number_changing_updates_are_checked() {
+    fn only_creates_and_updates_changing_number_mode_or_sandbox_account_are_checked() {
         let a = channel("crm", "sales", "uid-a", NUMBER, "2024-01-01T00:00:00Z");
         assert_eq!(claimant(&Operation::Delete, Some("crm"), None, Some(&a)), None);
+        assert_eq!(claimant(&Operation::Connect, Some("crm"), Some(&a), Some(&a)), None);
+        assert!(claimant(&Operation::Create, Some("crm"), Some(&a), None).is_some());
+        let update = |new: &WhatsAppChannel, old: &WhatsAppChannel| {
+            claimant(&Operation::Update, Some("crm"), Some(new), Some(old))
+        };
+
+        // Other spec fields, labels, annotations, finalizers, status: not judged.
         let mut edited = a.clone();
         edited.spec.queue = Some("support".into());
-        assert_eq!(claimant(&Operation::Update, Some("crm"), Some(&edited), Some(&a)), None);
+        edited.metadata.labels = Some([("team".to_owned(), "a".to_owned())].into());
+        edited.metadata.annotations = Some([("note".to_owned(), "x".to_owned())].into());
+        edited.metadata.finalizers = Some(vec!["whatsapp-operator.io/cleanup".into()]);
+        assert_eq!(update(&edited, &a), None);
+        let mut unfinalized = edited.clone();
+        unfinalized.metadata.finalizers = None;
+        assert_eq!(update(&unfinalized, &edited), None);
+        // The number in another spelling is the same number.
+        let mut spelled = a.clone();
+        spelled.spec.phone_number = "+1 415 555 0100".into();
+        assert_eq!(update(&spelled, &a), None);
+        // A Business channel's binding is not scoped to its account.
+        let mut other_account = a.clone();
+        other_account.spec.twilio.account_sid = "AC00000000000000000000000000000009".into();
+        assert_eq!(update(&other_account, &a), None);
+
+        // A new number: judged.
         edited.spec.phone_number = "+14155550101".into();
-        let c = claimant(&Operation::Update, Some("crm"), Some(&edited), Some(&a)).expect("checked");
+        let c = update(&edited, &a).expect("checked");
         assert_eq!(c.binding_name(), "whatsapp-14155550101");
         assert!(c.created.is_some());
+        // A new mode: judged (the sandbox binding is scoped to the account).
+        let mut sandbox = a.clone();
+        sandbox.spec.mode = crate::api::ChannelMode::Sandbox;
+        let c = update(&sandbox, &a).expect("checked");
+        assert_eq!(c.binding_name(), "whatsapp-14155550100-ac0123456789abcdef0123456789abcdef");
+        assert!(update(&a, &sandbox).is_some(), "back to Business");
+        // A Sandbox channel's new account: judged.
+        let mut moved = sandbox.clone();
+        moved.spec.twilio.account_sid = "AC00000000000000000000000000000009".into();
+        assert!(update(&moved, &sandbox).is_some());
+        // An old object whose number did not parse: judged.
+        let mut broken = a.clone();
+        broken.spec.phone_number = "not a number".into();
+        assert!(update(&a, &broken).is_some());
+
+        // An object being deleted: never judged (its finalizers may go).
         let mut deleting = edited.clone();
         deleting.metadata.deletion_timestamp = a.metadata.creation_timestamp.clone();
-        assert_eq!(claimant(&Operation::Update, Some("crm"), Some(&deleting), Some(&a)), None);
+        assert_eq!(update(&deleting, &a), None);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! The webhook serves `POST /validate-whatsappchannel` (`admission.k8s.io/v1` `AdmissionReview`)
 //! and `GET /healthz` over HTTPS. A create of a `WhatsAppChannel`, or an update that changes its
-//! number (or its sandbox scope; see [`decision::claimant`]), is rejected (code 409) when
+//! claim (the number, the mode, or the account of a `Sandbox` channel; see
+//! [`decision::claimant`]), is rejected (code 409) when
 //!
 //! - the number's `WhatsAppNumberBinding` names another channel that still exists and still asks
 //!   for the number (the rule of [`crate::binding::is_current_holder`]), or
@@ -12,8 +13,8 @@
 //!
 //! The message names the holder: `+14155550100 is already served by WhatsAppChannel crm/sales
 //! (instance crm-prod); one number serves one application instance`. Everything else is admitted:
-//! deletes, updates that keep the number, and dry runs (a would-be denial comes back as a
-//! warning).
+//! deletes, updates that keep the claim (metadata, finalizers, other fields), and dry runs (a
+//! would-be denial comes back as a warning).
 //!
 //! **From the controller's cache.** The decision itself is pure ([`decision`]); its inputs come
 //! from the controller's [`Cache`], never from a LIST: the binding by name, its holder by
