@@ -20,8 +20,8 @@ use serde_json::json;
 use whatsapp_operator::admission::{self, AdmissionConfig, AdmissionError, Registration, Webhook};
 use whatsapp_operator::api::{WhatsAppChannel, WhatsAppNumberBinding};
 use whatsapp_operator::binding;
-use whatsapp_operator::controller;
 use whatsapp_operator::controller::cache::{self, Cache};
+use whatsapp_operator::controller::{self, FINALIZER};
 use whatsapp_operator::twilio::E164;
 
 use common::operator::*;
@@ -356,8 +356,15 @@ async fn an_earlier_unbound_channel_wins_and_the_webhook_registers_and_removes_i
         let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
         let stored = configs.get(&name).await.expect("registered");
         let hooks = stored.webhooks.expect("webhooks");
-        assert_eq!(hooks[0].failure_policy.as_deref(), Some("Fail"));
-        assert!(hooks[0].client_config.ca_bundle.is_some());
+        let policies: Vec<_> = hooks.iter().map(|h| (h.name.as_str(), h.failure_policy.as_deref())).collect();
+        assert_eq!(
+            policies,
+            [
+                (admission::register::WEBHOOK_NAME, Some("Fail")),
+                (admission::register::UPDATE_WEBHOOK_NAME, Some("Ignore"))
+            ]
+        );
+        assert!(hooks.iter().all(|h| h.client_config.ca_bundle.is_some()));
     })
     .await;
     // The server removed its configuration on shutdown (Hook::stop also deletes it; it was
@@ -417,4 +424,130 @@ async fn with_the_operator_running_the_number_moves_only_after_the_holder_is_gon
     .await;
     operator.abort();
     assert_conforming(&sim);
+}
+
+/// The message of a refusal because the API server could not call the webhook; fails the test
+/// on anything else.
+fn unreachable_refusal<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> String {
+    match result {
+        Err(kube::Error::Api(s)) if s.message.contains("failed calling webhook") => s.message,
+        other => panic!("expected a refusal for an unreachable webhook, got {other:?}"),
+    }
+}
+
+/// Removes every finalizer of channel `name`.
+async fn remove_finalizers(channels: &Api<WhatsAppChannel>, name: &str) -> Result<WhatsAppChannel, kube::Error> {
+    channels.patch(name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await
+}
+
+/// A status write as the operator makes it: to the status subresource.
+async fn write_status(channels: &Api<WhatsAppChannel>, name: &str) -> Result<WhatsAppChannel, kube::Error> {
+    let status = json!({"status": {"phase": "Pending", "observedGeneration": 1}});
+    channels.patch_status(name, &PatchParams::default(), &Patch::Merge(status)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_is_down_refuses_creates_but_never_blocks_finalizer_removal_or_status_writes() {
+    let env = common::setup("adm-down").await;
+    let (key, _) = scoped_namespaces(&env, &[]).await;
+    // Channels with the operator's finalizer, created while no configuration exists.
+    for name in ["held", "probe"] {
+        let mut ch = manifest(&env.ns, name, &random_number(), "crm-prod");
+        ch.metadata.finalizers = Some(vec![FINALIZER.to_owned()]);
+        create(&env.client, &ch).await.expect("created while no webhook is registered");
+    }
+    // The operator's configuration for a webhook that is down: bound (for a URL and a CA), then
+    // dropped, so nothing listens on its port.
+    let webhook = Webhook::bind(loopback()).await.expect("bind the webhook");
+    let (url, ca) = (webhook.url().to_owned(), webhook.ca_bundle().to_vec());
+    drop(webhook);
+    let reg = registration(&key);
+    admission::register(&env.client, &reg, &url, &ca).await.expect("register the webhook");
+
+    let (client, ns, name) = (env.client.clone(), env.ns.clone(), reg.name.clone());
+    let scenario = tokio::spawn(async move {
+        let channels: Api<WhatsAppChannel> = Api::namespaced(client.clone(), &ns);
+        let pp = PatchParams::default();
+
+        // A create is refused (failurePolicy Fail), once the API server uses the configuration.
+        let fresh = manifest(&ns, "fresh", &random_number(), "crm-prod");
+        let dry_run = PostParams { dry_run: true, ..PostParams::default() };
+        within(TIMEOUT, async {
+            while channels.create(&dry_run, &fresh).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+        let msg = unreachable_refusal(channels.create(&PostParams::default(), &fresh).await);
+        assert!(msg.contains(admission::register::WEBHOOK_NAME), "{msg}");
+        assert!(channels.get_opt("fresh").await.expect("get").is_none(), "nothing was created");
+
+        // (b) A status write passes.
+        let written = write_status(&channels, "held").await.expect("a status write passes");
+        assert!(written.status.is_some_and(|s| s.observed_generation == Some(1)));
+        // Updates pass (failurePolicy Ignore): metadata, and even a new number (unchecked; the
+        // binding the controller creates remains the guarantee).
+        channels
+            .patch("held", &pp, &Patch::Merge(json!({"metadata": {"labels": {"team": "a"}}})))
+            .await
+            .expect("a label update passes");
+        channels
+            .patch("held", &pp, &Patch::Merge(json!({"spec": {"phoneNumber": random_number()}})))
+            .await
+            .expect("a number change passes, unchecked");
+        // (a) Deleting the channel and removing its finalizer pass: the deletion completes.
+        channels.delete("held", &DeleteParams::default()).await.expect("a delete passes (not matched)");
+        let held = channels.get("held").await.expect("kept by its finalizer");
+        assert!(held.metadata.deletion_timestamp.is_some());
+        remove_finalizers(&channels, "held").await.expect("removing the finalizer passes");
+        wait_gone(&client, &ns, "held").await;
+
+        // For contrast, the same configuration with `Fail` for updates as well (the design this
+        // one replaces): an update is refused, so the finalizer of a deleted channel could not be
+        // removed while the webhook is down. Status writes still pass: the status subresource is
+        // not matched by the rules.
+        let mut strict = admission::webhook_configuration(&registration(&key), &url, &ca);
+        for hook in strict.webhooks.iter_mut().flatten() {
+            hook.failure_policy = Some("Fail".to_owned());
+        }
+        let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+        configs
+            .patch(&name, &PatchParams::apply(controller::FIELD_MANAGER).force(), &Patch::Apply(&strict))
+            .await
+            .expect("apply the strict configuration");
+        let label = |v: &str| Patch::Merge(json!({"metadata": {"labels": {"probe": v}}}));
+        within(TIMEOUT, async {
+            let mut n = 0;
+            loop {
+                n += 1;
+                match channels.patch("probe", &pp, &label(&n.to_string())).await {
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    other => {
+                        let msg = unreachable_refusal(other);
+                        assert!(msg.contains(admission::register::UPDATE_WEBHOOK_NAME), "{msg}");
+                        return;
+                    }
+                }
+            }
+        })
+        .await;
+        channels.delete("probe", &DeleteParams::default()).await.expect("a delete passes (not matched)");
+        unreachable_refusal(remove_finalizers(&channels, "probe").await);
+        write_status(&channels, "probe").await.expect("a status write passes even under Fail");
+
+        // Back to the operator's configuration: the finalizer goes, the deletion completes.
+        admission::register(&client, &registration(&key), &url, &ca).await.expect("register again");
+        within(TIMEOUT, async {
+            while remove_finalizers(&channels, "probe").await.is_err() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+        wait_gone(&client, &ns, "probe").await;
+    })
+    .await;
+    admission::unregister(&env.client, &reg.name, None).await.expect("remove the webhook configuration");
+    if let Err(e) = scenario {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }

@@ -26,13 +26,15 @@
 //! `--namespace`, the cache holds that namespace's channels only (bindings are cluster-wide):
 //! an unbound channel elsewhere asking for the number is not seen, a bound holder elsewhere is.
 //!
-//! **Failure policy.** The configuration says `failurePolicy: Fail`: when the API server cannot
-//! reach the webhook (wrong URL, bad certificate, operator down), channel creates and updates are
-//! refused rather than silently unchecked, so a broken installation shows at once. When the
-//! webhook itself cannot decide (the cache has not listed the cluster yet, the GET of a holder
-//! fails, or no decision within [`LOOKUP_TIMEOUT`]), it admits the request with a warning: the
-//! binding the controller creates atomically remains the guarantee that a number serves one
-//! instance, so failing there would only make channel writes flaky without adding safety.
+//! **Failure policy.** The configuration ([`register::webhook_configuration`]) sends creates
+//! with `failurePolicy: Fail` (an unreachable webhook refuses them, so a broken installation
+//! shows at once) and updates with `failurePolicy: Ignore`, so that an unreachable webhook never
+//! blocks removing a finalizer or any other update; status writes go to the status subresource,
+//! which it does not match. When the webhook itself cannot decide (the cache has not listed the
+//! cluster yet, the GET of a holder fails, or no decision within [`LOOKUP_TIMEOUT`]), it admits
+//! the request with a warning: the binding the controller creates atomically remains the
+//! guarantee that a number serves one instance, so failing there would only make channel writes
+//! flaky without adding safety.
 //!
 //! **Certificates.** With PEM files ([`TlsSource::Files`], a Secret in a cluster) the files are
 //! re-read when they change. Otherwise a CA and a serving certificate for `127.0.0.1`, `::1`,
