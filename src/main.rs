@@ -36,16 +36,20 @@ async fn run(args: RunArgs) -> ExitCode {
     };
     let config = args.config();
     tracing::info!(namespace = ?config.namespace, twilio = %config.twilio.api_base_url, "starting whatsapp-operator");
-    let controller = whatsapp_operator::controller::run(client.clone(), config, shutdown_signal());
+    // The admission webhook decides from the controller's cache: built first, shared.
+    let (cache, prepared) = whatsapp_operator::controller::prepare(client.clone(), config);
+    let controller = whatsapp_operator::controller::run_prepared(prepared, shutdown_signal());
     let result = match args.admission_config() {
         None => controller.await,
-        Some(admission) => match whatsapp_operator::admission::serve_alongside(client, admission, controller).await {
-            Ok(result) => result,
-            Err(e) => {
-                tracing::error!(error = %e, "the admission webhook failed");
-                return ExitCode::FAILURE;
+        Some(admission) => {
+            match whatsapp_operator::admission::serve_alongside(client, cache, admission, controller).await {
+                Ok(result) => result,
+                Err(e) => {
+                    tracing::error!(error = %e, "the admission webhook failed");
+                    return ExitCode::FAILURE;
+                }
             }
-        },
+        }
     };
     match result {
         Ok(()) => {

@@ -70,7 +70,10 @@ pub enum Verdict {
 
 /// The claim a request makes, or `None` when it needs no look-up: anything but a create or an
 /// update, an object that is being deleted, a number that does not parse (the CRD schema rejects
-/// it), and an update that keeps the number (and its sandbox scope).
+/// it), and an update that keeps the claim: the same number, the same mode and, in `Sandbox`
+/// mode, the same account, i.e. the same binding name. So metadata-only updates (labels,
+/// annotations, finalizers), other spec fields, and the account of a `Business` channel (its
+/// binding is not scoped to the account) are never judged.
 pub fn claimant(
     operation: &Operation,
     namespace: Option<&str>,
@@ -87,11 +90,8 @@ pub fn claimant(
     let number = E164::parse(&ch.spec.phone_number).ok()?;
     let scope_account = binding::scope(ch).map(str::to_owned);
     if *operation == Operation::Update {
-        let unchanged = old.is_some_and(|old| {
-            E164::parse(&old.spec.phone_number).is_ok_and(|n| n == number)
-                && binding::scope(old) == scope_account.as_deref()
-        });
-        if unchanged {
+        let claim = binding::binding_name(&number, scope_account.as_deref());
+        if old.and_then(claims).is_some_and(|old_claim| old_claim == claim) {
             return None;
         }
     }
@@ -109,26 +109,31 @@ pub fn claimant(
     })
 }
 
-/// Whether `claimant` may have its number, given the cluster's `bindings` (only the one named
-/// [`Claimant::binding_name`] matters) and `channels` (all namespaces).
+/// Whether `claimant` may have its number, given what the cache knows of it: `binding`, the
+/// number's `WhatsAppNumberBinding` (only one named [`Claimant::binding_name`] counts); `holder`,
+/// the channel now at that binding's holder namespace/name (only the same object, by UID,
+/// counts); and `rivals`, the other channels asking for the number (those asking for another
+/// number or sandbox scope, and the claimant itself, are ignored).
 ///
 /// Denied when the number's binding names another channel that still holds it (see
 /// [`binding::is_current_holder`]), or when another channel, not being deleted, that was created
 /// earlier (then by namespace/name) asks for the same number: it will get the binding first.
 /// A holder that is being deleted only earns a warning: the number moves once it is gone.
-pub fn judge(claimant: &Claimant, bindings: &[WhatsAppNumberBinding], channels: &[WhatsAppChannel]) -> Verdict {
+pub fn judge(
+    claimant: &Claimant,
+    binding: Option<&WhatsAppNumberBinding>,
+    holder: Option<&WhatsAppChannel>,
+    rivals: &[&WhatsAppChannel],
+) -> Verdict {
     let number = claimant.number_display();
     let binding_name = claimant.binding_name();
-    if let Some(b) = bindings.iter().find(|b| b.name_any() == binding_name) {
-        let holder = &b.spec.channel_ref;
-        if !claimant.is_holder(holder) {
-            let current = channels
-                .iter()
-                .find(|c| c.namespace().as_deref() == Some(holder.namespace.as_str()) && c.name_any() == holder.name);
+    if let Some(b) = binding.filter(|b| b.name_any() == binding_name) {
+        let held_by = &b.spec.channel_ref;
+        if !claimant.is_holder(held_by) {
             let scope = claimant.scope_account.as_deref();
-            if binding::is_current_holder(holder, current, &claimant.number, scope) {
-                let who = format!("WhatsAppChannel {}/{}", holder.namespace, holder.name);
-                if current.is_some_and(|c| c.metadata.deletion_timestamp.is_some()) {
+            if binding::is_current_holder(held_by, holder, &claimant.number, scope) {
+                let who = format!("WhatsAppChannel {}/{}", held_by.namespace, held_by.name);
+                if holder.is_some_and(|c| c.metadata.deletion_timestamp.is_some()) {
                     return Verdict::Warn(format!(
                         "{number} is still held by {who}, which is being deleted; this channel takes the number once it is gone"
                     ));
@@ -142,13 +147,11 @@ pub fn judge(claimant: &Claimant, bindings: &[WhatsAppNumberBinding], channels: 
     }
 
     let my_key = order_key(claimant.created.as_ref(), &claimant.namespace, &claimant.name);
-    let earliest = channels
+    let earliest = rivals
         .iter()
+        .copied()
         .filter(|c| !claimant.is(c) && c.metadata.deletion_timestamp.is_none())
-        .filter(|c| {
-            E164::parse(&c.spec.phone_number).is_ok_and(|n| n == claimant.number)
-                && binding::scope(c) == claimant.scope_account.as_deref()
-        })
+        .filter(|c| claims(c).as_deref() == Some(binding_name.as_str()))
         .map(|c| (c, c.namespace().unwrap_or_default(), c.name_any()))
         .filter(|(c, ns, name)| order_key(c.metadata.creation_timestamp.as_ref(), ns, name) < my_key)
         .min_by(|(a, ans, an), (b, bns, bn)| {
@@ -166,6 +169,12 @@ pub fn judge(claimant: &Claimant, bindings: &[WhatsAppNumberBinding], channels: 
         ));
     }
     Verdict::Allow
+}
+
+/// The binding name of the number (and sandbox scope) `ch` asks for; `None` for a number that
+/// does not parse.
+fn claims(ch: &WhatsAppChannel) -> Option<String> {
+    E164::parse(&ch.spec.phone_number).ok().map(|n| binding::binding_name(&n, binding::scope(ch)))
 }
 
 /// Creation order: by creation time (unknown last), then namespace, then name.
@@ -218,7 +227,7 @@ mod tests {
     fn a_number_held_by_another_channel_is_denied_naming_the_holder() {
         let a = channel("crm", "sales", "uid-a", NUMBER, "2024-01-01T00:00:00Z");
         let b = channel("other", "support", "uid-b", NUMBER, "2024-02-01T00:00:00Z");
-        let verdict = judge(&create(&b), &[bound(&a)], std::slice::from_ref(&a));
+        let verdict = judge(&create(&b), Some(&bound(&a)), Some(&a), &[&a]);
         assert_eq!(
             verdict,
             Verdict::Deny(
@@ -234,31 +243,31 @@ mod tests {
         let a = channel("crm", "sales", "uid-a", NUMBER, "2024-01-01T00:00:00Z");
         let b = channel("other", "support", "uid-b", NUMBER, "2024-02-01T00:00:00Z");
         // The holder is gone.
-        assert_eq!(judge(&create(&b), &[bound(&a)], &[]), Verdict::Allow);
+        assert_eq!(judge(&create(&b), Some(&bound(&a)), None, &[]), Verdict::Allow);
         // The holder was recreated (another UID).
         let recreated = channel("crm", "sales", "uid-a2", NUMBER, "2024-03-01T00:00:00Z");
         let c = claimant(&Operation::Update, Some("other"), Some(&b), None).expect("claim");
-        assert_eq!(judge(&c, &[bound(&a)], std::slice::from_ref(&recreated)), Verdict::Allow);
+        assert_eq!(judge(&c, Some(&bound(&a)), Some(&recreated), &[&recreated]), Verdict::Allow);
         // The holder moved to another number.
         let moved = channel("crm", "sales", "uid-a", "+14155550199", "2024-01-01T00:00:00Z");
-        assert_eq!(judge(&create(&b), &[bound(&a)], &[moved]), Verdict::Allow);
+        assert_eq!(judge(&create(&b), Some(&bound(&a)), Some(&moved), &[&moved]), Verdict::Allow);
     }
 
     #[test]
     fn the_holder_itself_and_its_recreation_are_admitted() {
         let a = channel("crm", "sales", "uid-a", NUMBER, "2024-01-01T00:00:00Z");
         let update = claimant(&Operation::Update, Some("crm"), Some(&a), None).expect("claim");
-        assert_eq!(judge(&update, &[bound(&a)], std::slice::from_ref(&a)), Verdict::Allow);
+        assert_eq!(judge(&update, Some(&bound(&a)), Some(&a), &[&a]), Verdict::Allow);
         // Same namespace/name, new object: the controller replaces the old binding.
         let again = channel("crm", "sales", "uid-new", NUMBER, "2024-05-01T00:00:00Z");
-        assert_eq!(judge(&create(&again), &[bound(&a)], &[]), Verdict::Allow);
+        assert_eq!(judge(&create(&again), Some(&bound(&a)), None, &[]), Verdict::Allow);
     }
 
     #[test]
     fn an_unbound_earlier_channel_wins() {
         let a = channel("crm", "sales", "uid-a", NUMBER, "2024-01-01T00:00:00Z");
         let b = channel("other", "support", "uid-b", NUMBER, "2024-02-01T00:00:00Z");
-        let Verdict::Deny(msg) = judge(&create(&b), &[], std::slice::from_ref(&a)) else { panic!("denied") };
+        let Verdict::Deny(msg) = judge(&create(&b), None, None, &[&a]) else { panic!("denied") };
         assert!(msg.contains("requested by WhatsAppChannel crm/sales (instance sales-instance)"), "{msg}");
 
         // An update of the older channel to the number is the older claim: admitted.
@@ -266,19 +275,19 @@ mod tests {
         let old = older.clone();
         older.spec.phone_number = NUMBER.into();
         let c = claimant(&Operation::Update, Some("z"), Some(&older), Some(&old)).expect("claim");
-        assert_eq!(judge(&c, &[], &[a.clone(), old]), Verdict::Allow);
+        assert_eq!(judge(&c, None, None, &[&a, &old]), Verdict::Allow);
 
         // Same second: namespace/name decides.
         let same_time = channel("aaa", "x", "uid-c", "+14155550199", "2024-01-01T00:00:00Z");
         let mut moving = same_time.clone();
         moving.spec.phone_number = NUMBER.into();
         let c = claimant(&Operation::Update, Some("aaa"), Some(&moving), Some(&same_time)).expect("claim");
-        assert_eq!(judge(&c, &[], std::slice::from_ref(&a)), Verdict::Allow);
+        assert_eq!(judge(&c, None, None, &[&a]), Verdict::Allow);
         let mut late = channel("zzz", "x", "uid-d", "+14155550199", "2024-01-01T00:00:00Z");
         let old = late.clone();
         late.spec.phone_number = NUMBER.into();
         let c = claimant(&Operation::Update, Some("zzz"), Some(&late), Some(&old)).expect("claim");
-        assert!(matches!(judge(&c, &[], &[a]), Verdict::Deny(_)));
+        assert!(matches!(judge(&c, None, None, &[&a]), Verdict::Deny(_)));
     }
 
     #[test]
@@ -286,8 +295,8 @@ mod tests {
         let mut a = channel("crm", "sales", "uid-a", NUMBER, "2024-01-01T00:00:00Z");
         a.metadata.deletion_timestamp = a.metadata.creation_timestamp.clone();
         let b = channel("other", "support", "uid-b", NUMBER, "2024-02-01T00:00:00Z");
-        assert_eq!(judge(&create(&b), &[], std::slice::from_ref(&a)), Verdict::Allow);
-        let Verdict::Warn(msg) = judge(&create(&b), &[bound(&a)], &[a]) else { panic!("a warning") };
+        assert_eq!(judge(&create(&b), None, None, &[&a]), Verdict::Allow);
+        let Verdict::Warn(msg) = judge(&create(&b), Some(&bound(&a)), Some(&a), &[&a]) else { panic!("a warning") };
         assert!(msg.contains("crm/sales, which is being deleted"), "{msg}");
     }
 
@@ -295,7 +304,7 @@ mod tests {
     fn other_numbers_and_sandbox_scopes_do_not_conflict() {
         let a = channel("crm", "sales", "uid-a", NUMBER, "2024-01-01T00:00:00Z");
         let b = channel("other", "support", "uid-b", "+14155550101", "2024-02-01T00:00:00Z");
-        assert_eq!(judge(&create(&b), &[bound(&a)], std::slice::from_ref(&a)), Verdict::Allow);
+        assert_eq!(judge(&create(&b), Some(&bound(&a)), Some(&a), &[&a]), Verdict::Allow);
 
         let sandbox = |ns: &str, account: &str, uid: &str| {
             let mut ch = channel(ns, "sandbox", uid, "+14155238886", "2024-01-01T00:00:00Z");
@@ -305,26 +314,79 @@ mod tests {
         };
         let s1 = sandbox("one", "AC00000000000000000000000000000001", "uid-s1");
         let s2 = sandbox("two", "AC00000000000000000000000000000002", "uid-s2");
-        assert_eq!(judge(&create(&s2), &[bound(&s1)], std::slice::from_ref(&s1)), Verdict::Allow);
+        assert_eq!(judge(&create(&s2), Some(&bound(&s1)), Some(&s1), &[&s1]), Verdict::Allow);
         let s3 = sandbox("three", "AC00000000000000000000000000000001", "uid-s3");
-        let Verdict::Deny(msg) = judge(&create(&s3), &[bound(&s1)], &[s1]) else { panic!("denied") };
+        let Verdict::Deny(msg) = judge(&create(&s3), Some(&bound(&s1)), Some(&s1), &[&s1]) else { panic!("denied") };
         assert!(msg.starts_with("+14155238886 (the sandbox of AC00000000000000000000000000000001)"), "{msg}");
     }
 
     #[test]
-    fn only_creates_and_number_changing_updates_are_checked() {
+    fn only_creates_and_updates_changing_number_mode_or_sandbox_account_are_checked() {
         let a = channel("crm", "sales", "uid-a", NUMBER, "2024-01-01T00:00:00Z");
         assert_eq!(claimant(&Operation::Delete, Some("crm"), None, Some(&a)), None);
+        assert_eq!(claimant(&Operation::Connect, Some("crm"), Some(&a), Some(&a)), None);
+        assert!(claimant(&Operation::Create, Some("crm"), Some(&a), None).is_some());
+        let update = |new: &WhatsAppChannel, old: &WhatsAppChannel| {
+            claimant(&Operation::Update, Some("crm"), Some(new), Some(old))
+        };
+
+        // Other spec fields, labels, annotations, finalizers, status: not judged.
         let mut edited = a.clone();
         edited.spec.queue = Some("support".into());
-        assert_eq!(claimant(&Operation::Update, Some("crm"), Some(&edited), Some(&a)), None);
+        edited.metadata.labels = Some([("team".to_owned(), "a".to_owned())].into());
+        edited.metadata.annotations = Some([("note".to_owned(), "x".to_owned())].into());
+        edited.metadata.finalizers = Some(vec!["whatsapp-operator.io/cleanup".into()]);
+        assert_eq!(update(&edited, &a), None);
+        let mut unfinalized = edited.clone();
+        unfinalized.metadata.finalizers = None;
+        assert_eq!(update(&unfinalized, &edited), None);
+        // The number in another spelling is the same number.
+        let mut spelled = a.clone();
+        spelled.spec.phone_number = "+1 415 555 0100".into();
+        assert_eq!(update(&spelled, &a), None);
+        // A Business channel's binding is not scoped to its account.
+        let mut other_account = a.clone();
+        other_account.spec.twilio.account_sid = "AC00000000000000000000000000000009".into();
+        assert_eq!(update(&other_account, &a), None);
+
+        // A new number: judged.
         edited.spec.phone_number = "+14155550101".into();
-        let c = claimant(&Operation::Update, Some("crm"), Some(&edited), Some(&a)).expect("checked");
+        let c = update(&edited, &a).expect("checked");
         assert_eq!(c.binding_name(), "whatsapp-14155550101");
         assert!(c.created.is_some());
+        // A new mode: judged (the sandbox binding is scoped to the account).
+        let mut sandbox = a.clone();
+        sandbox.spec.mode = crate::api::ChannelMode::Sandbox;
+        let c = update(&sandbox, &a).expect("checked");
+        assert_eq!(c.binding_name(), "whatsapp-14155550100-ac0123456789abcdef0123456789abcdef");
+        assert!(update(&a, &sandbox).is_some(), "back to Business");
+        // A Sandbox channel's new account: judged.
+        let mut moved = sandbox.clone();
+        moved.spec.twilio.account_sid = "AC00000000000000000000000000000009".into();
+        assert!(update(&moved, &sandbox).is_some());
+        // An old object whose number did not parse: judged.
+        let mut broken = a.clone();
+        broken.spec.phone_number = "not a number".into();
+        assert!(update(&a, &broken).is_some());
+
+        // An object being deleted: never judged (its finalizers may go).
         let mut deleting = edited.clone();
         deleting.metadata.deletion_timestamp = a.metadata.creation_timestamp.clone();
-        assert_eq!(claimant(&Operation::Update, Some("crm"), Some(&deleting), Some(&a)), None);
+        assert_eq!(update(&deleting, &a), None);
+    }
+
+    #[test]
+    fn only_the_numbers_binding_and_its_holder_count() {
+        let a = channel("crm", "sales", "uid-a", NUMBER, "2024-01-01T00:00:00Z");
+        let b = channel("other", "support", "uid-b", NUMBER, "2024-02-01T00:00:00Z");
+        // A binding of another number, or a channel at another namespace/name as the holder.
+        let elsewhere = channel("crm", "billing", "uid-x", "+14155550101", "2023-01-01T00:00:00Z");
+        assert_eq!(judge(&create(&b), Some(&bound(&elsewhere)), Some(&elsewhere), &[&elsewhere]), Verdict::Allow);
+        let impostor = channel("crm", "billing", "uid-a", NUMBER, "2025-01-01T00:00:00Z");
+        assert_eq!(judge(&create(&b), Some(&bound(&a)), Some(&impostor), &[]), Verdict::Allow);
+        // The claimant itself among the rivals (its stored, older self) does not count.
+        let update = claimant(&Operation::Update, Some("other"), Some(&b), None).expect("claim");
+        assert_eq!(judge(&update, None, None, &[&b]), Verdict::Allow);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! written, not only when it is reconciled.
 //!
 //! The webhook serves `POST /validate-whatsappchannel` (`admission.k8s.io/v1` `AdmissionReview`)
-//! and `GET /healthz` over HTTPS. A create, or an update that changes the number, of a
-//! `WhatsAppChannel` is rejected (code 409) when
+//! and `GET /healthz` over HTTPS. A create of a `WhatsAppChannel`, or an update that changes its
+//! claim (the number, the mode, or the account of a `Sandbox` channel; see
+//! [`decision::claimant`]), is rejected (code 409) when
 //!
 //! - the number's `WhatsAppNumberBinding` names another channel that still exists and still asks
 //!   for the number (the rule of [`crate::binding::is_current_holder`]), or
@@ -12,18 +13,28 @@
 //!
 //! The message names the holder: `+14155550100 is already served by WhatsAppChannel crm/sales
 //! (instance crm-prod); one number serves one application instance`. Everything else is admitted:
-//! deletes, updates that keep the number, and dry runs (a would-be denial comes back as a
-//! warning). The decision itself is pure ([`decision`]); the webhook reads the binding and lists
-//! the channels of all namespaces directly from the API server for each checked request, so a
-//! channel created a moment ago is seen (a watch cache could lag behind exactly that race).
+//! deletes, updates that keep the claim (metadata, finalizers, other fields), and dry runs (a
+//! would-be denial comes back as a warning).
 //!
-//! **Failure policy.** The configuration says `failurePolicy: Fail`: when the API server cannot
-//! reach the webhook (wrong URL, bad certificate, operator down), channel creates and updates are
-//! refused rather than silently unchecked, so a broken installation shows at once. When the
-//! webhook itself cannot read bindings or channels (an API hiccup, missing RBAC, a look-up slower
-//! than [`LOOKUP_TIMEOUT`]), it admits the request with a warning instead: the binding the
-//! controller creates atomically remains the guarantee that a number serves one instance, so
-//! failing there would only make channel writes flaky without adding safety.
+//! **From the controller's cache.** The decision itself is pure ([`decision`]); its inputs come
+//! from the controller's [`Cache`], never from a LIST: the binding by name, its holder by
+//! namespace/name, and the other channels filed under the binding name in the channel index.
+//! Only a holder the cache does not have (outside the operator's `--namespace`, or gone) is
+//! read with one GET. The cache follows the cluster by watches, so it can lag a write by a
+//! moment: two channels created for one number within that moment are both admitted, and the
+//! binding the controller creates atomically settles which one serves the number. With
+//! `--namespace`, the cache holds that namespace's channels only (bindings are cluster-wide):
+//! an unbound channel elsewhere asking for the number is not seen, a bound holder elsewhere is.
+//!
+//! **Failure policy.** The configuration ([`register::webhook_configuration`]) sends creates
+//! with `failurePolicy: Fail` (an unreachable webhook refuses them, so a broken installation
+//! shows at once) and updates with `failurePolicy: Ignore`, so that an unreachable webhook never
+//! blocks removing a finalizer or any other update; status writes go to the status subresource,
+//! which it does not match. When the webhook itself cannot decide (the cache has not listed the
+//! cluster yet, the GET of a holder fails, or no decision within [`LOOKUP_TIMEOUT`]), it admits
+//! the request with a warning: the binding the controller creates atomically remains the
+//! guarantee that a number serves one instance, so failing there would only make channel writes
+//! flaky without adding safety.
 //!
 //! **Certificates.** With PEM files ([`TlsSource::Files`], a Secret in a cluster) the files are
 //! re-read when they change. Otherwise a CA and a serving certificate for `127.0.0.1`, `::1`,
@@ -42,6 +53,7 @@ pub mod tls;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -49,13 +61,14 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use axum_server::tls_rustls::RustlsConfig;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::core::DynamicObject;
 use kube::Client;
 
 use crate::api::{WhatsAppChannel, WhatsAppNumberBinding, GROUP};
-use decision::Verdict;
+use crate::controller::cache::{binding_key, Cache};
+use decision::{Claimant, Verdict};
 
 pub use register::{register, unregister, webhook_configuration, Registration};
 pub use tls::{SelfSigned, TlsSource};
@@ -64,9 +77,12 @@ pub use tls::{SelfSigned, TlsSource};
 pub const VALIDATE_PATH: &str = "/validate-whatsappchannel";
 /// The liveness path.
 pub const HEALTHZ_PATH: &str = "/healthz";
-/// The longest the webhook waits for the API server before it admits with a warning (the API
-/// server gives up on the webhook after [`register::TIMEOUT_SECONDS`]).
+/// The longest the webhook waits for the operator's caches to list the cluster, or for the one
+/// GET of a binding holder they do not have, before it admits with a warning (the API server
+/// gives up on the webhook after [`register::TIMEOUT_SECONDS`]).
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often a review waiting for the caches' first listing looks again.
+const READY_POLL: Duration = Duration::from_millis(50);
 /// How often PEM files are checked for a rotated certificate.
 pub const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
 /// How long in-flight reviews may finish at shutdown.
@@ -223,10 +239,16 @@ impl Webhook {
         &self.ca_bundle
     }
 
-    /// Serves reviews until `shutdown` resolves: registers first when configured to, and removes
-    /// that registration before it stops.
-    pub async fn run(self, client: Client, shutdown: impl Future<Output = ()> + Send) -> Result<(), AdmissionError> {
-        let app = router(client.clone());
+    /// Serves reviews, decided from `cache` (the controller's, see
+    /// [`crate::controller::prepare`]), until `shutdown` resolves: registers first when
+    /// configured to, and removes that registration before it stops.
+    pub async fn run(
+        self,
+        client: Client,
+        cache: Cache,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), AdmissionError> {
+        let app = router(Shared { client: client.clone(), cache, lookup_timeout: LOOKUP_TIMEOUT });
         let handle = axum_server::Handle::new();
         let server = axum_server::tls_rustls::from_tcp_rustls(self.listener, self.tls.clone())
             .map_err(AdmissionError::Serve)?
@@ -279,26 +301,28 @@ impl Webhook {
     }
 }
 
-/// Binds and runs the webhook until `shutdown` resolves (see [`Webhook::run`]).
+/// Binds and runs the webhook over `cache` until `shutdown` resolves (see [`Webhook::run`]).
 pub async fn serve(
     client: Client,
+    cache: Cache,
     config: AdmissionConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AdmissionError> {
-    Webhook::bind(config).await?.run(client, shutdown).await
+    Webhook::bind(config).await?.run(client, cache, shutdown).await
 }
 
-/// Runs the webhook while `main` (the controller) runs, and stops it after `main` is done, so the
-/// controller's own writes are never refused for want of a webhook. Fails without waiting for
-/// `main` when the webhook cannot start or stops.
+/// Runs the webhook while `main` (the controller that fills `cache`) runs, and stops it after
+/// `main` is done, so the controller's own writes are never refused for want of a webhook. Fails
+/// without waiting for `main` when the webhook cannot start or stops.
 pub async fn serve_alongside<F: Future>(
     client: Client,
+    cache: Cache,
     config: AdmissionConfig,
     main: F,
 ) -> Result<F::Output, AdmissionError> {
     let webhook = Webhook::bind(config).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = webhook.run(client, async move {
+    let server = webhook.run(client, cache, async move {
         let _ = stopped.await;
     });
     tokio::pin!(server);
@@ -339,13 +363,22 @@ fn advertised_url(url: Option<&str>, addr: SocketAddr) -> Result<String, Admissi
     Ok(parsed.to_string())
 }
 
-fn router(client: Client) -> Router {
-    Router::new().route(VALIDATE_PATH, post(validate)).route(HEALTHZ_PATH, get(|| async { "ok" })).with_state(client)
+/// What a review reads: the controller's cache, and a client for the one GET of a binding holder
+/// the cache does not have.
+#[derive(Clone)]
+struct Shared {
+    client: Client,
+    cache: Cache,
+    lookup_timeout: Duration,
+}
+
+fn router(shared: Shared) -> Router {
+    Router::new().route(VALIDATE_PATH, post(validate)).route(HEALTHZ_PATH, get(|| async { "ok" })).with_state(shared)
 }
 
 /// Answers one `AdmissionReview`; a body that is not one is answered as invalid (with HTTP 200,
 /// as the protocol wants).
-async fn validate(State(client): State<Client>, body: Bytes) -> Json<AdmissionReview<DynamicObject>> {
+async fn validate(State(shared): State<Shared>, body: Bytes) -> Json<AdmissionReview<DynamicObject>> {
     let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return Json(AdmissionResponse::invalid(format!("not an AdmissionReview: {e}")).into_review()),
@@ -354,10 +387,10 @@ async fn validate(State(client): State<Client>, body: Bytes) -> Json<AdmissionRe
         Ok(r) => r,
         Err(e) => return Json(AdmissionResponse::invalid(e).into_review()),
     };
-    Json(review_response(&client, &req).await.into_review())
+    Json(review_response(&shared, &req).await.into_review())
 }
 
-async fn review_response(client: &Client, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+async fn review_response(shared: &Shared, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
     let response = AdmissionResponse::from(req);
     if req.kind.group != GROUP || req.kind.kind != "WhatsAppChannel" {
         tracing::warn!(kind = ?req.kind, "admission review of an unexpected kind: admitted");
@@ -376,12 +409,16 @@ async fn review_response(client: &Client, req: &AdmissionRequest<DynamicObject>)
     else {
         return response;
     };
-    let verdict = match tokio::time::timeout(LOOKUP_TIMEOUT, lookup(client, &claimant.binding_name())).await {
-        Ok(Ok((bindings, channels))) => decision::judge(&claimant, &bindings, &channels),
+    let verdict = match tokio::time::timeout(shared.lookup_timeout, lookup(shared, &claimant)).await {
+        Ok(Ok(facts)) => {
+            let rivals: Vec<&WhatsAppChannel> = facts.rivals.iter().map(|c| c.as_ref()).collect();
+            decision::judge(&claimant, facts.binding.as_deref(), facts.holder.as_deref(), &rivals)
+        }
         outcome => {
             let reason = match outcome {
-                Ok(Err(e)) => e.to_string(),
-                _ => format!("no answer within {LOOKUP_TIMEOUT:?}"),
+                Ok(Err(e)) => format!("cannot read the binding's holder: {e}"),
+                _ if !shared.cache.ready() => "the operator's caches have not listed the cluster yet".to_owned(),
+                _ => format!("no answer within {:?}", shared.lookup_timeout),
             };
             tracing::warn!(number = %claimant.number.as_str(), error = %reason, "cannot check the number: admitted");
             Verdict::Warn(format!(
@@ -410,16 +447,39 @@ async fn review_response(client: &Client, req: &AdmissionRequest<DynamicObject>)
     }
 }
 
-/// The binding named `binding_name` (if any) and the channels of all namespaces.
-async fn lookup(
-    client: &Client,
-    binding_name: &str,
-) -> Result<(Vec<WhatsAppNumberBinding>, Vec<WhatsAppChannel>), kube::Error> {
-    let bindings: Api<WhatsAppNumberBinding> = Api::all(client.clone());
-    let channels: Api<WhatsAppChannel> = Api::all(client.clone());
-    let lp = ListParams::default();
-    let (binding, list) = tokio::try_join!(bindings.get_opt(binding_name), channels.list(&lp))?;
-    Ok((binding.into_iter().collect(), list.items))
+/// The objects [`decision::judge`] needs about a claimant's number.
+struct Facts {
+    binding: Option<Arc<WhatsAppNumberBinding>>,
+    holder: Option<Arc<WhatsAppChannel>>,
+    rivals: Vec<Arc<WhatsAppChannel>>,
+}
+
+/// Reads what the cache knows of `claimant`'s number, once the cache has listed the cluster
+/// (until then it waits; the caller's timeout ends the wait): the number's binding, the
+/// binding's holder, and the channels filed under the binding name. The holder is read from the
+/// API server (one GET, never a LIST) only when the cache does not have it: it may be outside
+/// the operator's namespace (`--namespace`), or gone (a stale binding).
+async fn lookup(shared: &Shared, claimant: &Claimant) -> Result<Facts, kube::Error> {
+    let cache = &shared.cache;
+    while !cache.ready() {
+        tokio::time::sleep(READY_POLL).await;
+    }
+    let name = claimant.binding_name();
+    let binding = cache.binding(&name);
+    let holder = match binding.as_ref().map(|b| &b.spec.channel_ref) {
+        None => None,
+        // The object at the claimant's own namespace/name is the claimant: never another holder.
+        Some(h) if h.namespace == claimant.namespace && h.name == claimant.name => None,
+        Some(h) => match cache.channel(&h.namespace, &h.name) {
+            Some(ch) => Some(ch),
+            None => {
+                let api: Api<WhatsAppChannel> = Api::namespaced(shared.client.clone(), &h.namespace);
+                api.get_opt(&h.name).await?.map(Arc::new)
+            }
+        },
+    };
+    let rivals = cache.channels_under(&binding_key(&name)).iter().filter_map(|r| cache.channels.get(r)).collect();
+    Ok(Facts { binding, holder, rivals })
 }
 
 /// Re-reads the PEM files every [`TLS_RELOAD_INTERVAL`] and swaps the certificate when they
@@ -455,6 +515,13 @@ async fn reload_on_change(cert: PathBuf, key: PathBuf, tls: RustlsConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::binding;
+    use crate::twilio::E164;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+    use serde_json::json;
+
+    const NUMBER: &str = "+14155550100";
 
     /// A client whose every request fails: nothing listens on port 1.
     fn unreachable_client() -> Client {
@@ -463,31 +530,80 @@ mod tests {
         Client::try_from(config).expect("client")
     }
 
-    fn review(operation: &str, dry_run: bool) -> AdmissionRequest<DynamicObject> {
-        let channel = serde_json::json!({
+    fn channel_json(ns: &str, name: &str, uid: &str, created: &str) -> serde_json::Value {
+        json!({
             "apiVersion": "whatsapp-operator.io/v1alpha1",
             "kind": "WhatsAppChannel",
-            "metadata": {"name": "sales", "namespace": "crm", "uid": "u1"},
+            "metadata": {"name": name, "namespace": ns, "uid": uid, "creationTimestamp": created},
             "spec": {
-                "phoneNumber": "+14155550100",
-                "instance": "crm-prod",
+                "phoneNumber": NUMBER,
+                "instance": format!("{name}-instance"),
                 "twilio": {"accountSid": "AC0123456789abcdef0123456789abcdef", "credentialsSecretRef": {"name": "t"}},
                 "webhook": {"url": "https://receiver.example.com/hook"},
             },
-        });
+        })
+    }
+
+    fn channel(ns: &str, name: &str, uid: &str, created: &str) -> WhatsAppChannel {
+        serde_json::from_value(channel_json(ns, name, uid, created)).expect("channel")
+    }
+
+    fn bound(ch: &WhatsAppChannel) -> WhatsAppNumberBinding {
+        binding::binding_for(ch, &E164::parse(NUMBER).expect("number")).expect("binding")
+    }
+
+    /// A cache holding `channels` and `bindings` (indexed as the controller's watches index
+    /// them), and listed when `listed`.
+    fn cache_with(channels: &[WhatsAppChannel], bindings: &[WhatsAppNumberBinding], listed: bool) -> Cache {
+        let (channel_store, mut channel_writer) = reflector::store();
+        let (binding_store, mut binding_writer) = reflector::store();
+        let (secrets, _) = reflector::store();
+        let cache = Cache {
+            channels: channel_store,
+            bindings: binding_store,
+            secrets,
+            channel_index: Default::default(),
+            holder_index: Default::default(),
+            listed: Default::default(),
+        };
+        for ch in channels {
+            let event = Event::Apply(ch.clone());
+            channel_writer.apply_watcher_event(&event);
+            cache.follow_channel(&event);
+        }
+        for b in bindings {
+            let event = Event::Apply(b.clone());
+            binding_writer.apply_watcher_event(&event);
+            cache.follow_binding(&event);
+        }
+        if listed {
+            for which in 0..3 {
+                cache.note_listed(which, &Event::<()>::InitDone);
+            }
+        }
+        cache
+    }
+
+    fn shared(client: Client, cache: Cache) -> Shared {
+        Shared { client, cache, lookup_timeout: Duration::from_millis(300) }
+    }
+
+    /// A review of `operation` on the channel `other/support` (asking for [`NUMBER`]).
+    fn review(operation: &str, dry_run: bool) -> AdmissionRequest<DynamicObject> {
+        let channel = channel_json("other", "support", "uid-b", "2024-02-01T00:00:00Z");
         let (object, old) = match operation {
             "DELETE" => (serde_json::Value::Null, channel),
             _ => (channel, serde_json::Value::Null),
         };
-        let body = serde_json::json!({
+        let body = json!({
             "apiVersion": "admission.k8s.io/v1",
             "kind": "AdmissionReview",
             "request": {
                 "uid": "req-1",
                 "kind": {"group": "whatsapp-operator.io", "version": "v1alpha1", "kind": "WhatsAppChannel"},
                 "resource": {"group": "whatsapp-operator.io", "version": "v1alpha1", "resource": "whatsappchannels"},
-                "name": "sales",
-                "namespace": "crm",
+                "name": "support",
+                "namespace": "other",
                 "operation": operation,
                 "userInfo": {"username": "admin"},
                 "object": object,
@@ -500,16 +616,127 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_lookup_admits_with_a_warning_and_deletes_need_none() {
-        let client = unreachable_client();
-        let response = review_response(&client, &review("CREATE", false)).await;
+    async fn until_the_cache_has_listed_a_create_is_admitted_with_a_warning_and_deletes_need_none() {
+        let holder = channel("crm", "sales", "uid-a", "2024-01-01T00:00:00Z");
+        let state = shared(unreachable_client(), cache_with(std::slice::from_ref(&holder), &[bound(&holder)], false));
+        let response = review_response(&state, &review("CREATE", false)).await;
         assert!(response.allowed);
         assert_eq!(response.uid, "req-1");
         let warnings = response.warnings.expect("a warning");
-        assert!(warnings[0].starts_with("could not check whether +14155550100 is free"), "{warnings:?}");
+        assert_eq!(
+            warnings,
+            vec!["could not check whether +14155550100 is free (the operator's caches have not listed the cluster \
+                  yet); the operator still gives a number to one channel only"
+                .to_owned()]
+        );
 
-        let response = review_response(&client, &review("DELETE", false)).await;
+        let response = review_response(&state, &review("DELETE", false)).await;
         assert!(response.allowed && response.warnings.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_held_number_is_denied_from_the_cache_alone() {
+        // The client reaches nothing: the decision is the cache's.
+        let holder = channel("crm", "sales", "uid-a", "2024-01-01T00:00:00Z");
+        let state = shared(unreachable_client(), cache_with(std::slice::from_ref(&holder), &[bound(&holder)], true));
+        let response = review_response(&state, &review("CREATE", false)).await;
+        assert!(!response.allowed);
+        assert_eq!(response.result.code, 409);
+        assert_eq!(response.result.reason, "Conflict");
+        assert_eq!(
+            response.result.message,
+            "+14155550100 is already served by WhatsAppChannel crm/sales (instance sales-instance); \
+             one number serves one application instance"
+        );
+        // A dry run: admitted, the denial as a warning.
+        let response = review_response(&state, &review("CREATE", true)).await;
+        assert!(response.allowed);
+        let warnings = response.warnings.expect("a warning");
+        assert!(
+            warnings[0].starts_with("the request would be rejected: +14155550100 is already served"),
+            "{warnings:?}"
+        );
+
+        // No binding yet, but an earlier channel in the index asks for the number.
+        let state = shared(unreachable_client(), cache_with(&[holder], &[], true));
+        let response = review_response(&state, &review("CREATE", false)).await;
+        assert!(!response.allowed);
+        assert!(
+            response.result.message.contains("requested by WhatsAppChannel crm/sales"),
+            "{}",
+            response.result.message
+        );
+
+        // Nothing known of the number: admitted.
+        let state = shared(unreachable_client(), cache_with(&[], &[], true));
+        let response = review_response(&state, &review("CREATE", false)).await;
+        assert!(response.allowed && response.warnings.is_none());
+    }
+
+    /// A fake API server that answers a GET of `elsewhere/sales` with `holder` (404 for anything
+    /// else) and records every request's method and path (with query).
+    async fn api_server(holder: serde_json::Value) -> (Client, Arc<std::sync::Mutex<Vec<String>>>) {
+        use axum::http::{Method, StatusCode, Uri};
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let app = Router::new().fallback(move |method: Method, uri: Uri| {
+            let holder = holder.clone();
+            let record = record.clone();
+            async move {
+                record.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{method} {uri}"));
+                if method == Method::GET
+                    && uri.path() == "/apis/whatsapp-operator.io/v1alpha1/namespaces/elsewhere/whatsappchannels/sales"
+                {
+                    return (StatusCode::OK, Json(holder));
+                }
+                let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+                    "code": 404, "message": "not found"});
+                (StatusCode::NOT_FOUND, Json(status))
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = kube::Config::new(format!("http://{addr}").parse().expect("uri"));
+        (Client::try_from(config).expect("client"), seen)
+    }
+
+    #[tokio::test]
+    async fn a_holder_missing_from_the_cache_is_read_with_one_get_never_a_list() {
+        // The holder is outside the cache (another namespace than the operator's).
+        let holder = channel("elsewhere", "sales", "uid-a", "2024-01-01T00:00:00Z");
+        let (client, seen) = api_server(serde_json::to_value(&holder).expect("json")).await;
+        let state = shared(client, cache_with(&[], &[bound(&holder)], true));
+        let response = review_response(&state, &review("CREATE", false)).await;
+        assert!(!response.allowed);
+        assert!(
+            response.result.message.contains("served by WhatsAppChannel elsewhere/sales"),
+            "{}",
+            response.result.message
+        );
+        assert_eq!(
+            *seen.lock().expect("requests"),
+            vec!["GET /apis/whatsapp-operator.io/v1alpha1/namespaces/elsewhere/whatsappchannels/sales".to_owned()]
+        );
+
+        // The holder is gone (404): a stale binding does not block.
+        let gone = channel("elsewhere", "gone", "uid-g", "2024-01-01T00:00:00Z");
+        let state = shared(state.client.clone(), cache_with(&[], &[bound(&gone)], true));
+        let response = review_response(&state, &review("CREATE", false)).await;
+        assert!(response.allowed && response.warnings.is_none());
+
+        // The GET fails: admitted with a warning.
+        let state = shared(unreachable_client(), cache_with(&[], &[bound(&holder)], true));
+        let response = review_response(&state, &review("CREATE", false)).await;
+        assert!(response.allowed);
+        let warnings = response.warnings.expect("a warning");
+        assert!(
+            warnings[0].starts_with("could not check whether +14155550100 is free (cannot read the binding's holder"),
+            "{warnings:?}"
+        );
     }
 
     #[test]

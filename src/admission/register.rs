@@ -1,4 +1,20 @@
 //! The `ValidatingWebhookConfiguration` that sends channel creates and updates to the webhook.
+//!
+//! Two webhooks, one per operation, because they fail differently when the API server cannot
+//! reach the webhook (the operator is down, a wrong URL or certificate):
+//!
+//! - **creates** ([`WEBHOOK_NAME`]) with `failurePolicy: Fail`: refused, so a broken installation
+//!   shows at once and no channel is created unchecked. A create is never part of a cleanup.
+//! - **updates** ([`UPDATE_WEBHOOK_NAME`]) with `failurePolicy: Ignore`: admitted unchecked. The
+//!   API server cannot tell (without `matchConditions`, Kubernetes 1.27+) which updates change
+//!   the number before it calls the webhook, and under `Fail` an unreachable webhook would block
+//!   every update: removing the operator's finalizer (a deletion would hang), labels, the
+//!   operator's own writes. An update that moves a channel onto a taken number while the webhook
+//!   is down is still caught by the binding the controller creates atomically (the channel ends
+//!   in `Conflict`).
+//!
+//! Both match the `whatsappchannels` resource only, not its `status` subresource: status writes
+//! never reach the webhook. Deletes are not matched.
 
 use k8s_openapi::api::admissionregistration::v1::{
     RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
@@ -14,8 +30,10 @@ use crate::controller::FIELD_MANAGER;
 
 /// The default name of the `ValidatingWebhookConfiguration`.
 pub const DEFAULT_CONFIGURATION_NAME: &str = "whatsapp-operator";
-/// The name of the webhook inside it (shown in the API server's denials).
+/// The name of the webhook for creates inside it (shown in the API server's denials).
 pub const WEBHOOK_NAME: &str = "whatsappchannels.whatsapp-operator.io";
+/// The name of the webhook for updates inside it.
+pub const UPDATE_WEBHOOK_NAME: &str = "updates.whatsappchannels.whatsapp-operator.io";
 /// How long the API server waits for an answer.
 pub const TIMEOUT_SECONDS: i32 = 5;
 
@@ -37,17 +55,16 @@ impl Registration {
 }
 
 /// The configuration for a webhook at `url` whose serving certificate `ca_bundle` (PEM) verifies:
-/// creates and updates of `whatsappchannels`, `failurePolicy: Fail`, no side effects, v1 reviews.
+/// creates of `whatsappchannels` with `failurePolicy: Fail` ([`WEBHOOK_NAME`]), updates with
+/// `failurePolicy: Ignore` ([`UPDATE_WEBHOOK_NAME`]); no side effects, v1 reviews, the status
+/// subresource never matched (see the module documentation).
 pub fn webhook_configuration(
     registration: &Registration,
     url: &str,
     ca_bundle: &[u8],
 ) -> ValidatingWebhookConfiguration {
-    let mut config = ValidatingWebhookConfiguration::default();
-    config.metadata.name = Some(registration.name.clone());
-    config.metadata.labels = Some([("app.kubernetes.io/managed-by".to_owned(), FIELD_MANAGER.to_owned())].into());
-    config.webhooks = Some(vec![ValidatingWebhook {
-        name: WEBHOOK_NAME.to_owned(),
+    let hook = |name: &str, operation: &str, failure_policy: &str| ValidatingWebhook {
+        name: name.to_owned(),
         admission_review_versions: vec!["v1".to_owned()],
         client_config: WebhookClientConfig {
             url: Some(url.to_owned()),
@@ -57,17 +74,22 @@ pub fn webhook_configuration(
         rules: Some(vec![RuleWithOperations {
             api_groups: Some(vec![GROUP.to_owned()]),
             api_versions: Some(vec![VERSION.to_owned()]),
+            // The resource only: `whatsappchannels/status` (status writes) is not matched.
             resources: Some(vec!["whatsappchannels".to_owned()]),
-            operations: Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()]),
+            operations: Some(vec![operation.to_owned()]),
             scope: Some("Namespaced".to_owned()),
         }]),
-        failure_policy: Some("Fail".to_owned()),
+        failure_policy: Some(failure_policy.to_owned()),
         match_policy: Some("Equivalent".to_owned()),
         side_effects: "None".to_owned(),
         timeout_seconds: Some(TIMEOUT_SECONDS),
         namespace_selector: registration.namespace_selector.clone(),
         ..ValidatingWebhook::default()
-    }]);
+    };
+    let mut config = ValidatingWebhookConfiguration::default();
+    config.metadata.name = Some(registration.name.clone());
+    config.metadata.labels = Some([("app.kubernetes.io/managed-by".to_owned(), FIELD_MANAGER.to_owned())].into());
+    config.webhooks = Some(vec![hook(WEBHOOK_NAME, "CREATE", "Fail"), hook(UPDATE_WEBHOOK_NAME, "UPDATE", "Ignore")]);
     config
 }
 
@@ -111,28 +133,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_configuration_matches_channel_creates_and_updates_and_fails_closed() {
+    fn creates_fail_closed_updates_fail_open_and_status_is_never_matched() {
         let reg = Registration::new();
         let config = webhook_configuration(&reg, "https://127.0.0.1:9443/validate-whatsappchannel", b"PEM");
         let value = serde_json::to_value(&config).expect("json");
         assert_eq!(value["metadata"]["name"], "whatsapp-operator");
-        let hook = &value["webhooks"][0];
-        assert_eq!(hook["failurePolicy"], "Fail");
-        assert_eq!(hook["sideEffects"], "None");
-        assert_eq!(hook["timeoutSeconds"], 5);
-        assert_eq!(hook["admissionReviewVersions"], serde_json::json!(["v1"]));
-        assert_eq!(hook["clientConfig"]["url"], "https://127.0.0.1:9443/validate-whatsappchannel");
-        assert_eq!(hook["clientConfig"]["caBundle"], "UEVN");
-        assert_eq!(
-            hook["rules"][0],
-            serde_json::json!({
-                "apiGroups": ["whatsapp-operator.io"],
-                "apiVersions": ["v1alpha1"],
-                "resources": ["whatsappchannels"],
-                "operations": ["CREATE", "UPDATE"],
-                "scope": "Namespaced",
-            })
-        );
-        assert!(hook.get("namespaceSelector").is_none());
+        let hooks = value["webhooks"].as_array().expect("webhooks");
+        assert_eq!(hooks.len(), 2);
+        for (hook, name, operation, policy) in
+            [(&hooks[0], WEBHOOK_NAME, "CREATE", "Fail"), (&hooks[1], UPDATE_WEBHOOK_NAME, "UPDATE", "Ignore")]
+        {
+            assert_eq!(hook["name"], name);
+            assert_eq!(hook["failurePolicy"], policy, "{name}");
+            assert_eq!(hook["sideEffects"], "None");
+            assert_eq!(hook["timeoutSeconds"], 5);
+            assert_eq!(hook["matchPolicy"], "Equivalent");
+            assert_eq!(hook["admissionReviewVersions"], serde_json::json!(["v1"]));
+            assert_eq!(hook["clientConfig"]["url"], "https://127.0.0.1:9443/validate-whatsappchannel");
+            assert_eq!(hook["clientConfig"]["caBundle"], "UEVN");
+            // `whatsappchannels` only: not `whatsappchannels/status`, not `*/*`; no DELETE.
+            assert_eq!(
+                hook["rules"],
+                serde_json::json!([{
+                    "apiGroups": ["whatsapp-operator.io"],
+                    "apiVersions": ["v1alpha1"],
+                    "resources": ["whatsappchannels"],
+                    "operations": [operation],
+                    "scope": "Namespaced",
+                }])
+            );
+            assert!(hook.get("namespaceSelector").is_none());
+        }
     }
 }

@@ -141,30 +141,59 @@ where
     }
 }
 
-/// Runs the controller until `shutdown` resolves.
+/// The watches behind a [`Cache`], made by [`prepare`] and consumed by [`run_prepared`]: the
+/// client, the settings and the stores' writers. Opaque: the stores fill only while
+/// [`run_prepared`] runs.
+pub struct Prepared {
+    client: Client,
+    config: OperatorConfig,
+    cache: Cache,
+    channel_writer: reflector::store::Writer<WhatsAppChannel>,
+    binding_writer: reflector::store::Writer<WhatsAppNumberBinding>,
+    secret_writer: reflector::store::Writer<PartialObjectMeta<Secret>>,
+}
+
+/// Creates the controller's stores and indexes: the returned [`Cache`] (cheap to clone, e.g. for
+/// the admission webhook) fills once the [`Prepared`] watches run in [`run_prepared`]; until
+/// their first listings, [`Cache::ready`] is false.
+pub fn prepare(client: Client, config: OperatorConfig) -> (Cache, Prepared) {
+    let (channel_store, channel_writer) = reflector::store();
+    let (binding_store, binding_writer) = reflector::store();
+    let (secret_store, secret_writer) = reflector::store();
+    let cache = Cache {
+        channels: channel_store,
+        bindings: binding_store,
+        secrets: secret_store,
+        channel_index: Default::default(),
+        holder_index: Default::default(),
+        listed: Default::default(),
+    };
+    (cache.clone(), Prepared { client, config, cache, channel_writer, binding_writer, secret_writer })
+}
+
+/// Runs the controller until `shutdown` resolves ([`prepare`], then [`run_prepared`]).
 pub async fn run(
     client: Client,
     config: OperatorConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
+    let (_, prepared) = prepare(client, config);
+    run_prepared(prepared, shutdown).await
+}
+
+/// Runs the watches and controllers of `prepared` until `shutdown` resolves.
+pub async fn run_prepared(
+    prepared: Prepared,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), Error> {
+    let Prepared { client, config, cache, channel_writer, binding_writer, secret_writer } = prepared;
     let ns = config.namespace.clone();
     let concurrency = config.concurrency;
     let channels: Api<WhatsAppChannel> = api(&client, ns.as_deref());
     // Metadata only: the data of the cluster's Secrets never reaches the operator's memory.
     let secrets: Api<PartialObjectMeta<Secret>> = api(&client, ns.as_deref());
     let bindings: Api<WhatsAppNumberBinding> = Api::all(client.clone());
-
-    let (channel_store, channel_writer) = reflector::store();
-    let (binding_store, binding_writer) = reflector::store();
-    let (secret_store, secret_writer) = reflector::store();
-    let cache = Cache {
-        channels: channel_store.clone(),
-        bindings: binding_store,
-        secrets: secret_store.clone(),
-        channel_index: Default::default(),
-        holder_index: Default::default(),
-        listed: Default::default(),
-    };
+    let (channel_store, secret_store) = (cache.channels.clone(), cache.secrets.clone());
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
     let ctx = Arc::new(Context::new(client.clone(), config, cache.clone(), wake_tx.clone())?);
 
