@@ -112,6 +112,33 @@ pub struct RunArgs {
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
 
+    /// Elect a leader among the replicas on a coordination.k8s.io Lease: only the leader
+    /// reconciles (every replica keeps its caches warm and serves the admission webhook). Off:
+    /// this process always reconciles (one replica).
+    #[arg(long, env = "WAO_LEADER_ELECT")]
+    pub leader_elect: bool,
+
+    /// The namespace of the leader-election Lease. Default: $POD_NAMESPACE, else `default`.
+    #[arg(long, env = "WAO_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+
+    /// The name of the leader-election Lease.
+    #[arg(long, env = "WAO_LEADER_ELECTION_ID", default_value = "whatsapp-operator")]
+    pub leader_election_id: String,
+
+    /// How long the Lease stands without renewal before another replica may take it over.
+    #[arg(long, env = "WAO_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+
+    /// How long the leader keeps trying to renew before it stops reconciling; shorter than
+    /// --lease-duration, so it has stopped before another replica can take over.
+    #[arg(long, env = "WAO_RENEW_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub renew_deadline: Duration,
+
+    /// How often the leader renews the Lease and the others try to acquire it.
+    #[arg(long, env = "WAO_RETRY_PERIOD", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub retry_period: Duration,
+
     /// Log format.
     #[arg(long, env = "WAO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
@@ -143,6 +170,31 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The leader-election settings, when leader election is on.
+    pub fn lease_config(&self) -> Option<crate::leader::LeaseConfig> {
+        if !self.leader_elect {
+            return None;
+        }
+        let namespace = self
+            .leader_election_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+            .unwrap_or_else(|| "default".to_owned());
+        let identity = self.instance.clone().unwrap_or_else(|| {
+            use rand::Rng;
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "whatsapp-operator".into());
+            format!("{host}-{:08x}", rand::rng().random::<u32>())
+        });
+        Some(crate::leader::LeaseConfig {
+            namespace,
+            name: self.leader_election_id.clone(),
+            identity,
+            lease_duration: self.lease_duration,
+            renew_deadline: self.renew_deadline,
+            retry_period: self.retry_period,
+        })
+    }
+
     /// The operator settings these flags describe.
     pub fn config(&self) -> OperatorConfig {
         let twilio = TwilioConfig {

@@ -37,8 +37,33 @@ async fn run(args: RunArgs) -> ExitCode {
     let config = args.config();
     tracing::info!(namespace = ?config.namespace, twilio = %config.twilio.api_base_url, "starting whatsapp-operator");
     // The admission webhook decides from the controller's cache: built first, shared.
-    let (cache, prepared) = whatsapp_operator::controller::prepare(client.clone(), config);
-    let controller = whatsapp_operator::controller::run_prepared(prepared, shutdown_signal());
+    let (cache, mut prepared) = whatsapp_operator::controller::prepare(client.clone(), config);
+    // Leader election: the Lease is given up only once the controller has drained, so that the
+    // next leader never overlaps this one's last passes.
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let elector = match args.lease_config() {
+        None => None,
+        Some(lease) => {
+            if let Err(e) = lease.validate() {
+                tracing::error!(error = %e, "invalid leader-election settings");
+                return ExitCode::FAILURE;
+            }
+            tracing::info!(lease = %format!("{}/{}", lease.namespace, lease.name), identity = %lease.identity, "leader election on");
+            let (leadership, task) = whatsapp_operator::leader::start(client.clone(), lease, async {
+                let _ = drained_rx.await;
+            });
+            prepared = prepared.with_leadership(leadership);
+            Some(task)
+        }
+    };
+    let controller = async move {
+        let result = whatsapp_operator::controller::run_prepared(prepared, shutdown_signal()).await;
+        let _ = drained_tx.send(());
+        if let Some(task) = elector {
+            let _ = task.await;
+        }
+        result
+    };
     let result = match args.admission_config() {
         None => controller.await,
         Some(admission) => {

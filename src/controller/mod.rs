@@ -37,6 +37,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::mpsc;
 
 use crate::api::{WhatsAppChannel, WhatsAppNumberBinding};
+use crate::leader::Leadership;
 use crate::twilio::{IdentityClient, SenderDirectory, TwilioClient};
 
 use cache::{binding_key, secret_key, Cache};
@@ -85,6 +86,8 @@ pub struct Context {
     pub holds: verification::AccountHolds,
     /// Wakes the Secret controller for a Secret.
     secret_wake: mpsc::UnboundedSender<ObjectRef<PartialObjectMeta<Secret>>>,
+    /// Whether this process leads (only the leader reconciles).
+    pub leader: Leadership,
 }
 
 impl Context {
@@ -110,6 +113,7 @@ impl Context {
             attempts: verification::Attempts::default(),
             holds: verification::AccountHolds::default(),
             secret_wake,
+            leader: Leadership::always(),
             client,
             twilio,
             identity,
@@ -122,6 +126,12 @@ impl Context {
         if let crate::twilio::TwilioError::RateLimited { retry_after, .. } = e {
             self.holds.hold(account, retry_after.unwrap_or(self.config.backoff_base));
         }
+    }
+
+    /// The same context, reconciling only while `leader` leads.
+    pub fn led_by(mut self, leader: Leadership) -> Self {
+        self.leader = leader;
+        self
     }
 
     /// Asks the Secret controller to look at Secret `ns/name`.
@@ -151,6 +161,17 @@ pub struct Prepared {
     channel_writer: reflector::store::Writer<WhatsAppChannel>,
     binding_writer: reflector::store::Writer<WhatsAppNumberBinding>,
     secret_writer: reflector::store::Writer<PartialObjectMeta<Secret>>,
+    leadership: Leadership,
+}
+
+impl Prepared {
+    /// Reconciles only while `leadership` says this process leads (leader election); without
+    /// it the process always leads. Watches and caches run either way (the admission webhook
+    /// serves from every replica).
+    pub fn with_leadership(mut self, leadership: Leadership) -> Self {
+        self.leadership = leadership;
+        self
+    }
 }
 
 /// Creates the controller's stores and indexes: the returned [`Cache`] (cheap to clone, e.g. for
@@ -168,7 +189,8 @@ pub fn prepare(client: Client, config: OperatorConfig) -> (Cache, Prepared) {
         holder_index: Default::default(),
         listed: Default::default(),
     };
-    (cache.clone(), Prepared { client, config, cache, channel_writer, binding_writer, secret_writer })
+    let leadership = Leadership::always();
+    (cache.clone(), Prepared { client, config, cache, channel_writer, binding_writer, secret_writer, leadership })
 }
 
 /// Runs the controller until `shutdown` resolves ([`prepare`], then [`run_prepared`]).
@@ -186,7 +208,7 @@ pub async fn run_prepared(
     prepared: Prepared,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    let Prepared { client, config, cache, channel_writer, binding_writer, secret_writer } = prepared;
+    let Prepared { client, config, cache, channel_writer, binding_writer, secret_writer, leadership } = prepared;
     let ns = config.namespace.clone();
     let concurrency = config.concurrency;
     let channels: Api<WhatsAppChannel> = api(&client, ns.as_deref());
@@ -195,7 +217,8 @@ pub async fn run_prepared(
     let bindings: Api<WhatsAppNumberBinding> = Api::all(client.clone());
     let (channel_store, secret_store) = (cache.channels.clone(), cache.secrets.clone());
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
-    let ctx = Arc::new(Context::new(client.clone(), config, cache.clone(), wake_tx.clone())?);
+    let ctx =
+        Arc::new(Context::new(client.clone(), config, cache.clone(), wake_tx.clone())?.led_by(leadership.clone()));
 
     // Channels: slimmed, stored, indexed. Only changes to spec, annotations, finalizers or
     // deletion trigger a reconcile; the operator's own status writes do not.
@@ -278,6 +301,8 @@ pub async fn run_prepared(
             let c = cache.clone();
             move |b: WhatsAppNumberBinding| c.channels_under(&binding_key(&b.name_any()))
         })
+        // A new leader looks at every channel once (a follower's passes did nothing).
+        .reconcile_all_on(leadership.acquisitions())
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, ctx.clone())
         .for_each(|res| async move {
@@ -293,6 +318,7 @@ pub async fn run_prepared(
         secret_store,
     )
     .reconcile_on(futures::stream::unfold(wake_rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) }))
+    .reconcile_all_on(leadership.acquisitions())
     .run(protection::reconcile, protection::error_policy, ctx)
     .for_each(|_| async {});
 

@@ -23,6 +23,10 @@ pub async fn reconcile(ch: Arc<WhatsAppChannel>, ctx: Arc<Context>) -> Result<Ac
     if let Some(wait) = ctx.backoff.remaining(&key, backoff::trigger(&ch)) {
         return Ok(Action::requeue(wait));
     }
+    // Only the leader acts; a new leader looks at every channel when it takes over.
+    if !ctx.leader.is_leader() {
+        return Ok(Action::await_change());
+    }
     if !ctx.cache.ready() {
         return Err(Error::Waiting(Duration::from_millis(200)));
     }
@@ -45,9 +49,17 @@ pub async fn reconcile(ch: Arc<WhatsAppChannel>, ctx: Arc<Context>) -> Result<Ac
             }
         }
     });
-    let result = match tokio::time::timeout(deadline, run).await {
-        Ok(r) => r,
-        Err(_) => return Err(Error::Deadline(deadline)),
+    // A pass stops at once when this process stops leading (before another can take over),
+    // and at its deadline.
+    let result = tokio::select! {
+        r = tokio::time::timeout(deadline, run) => match r {
+            Ok(r) => r,
+            Err(_) => return Err(Error::Deadline(deadline)),
+        },
+        _ = ctx.leader.lost() => {
+            tracing::info!(channel = %key, "no longer the leader: pass abandoned");
+            return Ok(Action::await_change());
+        }
     };
     match result {
         Ok(action) => Ok(action),
