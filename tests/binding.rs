@@ -42,7 +42,7 @@ impl Drop for Processes {
 /// Starts `whatsapp-operator run` scoped to `ns`, against the cluster in `KUBECONFIG`.
 fn spawn_operator(ns: &str, sim: &SimHandle, instance: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_whatsapp-operator"))
-        .args(["run", "--namespace", ns, "--instance", instance])
+        .args(["run", "--namespace", ns, "--instance", instance, "--metrics-addr", "127.0.0.1:0"])
         .args(["--twilio-api-url", sim.base_url(), "--twilio-messaging-url", sim.base_url()])
         .args(["--backoff-base", "100ms", "--backoff-max", "2s"])
         .env("RUST_LOG", "info,kube=warn,hyper=warn,tower=warn")
