@@ -149,16 +149,22 @@ async fn wait_observed(env: &TestEnv, name: &str) -> WhatsAppChannel {
     .await
 }
 
-/// Waits (at most `limit`) until the channel is gone.
-async fn wait_gone(env: &TestEnv, name: &str, limit: Duration) {
+/// Whether the channel is gone within `limit`.
+async fn gone_within(env: &TestEnv, name: &str, limit: Duration) -> bool {
     let api = channels(env);
-    let gone = tokio::time::timeout(limit, async {
+    tokio::time::timeout(limit, async {
         while api.get_opt(name).await.expect("get channel").is_some() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
-    .await;
-    if gone.is_err() {
+    .await
+    .is_ok()
+}
+
+/// Waits (at most `limit`) until the channel is gone.
+async fn wait_gone(env: &TestEnv, name: &str, limit: Duration) {
+    let api = channels(env);
+    if !gone_within(env, name, limit).await {
         let status = api.get_opt(name).await.ok().flatten().and_then(|c| c.status);
         panic!("{}/{name} still exists after {limit:?}: {status:#?}", env.ns);
     }
@@ -300,12 +306,17 @@ async fn a_moving_channel_holds_its_old_number(prefix: &str, blocker: Blocker) {
         Blocker::SecretBroken => update_secret(&env, "twilio-a", &[("authToken", TOKEN)]).await,
         Blocker::Twilio5xx | Blocker::Restart => sim.clear_faults(),
     }
-    within(TIMEOUT, async {
+    let taken = tokio::time::timeout(TIMEOUT, async {
         while binding(&env, &n1).await.map(|b| b.spec.channel_ref.name).as_deref() != Some("c") {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await;
+    if taken.is_err() {
+        let a = channels(&env).get("a").await.ok().and_then(|c| c.status);
+        let holder = binding(&env, &n1).await.map(|b| b.spec.channel_ref.name);
+        panic!("C never got N1 (held by {holder:?}); A's status: {a:#?}");
+    }
     assert_eq!(webhook_of(&sim, &n1), PREVIOUS, "C got N1 only after A had put the previous receiver back");
     let restores: Vec<_> = accepted_writes(&sim, &sid1).into_iter().filter(|(_, u)| u == PREVIOUS).collect();
     assert_eq!(restores.len(), 1, "one restore of N1: {restores:#?}");
@@ -408,20 +419,29 @@ async fn deletions_and_spec_changes_are_acted_on_during_a_long_backoff() {
     let before = channels(&env).get("changed").await.expect("get").metadata.generation;
     patch_spec(&env, "changed", json!({"webhook": {"url": receiver("crm-c2")}})).await;
 
-    wait_gone(&env, "wired", PROMPT).await;
-    wait_gone(&env, "unwired", PROMPT).await;
-    let observed = tokio::time::timeout(PROMPT, async {
-        loop {
-            let ch = channels(&env).get("changed").await.expect("get");
-            let seen = ch.status.as_ref().and_then(|s| s.observed_generation);
-            if seen == ch.metadata.generation && seen != before {
-                return ch;
+    // All three are watched at once, so that each outcome is reported.
+    let reflected = async {
+        tokio::time::timeout(PROMPT, async {
+            loop {
+                let ch = channels(&env).get("changed").await.expect("get");
+                let seen = ch.status.as_ref().and_then(|s| s.observed_generation);
+                if seen == ch.metadata.generation && seen != before {
+                    return ch;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the spec change is reflected in status within the backoff");
+        })
+        .await
+        .ok()
+    };
+    let (wired_gone, unwired_gone, observed) =
+        tokio::join!(gone_within(&env, "wired", PROMPT), gone_within(&env, "unwired", PROMPT), reflected);
+    assert!(
+        wired_gone && unwired_gone && observed.is_some(),
+        "within {PROMPT:?} of the change: skip-cleanup deletion done: {wired_gone}; deletion with the Secret present done: {unwired_gone}; spec change reflected: {}",
+        observed.is_some()
+    );
+    let observed = observed.expect("reflected");
     assert!(has(&observed, "CredentialsValid", "Unknown", "TwilioUnavailable"), "{:#?}", observed.status);
     assert_eq!(webhook_of(&sim, &number), receiver("crm-w"), "skip-cleanup leaves Twilio untouched");
     assert_conforming(&sim);
