@@ -388,17 +388,26 @@ async fn deletions_and_spec_changes_are_acted_on_during_a_long_backoff() {
     let env = common::setup("race-backoff").await;
     let sim = start_sim().await;
     let (wired, unwired, changed) = (random_account_sid(), random_account_sid(), random_account_sid());
-    let number = random_number();
+    let restoring = random_account_sid();
+    let (number, taken) = (random_number(), random_number());
     seed_account(&sim, &wired, &[(&number, "")]);
+    seed_account(&sim, &restoring, &[(&taken, PREVIOUS)]);
     seed_account(&sim, &unwired, &[]);
     seed_account(&sim, &changed, &[]);
     create_secret(&env, "twilio", &[("authToken", TOKEN)]).await;
     let _op = start_operator(&env.client, long_backoff(&env, &sim));
 
-    // A Ready channel hit by a storm at its next verification: backing off.
+    // Ready channels hit by a storm at their next verification: backing off. One of them took
+    // its number over from PREVIOUS.
     create_channel(&env, "wired", spec(&number, &wired, "twilio", &receiver("crm-w"))).await;
-    wait_for(&env, "wired", "Ready", |ch| has(ch, "Ready", "True", "ChannelReady")).await;
+    let mut s = spec(&taken, &restoring, "twilio", &receiver("crm-r"));
+    s["bindingPolicy"] = json!("Takeover");
+    create_channel(&env, "restoring", s).await;
+    for name in ["wired", "restoring"] {
+        wait_for(&env, name, "Ready", |ch| has(ch, "Ready", "True", "ChannelReady")).await;
+    }
     sim.add_fault(storm(&wired)).expect("fault");
+    let restoring_storm = sim.add_fault(storm(&restoring)).expect("fault");
     // Two channels that never got past verification: backing off too.
     sim.add_fault(storm(&unwired)).expect("fault");
     sim.add_fault(storm(&changed)).expect("fault");
@@ -408,18 +417,25 @@ async fn deletions_and_spec_changes_are_acted_on_during_a_long_backoff() {
         wait_for(&env, name, "TwilioUnavailable", |ch| has(ch, "CredentialsValid", "Unknown", "TwilioUnavailable"))
             .await;
     }
-    wait_requests(&sim, "a 503 for the Ready channel", |r| failed_for(r, &wired, 503)).await;
+    wait_requests(&sim, "a 503 for each Ready channel", |r| {
+        failed_for(r, &wired, 503) && failed_for(r, &restoring, 503)
+    })
+    .await;
 
     // skip-cleanup and the deletion: gone at once, Twilio untouched.
     annotate(&env, "wired", "whatsapp-operator.io/skip-cleanup", "true").await;
     channels(&env).delete("wired", &DeleteParams::default()).await.expect("delete");
     // With the Secret present and nothing to restore: gone at once.
     channels(&env).delete("unwired", &DeleteParams::default()).await.expect("delete");
+    // With the Secret present, Twilio back, the previous receiver to restore: done at once, not
+    // after the backoff.
+    assert!(sim.remove_fault(restoring_storm), "the storm was still on");
+    channels(&env).delete("restoring", &DeleteParams::default()).await.expect("delete");
     // A spec change: looked at (and reported) at once, though it fails again.
     let before = channels(&env).get("changed").await.expect("get").metadata.generation;
     patch_spec(&env, "changed", json!({"webhook": {"url": receiver("crm-c2")}})).await;
 
-    // All three are watched at once, so that each outcome is reported.
+    // All are watched at once, so that each outcome is reported.
     let reflected = async {
         tokio::time::timeout(PROMPT, async {
             loop {
@@ -434,13 +450,18 @@ async fn deletions_and_spec_changes_are_acted_on_during_a_long_backoff() {
         .await
         .ok()
     };
-    let (wired_gone, unwired_gone, observed) =
-        tokio::join!(gone_within(&env, "wired", PROMPT), gone_within(&env, "unwired", PROMPT), reflected);
+    let (wired_gone, unwired_gone, restored_gone, observed) = tokio::join!(
+        gone_within(&env, "wired", PROMPT),
+        gone_within(&env, "unwired", PROMPT),
+        gone_within(&env, "restoring", PROMPT),
+        reflected
+    );
     assert!(
-        wired_gone && unwired_gone && observed.is_some(),
-        "within {PROMPT:?} of the change: skip-cleanup deletion done: {wired_gone}; deletion with the Secret present done: {unwired_gone}; spec change reflected: {}",
+        wired_gone && unwired_gone && restored_gone && observed.is_some(),
+        "within {PROMPT:?} of the change: skip-cleanup deletion done: {wired_gone}; deletion with the Secret present done: {unwired_gone}; deletion restoring the previous receiver done: {restored_gone}; spec change reflected: {}",
         observed.is_some()
     );
+    assert_eq!(webhook_of(&sim, &taken), PREVIOUS, "the previous receiver is back");
     let observed = observed.expect("reflected");
     assert!(has(&observed, "CredentialsValid", "Unknown", "TwilioUnavailable"), "{:#?}", observed.status);
     assert_eq!(webhook_of(&sim, &number), receiver("crm-w"), "skip-cleanup leaves Twilio untouched");
