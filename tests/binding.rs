@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use twilio_sim::{RequestRecord, SimHandle};
@@ -83,40 +82,6 @@ fn spec(number: &str, account: &str, instance: &str, url: &str) -> serde_json::V
 
 fn receiver(instance: &str) -> String {
     format!("https://{instance}.example.com/api/webhook/LeadGen/whatsapp")
-}
-
-/// The condition `type_` if it describes the channel's current generation.
-fn current<'a>(
-    ch: &'a WhatsAppChannel,
-    type_: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    let st = ch.status.as_ref()?;
-    if st.observed_generation != ch.metadata.generation {
-        return None;
-    }
-    st.conditions.iter().find(|c| c.type_ == type_ && c.observed_generation == ch.metadata.generation)
-}
-
-fn has(ch: &WhatsAppChannel, type_: &str, status: &str, reason: &str) -> bool {
-    current(ch, type_).is_some_and(|c| c.status == status && c.reason == reason)
-}
-
-/// Waits until `pred` holds for the channel.
-async fn wait_for(
-    env: &TestEnv,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&WhatsAppChannel) -> bool + Send + 'static,
-) -> WhatsAppChannel {
-    let api: Api<WhatsAppChannel> = Api::namespaced(env.client.clone(), &env.ns);
-    let cond = move |obj: Option<&WhatsAppChannel>| obj.is_some_and(&pred);
-    match tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond)).await {
-        Ok(Ok(Some(ch))) => ch,
-        other => {
-            let status = api.get_opt(name).await.ok().flatten().and_then(|c| c.status);
-            panic!("{}/{name}: {what} not reached: {other:?}\nstatus: {status:#?}", env.ns);
-        }
-    }
 }
 
 /// `ns/name` of a channel.
@@ -477,4 +442,14 @@ async fn a_second_cluster_reports_bound_elsewhere_and_takes_over_only_when_told(
     let a = Api::<WhatsAppChannel>::namespaced(env1.client.clone(), &env1.ns).get("a").await.expect("get A");
     assert!(has(&a, "NumberBound", "False", "BoundElsewhere"));
     assert_conforming(&sim);
+}
+
+/// Waits (at most [`WAIT`]) until `pred` holds for the channel.
+async fn wait_for(
+    env: &TestEnv,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&WhatsAppChannel) -> bool + Send + 'static,
+) -> WhatsAppChannel {
+    wait_for_within(env, name, what, WAIT, pred).await
 }

@@ -7,7 +7,6 @@ mod common;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
-use kube::runtime::wait::await_condition;
 use kube::Client;
 use serde_json::json;
 use twilio_sim::RequestRecord;
@@ -46,29 +45,6 @@ async fn namespace(client: &Client, name: &str) -> TestEnv {
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
     Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
     TestEnv { client: client.clone(), ns: name.to_owned() }
-}
-
-fn has(ch: &WhatsAppChannel, type_: &str, status: &str, reason: &str) -> bool {
-    let Some(st) = ch.status.as_ref() else { return false };
-    st.observed_generation == ch.metadata.generation
-        && st.conditions.iter().any(|c| c.type_ == type_ && c.status == status && c.reason == reason)
-}
-
-async fn wait_for(
-    env: &TestEnv,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&WhatsAppChannel) -> bool + Send + 'static,
-) -> WhatsAppChannel {
-    let api: Api<WhatsAppChannel> = Api::namespaced(env.client.clone(), &env.ns);
-    let cond = move |obj: Option<&WhatsAppChannel>| obj.is_some_and(&pred);
-    match tokio::time::timeout(TIMEOUT, await_condition(api.clone(), name, cond)).await {
-        Ok(Ok(Some(ch))) => ch,
-        other => {
-            let status = api.get_opt(name).await.ok().flatten().and_then(|c| c.status);
-            panic!("{}/{name}: {what} not reached: {other:?}\nstatus: {status:#?}", env.ns);
-        }
-    }
 }
 
 fn condition_message(ch: &WhatsAppChannel, type_: &str) -> String {
@@ -197,4 +173,14 @@ async fn a_cluster_wide_operator_serves_every_namespace_and_pages_through_sender
         .collect();
     assert_eq!(principals, [racing.clone(), KEY_SID.to_owned()].into_iter().collect(), "{principals:?}");
     assert_conforming(&sim);
+}
+
+/// Waits (at most [`TIMEOUT`]) until `pred` holds for the channel.
+async fn wait_for(
+    env: &TestEnv,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&WhatsAppChannel) -> bool + Send + 'static,
+) -> WhatsAppChannel {
+    wait_for_within(env, name, what, TIMEOUT, pred).await
 }

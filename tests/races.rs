@@ -107,40 +107,6 @@ fn accepted_writes(sim: &StrictSim, sid: &str) -> Vec<(RequestRecord, String)> {
         .collect()
 }
 
-/// The condition `type_` if it describes the channel's current generation.
-fn current<'a>(
-    ch: &'a WhatsAppChannel,
-    type_: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    let st = ch.status.as_ref()?;
-    if st.observed_generation != ch.metadata.generation {
-        return None;
-    }
-    st.conditions.iter().find(|c| c.type_ == type_)
-}
-
-fn has(ch: &WhatsAppChannel, type_: &str, status: &str, reason: &str) -> bool {
-    current(ch, type_).is_some_and(|c| c.status == status && c.reason == reason)
-}
-
-/// Waits (at most [`TIMEOUT`]) until `pred` holds for the channel.
-async fn wait_for(
-    env: &TestEnv,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&WhatsAppChannel) -> bool + Send + 'static,
-) -> WhatsAppChannel {
-    let api = channels(env);
-    let cond = move |obj: Option<&WhatsAppChannel>| obj.is_some_and(&pred);
-    match tokio::time::timeout(TIMEOUT, await_condition(api.clone(), name, cond)).await {
-        Ok(Ok(Some(ch))) => ch,
-        other => {
-            let status = api.get_opt(name).await.ok().flatten().and_then(|c| c.status);
-            panic!("{}/{name}: {what} not reached: {other:?}\nstatus: {status:#?}", env.ns);
-        }
-    }
-}
-
 /// Waits until the channel's status describes its current generation.
 async fn wait_observed(env: &TestEnv, name: &str) -> WhatsAppChannel {
     wait_for(env, name, "status for the current generation", |ch| {
@@ -736,4 +702,14 @@ async fn secret_metadata_changes_make_no_twilio_call() {
     let calls: Vec<_> = sim.requests().into_iter().map(|r| format!("{} {}", r.method, r.path)).collect();
     assert!(calls.is_empty(), "no Twilio call for Secret metadata changes: {calls:#?}");
     assert_conforming(&sim);
+}
+
+/// Waits (at most [`TIMEOUT`]) until `pred` holds for the channel.
+async fn wait_for(
+    env: &TestEnv,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&WhatsAppChannel) -> bool + Send + 'static,
+) -> WhatsAppChannel {
+    wait_for_within(env, name, what, TIMEOUT, pred).await
 }
