@@ -12,7 +12,7 @@ IMAGE_ARCHIVE ?= target/image/whatsapp-operator.oci.tar
 export IMAGE_NAME IMAGE_TAG IMAGE_ARCHIVE
 
 .PHONY: help build crds check-crds fmt fmt-check clippy lint test test-unit test-integration \
-        demo demo-stop twilio-specs twilio-coverage control-plane tools image clean
+        demo demo-stop twilio-specs twilio-coverage control-plane tools image test-image clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -57,7 +57,10 @@ test-integration: twilio-specs control-plane ## All tests (unit + integration) a
 image: ## OCI archive (target/image/*.oci.tar): static binary FROM scratch, by buildah (vfs), no Docker
 	hack/build-image.sh
 
-test: lint check-crds test-integration ## Everything CI runs: lint, CRD drift, unit and integration tests
+test-image: ## Build the image, inspect it (entrypoint, user, labels) and run the binary from it
+	hack/test-image.sh
+
+test: lint check-crds test-integration test-image ## Everything CI runs: lint, CRD drift, unit and integration tests, the image
 
 demo: build control-plane tools ## Local control plane + simulator + operator, sample channels going Ready
 	hack/demo.sh up
