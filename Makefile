@@ -5,9 +5,14 @@ CARGO ?= cargo
 BIN := target/debug/whatsapp-operator
 # Integration tests share one control plane per run; each test gets its own namespace.
 NEXTEST_ARGS ?=
+# The OCI image (`make image`): name, tag (the Cargo version by default) and the archive written.
+IMAGE_NAME ?= ghcr.io/whatsapp-operator/whatsapp-operator
+IMAGE_TAG ?= $(shell awk '/^\[/{p = ($$0 == "[package]")} p && /^version *=/{gsub(/.*= *"|".*/, ""); print; exit}' Cargo.toml)
+IMAGE_ARCHIVE ?= target/image/whatsapp-operator.oci.tar
+export IMAGE_NAME IMAGE_TAG IMAGE_ARCHIVE
 
 .PHONY: help build crds check-crds fmt fmt-check clippy lint test test-unit test-integration \
-        demo demo-stop twilio-specs twilio-coverage control-plane tools clean
+        demo demo-stop twilio-specs twilio-coverage control-plane tools image test-image clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -49,7 +54,13 @@ test-integration: twilio-specs control-plane ## All tests (unit + integration) a
 	TWILIO_OAI_SPEC_DIR=$$(hack/fetch-twilio-specs.sh) hack/with-control-plane.sh \
 	  $(CARGO) nextest run --workspace --no-fail-fast $(NEXTEST_ARGS)
 
-test: lint check-crds test-integration ## Everything CI runs: lint, CRD drift, unit and integration tests
+image: ## OCI archive (target/image/*.oci.tar): static binary FROM scratch, by buildah (vfs), no Docker
+	hack/build-image.sh
+
+test-image: ## Build the image, inspect it (entrypoint, user, labels) and run the binary from it
+	hack/test-image.sh
+
+test: lint check-crds test-integration test-image ## Everything CI runs: lint, CRD drift, unit and integration tests, the image
 
 demo: build control-plane tools ## Local control plane + simulator + operator, sample channels going Ready
 	hack/demo.sh up
