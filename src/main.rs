@@ -25,6 +25,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: RunArgs) -> ExitCode {
+    let shutdown = shutdown_signal();
     whatsapp_operator::telemetry::init(args.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = match kube::Client::try_default().await {
@@ -73,7 +74,7 @@ async fn run(args: RunArgs) -> ExitCode {
         }
     });
     let controller = async move {
-        let result = whatsapp_operator::controller::run_prepared(prepared, shutdown_signal()).await;
+        let result = whatsapp_operator::controller::run_prepared(prepared, shutdown).await;
         let _ = drained_tx.send(());
         if let Some(task) = elector {
             let _ = task.await;
@@ -106,23 +107,27 @@ async fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// A future that resolves on SIGINT or SIGTERM. The handlers are installed now, before the
+/// process serves anything, so a signal that comes early is never the default "die at once".
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    #[cfg(unix)]
+    let int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+    async move {
+        #[cfg(unix)]
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -198,3 +198,49 @@ async fn sigterm_during_a_stuck_pass_ends_within_the_pass_timeout() {
     assert!(status.success(), "a clean exit: {status:?}");
     sim.clear_faults();
 }
+
+/// SIGTERM while the API server is unreachable (the caches never listed) ends the process at
+/// once and cleanly: there is nothing to drain.
+#[tokio::test]
+async fn sigterm_with_the_api_server_unreachable_ends_at_once() {
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("wao-unreachable-{}", common::random_suffix()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster: {server: \"https://127.0.0.1:9\", insecure-skip-tls-verify: true}\n\
+         users:\n- name: u\n  user: {token: t}\ncontexts:\n- name: c\n  context: {cluster: gone, user: u}\ncurrent-context: c\n",
+    )
+    .expect("write kubeconfig");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_whatsapp-operator"))
+        .args(["run", "--metrics-addr", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the operator binary");
+    // Serving /healthz means the signal handlers are installed.
+    common::within(common::TIMEOUT, async {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let status = common::within(Duration::from_secs(10), async {
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(status.success(), "a clean exit: {status:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -228,6 +228,23 @@ pub async fn run_prepared(
     let Prepared { client, config, cache, channel_writer, binding_writer, secret_writer, leadership, metrics } =
         prepared;
     let ns = config.namespace.clone();
+    // The shutdown signal, shared: the controller drains on it, and if it cannot (it is still
+    // waiting for its first listing, say the API server is unreachable) the process stops
+    // anyway once the passes' deadline is over.
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let drain_limit = config.pass_timeout + Duration::from_secs(5);
+    let hard_stop = {
+        let shutdown = shutdown.clone();
+        let cache = cache.clone();
+        async move {
+            shutdown.await;
+            // Nothing runs before the caches have listed: nothing to drain.
+            if cache.ready() {
+                tokio::time::sleep(drain_limit).await;
+                tracing::warn!("the controller did not drain in time after the shutdown signal: stopping");
+            }
+        }
+    };
     let concurrency = config.concurrency;
     let channels: Api<WhatsAppChannel> = api(&client, ns.as_deref());
     // Metadata only: the data of the cluster's Secrets never reaches the operator's memory.
@@ -345,6 +362,7 @@ pub async fn run_prepared(
     tokio::select! {
         _ = channel_controller => {}
         _ = secret_controller => {}
+        _ = hard_stop => {}
     }
     Ok(())
 }
