@@ -1034,6 +1034,93 @@ async fn the_helm_generated_certificate_serves_the_webhook() {
     assert_eq!(answer, "ok");
 }
 
+/// The rows between `<!-- NAME:start -->` and `<!-- NAME:end -->` of the chart's README, as cells
+/// (backticks trimmed).
+fn readme_table(name: &str) -> Vec<Vec<String>> {
+    let readme = std::fs::read_to_string(format!("{CHART}/README.md")).expect("chart README");
+    let start = readme.find(&format!("<!-- {name}:start -->")).unwrap_or_else(|| panic!("{name}:start marker"));
+    let end = readme.find(&format!("<!-- {name}:end -->")).unwrap_or_else(|| panic!("{name}:end marker"));
+    readme[start..end]
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .skip(2) // header and separator
+        .map(|l| l.trim().trim_matches('|').split(" | ").map(|c| c.trim().trim_matches('`').to_owned()).collect())
+        .collect()
+}
+
+/// Leaf keys of values.yaml (non-empty maps are descended into) with their values.
+fn leaves(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+    match v.as_object() {
+        Some(map) if !map.is_empty() => {
+            for (k, child) in map {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                leaves(&key, child, out);
+            }
+        }
+        _ => out.push((prefix.to_owned(), v.clone())),
+    }
+}
+
+#[test]
+fn the_readme_values_table_matches_values_yaml() {
+    let text = std::fs::read_to_string(format!("{CHART}/values.yaml")).expect("values.yaml");
+    let values: Value = serde_yaml::from_str(&text).expect("values.yaml parses");
+    let mut keys = Vec::new();
+    leaves("", &values, &mut keys);
+    let table: Vec<(String, String)> =
+        readme_table("values-table").into_iter().map(|row| (row[0].clone(), row[1].clone())).collect();
+    let documented: BTreeSet<&str> = table.iter().map(|(k, _)| k.as_str()).collect();
+    let actual: BTreeSet<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        actual.difference(&documented).collect::<Vec<_>>(),
+        Vec::<&&str>::new(),
+        "keys of values.yaml missing from the README's values table"
+    );
+    assert_eq!(
+        documented.difference(&actual).collect::<Vec<_>>(),
+        Vec::<&&str>::new(),
+        "README values table rows that values.yaml does not have"
+    );
+    for (key, value) in &keys {
+        let (_, default) = table.iter().find(|(k, _)| k == key).expect("documented");
+        assert_eq!(default, &value.to_string(), "default of {key} in the README");
+    }
+}
+
+#[test]
+fn the_readme_rbac_table_matches_the_chart_and_the_proof() {
+    let objects = render("wao", "ops", &values("https://api.twilio.com", Some("apps"), 8080));
+    let rendered: BTreeSet<(String, String, String, String)> = grants(&objects)
+        .iter()
+        .map(|g| {
+            let resource = if g.group.is_empty() { g.resource.clone() } else { format!("{}/{}", g.group, g.resource) };
+            let place = match (g.kind.as_str(), g.namespace.as_str()) {
+                ("ClusterRole", _) => "cluster",
+                ("Role", "apps") => "namespace",
+                ("Role", "ops") => "release namespace",
+                other => panic!("unexpected role {other:?}"),
+            };
+            let step = NEEDED_FOR
+                .iter()
+                .find(|(gr, r, v, _)| (*gr, *r, *v) == (g.group.as_str(), g.resource.as_str(), g.verb.as_str()))
+                .map(|t| t.3)
+                .unwrap_or("?");
+            (g.verb.clone(), resource, place.to_owned(), step.to_owned())
+        })
+        .collect();
+    let documented: BTreeSet<(String, String, String, String)> = readme_table("rbac-table")
+        .into_iter()
+        .map(|row| {
+            let step = row[3].split(['`', ':']).find(|s| !s.is_empty()).unwrap_or_default().to_owned();
+            (row[0].clone(), row[1].clone(), row[2].clone(), step)
+        })
+        .collect();
+    assert_eq!(
+        documented, rendered,
+        "the README's RBAC table: (verb, resource, where, the step that fails without it)"
+    );
+}
+
 /// Every rule of the chart (one namespace watched) is needed: with it removed, the step
 /// [`NEEDED_FOR`] names fails, and every step before it passes; with all of them, the whole
 /// scenario passes.
