@@ -112,6 +112,11 @@ pub struct RunArgs {
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
 
+    /// Serve `/metrics` (Prometheus text format), `/healthz` and `/readyz` (ready once the
+    /// caches have listed the cluster) on this address.
+    #[arg(long, env = "WAO_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
+
     /// Elect a leader among the replicas on a coordination.k8s.io Lease: only the leader
     /// reconciles (every replica keeps its caches warm and serves the admission webhook). Off:
     /// this process always reconciles (one replica).

@@ -55,43 +55,67 @@ impl LeaseConfig {
 /// Whether this process leads, as the elector last decided. (The second field only keeps the
 /// channel of [`Leadership::always`] open.)
 #[derive(Clone, Debug)]
-pub struct Leadership(watch::Receiver<bool>, #[allow(dead_code)] Option<std::sync::Arc<watch::Sender<bool>>>);
+pub struct Leadership(watch::Receiver<Term>, #[allow(dead_code)] Option<std::sync::Arc<watch::Sender<Term>>>);
+
+/// Whether this process leads, and how many times it has become the leader (so that no
+/// acquisition is missed, however quickly leadership flips).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Term {
+    /// Leads now.
+    pub leads: bool,
+    /// Acquisitions so far.
+    pub acquisitions: u64,
+}
+
+impl Term {
+    fn gained(self) -> Self {
+        if self.leads {
+            self
+        } else {
+            Self { leads: true, acquisitions: self.acquisitions + 1 }
+        }
+    }
+
+    fn lost(self) -> Self {
+        Self { leads: false, ..self }
+    }
+}
 
 impl Leadership {
     /// A leadership that always leads (leader election off: one replica).
     pub fn always() -> Self {
-        let (tx, rx) = watch::channel(true);
+        let (tx, rx) = watch::channel(Term { leads: true, acquisitions: 1 });
         // Keeps the channel open: the value never changes.
         Self(rx, Some(std::sync::Arc::new(tx)))
     }
 
     /// Whether this process leads now.
     pub fn is_leader(&self) -> bool {
-        *self.0.borrow()
+        self.0.borrow().leads
     }
 
     /// Resolves once this process does not lead (at once if it does not lead now).
     pub async fn lost(&self) {
         let mut rx = self.0.clone();
-        let _ = rx.wait_for(|leads| !*leads).await;
+        let _ = rx.wait_for(|t| !t.leads).await;
     }
 
     /// Resolves once this process leads.
     pub async fn gained(&self) {
         let mut rx = self.0.clone();
-        let _ = rx.wait_for(|leads| *leads).await;
+        let _ = rx.wait_for(|t| t.leads).await;
     }
 
     /// A stream that yields each time this process becomes the leader.
     pub fn acquisitions(&self) -> impl futures::Stream<Item = ()> + Send + 'static {
         let rx = self.0.clone();
-        futures::stream::unfold((rx, false), |(mut rx, mut was)| async move {
+        futures::stream::unfold((rx, 0u64), |(mut rx, mut seen)| async move {
             loop {
                 let now = *rx.borrow_and_update();
-                if now && !was {
-                    return Some(((), (rx, true)));
+                if now.acquisitions > seen {
+                    seen = now.acquisitions;
+                    return Some(((), (rx, seen)));
                 }
-                was = now;
                 rx.changed().await.ok()?;
             }
         })
@@ -114,7 +138,7 @@ pub fn start(
     config: LeaseConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> (Leadership, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = watch::channel(false);
+    let (tx, rx) = watch::channel(Term::default());
     let task = tokio::spawn(async move {
         let api: Api<Lease> = Api::namespaced(client, &config.namespace);
         tokio::pin!(shutdown);
@@ -126,17 +150,17 @@ pub fn start(
             match outcome {
                 Ok(true) => {
                     last_renew = Some(now);
-                    if !*tx.borrow() {
+                    if !tx.borrow().leads {
                         tracing::info!(lease = %config.name, identity = %config.identity, "became the leader");
                     }
-                    tx.send_replace(true);
+                    tx.send_modify(|t| *t = t.gained());
                 }
                 Ok(false) => {
-                    if *tx.borrow() {
+                    if tx.borrow().leads {
                         tracing::warn!(lease = %config.name, "another replica holds the lease: stepping down");
                     }
                     last_renew = None;
-                    tx.send_replace(false);
+                    tx.send_modify(|t| *t = t.lost());
                 }
                 Err(e) => {
                     tracing::warn!(lease = %config.name, error = %e, "cannot read or write the lease");
@@ -145,7 +169,7 @@ pub fn start(
                         last_renew = None;
                     }
                     if last_renew.is_none() {
-                        tx.send_replace(false);
+                        tx.send_modify(|t| *t = t.lost());
                     }
                 }
             }
@@ -159,8 +183,8 @@ pub fn start(
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        if *tx.borrow() {
-            tx.send_replace(false);
+        if tx.borrow().leads {
+            tx.send_modify(|t| *t = t.lost());
             release(&api, &config).await;
         }
     });
@@ -281,17 +305,22 @@ mod tests {
     #[tokio::test]
     async fn leadership_reports_gains_and_losses() {
         use futures::StreamExt;
-        let (tx, rx) = watch::channel(false);
+        let (tx, rx) = watch::channel(Term::default());
         let l = Leadership(rx, None);
         let mut gains = Box::pin(l.acquisitions());
         assert!(!l.is_leader());
-        tx.send_replace(true);
+        tx.send_modify(|t| *t = t.gained());
         assert_eq!(gains.next().await, Some(()));
         assert!(l.is_leader());
-        tx.send_replace(false);
+        // Lost and regained before anyone looked: the second acquisition is still reported.
+        tx.send_modify(|t| *t = t.lost());
         l.lost().await;
-        tx.send_replace(true);
-        assert_eq!(gains.next().await, Some(()), "a second acquisition is reported too");
-        assert!(Leadership::always().is_leader());
+        tx.send_modify(|t| *t = t.gained());
+        let next = tokio::time::timeout(Duration::from_secs(5), gains.next()).await;
+        assert_eq!(next.ok().flatten(), Some(()), "a second acquisition is reported too");
+        let always = Leadership::always();
+        assert!(always.is_leader());
+        let first = tokio::time::timeout(Duration::from_secs(5), Box::pin(always.acquisitions()).next()).await;
+        assert_eq!(first.ok().flatten(), Some(()), "leading from the start counts as an acquisition");
     }
 }

@@ -37,7 +37,10 @@ async fn run(args: RunArgs) -> ExitCode {
     let config = args.config();
     tracing::info!(namespace = ?config.namespace, twilio = %config.twilio.api_base_url, "starting whatsapp-operator");
     // The admission webhook decides from the controller's cache: built first, shared.
-    let (cache, mut prepared) = whatsapp_operator::controller::prepare(client.clone(), config);
+    let (cache, prepared) = whatsapp_operator::controller::prepare(client.clone(), config);
+    let metrics = std::sync::Arc::new(whatsapp_operator::telemetry::Metrics::new());
+    let mut prepared = prepared.with_metrics(metrics.clone());
+    let mut leadership = whatsapp_operator::leader::Leadership::always();
     // Leader election: the Lease is given up only once the controller has drained, so that the
     // next leader never overlaps this one's last passes.
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
@@ -49,13 +52,26 @@ async fn run(args: RunArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
             tracing::info!(lease = %format!("{}/{}", lease.namespace, lease.name), identity = %lease.identity, "leader election on");
-            let (leadership, task) = whatsapp_operator::leader::start(client.clone(), lease, async {
+            let (elected, task) = whatsapp_operator::leader::start(client.clone(), lease, async {
                 let _ = drained_rx.await;
             });
-            prepared = prepared.with_leadership(leadership);
+            prepared = prepared.with_leadership(elected.clone());
+            leadership = elected;
             Some(task)
         }
     };
+    // /metrics, /healthz and /readyz, on every replica, until the process ends.
+    let router = whatsapp_operator::telemetry::server::router(metrics, cache.clone(), leadership);
+    let (server_stop_tx, server_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let metrics_addr = args.metrics_addr;
+    let server = tokio::spawn(async move {
+        let stop = async {
+            let _ = server_stop_rx.await;
+        };
+        if let Err(e) = whatsapp_operator::telemetry::server::serve(metrics_addr, router, stop).await {
+            tracing::error!(addr = %metrics_addr, error = %e, "cannot serve /metrics, /healthz and /readyz");
+        }
+    });
     let controller = async move {
         let result = whatsapp_operator::controller::run_prepared(prepared, shutdown_signal()).await;
         let _ = drained_tx.send(());
@@ -76,6 +92,8 @@ async fn run(args: RunArgs) -> ExitCode {
             }
         }
     };
+    let _ = server_stop_tx.send(());
+    let _ = server.await;
     match result {
         Ok(()) => {
             tracing::info!("stopped");

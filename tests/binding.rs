@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use twilio_sim::{RequestRecord, SimHandle};
 use whatsapp_operator::api::{Phase, WhatsAppChannel, WhatsAppNumberBinding};
 
+use common::control_plane::ControlPlane;
 use common::operator::*;
 use common::{within, TestEnv};
 
@@ -42,7 +42,7 @@ impl Drop for Processes {
 /// Starts `whatsapp-operator run` scoped to `ns`, against the cluster in `KUBECONFIG`.
 fn spawn_operator(ns: &str, sim: &SimHandle, instance: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_whatsapp-operator"))
-        .args(["run", "--namespace", ns, "--instance", instance])
+        .args(["run", "--namespace", ns, "--instance", instance, "--metrics-addr", "127.0.0.1:0"])
         .args(["--twilio-api-url", sim.base_url(), "--twilio-messaging-url", sim.base_url()])
         .args(["--backoff-base", "100ms", "--backoff-max", "2s"])
         .env("RUST_LOG", "info,kube=warn,hyper=warn,tower=warn")
@@ -82,40 +82,6 @@ fn spec(number: &str, account: &str, instance: &str, url: &str) -> serde_json::V
 
 fn receiver(instance: &str) -> String {
     format!("https://{instance}.example.com/api/webhook/LeadGen/whatsapp")
-}
-
-/// The condition `type_` if it describes the channel's current generation.
-fn current<'a>(
-    ch: &'a WhatsAppChannel,
-    type_: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    let st = ch.status.as_ref()?;
-    if st.observed_generation != ch.metadata.generation {
-        return None;
-    }
-    st.conditions.iter().find(|c| c.type_ == type_ && c.observed_generation == ch.metadata.generation)
-}
-
-fn has(ch: &WhatsAppChannel, type_: &str, status: &str, reason: &str) -> bool {
-    current(ch, type_).is_some_and(|c| c.status == status && c.reason == reason)
-}
-
-/// Waits until `pred` holds for the channel.
-async fn wait_for(
-    env: &TestEnv,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&WhatsAppChannel) -> bool + Send + 'static,
-) -> WhatsAppChannel {
-    let api: Api<WhatsAppChannel> = Api::namespaced(env.client.clone(), &env.ns);
-    let cond = move |obj: Option<&WhatsAppChannel>| obj.is_some_and(&pred);
-    match tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond)).await {
-        Ok(Ok(Some(ch))) => ch,
-        other => {
-            let status = api.get_opt(name).await.ok().flatten().and_then(|c| c.status);
-            panic!("{}/{name}: {what} not reached: {other:?}\nstatus: {status:#?}", env.ns);
-        }
-    }
 }
 
 /// `ns/name` of a channel.
@@ -376,75 +342,6 @@ async fn racing_channels_in_two_processes_bind_once_and_the_next_takes_over_on_d
     );
 }
 
-/// A throw-away second control plane (another cluster); stopped when dropped.
-struct ControlPlane {
-    dir: String,
-    kubeconfig: String,
-    /// A `K8S_TESTENV_HOME` of its own, so the shared `last-run` record is left alone.
-    home: std::path::PathBuf,
-}
-
-/// The installed control-plane binaries, resolved as `start-control-plane.sh` does.
-fn testenv_bin_dir() -> String {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    var("K8S_TESTENV_BIN_DIR").unwrap_or_else(|| {
-        let home = var("K8S_TESTENV_HOME").unwrap_or_else(|| {
-            let cache = var("XDG_CACHE_HOME")
-                .unwrap_or_else(|| format!("{}/.cache", std::env::var("HOME").unwrap_or_default()));
-            format!("{cache}/k8s-testenv")
-        });
-        format!("{home}/bin")
-    })
-}
-
-impl ControlPlane {
-    fn start() -> Self {
-        let home = std::env::temp_dir().join(format!("wao-binding-testenv-{}", common::random_suffix()));
-        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/start-control-plane.sh"))
-            .env("K8S_TESTENV_BIN_DIR", testenv_bin_dir())
-            .env("K8S_TESTENV_HOME", &home)
-            .env("K8S_TESTENV_CONTROLLER_MANAGER", "0")
-            .env_remove("K8S_TESTENV_API_PORT")
-            .env_remove("K8S_TESTENV_ETCD_PORT")
-            .env_remove("K8S_TESTENV_ETCD_PEER_PORT")
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run hack/start-control-plane.sh");
-        assert!(out.status.success(), "start-control-plane.sh failed: {:?}", out.status);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let var = |name: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("export {name}=")))
-                .map(|v| v.trim().to_owned())
-                .unwrap_or_else(|| panic!("no {name} in: {stdout}"))
-        };
-        Self { dir: var("K8S_TESTENV_DIR"), kubeconfig: var("KUBECONFIG"), home }
-    }
-
-    async fn client(&self) -> Client {
-        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("read the kubeconfig");
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("kube config");
-        Client::try_from(cfg).expect("kube client")
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/stop-control-plane.sh"))
-            .arg(&self.dir)
-            .env("K8S_TESTENV_HOME", &self.home)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = std::fs::remove_dir_all(&self.home);
-    }
-}
-
 /// Requests from the operator with this `User-Agent`.
 fn from(reqs: &[RequestRecord], agent: &str) -> Vec<RequestRecord> {
     reqs.iter().filter(|r| r.user_agent.as_deref() == Some(agent)).cloned().collect()
@@ -545,4 +442,14 @@ async fn a_second_cluster_reports_bound_elsewhere_and_takes_over_only_when_told(
     let a = Api::<WhatsAppChannel>::namespaced(env1.client.clone(), &env1.ns).get("a").await.expect("get A");
     assert!(has(&a, "NumberBound", "False", "BoundElsewhere"));
     assert_conforming(&sim);
+}
+
+/// Waits (at most [`WAIT`]) until `pred` holds for the channel.
+async fn wait_for(
+    env: &TestEnv,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&WhatsAppChannel) -> bool + Send + 'static,
+) -> WhatsAppChannel {
+    wait_for_within(env, name, what, WAIT, pred).await
 }

@@ -158,7 +158,17 @@ async fn sigterm_during_a_stuck_pass_ends_within_the_pass_timeout() {
     let rule = FaultRule::new(FaultAction::Latency { ms: 30_000 }).path(&format!("/Accounts/{account}.json$"));
     sim.add_fault(rule).expect("fault");
     let mut child = Command::new(env!("CARGO_BIN_EXE_whatsapp-operator"))
-        .args(["run", "--namespace", &env.ns, "--pass-timeout", "2s", "--twilio-timeout", "60s"])
+        .args([
+            "run",
+            "--namespace",
+            &env.ns,
+            "--pass-timeout",
+            "2s",
+            "--twilio-timeout",
+            "60s",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
         .args(["--twilio-api-url", sim.base_url(), "--twilio-messaging-url", sim.base_url()])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())

@@ -35,7 +35,7 @@ impl Drop for Replica {
 
 fn replica(ns: &str, sim: &SimHandle, identity: &str) -> Replica {
     let child = Command::new(env!("CARGO_BIN_EXE_whatsapp-operator"))
-        .args(["run", "--namespace", ns, "--instance", identity])
+        .args(["run", "--namespace", ns, "--instance", identity, "--metrics-addr", "127.0.0.1:0"])
         .args(["--leader-elect", "--leader-election-namespace", ns, "--leader-election-id", LEASE])
         .args(["--lease-duration", "4s", "--renew-deadline", "3s", "--retry-period", "500ms"])
         .args(["--twilio-api-url", sim.base_url(), "--twilio-messaging-url", sim.base_url()])

@@ -310,6 +310,27 @@ pub enum Phase {
     Deleting,
 }
 
+impl Phase {
+    /// Every phase's name, as the API spells it.
+    pub const NAMES: [&'static str; 9] =
+        ["Pending", "Ready", "Inactive", "Waiting", "Conflict", "Failed", "Degraded", "Suspended", "Deleting"];
+
+    /// The phase's name, as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Ready => "Ready",
+            Self::Inactive => "Inactive",
+            Self::Waiting => "Waiting",
+            Self::Conflict => "Conflict",
+            Self::Failed => "Failed",
+            Self::Degraded => "Degraded",
+            Self::Suspended => "Suspended",
+            Self::Deleting => "Deleting",
+        }
+    }
+}
+
 /// The Twilio account as Twilio reports it.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

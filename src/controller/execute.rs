@@ -119,7 +119,10 @@ async fn run_step(
         Step::Claim { name, spec } => {
             match binding::create(&ctx.client, &WhatsAppNumberBinding::new(name, spec.clone())).await? {
                 Created::Held => StepResult::Ok,
-                Created::Exists => StepResult::Stop(Ended::Retry(RETRY_SOON)),
+                Created::Exists => {
+                    ctx.metrics.binding_conflicts.inc();
+                    StepResult::Stop(Ended::Retry(RETRY_SOON))
+                }
             }
         }
         Step::SetInstance { name, instance } => {
@@ -242,7 +245,13 @@ async fn finish(ctx: &Context, ch: &WhatsAppChannel, plan: Plan, mut version: Op
         ctx.attempts.forget(&uid);
     }
     if let Some(hold) = plan.hold {
+        ctx.metrics.rate_limit_holds.inc();
         ctx.holds.hold(account, if hold.is_zero() { ctx.config.backoff_base } else { hold });
+    }
+    let conflict =
+        |r: crate::api::Reason| matches!(r, crate::api::Reason::NumberInUse | crate::api::Reason::BoundElsewhere);
+    if plan.events.iter().any(|e| conflict(e.reason)) {
+        ctx.metrics.binding_conflicts.inc();
     }
     match plan.after {
         After::Finalize => {

@@ -38,6 +38,7 @@ use tokio::sync::mpsc;
 
 use crate::api::{WhatsAppChannel, WhatsAppNumberBinding};
 use crate::leader::Leadership;
+use crate::telemetry::Metrics;
 use crate::twilio::{IdentityClient, SenderDirectory, TwilioClient};
 
 use cache::{binding_key, secret_key, Cache};
@@ -88,6 +89,8 @@ pub struct Context {
     secret_wake: mpsc::UnboundedSender<ObjectRef<PartialObjectMeta<Secret>>>,
     /// Whether this process leads (only the leader reconciles).
     pub leader: Leadership,
+    /// The Prometheus metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Context {
@@ -97,8 +100,9 @@ impl Context {
         config: OperatorConfig,
         cache: Cache,
         secret_wake: mpsc::UnboundedSender<ObjectRef<PartialObjectMeta<Secret>>>,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, crate::twilio::TwilioError> {
-        let twilio = TwilioClient::new(config.twilio.clone())?;
+        let twilio = TwilioClient::new(config.twilio.clone())?.observed(metrics.twilio_observer());
         let identity = IdentityClient::new(config.twilio.timeout, &config.twilio.user_agent)
             .map_err(|e| crate::twilio::TwilioError::InvalidInput(e.to_string()))?;
         let reporter = Reporter { controller: "whatsapp-operator".into(), instance: config.instance.clone() };
@@ -114,6 +118,7 @@ impl Context {
             holds: verification::AccountHolds::default(),
             secret_wake,
             leader: Leadership::always(),
+            metrics,
             client,
             twilio,
             identity,
@@ -124,6 +129,7 @@ impl Context {
     /// Puts `account` on hold after a 429 (for its Retry-After, else `--backoff-base`).
     pub fn note_rate_limit(&self, account: &str, e: &crate::twilio::TwilioError) {
         if let crate::twilio::TwilioError::RateLimited { retry_after, .. } = e {
+            self.metrics.rate_limit_holds.inc();
             self.holds.hold(account, retry_after.unwrap_or(self.config.backoff_base));
         }
     }
@@ -162,9 +168,16 @@ pub struct Prepared {
     binding_writer: reflector::store::Writer<WhatsAppNumberBinding>,
     secret_writer: reflector::store::Writer<PartialObjectMeta<Secret>>,
     leadership: Leadership,
+    metrics: Arc<Metrics>,
 }
 
 impl Prepared {
+    /// Counts into `metrics` (shared with the `/metrics` endpoint) instead of a private registry.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     /// Reconciles only while `leadership` says this process leads (leader election); without
     /// it the process always leads. Watches and caches run either way (the admission webhook
     /// serves from every replica).
@@ -190,7 +203,11 @@ pub fn prepare(client: Client, config: OperatorConfig) -> (Cache, Prepared) {
         listed: Default::default(),
     };
     let leadership = Leadership::always();
-    (cache.clone(), Prepared { client, config, cache, channel_writer, binding_writer, secret_writer, leadership })
+    let metrics = Arc::new(Metrics::new());
+    (
+        cache.clone(),
+        Prepared { client, config, cache, channel_writer, binding_writer, secret_writer, leadership, metrics },
+    )
 }
 
 /// Runs the controller until `shutdown` resolves ([`prepare`], then [`run_prepared`]).
@@ -208,7 +225,8 @@ pub async fn run_prepared(
     prepared: Prepared,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    let Prepared { client, config, cache, channel_writer, binding_writer, secret_writer, leadership } = prepared;
+    let Prepared { client, config, cache, channel_writer, binding_writer, secret_writer, leadership, metrics } =
+        prepared;
     let ns = config.namespace.clone();
     let concurrency = config.concurrency;
     let channels: Api<WhatsAppChannel> = api(&client, ns.as_deref());
@@ -217,8 +235,9 @@ pub async fn run_prepared(
     let bindings: Api<WhatsAppNumberBinding> = Api::all(client.clone());
     let (channel_store, secret_store) = (cache.channels.clone(), cache.secrets.clone());
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
-    let ctx =
-        Arc::new(Context::new(client.clone(), config, cache.clone(), wake_tx.clone())?.led_by(leadership.clone()));
+    let ctx = Arc::new(
+        Context::new(client.clone(), config, cache.clone(), wake_tx.clone(), metrics)?.led_by(leadership.clone()),
+    );
 
     // Channels: slimmed, stored, indexed. Only changes to spec, annotations, finalizers or
     // deletion trigger a reconcile; the operator's own status writes do not.

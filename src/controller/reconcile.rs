@@ -14,8 +14,25 @@ use super::error::{Error, Result};
 use super::execute::{self, Ended};
 use super::{backoff, Context, FINALIZER};
 
-/// Entry point called by the controller runtime.
+/// Entry point called by the controller runtime: one pass, counted and timed, in a span that
+/// names the channel on every log line.
 pub async fn reconcile(ch: Arc<WhatsAppChannel>, ctx: Arc<Context>) -> Result<Action> {
+    let span = tracing::info_span!("reconcile", namespace = %ch.namespace().unwrap_or_default(), name = %ch.name_any());
+    let started = std::time::Instant::now();
+    ctx.metrics.reconciles_in_flight.inc();
+    let result = tracing::Instrument::instrument(gated(ch, ctx.clone()), span).await;
+    ctx.metrics.reconciles_in_flight.dec();
+    let (outcome, label) = match &result {
+        Ok(_) => ("settled", ""),
+        Err(Error::Waiting(_)) => ("retry", ""),
+        Err(e) => ("error", e.label()),
+    };
+    ctx.metrics.reconciled(outcome, label, started.elapsed());
+    result
+}
+
+/// The gates (leadership, caches, backoff), the finalizer and the deadline around a pass.
+async fn gated(ch: Arc<WhatsAppChannel>, ctx: Arc<Context>) -> Result<Action> {
     let ns = ch.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let key = format!("{ns}/{}", ch.name_any());
     // A channel backing off waits, unless what it was asked to do changed since it failed

@@ -85,12 +85,23 @@ pub struct TwilioClient {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     http: reqwest::Client,
     api_base: String,
     messaging_base: String,
+    observer: Option<RequestObserver>,
 }
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner").field("api_base", &self.api_base).field("messaging_base", &self.messaging_base).finish()
+    }
+}
+
+/// Told about every request the client sends: its operation (e.g. `fetch_account`), the HTTP
+/// status of the answer (`None`: no answer — a transport failure or timeout) and how long it
+/// took. For metrics; never sees URLs, bodies or credentials.
+pub type RequestObserver = Arc<dyn Fn(&'static str, Option<u16>, Duration) + Send + Sync>;
 
 /// A request body.
 pub(crate) enum Body {
@@ -128,7 +139,19 @@ impl TwilioClient {
             return Err(TwilioError::InvalidInput("the timeout must be positive".into()));
         }
         let http = http_client(config.timeout, &config.user_agent)?;
-        Ok(Self { inner: Arc::new(Inner { http, api_base, messaging_base }) })
+        Ok(Self { inner: Arc::new(Inner { http, api_base, messaging_base, observer: None }) })
+    }
+
+    /// The same client, telling `observer` about every request.
+    pub fn observed(self, observer: RequestObserver) -> Self {
+        let inner = &self.inner;
+        let inner = Inner {
+            http: inner.http.clone(),
+            api_base: inner.api_base.clone(),
+            messaging_base: inner.messaging_base.clone(),
+            observer: Some(observer),
+        };
+        Self { inner: Arc::new(inner) }
     }
 
     /// The configured 2010 API base URL (no trailing `/`).
@@ -190,10 +213,21 @@ impl TwilioClient {
             path = req.template,
             account = req.creds.account_sid(),
         );
-        self.execute_inner(req).instrument(span).await
+        let op = req.op;
+        let started = Instant::now();
+        let mut status = None;
+        let result = self.execute_inner(req, &mut status).instrument(span).await;
+        if let Some(observer) = &self.inner.observer {
+            observer(op, status, started.elapsed());
+        }
+        result
     }
 
-    async fn execute_inner<T: DeserializeOwned>(&self, req: Request<'_>) -> Result<T, TwilioError> {
+    async fn execute_inner<T: DeserializeOwned>(
+        &self,
+        req: Request<'_>,
+        answered: &mut Option<u16>,
+    ) -> Result<T, TwilioError> {
         let Request { op, method, url, creds, body, .. } = req;
         let is_post = method == Method::POST;
         let (user, password) = creds.basic();
@@ -220,6 +254,7 @@ impl TwilioClient {
             }
         };
         let status = response.status();
+        *answered = Some(status.as_u16());
         let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let retry_after = header(reqwest::header::RETRY_AFTER);
         let content_type = header(reqwest::header::CONTENT_TYPE);

@@ -45,7 +45,8 @@ mod wire;
 pub use account::{Account, AccountStatus, AccountType, Verification, VerificationMethod};
 pub use address::{normalize_phone, whatsapp_address, AddressError, E164};
 pub use client::{
-    default_user_agent, TwilioClient, TwilioConfig, DEFAULT_API_BASE_URL, DEFAULT_MESSAGING_BASE_URL, DEFAULT_TIMEOUT,
+    default_user_agent, RequestObserver, TwilioClient, TwilioConfig, DEFAULT_API_BASE_URL, DEFAULT_MESSAGING_BASE_URL,
+    DEFAULT_TIMEOUT,
 };
 pub use directory::{DirectoryStats, SenderDirectory};
 pub use error::{ErrorBody, TwilioError};

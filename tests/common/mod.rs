@@ -12,6 +12,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, ResourceExt};
 
+pub mod control_plane;
 pub mod operator;
 
 /// How long a test waits for anything before it fails.

@@ -236,3 +236,40 @@ impl Fixture {
 pub fn sender_seed(number: &str, status: &str) -> String {
     format!("  whatsapp_senders:\n  - sender_id: whatsapp:{number}\n    status: {status}\n")
 }
+
+/// The condition `type_` if it describes the channel's current generation.
+pub fn current<'a>(
+    ch: &'a WhatsAppChannel,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    let st = ch.status.as_ref()?;
+    if st.observed_generation != ch.metadata.generation {
+        return None;
+    }
+    st.conditions.iter().find(|c| c.type_ == type_ && c.observed_generation == ch.metadata.generation)
+}
+
+/// Whether the channel's current condition `type_` has `status` and `reason`.
+pub fn has(ch: &WhatsAppChannel, type_: &str, status: &str, reason: &str) -> bool {
+    current(ch, type_).is_some_and(|c| c.status == status && c.reason == reason)
+}
+
+/// Waits (at most `timeout`) until `pred` holds for the channel; fails the test naming `what`
+/// and showing the status otherwise.
+pub async fn wait_for_within(
+    env: &TestEnv,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&WhatsAppChannel) -> bool + Send + 'static,
+) -> WhatsAppChannel {
+    let api: Api<WhatsAppChannel> = Api::namespaced(env.client.clone(), &env.ns);
+    let cond = move |obj: Option<&WhatsAppChannel>| obj.is_some_and(&pred);
+    match tokio::time::timeout(timeout, await_condition(api.clone(), name, cond)).await {
+        Ok(Ok(Some(ch))) => ch,
+        other => {
+            let status = api.get_opt(name).await.ok().flatten().and_then(|c| c.status);
+            panic!("{}/{name}: {what} not reached: {other:?}\nstatus: {status:#?}", env.ns);
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! Logging: tracing with an `RUST_LOG`-style filter, plain or JSON.
+//! Telemetry: logging (tracing with an `RUST_LOG`-style filter, plain or JSON), Prometheus
+//! [`metrics`], and the [`server`] for `/metrics`, `/healthz` and `/readyz`.
 
 use tracing_subscriber::{fmt, EnvFilter};
 
@@ -23,3 +24,8 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+pub mod metrics;
+pub mod server;
+
+pub use metrics::Metrics;
