@@ -41,6 +41,7 @@ use whatsapp_operator::api::{WhatsAppChannel, WhatsAppNumberBinding};
 use whatsapp_operator::controller::protection::SECRET_FINALIZER;
 use whatsapp_operator::controller::{FINALIZER, RESEND_CONFIRMATION_ANNOTATION};
 
+use common::control_plane::ControlPlane;
 use common::operator::{random_account_sid, random_number, start_sim, StrictSim};
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/whatsapp-operator");
@@ -75,10 +76,11 @@ const NEEDED_FOR: &[(&str, &str, &str, &str)] = &[
     ("whatsapp-operator.io", "whatsappnumberbindings", "create", "number-bound"),
     // A claim ends its pass; the next one needs the binding in the cache (its watch event).
     ("whatsapp-operator.io", "whatsappnumberbindings", "watch", "ready"),
-    // The Secret is protected (its finalizer patched, then seen in the Secret cache) before the
-    // pass writes any status.
-    ("", "secrets", "patch", "ready"),
+    // A's Secret is created after the listing: only the watch brings it into the cache (without,
+    // A is claimed but reports the Secret missing).
     ("", "secrets", "watch", "ready"),
+    // The Secret is protected (its finalizer patched) before the pass writes any status.
+    ("", "secrets", "patch", "ready"),
     ("whatsapp-operator.io", "whatsappchannels/status", "patch", "ready"),
     ("events.k8s.io", "events", "create", "event-published"),
     ("whatsapp-operator.io", "whatsappnumberbindings", "patch", "instance-repointed"),
@@ -339,23 +341,6 @@ fn write_kubeconfig(admin: &Path, token: &str, out: &Path) {
     std::fs::write(out, serde_json::to_vec_pretty(&config).expect("kubeconfig json")).expect("write kubeconfig");
 }
 
-/// Whether the operator binary knows `--metrics-addr` (added separately); the rendered argument
-/// is dropped until it does.
-fn metrics_flag_supported() -> bool {
-    static SUPPORTED: OnceLock<bool> = OnceLock::new();
-    *SUPPORTED.get_or_init(|| {
-        let out = Command::new(env!("CARGO_BIN_EXE_whatsapp-operator"))
-            .args(["run", "--help"])
-            .output()
-            .expect("whatsapp-operator run --help");
-        let known = String::from_utf8_lossy(&out.stdout).contains("--metrics-addr");
-        if !known {
-            eprintln!("note: this whatsapp-operator has no --metrics-addr yet; the chart's flag is left out");
-        }
-        known
-    })
-}
-
 /// The operator binary, run as the rendered Deployment runs it; killed when dropped.
 struct Operator {
     child: Child,
@@ -375,10 +360,7 @@ impl Operator {
     /// `kubeconfig`.
     fn start(deployment: &Value, kubeconfig: &Path, pod: &str, pod_ns: &str, log: PathBuf) -> Operator {
         let container = &deployment["spec"]["template"]["spec"]["containers"][0];
-        let args: Vec<String> = strings(&container["args"])
-            .into_iter()
-            .filter(|a| metrics_flag_supported() || !a.starts_with("--metrics-addr"))
-            .collect();
+        let args = strings(&container["args"]);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_whatsapp-operator"));
         cmd.args(&args).env("KUBECONFIG", kubeconfig);
         for (k, _) in std::env::vars() {
@@ -440,7 +422,7 @@ struct World {
     client: Client,
     /// The release namespace: the ServiceAccount and the Lease.
     release_ns: String,
-    /// Channels P, A, D and their Secret `twilio`.
+    /// Channels P (Secret `twilio-p`), A and D (Secret `twilio`).
     ns_a: String,
     /// Channel B and its Secret `twilio-b` (another namespace when cluster-wide).
     ns_b: String,
@@ -452,6 +434,32 @@ struct World {
     account: String,
     /// The numbers of P, A, B and D.
     numbers: [String; 4],
+    /// The Deployment's probe port and paths (liveness, readiness), and the ServiceMonitor's path.
+    http: Option<(u16, Vec<String>)>,
+}
+
+/// The port its probes name, and the liveness and readiness paths, of the rendered Deployment;
+/// with `/metrics` (what the metrics Service and ServiceMonitor serve).
+fn probe_endpoints(deployment: &Value) -> (u16, Vec<String>) {
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let mut port = None;
+    let mut paths = Vec::new();
+    for probe in ["livenessProbe", "readinessProbe"] {
+        let get = &container[probe]["httpGet"];
+        let named = get["port"].as_str().expect("a named probe port");
+        let number = container["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == named)
+            .and_then(|p| p["containerPort"].as_u64())
+            .expect("the probe's port is a container port");
+        assert!(port.is_none_or(|p| p == number), "both probes on one port");
+        port = Some(number);
+        paths.push(get["path"].as_str().expect("probe path").to_owned());
+    }
+    paths.push("/metrics".to_owned());
+    (u16::try_from(port.expect("port")).expect("port number"), paths)
 }
 
 fn binding_name(number: &str) -> String {
@@ -473,8 +481,8 @@ fn channel_spec(number: &str, secret: &str, confirm: bool) -> Value {
 }
 
 impl World {
-    /// Namespaces, the seeded simulator, the Secret `twilio` and channel P: what exists before the
-    /// operator starts.
+    /// Namespaces, the seeded simulator, the Secret `twilio-p` and channel P: what exists before
+    /// the operator starts.
     async fn new(client: Client, release_ns: &str, ns_a: &str, ns_b: &str, lease: &str) -> World {
         for ns in [release_ns, ns_a, ns_b] {
             let obj: Namespace = serde_json::from_value(json!({"metadata": {"name": ns, "labels": {
@@ -512,9 +520,10 @@ impl World {
             sim,
             account,
             numbers,
+            http: None,
         };
-        world.create_secret(&world.ns_a, "twilio").await;
-        world.create_channel(&world.ns_a, "p", channel_spec(&world.numbers[0], "twilio", false)).await;
+        world.create_secret(&world.ns_a, "twilio-p").await;
+        world.create_channel(&world.ns_a, "p", channel_spec(&world.numbers[0], "twilio-p", false)).await;
         world
     }
 
@@ -635,8 +644,22 @@ impl World {
         // P, there before the operator, gets the finalizer: channels, Secrets and bindings were
         // listed (the caches' readiness gates every pass) and channels can be patched.
         step("initial-list", async || self.has_finalizer(a_ns, "p").await).await?;
-        // A, created now, is seen through the watch.
-        // A's number points at a receiver from before: taken over, restored on deletion.
+        // What the kubelet and Prometheus ask for: /healthz, /readyz (the caches listed), /metrics.
+        if let Some((port, paths)) = &self.http {
+            step("probes-ready", async || {
+                for path in paths {
+                    let r = reqwest::get(format!("http://127.0.0.1:{port}{path}")).await.map_err(e)?;
+                    if !r.status().is_success() {
+                        return Err(format!("{path}: {}", r.status()));
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        // A and its Secret, created now, are seen through the watches. A's number points at a
+        // receiver from before: taken over, restored on deletion.
+        self.create_secret(a_ns, "twilio").await;
         let mut a_spec = channel_spec(a_num, "twilio", true);
         a_spec["bindingPolicy"] = json!("Takeover");
         let a = self.create_channel(a_ns, "a", a_spec).await;
@@ -759,7 +782,7 @@ impl World {
         })
         .await?;
         step("secrets-released", async || {
-            for (ns, name) in [(a_ns, "twilio"), (b_ns, "twilio-b")] {
+            for (ns, name) in [(a_ns, "twilio-p"), (a_ns, "twilio"), (b_ns, "twilio-b")] {
                 if self.secret_protected(ns, name).await? {
                     return Err(format!("{ns}/{name} still protected"));
                 }
@@ -780,7 +803,7 @@ impl World {
                 let _ = channels.patch(&ch.name_any(), &PatchParams::default(), &clear).await;
             }
             let secrets: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-            for name in ["twilio", "twilio-b"] {
+            for name in ["twilio-p", "twilio", "twilio-b"] {
                 let _ = secrets.patch_metadata(name, &PatchParams::default(), &clear).await;
             }
         }
@@ -805,8 +828,9 @@ async fn run_case(client: Client, index: usize, removed: Option<Key>) -> (Option
     let ns = format!("chart-{index}-{}", common::random_suffix());
     let release = format!("wao-{index}");
     let lease = format!("{release}-whatsapp-operator");
-    let world = World::new(client.clone(), &ns, &ns, &ns, &lease).await;
+    let mut world = World::new(client.clone(), &ns, &ns, &ns, &lease).await;
     let objects = render(&release, &ns, &values(world.sim.base_url(), Some(&ns), free_port()));
+    world.http = Some(probe_endpoints(only(&objects, "Deployment")));
     let removed = removed.map(|key| {
         grants(&objects).into_iter().find(|g| g.key() == key).unwrap_or_else(|| panic!("{key:?} not rendered"))
     });
@@ -1177,9 +1201,10 @@ async fn the_default_chart_reconciles_and_deletes_cluster_wide() {
     let cp = ControlPlane::start();
     let client = cp.client().await;
     install_chart_crds(&client).await;
-    let world = World::new(client.clone(), "ops", "apps", "team-b", "whatsapp-operator").await;
+    let mut world = World::new(client.clone(), "ops", "apps", "team-b", "whatsapp-operator").await;
     let objects = render("whatsapp-operator", "ops", &values(world.sim.base_url(), None, free_port()));
     let deployment = only(&objects, "Deployment");
+    world.http = Some(probe_endpoints(deployment));
     assert!(
         !strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"])
             .iter()
@@ -1190,7 +1215,7 @@ async fn the_default_chart_reconciles_and_deletes_cluster_wide() {
     let sa = name(only(&objects, "ServiceAccount")).to_owned();
     let dir = std::env::temp_dir().join(format!("wao-chart-cluster-{}", common::random_suffix()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    write_kubeconfig(&cp.kubeconfig, &token_for(&client, "ops", &sa).await, &dir.join("kubeconfig"));
+    write_kubeconfig(cp.kubeconfig(), &token_for(&client, "ops", &sa).await, &dir.join("kubeconfig"));
     let op = Operator::start(deployment, &dir.join("kubeconfig"), &world.pod, "ops", dir.join("operator.log"));
     let result = world.scenario().await;
     let log = op.log_tail(30);
@@ -1212,70 +1237,5 @@ async fn install_chart_crds(client: &Client) {
         common::within(common::TIMEOUT, await_condition(api.clone(), &n, conditions::is_crd_established()))
             .await
             .expect("CRD established");
-    }
-}
-
-/// A throw-away control plane of this test's own (etcd + kube-apiserver, RBAC enforced); stopped
-/// when dropped.
-struct ControlPlane {
-    dir: String,
-    kubeconfig: PathBuf,
-    home: PathBuf,
-}
-
-impl ControlPlane {
-    fn start() -> Self {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let bin = var("K8S_TESTENV_BIN_DIR").unwrap_or_else(|| {
-            let home = var("K8S_TESTENV_HOME").unwrap_or_else(|| {
-                let cache = var("XDG_CACHE_HOME")
-                    .unwrap_or_else(|| format!("{}/.cache", std::env::var("HOME").unwrap_or_default()));
-                format!("{cache}/k8s-testenv")
-            });
-            format!("{home}/bin")
-        });
-        let home = std::env::temp_dir().join(format!("wao-chart-testenv-{}", common::random_suffix()));
-        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/start-control-plane.sh"))
-            .env("K8S_TESTENV_BIN_DIR", bin)
-            .env("K8S_TESTENV_HOME", &home)
-            .env("K8S_TESTENV_CONTROLLER_MANAGER", "0")
-            .env_remove("K8S_TESTENV_API_PORT")
-            .env_remove("K8S_TESTENV_ETCD_PORT")
-            .env_remove("K8S_TESTENV_ETCD_PEER_PORT")
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run hack/start-control-plane.sh");
-        assert!(out.status.success(), "start-control-plane.sh failed");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let export = |name: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("export {name}=")))
-                .map(|v| v.trim().to_owned())
-                .unwrap_or_else(|| panic!("no {name} in: {stdout}"))
-        };
-        ControlPlane { dir: export("K8S_TESTENV_DIR"), kubeconfig: PathBuf::from(export("KUBECONFIG")), home }
-    }
-
-    async fn client(&self) -> Client {
-        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig");
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("kube config");
-        Client::try_from(cfg).expect("kube client")
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/stop-control-plane.sh"))
-            .arg(&self.dir)
-            .env("K8S_TESTENV_HOME", &self.home)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = std::fs::remove_dir_all(&self.home);
     }
 }
