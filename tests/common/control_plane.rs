@@ -53,6 +53,11 @@ impl ControlPlane {
         Self { dir: var("K8S_TESTENV_DIR"), kubeconfig: var("KUBECONFIG"), home }
     }
 
+    /// The path of its admin kubeconfig.
+    pub fn kubeconfig(&self) -> &std::path::Path {
+        std::path::Path::new(&self.kubeconfig)
+    }
+
     /// An admin client.
     pub async fn client(&self) -> Client {
         let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("read the kubeconfig");
