@@ -14,7 +14,7 @@ export IMAGE_NAME IMAGE_TAG IMAGE_ARCHIVE
 CHART := charts/whatsapp-operator
 
 .PHONY: help build crds check-crds check-chart-crds lint-chart fmt fmt-check clippy lint test test-unit test-integration \
-        demo demo-stop twilio-specs twilio-coverage control-plane tools image test-image clean
+        demo demo-stop twilio-specs twilio-coverage control-plane tools image test-image test-gitops-health clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -76,7 +76,10 @@ image: ## OCI archive (target/image/*.oci.tar): static binary FROM scratch, by b
 test-image: ## Build the image, inspect it (entrypoint, user, labels) and run the binary from it
 	hack/test-image.sh
 
-test: lint check-crds check-chart-crds lint-chart test-integration test-image ## Everything CI runs: lint, CRD and chart checks, unit and integration tests, the image
+test-gitops-health: ## The chart's Argo CD health check (Lua) against sample statuses
+	hack/test-argocd-health.sh
+
+test: lint check-crds check-chart-crds lint-chart test-gitops-health test-integration test-image ## Everything CI runs: lint, CRD and chart checks, unit and integration tests, the image
 
 demo: build control-plane tools ## Local control plane + simulator + operator, sample channels going Ready
 	hack/demo.sh up

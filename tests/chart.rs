@@ -1239,3 +1239,90 @@ async fn install_chart_crds(client: &Client) {
             .expect("CRD established");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// helm template per values combination, and helm install / upgrade / uninstall
+
+fn kinds(objects: &[Value]) -> BTreeSet<String> {
+    objects.iter().map(|o| kind(o).to_owned()).collect()
+}
+
+fn container_args(objects: &[Value]) -> Vec<String> {
+    strings(&only(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"])
+}
+
+#[test]
+fn each_values_combination_renders_the_objects_it_promises() {
+    // Default: one replica, cluster scope, no PDB, no ServiceMonitor, no webhook, no Lease access.
+    let default = render("combo", "wao-system", &json!({}));
+    let k = kinds(&default);
+    for want in ["Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service"] {
+        assert!(k.contains(want), "default renders a {want}: {k:?}");
+    }
+    for absent in ["PodDisruptionBudget", "ServiceMonitor", "ValidatingWebhookConfiguration", "Role"] {
+        assert!(!k.contains(absent), "default renders no {absent}");
+    }
+    assert!(!container_args(&default).iter().any(|a| a == "--leader-elect"), "one replica: no leader election");
+    assert_eq!(only(&default, "Deployment")["spec"]["strategy"]["type"], "Recreate", "never two leaders-by-default");
+
+    // Two replicas: leader election, a PDB, Lease access in the release namespace.
+    let two = render("combo", "wao-system", &json!({"replicas": 2}));
+    let k = kinds(&two);
+    assert!(k.contains("PodDisruptionBudget") && k.contains("Role"), "{k:?}");
+    assert_eq!(only(&two, "Deployment")["spec"]["replicas"], 2);
+    assert!(container_args(&two).iter().any(|a| a == "--leader-elect"));
+    let lease_role = two.iter().find(|o| kind(o) == "Role").expect("a Role");
+    assert_eq!(namespace(lease_role), "wao-system");
+    assert!(lease_role["rules"].to_string().contains("leases"), "{lease_role}");
+
+    // A ServiceMonitor on request.
+    let monitored = render("combo", "wao-system", &json!({"metrics": {"serviceMonitor": {"enabled": true}}}));
+    assert!(kinds(&monitored).contains("ServiceMonitor"));
+}
+
+/// Runs helm against the test control plane (`KUBECONFIG`).
+fn helm_run(args: &[&str]) -> std::process::Output {
+    let out = Command::new(helm()).args(args).output().expect("run helm");
+    assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+#[tokio::test]
+async fn helm_installs_upgrades_and_uninstalls_into_the_control_plane() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    let env = common::setup("helm").await;
+    let release = format!("wao-{}", common::random_suffix());
+    let selector = ListParams::default().labels(&format!("app.kubernetes.io/instance={release}"));
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
+    // policy/v1beta1 on the 1.20 test control plane (the chart picks the version by capabilities).
+    let pdb = ApiResource::from_gvk(&GroupVersionKind::gvk("policy", "v1beta1", "PodDisruptionBudget"));
+    let pdbs: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.ns, &pdb);
+    let cluster_roles: Api<ClusterRole> = Api::all(env.client.clone());
+
+    // Install: Pods never run here, so helm does not wait; the objects are what is checked.
+    helm_run(&["install", &release, CHART, "--namespace", &env.ns, "--set", "verifyInterval=5m"]);
+    let d = deployments.list(&selector).await.expect("list").items;
+    assert_eq!(d.len(), 1, "one Deployment");
+    let args = d[0].spec.as_ref().and_then(|s| s.template.spec.as_ref()).map(|p| p.containers[0].args.clone());
+    assert!(args.flatten().unwrap_or_default().iter().any(|a| a.contains("5m")), "values reach the arguments");
+    assert!(pdbs.list(&selector).await.expect("list").items.is_empty(), "no PDB with one replica");
+    assert_eq!(cluster_roles.list(&selector).await.expect("list").items.len(), 1, "the ClusterRole");
+
+    // Upgrade to two replicas: a PDB appears, leader election is on.
+    helm_run(&["upgrade", &release, CHART, "--namespace", &env.ns, "--set", "replicas=2"]);
+    let d = deployments.list(&selector).await.expect("list").items;
+    assert_eq!(d[0].spec.as_ref().and_then(|s| s.replicas), Some(2));
+    let args = d[0].spec.as_ref().and_then(|s| s.template.spec.as_ref()).map(|p| p.containers[0].args.clone());
+    assert!(args.flatten().unwrap_or_default().iter().any(|a| a == "--leader-elect"));
+    assert_eq!(pdbs.list(&selector).await.expect("list").items.len(), 1, "a PDB with two replicas");
+
+    // Uninstall: the release's objects go, cluster-scoped ones too; the CRDs stay (they hold the
+    // users' channels; the README says how to remove them).
+    helm_run(&["uninstall", &release, "--namespace", &env.ns, "--wait", "--timeout", "60s"]);
+    assert!(deployments.list(&selector).await.expect("list").items.is_empty());
+    assert!(pdbs.list(&selector).await.expect("list").items.is_empty());
+    assert!(cluster_roles.list(&selector).await.expect("list").items.is_empty());
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    assert!(crds.get_opt("whatsappchannels.whatsapp-operator.io").await.expect("get").is_some());
+}
