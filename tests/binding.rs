@@ -443,13 +443,3 @@ async fn a_second_cluster_reports_bound_elsewhere_and_takes_over_only_when_told(
     assert!(has(&a, "NumberBound", "False", "BoundElsewhere"));
     assert_conforming(&sim);
 }
-
-/// Waits (at most [`WAIT`]) until `pred` holds for the channel.
-async fn wait_for(
-    env: &TestEnv,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&WhatsAppChannel) -> bool + Send + 'static,
-) -> WhatsAppChannel {
-    wait_for_within(env, name, what, WAIT, pred).await
-}

@@ -14,7 +14,7 @@ use whatsapp_operator::api::{SenderKind, WhatsAppChannel, WhatsAppNumberBinding}
 
 use common::control_plane::ControlPlane;
 use common::operator::*;
-use common::{TestEnv, TIMEOUT};
+use common::TestEnv;
 
 const TOKEN: &str = FIXTURE_TOKEN;
 const KEY_SID: &str = "SK0123456789abcdef0123456789abcdef";
@@ -173,14 +173,4 @@ async fn a_cluster_wide_operator_serves_every_namespace_and_pages_through_sender
         .collect();
     assert_eq!(principals, [racing.clone(), KEY_SID.to_owned()].into_iter().collect(), "{principals:?}");
     assert_conforming(&sim);
-}
-
-/// Waits (at most [`TIMEOUT`]) until `pred` holds for the channel.
-async fn wait_for(
-    env: &TestEnv,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&WhatsAppChannel) -> bool + Send + 'static,
-) -> WhatsAppChannel {
-    wait_for_within(env, name, what, TIMEOUT, pred).await
 }

@@ -186,16 +186,7 @@ async fn sigterm_during_a_stuck_pass_ends_within_the_pass_timeout() {
     let pid = child.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
     assert!(killed.success());
-    let status = common::within(Duration::from_secs(10), async {
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert!(status.success(), "a clean exit: {status:?}");
+    assert_clean_exit_within(&mut child, Duration::from_secs(10)).await;
     sim.clear_faults();
 }
 
@@ -232,7 +223,13 @@ async fn sigterm_with_the_api_server_unreachable_ends_at_once() {
     .await;
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(killed.success());
-    let status = common::within(Duration::from_secs(10), async {
+    assert_clean_exit_within(&mut child, Duration::from_secs(10)).await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Fails the test unless `child` exits with status 0 within `limit`.
+async fn assert_clean_exit_within(child: &mut std::process::Child, limit: Duration) {
+    let status = common::within(limit, async {
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
                 return status;
@@ -242,5 +239,4 @@ async fn sigterm_with_the_api_server_unreachable_ends_at_once() {
     })
     .await;
     assert!(status.success(), "a clean exit: {status:?}");
-    std::fs::remove_dir_all(&dir).ok();
 }

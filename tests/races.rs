@@ -703,13 +703,3 @@ async fn secret_metadata_changes_make_no_twilio_call() {
     assert!(calls.is_empty(), "no Twilio call for Secret metadata changes: {calls:#?}");
     assert_conforming(&sim);
 }
-
-/// Waits (at most [`TIMEOUT`]) until `pred` holds for the channel.
-async fn wait_for(
-    env: &TestEnv,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&WhatsAppChannel) -> bool + Send + 'static,
-) -> WhatsAppChannel {
-    wait_for_within(env, name, what, TIMEOUT, pred).await
-}

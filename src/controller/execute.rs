@@ -244,8 +244,8 @@ async fn finish(ctx: &Context, ch: &WhatsAppChannel, plan: Plan, mut version: Op
     if let (true, Some(uid)) = (plan.forget_attempt, ch.uid()) {
         ctx.attempts.forget(&uid);
     }
+    // Usually a no-op: the read or write that met the 429 held the account (and counted it).
     if let Some(hold) = plan.hold {
-        ctx.metrics.rate_limit_holds.inc();
         ctx.holds.hold(account, if hold.is_zero() { ctx.config.backoff_base } else { hold });
     }
     let conflict =

@@ -273,3 +273,13 @@ pub async fn wait_for_within(
         }
     }
 }
+
+/// Waits (at most [`TIMEOUT`]) until `pred` holds for the channel.
+pub async fn wait_for(
+    env: &TestEnv,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&WhatsAppChannel) -> bool + Send + 'static,
+) -> WhatsAppChannel {
+    wait_for_within(env, name, what, TIMEOUT, pred).await
+}
