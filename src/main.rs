@@ -28,7 +28,8 @@ async fn run(args: RunArgs) -> ExitCode {
     let shutdown = shutdown_signal();
     whatsapp_operator::telemetry::init(args.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match kube::Client::try_default().await {
+    let metrics = std::sync::Arc::new(whatsapp_operator::telemetry::Metrics::new());
+    let client = match kube_client(&metrics).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot build a Kubernetes client (KUBECONFIG or in-cluster config)");
@@ -39,7 +40,6 @@ async fn run(args: RunArgs) -> ExitCode {
     tracing::info!(namespace = ?config.namespace, twilio = %config.twilio.api_base_url, "starting whatsapp-operator");
     // The admission webhook decides from the controller's cache: built first, shared.
     let (cache, prepared) = whatsapp_operator::controller::prepare(client.clone(), config);
-    let metrics = std::sync::Arc::new(whatsapp_operator::telemetry::Metrics::new());
     let mut prepared = prepared.with_metrics(metrics.clone());
     let mut leadership = whatsapp_operator::leader::Leadership::always();
     // Leader election: the Lease is given up only once the controller has drained, so that the
@@ -105,6 +105,13 @@ async fn run(args: RunArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The Kubernetes client (KUBECONFIG, else in-cluster), its requests counted into `metrics`.
+async fn kube_client(metrics: &whatsapp_operator::telemetry::Metrics) -> Result<kube::Client, kube::Error> {
+    let config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
+    let builder = kube::client::ClientBuilder::try_from(config)?;
+    Ok(builder.with_layer(&metrics.kube_layer()).build())
 }
 
 /// A future that resolves on SIGINT or SIGTERM. The handlers are installed now, before the

@@ -14,6 +14,8 @@ use prometheus_client::registry::Registry;
 
 use crate::twilio::RequestObserver;
 
+use super::kube_requests::{CountKubeRequests, KubeRequestLabels};
+
 /// `result` of a reconcile.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -67,6 +69,8 @@ pub struct Metrics {
     pub rate_limit_holds: Counter,
     /// 1 while this process leads (or leader election is off), else 0.
     pub leader: Gauge,
+    /// The operator's Kubernetes API requests by verb, resource and answer.
+    pub kube_requests: Family<KubeRequestLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -123,6 +127,12 @@ impl Metrics {
         registry.register("rate_limit_holds", "Accounts put on hold after a Twilio 429", rate_limit_holds.clone());
         let leader = Gauge::default();
         registry.register("leader", "1 while this process leads (or leader election is off)", leader.clone());
+        let kube_requests = Family::<KubeRequestLabels, Counter>::default();
+        registry.register(
+            "kubernetes_requests",
+            "Kubernetes API requests by verb, resource and HTTP status",
+            kube_requests.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -134,7 +144,13 @@ impl Metrics {
             binding_conflicts,
             rate_limit_holds,
             leader,
+            kube_requests,
         }
+    }
+
+    /// The tower layer that counts the Kubernetes client's requests into `kube_requests`.
+    pub fn kube_layer(&self) -> CountKubeRequests {
+        CountKubeRequests::new(self.kube_requests.clone())
     }
 
     /// Counts one reconcile: `result` and, for errors, the error's label.

@@ -25,6 +25,7 @@ pub fn init(format: LogFormat) {
     };
 }
 
+pub mod kube_requests;
 pub mod metrics;
 pub mod server;
 
