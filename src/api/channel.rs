@@ -275,12 +275,14 @@ pub struct WhatsAppChannelStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmation: Option<ConfirmationStatus>,
 
-    /// When Twilio last confirmed credentials, number and webhook.
+    /// When a verification at Twilio (credentials, number, webhook) last changed this status.
+    /// The periodic checks every `--verify-interval` that find nothing new leave the status
+    /// untouched (no API write in steady state); the operator's metrics count every check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verified_time: Option<Time>,
 
     /// A digest of what the last verification at Twilio used: the spec fields that matter to
-    /// Twilio and the `resourceVersion`s of the referenced Secrets (never their data). When it
+    /// Twilio and fingerprints of the referenced credentials (never their data). When it
     /// changes, the operator verifies again at once; otherwise every `--verify-interval`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_inputs: Option<String>,

@@ -60,10 +60,14 @@ fn not_found(ns: &str, name: &str) -> SecretProblem {
     }
 }
 
-/// Secret data read for passes, one read per Secret and resourceVersion.
+/// One Secret's last read data; the lock makes concurrent passes wait for one read.
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<SecretData>>>>;
+
+/// Secret data read for passes, one read per Secret and resourceVersion (single-flight: passes
+/// that need the same Secret at once wait for one GET).
 #[derive(Debug, Default)]
 pub struct SecretReader {
-    cache: Mutex<HashMap<(String, String), Arc<SecretData>>>,
+    cache: Mutex<HashMap<(String, String), Slot>>,
 }
 
 impl SecretReader {
@@ -82,19 +86,21 @@ impl SecretReader {
             return Ok(Err(not_found(ns, name)));
         };
         let version = meta.resource_version().unwrap_or_default();
-        if let Some(hit) = self.lock().get(&key).filter(|d| d.resource_version == version) {
+        let slot = self.lock().entry(key).or_default().clone();
+        let mut last = slot.lock().await;
+        if let Some(hit) = last.as_ref().filter(|d| d.resource_version == version) {
             return Ok(Ok(hit.clone()));
         }
         let api: Api<K8sSecret> = Api::namespaced(client.clone(), ns);
         let Some(secret) = api.get_opt(name).await? else {
-            self.lock().remove(&key);
+            *last = None;
             return Ok(Err(not_found(ns, name)));
         };
         let data = Arc::new(SecretData {
             resource_version: secret.resource_version().unwrap_or_default(),
             data: secret.data.unwrap_or_default(),
         });
-        self.lock().insert(key, data.clone());
+        *last = Some(data.clone());
         Ok(Ok(data))
     }
 
@@ -103,7 +109,7 @@ impl SecretReader {
         self.lock().remove(&(ns.to_owned(), name.to_owned()));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<SecretData>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Slot>> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

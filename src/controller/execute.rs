@@ -18,7 +18,7 @@ use crate::binding::{self, Created};
 use super::observe::{self, Observed};
 use super::plan::{self, After, Next, Outcome, Plan, PlanConfig, Step, WebhookWrite};
 use super::verification::Attempt;
-use super::{backoff, protection, Context, Error, FIELD_MANAGER};
+use super::{backoff, Context, Error, FIELD_MANAGER};
 
 /// How a pass ended, for the caller's backoff bookkeeping.
 #[derive(Debug)]
@@ -133,7 +133,7 @@ async fn run_step(
             binding::delete_exact(&ctx.client, &held.name, &held.uid, None).await?;
             StepResult::Ok
         }
-        Step::ProtectSecret { name } => match protection::protect(&ctx.client, &ctx.cache, &ns, name).await {
+        Step::ProtectSecret { name } => match ctx.protector.protect(&ctx.client, &ctx.cache, &ns, name).await {
             Ok(()) => StepResult::Ok,
             Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => StepResult::Stop(Ended::Retry(RETRY_SOON)),
             Err(e) => return Err(e.into()),

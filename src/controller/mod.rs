@@ -72,6 +72,8 @@ pub struct Context {
     pub cache: Cache,
     /// Secret data read for passes.
     pub secrets: credentials::SecretReader,
+    /// Adds the in-use finalizer to credentials Secrets, once per Secret version.
+    pub protector: protection::Protector,
     /// The accounts' WhatsApp senders, one shared listing per account and interval.
     pub senders: SenderDirectory,
     /// Per-channel backoff after transient failures.
@@ -110,6 +112,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             cache,
             secrets: credentials::SecretReader::default(),
+            protector: protection::Protector::default(),
             senders: SenderDirectory::new(config.verify_interval.saturating_mul(3)),
             backoff: backoff::Backoff::new(config.backoff_base, config.backoff_max),
             verifications: verification::VerificationCache::new(),

@@ -128,9 +128,9 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
         }
         _ => (None, None),
     };
-    let attempt_valid = match &secret.credentials {
-        Ok(f) => ctx.attempts.still_valid(&uid, &plan::verified_inputs(ch, f, identity_view.as_ref())),
-        Err(_) => false,
+    let attempt_left = match &secret.credentials {
+        Ok(f) => ctx.attempts.left(&uid, &plan::verified_inputs(ch, f, identity_view.as_ref())),
+        Err(_) => None,
     };
     let cluster = ClusterView {
         binding: spec_binding,
@@ -139,7 +139,7 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
         secret,
         identity_secret: identity_view,
         hold: ctx.holds.remaining(&ch.spec.twilio.account_sid),
-        attempt_valid,
+        attempt_left,
     };
     Ok(Observed { cluster, twilio: TwilioView::default(), credentials: creds.ok(), identity_secret })
 }

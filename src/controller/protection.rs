@@ -55,18 +55,40 @@ pub fn still_needed(cache: &Cache, ns: &str, name: &str) -> bool {
     })
 }
 
-/// Adds the finalizer to Secret `ns/name` (whose store copy has `resource_version`), unless the
-/// store shows it is there or the Secret is terminating.
-pub async fn protect(client: &Client, cache: &Cache, ns: &str, name: &str) -> Result<(), kube::Error> {
-    let Some(meta) = cache.secret(ns, name) else {
-        return Ok(());
-    };
-    if is_protected(&meta.metadata) || meta.metadata.deletion_timestamp.is_some() {
-        return Ok(());
+/// Adds the finalizer to credentials Secrets, once per Secret version however many channels ask
+/// at the same time: the first pass patches, the others wait for it and then find it done (the
+/// store may show the old version a little longer; the patch was made from that version).
+#[derive(Debug, Default)]
+pub struct Protector {
+    /// Per Secret (`ns/name`): the version this process last protected it from.
+    slots: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<Option<String>>>>>,
+}
+
+impl Protector {
+    /// Adds the finalizer to Secret `ns/name`, unless the store shows it is there, the Secret
+    /// is terminating, or this process already protected the version the store shows.
+    pub async fn protect(&self, client: &Client, cache: &Cache, ns: &str, name: &str) -> Result<(), kube::Error> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.entry(secret_key(ns, name)).or_default().clone()
+        };
+        let mut done = slot.lock().await;
+        let Some(meta) = cache.secret(ns, name) else {
+            return Ok(());
+        };
+        if is_protected(&meta.metadata) || meta.metadata.deletion_timestamp.is_some() {
+            return Ok(());
+        }
+        let version = meta.resource_version();
+        if version.is_some() && *done == version {
+            return Ok(());
+        }
+        let mut finalizers = meta.finalizers().to_vec();
+        finalizers.push(SECRET_FINALIZER.to_owned());
+        patch_finalizers(client, ns, name, &finalizers, version.clone()).await?;
+        *done = version;
+        Ok(())
     }
-    let mut finalizers = meta.finalizers().to_vec();
-    finalizers.push(SECRET_FINALIZER.to_owned());
-    patch_finalizers(client, ns, name, &finalizers, meta.resource_version()).await
 }
 
 async fn patch_finalizers(

@@ -180,13 +180,12 @@ impl Attempts {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(uid.to_owned(), attempt);
     }
 
-    /// Whether the last check of `uid` still stands for these inputs.
-    pub fn still_valid(&self, uid: &str, inputs: &str) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(uid)
-            .is_some_and(|a| a.inputs == inputs && a.at.elapsed() < a.valid_for)
+    /// How long the last check of `uid` still stands for these inputs, if it does.
+    pub fn left(&self, uid: &str, inputs: &str) -> Option<Duration> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let a = map.get(uid).filter(|a| a.inputs == inputs)?;
+        let left = a.valid_for.saturating_sub(a.at.elapsed());
+        (!left.is_zero()).then_some(left)
     }
 
     /// Forgets channel `uid` (deleted).

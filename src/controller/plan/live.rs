@@ -73,8 +73,16 @@ pub(super) fn apply(input: Input<'_>) -> Next {
     // (the binding's watch event brings the next pass at once). A channel that loses the race
     // makes no Twilio call at all.
     if b.pre.iter().any(|s| matches!(s, Step::Claim { .. })) {
-        let instance = &ch.spec.instance;
-        b.note(EventType::Normal, Reason::Bound, format!("Claimed {number} for instance {instance}"));
+        // Claiming a free number is no news of its own (the Ready Event follows at once); taking
+        // it over from a channel that is gone is.
+        if b.pre.iter().any(|s| matches!(s, Step::DeleteStaleBinding { .. })) {
+            let instance = &ch.spec.instance;
+            b.note(
+                EventType::Normal,
+                Reason::Bound,
+                format!("Claimed {number} for instance {instance}, released by a channel that is gone"),
+            );
+        }
         b.keep_old_conditions();
         b.kept_stale = true;
         b.requeue_within(std::time::Duration::from_millis(500));
@@ -200,7 +208,7 @@ pub(super) fn verification_due(b: &Builder<'_>, inputs: &str) -> bool {
         .as_ref()
         .is_some_and(|t| crate::controller::clock::between(t, b.input.now) < cfg.verify_interval);
     let ready_and_fresh = fresh && old.verified_inputs.as_deref() == Some(inputs) && b.was_ready();
-    !(ready_and_fresh || b.input.cluster.attempt_valid)
+    !(ready_and_fresh || b.input.cluster.attempt_left.is_some())
 }
 
 /// A digest of everything a verification at Twilio depends on: the spec fields that reach

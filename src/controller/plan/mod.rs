@@ -96,9 +96,9 @@ pub struct ClusterView {
     pub identity_secret: Option<Result<String, SecretProblem>>,
     /// How long the channel's Twilio account is still on a rate-limit hold.
     pub hold: Option<Duration>,
-    /// Whether the last Twilio check of this channel (in this process) still stands for the
-    /// same inputs.
-    pub attempt_valid: bool,
+    /// How long the last Twilio check of this channel (in this process) still stands for the
+    /// same inputs (`None`: there is none, or it no longer stands).
+    pub attempt_left: Option<Duration>,
 }
 
 /// The carrier of a number's inbound webhook at Twilio.

@@ -137,6 +137,7 @@ impl<'a> Builder<'a> {
     fn build(mut self) -> Plan {
         let ch = self.input.ch;
         let now = self.input.now;
+        let verified_now = self.verified.is_some() && self.error.is_none();
         let phase = match self.phase_override.clone() {
             Some((p, detail)) => {
                 let (reason, message) = detail.unwrap_or_else(|| (reason_for(p), phase_message(p).to_owned()));
@@ -157,7 +158,15 @@ impl<'a> Builder<'a> {
             s.language = if active { ch.spec.language.clone() } else { None };
             s.observed_generation = ch.meta().generation;
             s.conditions = self.set.to_conditions(&self.old.conditions, s.observed_generation, now);
-            s
+            // A verification that found nothing new writes nothing: the status keeps the time
+            // of the last one that changed it (steady state costs no API writes).
+            let unchanged =
+                WhatsAppChannelStatus { last_verified_time: self.old.last_verified_time.clone(), ..s.clone() };
+            if unchanged == self.old {
+                self.old.clone()
+            } else {
+                s
+            }
         };
         let mut events = self.notes.clone();
         if let Some(t) = ready_transition(&self.old.conditions, &status.conditions) {
@@ -173,7 +182,7 @@ impl<'a> Builder<'a> {
         // transient outcome is no result to stand on.
         let valid_for = match phase {
             Phase::Degraded | Phase::Pending => Duration::ZERO,
-            _ => self.interval(phase, &status),
+            _ => self.interval(phase, &status, verified_now),
         };
         let verified = if self.error.is_some() { None } else { self.verified.take().map(|v| (v, valid_for)) };
         let after = if self.finalize {
@@ -181,7 +190,7 @@ impl<'a> Builder<'a> {
         } else if let Some(e) = self.error.take() {
             After::Backoff(e)
         } else {
-            After::Requeue(self.next_requeue(phase, &status))
+            After::Requeue(self.next_requeue(phase, &status, verified_now))
         };
         Plan {
             steps,
@@ -195,19 +204,24 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn next_requeue(&self, phase: Phase, status: &WhatsAppChannelStatus) -> Duration {
-        let base = self.interval(phase, status);
+    fn next_requeue(&self, phase: Phase, status: &WhatsAppChannelStatus, verified_now: bool) -> Duration {
+        let base = self.interval(phase, status, verified_now);
         self.requeue.map_or(base, |r| r.min(base))
     }
 
-    /// How long the outcome of a pass in `phase` stands before the channel is looked at again.
-    fn interval(&self, phase: Phase, status: &WhatsAppChannelStatus) -> Duration {
+    /// How long the outcome of a pass in `phase` stands before the channel is looked at again:
+    /// for a working channel, until the verification interval since the last check is over (a
+    /// check in this pass, the status' last verification, or this process's last check of the
+    /// same inputs, whichever is latest).
+    fn interval(&self, phase: Phase, status: &WhatsAppChannelStatus, verified_now: bool) -> Duration {
         let cfg = self.input.config;
         match phase {
+            Phase::Ready | Phase::Inactive if verified_now => cfg.verify_interval,
             Phase::Ready | Phase::Inactive => {
                 let age =
                     status.last_verified_time.as_ref().map(|t| clock::between(t, self.input.now)).unwrap_or_default();
-                cfg.verify_interval.saturating_sub(age).max(Duration::from_secs(1))
+                let by_status = cfg.verify_interval.saturating_sub(age);
+                by_status.max(self.input.cluster.attempt_left.unwrap_or_default()).max(Duration::from_secs(1))
             }
             Phase::Waiting => cfg.sender_poll_interval,
             _ => cfg.permanent_retry_interval,

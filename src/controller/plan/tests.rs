@@ -72,7 +72,7 @@ fn cluster() -> ClusterView {
         },
         identity_secret: None,
         hold: None,
-        attempt_valid: false,
+        attempt_left: None,
     }
 }
 
@@ -520,7 +520,7 @@ fn verification_is_due_on_change_age_or_not_ready_only() {
     assert_eq!(p.status.queue.as_deref(), Some("support"));
     // Not Ready but checked recently by this process with the same inputs: not due.
     let mut cl = cluster();
-    cl.attempt_valid = true;
+    cl.attempt_left = Some(Duration::from_secs(300));
     assert!(run(&channel(), &cl, &Twilio::default(), vec![]).1.is_empty());
 }
 
@@ -619,6 +619,55 @@ fn a_free_number_is_claimed_and_a_stale_binding_removed_first() {
     let (p, _) = run(&channel(), &cl, &Twilio::default(), vec![]);
     assert!(matches!(p.steps.first(), Some(Step::DeleteStaleBinding { .. })));
     assert!(matches!(p.steps.get(1), Some(Step::Claim { .. })));
+    assert_eq!(p.events.iter().map(|e| e.reason).collect::<Vec<_>>(), [Reason::Bound], "a takeover is news");
+}
+
+#[test]
+fn claiming_a_free_number_is_no_event_of_its_own() {
+    let mut cl = cluster();
+    cl.binding.as_mut().expect("b").state = BindingState::Free;
+    cl.held.clear();
+    let (p, _) = run(&channel(), &cl, &Twilio::default(), vec![]);
+    assert!(p.events.is_empty(), "{:?}", p.events);
+}
+
+#[test]
+fn a_verification_that_finds_nothing_new_writes_nothing() {
+    // Ready, verified 11 minutes ago (older than the interval): due, and Twilio agrees.
+    let tw = Twilio { target: Ok(Some(Target::Sender(sender(Some(URL), "ONLINE")))), ..Twilio::default() };
+    let mut first = channel();
+    let (p, _) = run(&first, &cluster(), &tw, vec![]);
+    first.status = Some(p.status.clone());
+    let mut old = p.status.clone();
+    old.last_verified_time = Some(time(NOW - 660));
+    old.conditions.iter_mut().for_each(|c| c.last_transition_time = time(NOW - 660));
+    let mut ch = channel();
+    ch.status = Some(old.clone());
+    let (p, reads) = run(&ch, &cluster(), &tw, vec![]);
+    assert_eq!(reads.first(), Some(&Read::Verify), "due");
+    assert_eq!(p.status, old, "the status stays as it was: no API write");
+    assert!(p.steps.is_empty() && p.events.is_empty());
+    assert!(
+        matches!(p.after, After::Requeue(d) if d >= Duration::from_secs(540)),
+        "next check a full interval away: {:?}",
+        p.after
+    );
+    // The next pass, shortly after, stands on this process's check rather than the old time.
+    let mut cl = cluster();
+    cl.attempt_left = Some(Duration::from_secs(590));
+    let (p, reads) = run(&ch, &cl, &tw, vec![]);
+    assert!(reads.is_empty(), "{reads:?}");
+    assert!(
+        matches!(p.after, After::Requeue(d) if d >= Duration::from_secs(530)),
+        "no busy loop on the old time: {:?}",
+        p.after
+    );
+    // Something new (the account was renamed) is written, with the time of this verification.
+    let renamed = Verification { friendly_name: Some("renamed".into()), ..verified() };
+    let tw = Twilio { verification: Ok(renamed), ..tw };
+    let (p, _) = run(&ch, &cluster(), &tw, vec![]);
+    assert_ne!(p.status, old);
+    assert_eq!(p.status.last_verified_time, Some(time(NOW)));
 }
 
 #[test]
