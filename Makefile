@@ -14,7 +14,7 @@ export IMAGE_NAME IMAGE_TAG IMAGE_ARCHIVE
 CHART := charts/whatsapp-operator
 
 .PHONY: help build crds check-crds check-chart-crds lint-chart fmt fmt-check clippy lint test test-unit test-integration \
-        demo demo-stop twilio-specs twilio-coverage control-plane tools image test-image test-gitops-health clean
+        bench bench-report demo demo-stop twilio-specs twilio-coverage control-plane tools image test-image test-gitops-health clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -69,6 +69,25 @@ test-unit: twilio-specs ## Unit tests (no cluster needed)
 test-integration: twilio-specs control-plane tools ## All tests (unit + integration) against a real API server and the simulator
 	TWILIO_OAI_SPEC_DIR=$$(hack/fetch-twilio-specs.sh) hack/with-control-plane.sh \
 	  $(CARGO) nextest run --workspace --no-fail-fast $(NEXTEST_ARGS)
+
+# `make bench`: N = 100, 1,000 and 10,000 (BENCH_QUICK=1: 100 and 1,000), one control plane per N.
+BENCH_N ?= $(if $(BENCH_QUICK),100 1000,100 1000 10000)
+BENCH_DIR ?= target/bench
+BENCH_ARGS ?=
+
+bench: control-plane tools ## Benchmark the release build against measured floors (BENCH_QUICK=1: N = 100, 1000)
+	$(CARGO) build --release --bin whatsapp-operator
+	$(CARGO) build --release -p whatsapp-bench
+	mkdir -p $(BENCH_DIR) && rm -f $(BENCH_DIR)/bench-*.json
+	kubectl=$$(hack/install-tools.sh)/kubectl; \
+	for n in $(BENCH_N); do \
+	  hack/with-control-plane.sh target/release/whatsapp-bench run --channels $$n --kubectl "$$kubectl" --out $(BENCH_DIR) $(BENCH_ARGS); \
+	done
+	target/release/whatsapp-bench report --dir $(BENCH_DIR)
+
+bench-report: ## Render the last bench's table and chart (target/bench/report.md, time-to-ready.svg)
+	$(CARGO) build --release -p whatsapp-bench
+	target/release/whatsapp-bench report --dir $(BENCH_DIR)
 
 image: ## OCI archive (target/image/*.oci.tar): static binary FROM scratch, by buildah (vfs), no Docker
 	hack/build-image.sh
