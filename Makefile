@@ -13,7 +13,7 @@ export IMAGE_NAME IMAGE_TAG IMAGE_ARCHIVE
 
 CHART := charts/whatsapp-operator
 
-.PHONY: help build crds check-crds check-chart-crds lint-chart fmt fmt-check clippy lint test test-unit test-integration \
+.PHONY: help build crds check-crds check-chart-crds lint-chart fmt fmt-check clippy lint deny test test-unit test-integration \
         demo demo-stop twilio-specs twilio-coverage control-plane tools image test-image test-gitops-health clean
 
 help: ## Show the targets
@@ -54,6 +54,9 @@ clippy:
 
 lint: fmt-check clippy ## cargo fmt --check and clippy -D warnings
 
+deny: ## cargo deny (deny.toml): licenses, bans, duplicate versions, sources; advisories where their database can be fetched
+	hack/deny.sh
+
 twilio-specs: ## Fetch Twilio's OpenAPI specs (pinned, checksummed) into the cache
 	@hack/fetch-twilio-specs.sh >/dev/null
 
@@ -79,7 +82,7 @@ test-image: ## Build the image, inspect it (entrypoint, user, labels) and run th
 test-gitops-health: ## The chart's Argo CD health check (Lua) against sample statuses
 	hack/test-argocd-health.sh
 
-test: lint check-crds check-chart-crds lint-chart test-gitops-health test-integration test-image ## Everything CI runs: lint, CRD and chart checks, unit and integration tests, the image
+test: lint deny check-crds check-chart-crds lint-chart test-gitops-health test-integration test-image ## Everything CI runs: lint, cargo deny, CRD and chart checks, unit and integration tests, the image
 
 demo: build control-plane tools ## Local control plane + simulator + operator, sample channels going Ready
 	hack/demo.sh up
