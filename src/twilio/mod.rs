@@ -39,6 +39,8 @@ pub mod identity;
 pub mod messages;
 pub mod numbers;
 pub mod outbound;
+#[cfg(test)]
+mod proptests;
 pub mod redact;
 mod secret;
 pub mod senders;
