@@ -110,17 +110,17 @@ pub enum OutboundRefusal {
     #[error("the URL has no host")]
     NoHost,
     /// The address is in a range refused by default and no allow-list CIDR holds it.
-    #[error("{host} is {addr}, {range}, which is refused unless an --outbound-allow CIDR holds it")]
+    #[error("{} is {range}, refused unless an --outbound-allow CIDR holds it", shown(host, Some(*addr)))]
     Forbidden {
         /// The URL's host.
         host: String,
         /// The refused address.
         addr: IpAddr,
-        /// The refused range it lies in, e.g. `link-local 169.254.0.0/16 (cloud metadata)`.
+        /// The refused range it lies in, e.g. `link-local (169.254.0.0/16, cloud metadata services)`.
         range: &'static str,
     },
     /// An allow-list is set and names neither the host nor a network holding this address.
-    #[error("{host}{} is not in --outbound-allow", addr.map(|a| format!(" ({a})")).unwrap_or_default())]
+    #[error("{} is not in --outbound-allow", shown(host, *addr))]
     NotAllowed {
         /// The URL's host.
         host: String,
@@ -141,16 +141,26 @@ pub enum OutboundRefusal {
     },
 }
 
+/// How a refusal names the host: `169.254.169.254`, or `id.example.com (resolves to
+/// 10.0.0.1)` when the address came from a lookup.
+fn shown(host: &str, addr: Option<IpAddr>) -> String {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match addr {
+        Some(a) if bare.parse::<IpAddr>().map(canonical).ok() != Some(a) => format!("{host} (resolves to {a})"),
+        _ => host.to_owned(),
+    }
+}
+
 /// The ranges refused by default, with how messages name them.
 const REFUSED: &[(&str, &str)] = &[
-    ("169.254.0.0/16", "link-local 169.254.0.0/16 (cloud metadata services)"),
-    ("fe80::/10", "link-local fe80::/10"),
-    ("fd00:ec2::254/128", "the AWS metadata service fd00:ec2::254"),
-    ("100.100.100.200/32", "the Alibaba Cloud metadata service 100.100.100.200"),
-    ("0.0.0.0/8", "unspecified 0.0.0.0/8 (this host)"),
-    ("::/128", "the unspecified address ::"),
-    ("224.0.0.0/4", "multicast 224.0.0.0/4"),
-    ("ff00::/8", "multicast ff00::/8"),
+    ("169.254.0.0/16", "link-local (169.254.0.0/16, cloud metadata services)"),
+    ("fe80::/10", "link-local (fe80::/10)"),
+    ("fd00:ec2::254/128", "the AWS metadata service (fd00:ec2::254)"),
+    ("100.100.100.200/32", "the Alibaba Cloud metadata service (100.100.100.200)"),
+    ("0.0.0.0/8", "unspecified (0.0.0.0/8, this host)"),
+    ("::/128", "the unspecified address (::)"),
+    ("224.0.0.0/4", "multicast (224.0.0.0/4)"),
+    ("ff00::/8", "multicast (ff00::/8)"),
     ("255.255.255.255/32", "the broadcast address"),
 ];
 
@@ -445,7 +455,7 @@ mod tests {
         let err = p.check_url(&url("https://169.254.169.254/latest")).expect_err("metadata");
         assert_eq!(
             err.to_string(),
-            "169.254.169.254 is 169.254.169.254, link-local 169.254.0.0/16 (cloud metadata services), which is refused unless an --outbound-allow CIDR holds it"
+            "169.254.169.254 is link-local (169.254.0.0/16, cloud metadata services), refused unless an --outbound-allow CIDR holds it"
         );
         for ok in [
             "https://10.0.0.1",
@@ -469,6 +479,12 @@ mod tests {
         assert!(matches!(err, OutboundRefusal::Forbidden { addr, .. } if addr == ip("169.254.169.254")));
         let err = p.check_addresses("rebind.example.com", &[ip("::ffff:169.254.169.254")]).expect_err("mapped");
         assert!(matches!(err, OutboundRefusal::Forbidden { addr, .. } if addr == ip("169.254.169.254")));
+        assert_eq!(
+            err.to_string(),
+            "rebind.example.com (resolves to 169.254.169.254) is link-local (169.254.0.0/16, cloud metadata services), refused unless an --outbound-allow CIDR holds it"
+        );
+        let err = p.check_url(&url("https://[::ffff:169.254.169.254]")).expect_err("mapped literal");
+        assert!(err.to_string().starts_with("[::ffff:a9fe:a9fe] is link-local"), "{err}");
         assert!(matches!(p.check_addresses("x.example.com", &[]), Err(OutboundRefusal::NoAddress { .. })));
         assert!(matches!(
             p.check_addresses("localhost", &[ip("10.0.0.1")]),

@@ -300,7 +300,7 @@ async fn a_refused_literal_url_sends_nothing() {
     assert!(!err.is_transient());
     assert_eq!(
         err.to_string(),
-        "the outbound URL policy refuses the identity server: 127.0.0.1 (127.0.0.1) is not in --outbound-allow; no request was sent"
+        "the outbound URL policy refuses the identity server: 127.0.0.1 is not in --outbound-allow; no request was sent"
     );
     assert!(server.requests().is_empty());
     assert_eq!(lookups.load(Ordering::SeqCst), 0);

@@ -426,7 +426,7 @@ fn condition_reasons_table() {
                 t.identity = Err(IdentityError::Refused(crate::twilio::OutboundRefusal::Forbidden {
                     host: "169.254.169.254".into(),
                     addr: std::net::IpAddr::from([169, 254, 169, 254]),
-                    range: "link-local 169.254.0.0/16 (cloud metadata services)",
+                    range: "link-local (169.254.0.0/16, cloud metadata services)",
                 }))
             },
             expect: &[("IdentityVerified", "False/IdentityURLRefused"), ("Ready", "False/IdentityURLRefused")],
