@@ -1,16 +1,16 @@
 //! OAuth2 client-credentials check against the application's identity server
 //! (IdentityServer4 style: `POST <url>/connect/token`).
 //!
-//! Not a Twilio API: it lives here because it shares this module's HTTP plumbing and
-//! [`Secret`]; it depends on nothing else in `twilio` and can move to its own module.
+//! Not a Twilio API: it lives here because it shares this module's HTTP plumbing (timeouts,
+//! capped bodies, no redirects) and [`Secret`]. Its URL comes from a channel's spec, so every
+//! request obeys the [`super::outbound`] policy (server-side request forgery).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Url;
 use serde::Deserialize;
 use tracing::Instrument;
-
-use std::sync::Arc;
 
 use super::body::{read_limited, BodyError, MAX_IDENTITY_BODY_BYTES};
 use super::client::{build, checked_base, elapsed_ms, http_builder};
