@@ -13,7 +13,7 @@ export IMAGE_NAME IMAGE_TAG IMAGE_ARCHIVE
 
 CHART := charts/whatsapp-operator
 
-.PHONY: help build crds check-crds check-chart-crds lint-chart fmt fmt-check clippy lint test test-unit test-integration \
+.PHONY: help build crds check-crds check-chart-crds lint-chart fmt fmt-check clippy lint deny test test-unit test-integration \
         bench bench-report demo demo-stop twilio-specs twilio-coverage control-plane tools image test-image test-gitops-health clean
 
 help: ## Show the targets
@@ -37,7 +37,7 @@ check-chart-crds: ## Fail when the chart's CRDs differ from `whatsapp-operator c
 lint-chart: tools ## helm lint the chart (strict) with each values combination that changes its objects
 	@helm=$$(hack/install-tools.sh)/helm; \
 	for set in "" replicas=2 leaderElection.enabled=true watchNamespaces={apps} metrics.serviceMonitor.enabled=true \
-	    webhook.enabled=true webhook.enabled=true,webhook.certificate.source=helm \
+	    outboundAllow={10.0.0.0/8} webhook.enabled=true webhook.enabled=true,webhook.certificate.source=helm \
 	    webhook.enabled=true,webhook.certificate.source=existing,webhook.certificate.existing.secretName=tls,webhook.certificate.existing.caBundle=Zm9v; do \
 	  echo "helm lint --strict $(CHART) $${set:+--set $$set}"; \
 	  "$$helm" lint --strict --quiet $(CHART) $${set:+--set "$$set"} >/dev/null || { "$$helm" lint --strict $(CHART) $${set:+--set "$$set"}; exit 1; }; \
@@ -53,6 +53,9 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 lint: fmt-check clippy ## cargo fmt --check and clippy -D warnings
+
+deny: ## cargo deny (deny.toml): licenses, bans, duplicate versions, sources; advisories where their database can be fetched
+	hack/deny.sh
 
 twilio-specs: ## Fetch Twilio's OpenAPI specs (pinned, checksummed) into the cache
 	@hack/fetch-twilio-specs.sh >/dev/null
@@ -98,7 +101,7 @@ test-image: ## Build the image, inspect it (entrypoint, user, labels) and run th
 test-gitops-health: ## The chart's Argo CD health check (Lua) against sample statuses
 	hack/test-argocd-health.sh
 
-test: lint check-crds check-chart-crds lint-chart test-gitops-health test-integration test-image ## Everything CI runs: lint, CRD and chart checks, unit and integration tests, the image
+test: lint deny check-crds check-chart-crds lint-chart test-gitops-health test-integration test-image ## Everything CI runs: lint, cargo deny, CRD and chart checks, unit and integration tests, the image
 
 demo: build control-plane tools ## Local control plane + simulator + operator, sample channels going Ready
 	hack/demo.sh up

@@ -8,7 +8,7 @@ use crate::admission::{AdmissionConfig, Registration, TlsSource};
 use crate::check::CheckArgs;
 use crate::controller::OperatorConfig;
 use crate::telemetry::LogFormat;
-use crate::twilio::{TwilioConfig, DEFAULT_API_BASE_URL, DEFAULT_MESSAGING_BASE_URL};
+use crate::twilio::{AllowRule, OutboundPolicy, TwilioConfig, DEFAULT_API_BASE_URL, DEFAULT_MESSAGING_BASE_URL};
 
 /// Kubernetes operator for WhatsApp messaging channels backed by Twilio.
 ///
@@ -74,6 +74,16 @@ pub struct RunArgs {
     /// Allow plain-http Twilio base URLs on hosts other than loopback (an in-cluster simulator).
     #[arg(long, env = "WAO_ALLOW_INSECURE_HTTP")]
     pub allow_insecure_http: bool,
+
+    /// Where the operator may send requests to URLs taken from channel specs (the identity
+    /// server): host names (`id.example.com`), `*.domain` wildcards, IP addresses or CIDRs
+    /// (`10.0.0.0/8`); repeat the flag or separate entries with commas. When set, only these
+    /// are contacted (a name not listed is allowed when all its addresses are in a listed
+    /// CIDR). Always refused unless a listed CIDR holds them: link-local (169.254.0.0/16, cloud
+    /// metadata; fe80::/10), fd00:ec2::254, 100.100.100.200, unspecified, multicast. Plain
+    /// http only to loopback. See docs/security.md.
+    #[arg(long, env = "WAO_OUTBOUND_ALLOW", value_delimiter = ',', value_parser = parse_allow_rule)]
+    pub outbound_allow: Vec<AllowRule>,
 
     /// How often each channel's credentials, number and webhook are verified at Twilio (drift
     /// detection). Verification of one account's credentials is shared by its channels.
@@ -174,6 +184,11 @@ pub struct RunArgs {
     pub admission_tls_key: Option<std::path::PathBuf>,
 }
 
+/// Parses one `--outbound-allow` entry (clap wants an owned-string error source).
+fn parse_allow_rule(entry: &str) -> Result<AllowRule, String> {
+    entry.parse().map_err(|e: crate::twilio::AllowRuleError| e.to_string())
+}
+
 impl RunArgs {
     /// The leader-election settings, when leader election is on.
     pub fn lease_config(&self) -> Option<crate::leader::LeaseConfig> {
@@ -219,6 +234,7 @@ impl RunArgs {
         config.concurrency = self.concurrency;
         config.instance = self.instance.clone();
         config.pass_timeout = self.pass_timeout;
+        config.outbound = OutboundPolicy::new(self.outbound_allow.clone());
         config
     }
 
@@ -287,5 +303,28 @@ mod tests {
             let argv = ["whatsapp-operator", "run"].into_iter().chain(missing.iter().copied());
             assert!(Cli::try_parse_from(argv).is_err(), "{missing:?}");
         }
+    }
+
+    #[test]
+    fn outbound_allow_is_repeatable_and_comma_separated() {
+        let cli = Cli::try_parse_from([
+            "whatsapp-operator",
+            "run",
+            "--outbound-allow=id.example.com,*.corp.example",
+            "--outbound-allow",
+            "10.0.0.0/8",
+        ])
+        .expect("parse");
+        let Command::Run(args) = cli.command else { panic!("run") };
+        let policy = args.config().outbound;
+        let want: Vec<AllowRule> =
+            ["id.example.com", "*.corp.example", "10.0.0.0/8"].iter().map(|e| e.parse().expect("rule")).collect();
+        assert_eq!(policy.allow_list(), want.as_slice());
+        let default = Cli::try_parse_from(["whatsapp-operator", "run"]).expect("parse");
+        let Command::Run(args) = default.command else { panic!("run") };
+        assert!(args.config().outbound.allow_list().is_empty());
+        let err = Cli::try_parse_from(["whatsapp-operator", "run", "--outbound-allow=https://id.example.com"])
+            .expect_err("a URL is not an entry");
+        assert!(err.to_string().contains("is not a host name, *.domain, IP address or CIDR"), "{err}");
     }
 }

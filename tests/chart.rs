@@ -1278,6 +1278,13 @@ fn each_values_combination_renders_the_objects_it_promises() {
     // A ServiceMonitor on request.
     let monitored = render("combo", "wao-system", &json!({"metrics": {"serviceMonitor": {"enabled": true}}}));
     assert!(kinds(&monitored).contains("ServiceMonitor"));
+
+    // The outbound allow-list: one --outbound-allow flag with the entries, none by default.
+    assert!(!container_args(&default).iter().any(|a| a.starts_with("--outbound-allow")));
+    let allow = render("combo", "wao-system", &json!({"outboundAllow": ["*.corp.example", "10.0.0.0/8"]}));
+    let args = container_args(&allow);
+    assert_eq!(args.iter().filter(|a| a.starts_with("--outbound-allow")).count(), 1, "{args:?}");
+    assert!(args.iter().any(|a| a == "--outbound-allow=*.corp.example,10.0.0.0/8"), "{args:?}");
 }
 
 /// Runs helm against the test control plane (`KUBECONFIG`).

@@ -133,6 +133,9 @@ reasons! {
     IdentitySecretMissing,
     /// The identity server failed transiently (5xx, 429, unreachable); retried with backoff.
     IdentityUnavailable,
+    /// The outbound URL policy refuses `spec.identityServer.url` (plain http off loopback, a
+    /// link-local or metadata address, or outside `--outbound-allow`): no request was sent.
+    IdentityURLRefused,
     /// The channel is active.
     Activated,
     /// `spec.active` is false.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::twilio::TwilioConfig;
+use crate::twilio::{OutboundPolicy, TwilioConfig};
 
 /// Settings of one operator process.
 #[derive(Clone, Debug)]
@@ -29,6 +29,8 @@ pub struct OperatorConfig {
     /// The longest a pass may take (Twilio paging included); one that takes longer is
     /// abandoned and retried with backoff, so a stuck server cannot hold a worker.
     pub pass_timeout: Duration,
+    /// Where requests to URLs from channel specs (the identity server) may go.
+    pub outbound: OutboundPolicy,
 }
 
 impl OperatorConfig {
@@ -45,6 +47,7 @@ impl OperatorConfig {
             twilio,
             instance: None,
             pass_timeout: Duration::from_secs(60),
+            outbound: OutboundPolicy::default(),
         }
     }
 }

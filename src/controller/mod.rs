@@ -105,8 +105,9 @@ impl Context {
         metrics: Arc<Metrics>,
     ) -> Result<Self, crate::twilio::TwilioError> {
         let twilio = TwilioClient::new(config.twilio.clone())?.observed(metrics.twilio_observer());
-        let identity = IdentityClient::new(config.twilio.timeout, &config.twilio.user_agent)
-            .map_err(|e| crate::twilio::TwilioError::InvalidInput(e.to_string()))?;
+        let identity =
+            IdentityClient::with_policy(config.twilio.timeout, &config.twilio.user_agent, config.outbound.clone())
+                .map_err(|e| crate::twilio::TwilioError::InvalidInput(e.to_string()))?;
         let reporter = Reporter { controller: "whatsapp-operator".into(), instance: config.instance.clone() };
         Ok(Self {
             recorder: Recorder::new(client.clone(), reporter),

@@ -101,7 +101,7 @@ impl Verification {
 
 /// Minimal view of a list page, used by the API-key probe.
 #[derive(Deserialize)]
-struct ProbePage {}
+pub(crate) struct ProbePage {}
 
 impl TwilioClient {
     /// `GET /2010-04-01/Accounts/{Sid}.json` (FetchAccount). Needs an auth token or a Main

@@ -7,6 +7,7 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+use super::body::{read_limited, BodyError, MAX_TWILIO_BODY_BYTES};
 use super::error::{self, TwilioError};
 use super::redact::redact_url;
 use super::secret::Credentials;
@@ -258,13 +259,23 @@ impl TwilioClient {
         let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let retry_after = header(reqwest::header::RETRY_AFTER);
         let content_type = header(reqwest::header::CONTENT_TYPE);
-        let bytes = match response.bytes().await {
+        let bytes = match read_limited(response, MAX_TWILIO_BODY_BYTES).await {
             Ok(bytes) => bytes,
-            Err(err) => {
+            Err(BodyError::TooLarge) => {
+                tracing::debug!(
+                    status = status.as_u16(),
+                    elapsed_ms = elapsed_ms(started),
+                    "twilio response body over the limit"
+                );
+                let status = status.as_u16();
+                let ambiguous = is_post && ((200..300).contains(&status) || status >= 500);
+                return Err(TwilioError::TooLarge { op, status, limit: MAX_TWILIO_BODY_BYTES, ambiguous });
+            }
+            Err(BodyError::Read(err)) => {
                 let timeout = err.is_timeout();
                 let message = error::transport_message(err);
                 tracing::debug!(status = status.as_u16(), elapsed_ms = elapsed_ms(started), %message, "twilio response body failed");
-                if status.is_success() {
+                if status.is_success() && !timeout {
                     return Err(TwilioError::Decode {
                         op,
                         status: status.as_u16(),
@@ -272,21 +283,17 @@ impl TwilioClient {
                         ambiguous: is_post,
                     });
                 }
+                // A timed-out body is transient like any timeout; a POST answered 2xx was applied.
                 return Err(TwilioError::Transport {
                     op,
                     message,
                     timeout,
-                    ambiguous: is_post && status.is_server_error(),
+                    ambiguous: is_post && (status.is_success() || status.is_server_error()),
                 });
             }
         };
         tracing::debug!(status = status.as_u16(), elapsed_ms = elapsed_ms(started), "twilio response");
-        if !status.is_success() {
-            let content_type = content_type.as_deref();
-            return Err(error::from_response(status.as_u16(), retry_after.as_deref(), content_type, &bytes, is_post));
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| error::decode_error(op, status.as_u16(), content_type.as_deref(), &bytes, &e, is_post))
+        classify(op, status.as_u16(), retry_after.as_deref(), content_type.as_deref(), &bytes, is_post)
     }
 
     /// Fetches pages from `first` on, following `next` links, until `visit` says stop or there
@@ -392,6 +399,26 @@ pub(crate) fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Maps a response that was read whole to the call's result: a 2xx body decoded as `T`, a
+/// redirect (never followed) to [`TwilioError::Redirected`], any other status to its error.
+/// Pure and total: no input panics.
+pub(crate) fn classify<T: DeserializeOwned>(
+    op: &'static str,
+    status: u16,
+    retry_after: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+    is_post: bool,
+) -> Result<T, TwilioError> {
+    if (300..400).contains(&status) {
+        return Err(TwilioError::Redirected { op, status });
+    }
+    if !(200..300).contains(&status) {
+        return Err(error::from_response(status, retry_after, content_type, body, is_post));
+    }
+    serde_json::from_slice(body).map_err(|e| error::decode_error(op, status, content_type, body, &e, is_post))
+}
+
 /// Validates a base URL: http(s), a host, no query or fragment; http only on loopback
 /// unless allowed. Returns it without a trailing `/`.
 pub(crate) fn checked_base(raw: &str, allow_insecure_http: bool) -> Result<String, TwilioError> {
@@ -426,6 +453,13 @@ pub(crate) fn checked_base(raw: &str, allow_insecure_http: bool) -> Result<Strin
 /// One reqwest client with our timeouts, no redirects (a redirect would be a misconfigured
 /// base URL; never follow it with credentials) and connection pooling.
 pub(crate) fn http_client(timeout: Duration, user_agent: &str) -> Result<reqwest::Client, TwilioError> {
+    build(http_builder(timeout, user_agent))
+}
+
+/// The builder behind every client of this module: the whole-request `timeout` (connecting
+/// alone at most 5 s of it), TLS verified by rustls against the platform's roots (nothing here
+/// or anywhere in the crate turns verification off), no redirects, pooled connections.
+pub(crate) fn http_builder(timeout: Duration, user_agent: &str) -> reqwest::ClientBuilder {
     install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
@@ -433,10 +467,13 @@ pub(crate) fn http_client(timeout: Duration, user_agent: &str) -> Result<reqwest
         .pool_idle_timeout(Duration::from_secs(60))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(user_agent)
-        .build()
-        .map_err(|e| {
-            TwilioError::InvalidInput(format!("cannot build the HTTP client: {}", error::transport_message(e)))
-        })
+}
+
+/// Builds a client, mapping a failure to [`TwilioError::InvalidInput`].
+pub(crate) fn build(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, TwilioError> {
+    builder.build().map_err(|e| {
+        TwilioError::InvalidInput(format!("cannot build the HTTP client: {}", error::transport_message(e)))
+    })
 }
 
 /// reqwest is built with `rustls-no-provider`: make sure a process-wide provider exists.

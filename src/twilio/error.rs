@@ -128,6 +128,29 @@ pub enum TwilioError {
         /// A POST that got a success status: it was applied, but its result is unknown.
         ambiguous: bool,
     },
+    /// The response body is longer than the client reads ([`crate::twilio::MAX_TWILIO_BODY_BYTES`]): it was
+    /// abandoned unread past the cap, and nothing of it is kept.
+    #[error("Twilio's response ({op}, HTTP {status}) is longer than the {} MiB the client reads", limit / (1024 * 1024))]
+    TooLarge {
+        /// The client operation.
+        op: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The cap, in bytes.
+        limit: usize,
+        /// A POST answered with a success or server-error status: it may have been applied.
+        ambiguous: bool,
+    },
+    /// A 3xx answer. The client never follows redirects, so credentials are never sent to
+    /// the place it points at (its `Location` is not read either): a base URL that redirects
+    /// is misconfigured.
+    #[error("Twilio answered {op} with a redirect (HTTP {status}), which the client does not follow; use the final base URL")]
+    Redirected {
+        /// The client operation.
+        op: &'static str,
+        /// The HTTP status (300–399).
+        status: u16,
+    },
     /// The request was not sent: an argument or the configuration is invalid (bad SID or
     /// phone number, a base URL that is not http(s), …).
     #[error("invalid Twilio request: {0}")]
@@ -162,7 +185,12 @@ impl TwilioError {
     /// Whether retrying the same request later can succeed without any change: 429, 5xx and
     /// transport failures.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::RateLimited { .. } | Self::Server { .. } | Self::Transport { .. })
+        match self {
+            Self::RateLimited { .. } | Self::Server { .. } | Self::Transport { .. } => true,
+            // An oversized 429 or 5xx answer is still a 429 or a 5xx.
+            Self::TooLarge { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
     }
 
     /// The delay Twilio asked for (only rate limits carry one).
@@ -191,7 +219,9 @@ impl TwilioError {
             Self::Unauthorized { status, .. }
             | Self::Server { status, .. }
             | Self::Rejected { status, .. }
-            | Self::Decode { status, .. } => Some(*status),
+            | Self::Decode { status, .. }
+            | Self::TooLarge { status, .. }
+            | Self::Redirected { status, .. } => Some(*status),
             Self::NotFound { .. } => Some(404),
             Self::RateLimited { .. } => Some(429),
             Self::Transport { .. } | Self::InvalidInput(_) | Self::PageLimit { .. } => None,
@@ -202,9 +232,10 @@ impl TwilioError {
     /// re-sending a message after such an error, look the message up (`list_messages`).
     pub fn may_have_been_applied(&self) -> bool {
         match self {
-            Self::Transport { ambiguous, .. } | Self::Server { ambiguous, .. } | Self::Decode { ambiguous, .. } => {
-                *ambiguous
-            }
+            Self::Transport { ambiguous, .. }
+            | Self::Server { ambiguous, .. }
+            | Self::Decode { ambiguous, .. }
+            | Self::TooLarge { ambiguous, .. } => *ambiguous,
             _ => false,
         }
     }
@@ -222,6 +253,8 @@ impl TwilioError {
             Self::Decode { .. } => "TwilioBadResponse",
             Self::InvalidInput(_) => "TwilioInvalidRequest",
             Self::PageLimit { .. } => "TwilioPageLimit",
+            Self::TooLarge { .. } => "TwilioResponseTooLarge",
+            Self::Redirected { .. } => "TwilioRedirected",
         }
     }
 }

@@ -1,17 +1,21 @@
 //! OAuth2 client-credentials check against the application's identity server
 //! (IdentityServer4 style: `POST <url>/connect/token`).
 //!
-//! Not a Twilio API: it lives here because it shares this module's HTTP plumbing and
-//! [`Secret`]; it depends on nothing else in `twilio` and can move to its own module.
+//! Not a Twilio API: it lives here because it shares this module's HTTP plumbing (timeouts,
+//! capped bodies, no redirects) and [`Secret`]. Its URL comes from a channel's spec, so every
+//! request obeys the [`super::outbound`] policy (server-side request forgery).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Url;
 use serde::Deserialize;
 use tracing::Instrument;
 
-use super::client::{checked_base, elapsed_ms, http_client};
+use super::body::{read_limited, BodyError, MAX_IDENTITY_BODY_BYTES};
+use super::client::{build, checked_base, elapsed_ms, http_builder};
 use super::error::{body_summary, json_problem, parse_retry_after, transport_message, TwilioError};
+use super::outbound::{refusal_in, Lookup, OutboundPolicy, OutboundRefusal, PolicyResolver};
 use super::secret::Secret;
 use super::wire;
 
@@ -165,6 +169,25 @@ pub enum IdentityError {
         /// content, which may hold a token).
         message: String,
     },
+    /// The outbound URL policy refused the URL or the addresses its host resolves to: no
+    /// request was sent (see [`OutboundPolicy`]).
+    #[error("the outbound URL policy refuses the identity server: {0}; no request was sent")]
+    Refused(OutboundRefusal),
+    /// The response body is longer than [`MAX_IDENTITY_BODY_BYTES`]; it was abandoned unread.
+    #[error("the identity server's response (HTTP {status}) is longer than the {} KiB the client reads", limit / 1024)]
+    TooLarge {
+        /// HTTP status.
+        status: u16,
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// A 3xx answer: redirects are never followed (the client secret would go wherever it
+    /// points), and its `Location` is not read.
+    #[error("the identity server answered with a redirect (HTTP {status}), which is not followed; use the final URL")]
+    Redirected {
+        /// HTTP status (300–399).
+        status: u16,
+    },
 }
 
 fn fmt_code(code: Option<OAuthErrorCode>) -> String {
@@ -182,7 +205,11 @@ fn invalid_input(err: TwilioError) -> IdentityError {
 impl IdentityError {
     /// Whether retrying later may succeed without changes.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::Transport { .. })
+        match self {
+            Self::Unavailable { .. } | Self::Transport { .. } => true,
+            Self::TooLarge { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
     }
 
     /// The delay the server asked for.
@@ -202,22 +229,64 @@ impl IdentityError {
             Self::Unavailable { .. } => "IdentityUnavailable",
             Self::Transport { .. } => "IdentityUnreachable",
             Self::Decode { .. } => "IdentityBadResponse",
+            Self::Refused(_) => "IdentityURLRefused",
+            Self::TooLarge { .. } => "IdentityResponseTooLarge",
+            Self::Redirected { .. } => "IdentityRedirected",
         }
     }
 }
 
 /// A client for identity-server token requests. Cheap to clone.
+///
+/// Every request obeys an [`OutboundPolicy`]: the URL is checked before anything is sent, and
+/// host names are resolved by a resolver that hands the connection only addresses the policy
+/// allows. The client connects directly (it ignores `HTTPS_PROXY`/`HTTP_PROXY`), so the
+/// addresses checked are the ones connected to.
 #[derive(Clone, Debug)]
 pub struct IdentityClient {
     http: reqwest::Client,
+    policy: Arc<OutboundPolicy>,
 }
 
 impl IdentityClient {
     /// Builds a client with a whole-request `timeout` and `user_agent` (see
-    /// [`crate::twilio::default_user_agent`]). No redirects are followed.
+    /// [`crate::twilio::default_user_agent`]) under the default [`OutboundPolicy`] (no
+    /// allow-list). No redirects are followed.
     pub fn new(timeout: Duration, user_agent: &str) -> Result<Self, IdentityError> {
-        let http = http_client(timeout, user_agent).map_err(invalid_input)?;
-        Ok(Self { http })
+        Self::with_policy(timeout, user_agent, OutboundPolicy::default())
+    }
+
+    /// [`IdentityClient::new`] under `policy`.
+    pub fn with_policy(timeout: Duration, user_agent: &str, policy: OutboundPolicy) -> Result<Self, IdentityError> {
+        Self::build(timeout, user_agent, policy, None)
+    }
+
+    /// Resolving names with `lookup` instead of the system resolver (tests).
+    #[cfg(test)]
+    pub(crate) fn with_lookup(timeout: Duration, policy: OutboundPolicy, lookup: Lookup) -> Self {
+        Self::build(timeout, "whatsapp-operator/test", policy, Some(lookup)).expect("client")
+    }
+
+    fn build(
+        timeout: Duration,
+        user_agent: &str,
+        policy: OutboundPolicy,
+        lookup: Option<Lookup>,
+    ) -> Result<Self, IdentityError> {
+        if timeout.is_zero() {
+            return Err(IdentityError::InvalidInput("the timeout must be positive".into()));
+        }
+        let policy = Arc::new(policy);
+        let builder = http_builder(timeout, user_agent)
+            .no_proxy()
+            .dns_resolver(Arc::new(PolicyResolver::new(policy.clone(), lookup)));
+        let http = build(builder).map_err(invalid_input)?;
+        Ok(Self { http, policy })
+    }
+
+    /// The policy this client obeys.
+    pub fn policy(&self) -> &OutboundPolicy {
+        &self.policy
     }
 
     /// The token endpoint for a base URL: `<url>/connect/token` (kept as is when `url`
@@ -256,6 +325,10 @@ impl IdentityClient {
             host = url.host_str().unwrap_or("")
         );
         async move {
+            if let Err(refusal) = self.policy.check_url(&url) {
+                tracing::debug!(%refusal, "identity request refused by the outbound policy");
+                return Err(IdentityError::Refused(refusal));
+            }
             let started = Instant::now();
             let response = self
                 .http
@@ -264,16 +337,22 @@ impl IdentityClient {
                 .form(&form)
                 .send()
                 .await
-                .map_err(|e| IdentityError::Transport { timeout: e.is_timeout(), message: transport_message(e) })?;
+                .map_err(|e| match refusal_in(&e) {
+                    // The resolver refused every connection: nothing was sent.
+                    Some(refusal) => IdentityError::Refused(refusal),
+                    None => IdentityError::Transport { timeout: e.is_timeout(), message: transport_message(e) },
+                })?;
             let status = response.status().as_u16();
             let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
             // The same parsing and cap (`MAX_RETRY_AFTER`) as Twilio's `Retry-After`.
             let retry_after = header(reqwest::header::RETRY_AFTER).as_deref().and_then(parse_retry_after);
             let content_type = header(reqwest::header::CONTENT_TYPE);
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| IdentityError::Transport { timeout: e.is_timeout(), message: transport_message(e) })?;
+            let body = read_limited(response, MAX_IDENTITY_BODY_BYTES).await.map_err(|e| match e {
+                BodyError::TooLarge => IdentityError::TooLarge { status, limit: MAX_IDENTITY_BODY_BYTES },
+                BodyError::Read(e) => {
+                    IdentityError::Transport { timeout: e.is_timeout(), message: transport_message(e) }
+                }
+            })?;
             tracing::debug!(status, elapsed_ms = elapsed_ms(started), "identity response");
             classify(status, retry_after, content_type.as_deref(), &body)
         }
@@ -282,12 +361,16 @@ impl IdentityClient {
     }
 }
 
-fn classify(
+/// Maps a response read whole to a token or an error. Pure and total: no input panics.
+pub(crate) fn classify(
     status: u16,
     retry_after: Option<Duration>,
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<TokenResponse, IdentityError> {
+    if (300..400).contains(&status) {
+        return Err(IdentityError::Redirected { status });
+    }
     if (200..300).contains(&status) {
         let raw: RawToken = serde_json::from_slice(body).map_err(|e| IdentityError::Decode {
             status,

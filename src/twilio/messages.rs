@@ -156,7 +156,7 @@ impl Default for MessageQuery {
 
 /// `ListMessageResponse` (2010 paging).
 #[derive(Deserialize)]
-struct MessagePage {
+pub(crate) struct MessagePage {
     #[serde(default, deserialize_with = "wire::vec_or_null")]
     messages: Vec<Message>,
     #[serde(default, deserialize_with = "wire::opt_string")]

@@ -10,14 +10,17 @@
 //! - [`Credentials`] and [`Secret`]: secrets never appear in `Debug`, `Display`, errors or
 //!   logs.
 //! - [`address`]: E.164 normalization and `whatsapp:` addresses.
-//! - [`identity`]: the OAuth2 client-credentials check against the app's identity server.
+//! - [`identity`]: the OAuth2 client-credentials check against the app's identity server,
+//!   under the [`outbound`] URL policy (server-side request forgery: the URL is a channel's).
 //! - [`redact_url`]: a URL with its userinfo redacted (`https://***@host/x`), for any URL
 //!   from a spec or from Twilio put into a status, an Event or a log line.
 //! - [`SenderDirectory`]: an account's WhatsApp senders by number, listed once per account
 //!   and interval and shared by its channels (single-flight).
 //!
-//! The client never retries (the reconciler owns backoff), never follows redirects, and
-//! never buys, releases, creates or deletes anything at Twilio. Requests are shaped exactly
+//! The client never retries (the reconciler owns backoff), never follows redirects (a 3xx is
+//! [`TwilioError::Redirected`]), verifies TLS against the system roots, bounds every request
+//! with a timeout, reads at most [`MAX_TWILIO_BODY_BYTES`] of a response, and never buys,
+//! releases, creates or deletes anything at Twilio. Requests are shaped exactly
 //! as Twilio's OpenAPI specs declare (form bodies for the 2010 API, JSON for Senders v2).
 //! Each call runs in a `twilio` tracing span (operation, method, path template, account)
 //! with a debug event carrying status and duration.
@@ -26,6 +29,7 @@
 
 pub mod account;
 pub mod address;
+mod body;
 mod client;
 #[cfg(test)]
 mod conformance;
@@ -34,16 +38,22 @@ pub mod error;
 pub mod identity;
 pub mod messages;
 pub mod numbers;
+pub mod outbound;
+#[cfg(test)]
+mod proptests;
 pub mod redact;
 mod secret;
 pub mod senders;
 pub mod services;
 #[cfg(test)]
 mod testutil;
+#[cfg(test)]
+mod transport_tests;
 mod wire;
 
 pub use account::{Account, AccountStatus, AccountType, Verification, VerificationMethod};
 pub use address::{normalize_phone, whatsapp_address, AddressError, E164};
+pub use body::{MAX_IDENTITY_BODY_BYTES, MAX_TWILIO_BODY_BYTES};
 pub use client::{
     default_user_agent, RequestObserver, TwilioClient, TwilioConfig, DEFAULT_API_BASE_URL, DEFAULT_MESSAGING_BASE_URL,
     DEFAULT_TIMEOUT,
@@ -53,6 +63,7 @@ pub use error::{ErrorBody, TwilioError};
 pub use identity::{IdentityClient, IdentityError, OAuthErrorCode, TokenResponse};
 pub use messages::{Message, MessageContent, MessageQuery, MessageStatus, NewMessage};
 pub use numbers::{Capabilities, IncomingPhoneNumber, SmsMethod};
+pub use outbound::{AllowRule, AllowRuleError, OutboundPolicy, OutboundRefusal};
 pub use redact::redact_url;
 pub use secret::{is_sid, Auth, Credentials, Secret};
 pub use senders::{OfflineReason, Sender, SenderProperties, SenderStatus, SenderWebhook, SenderWebhookMethod};

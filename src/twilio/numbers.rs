@@ -107,7 +107,7 @@ impl IncomingPhoneNumber {
 
 /// `ListIncomingPhoneNumberResponse` (2010 paging: relative `next_page_uri`).
 #[derive(Deserialize)]
-struct NumberPage {
+pub(crate) struct NumberPage {
     #[serde(default, deserialize_with = "wire::vec_or_null")]
     incoming_phone_numbers: Vec<IncomingPhoneNumber>,
     #[serde(default, deserialize_with = "wire::opt_string")]

@@ -179,7 +179,7 @@ impl Sender {
 
 /// `ListChannelsSenderResponse` (v2 paging: absolute `meta.next_page_url`).
 #[derive(Deserialize)]
-struct SenderPage {
+pub(crate) struct SenderPage {
     #[serde(default, deserialize_with = "wire::vec_or_null")]
     senders: Vec<Sender>,
     #[serde(default)]

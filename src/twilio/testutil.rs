@@ -2,6 +2,7 @@
 //! with canned replies in order.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -86,8 +87,13 @@ pub(crate) struct MockServer {
 impl MockServer {
     /// Starts a server on 127.0.0.1 that answers with `replies` in order (500 when empty).
     pub async fn start(replies: Vec<Reply>) -> Self {
+        Self::start_on("127.0.0.1:0", replies).await
+    }
+
+    /// [`MockServer::start`] on `addr` (e.g. `127.0.0.2:0`, another loopback host).
+    pub async fn start_on(addr: &str, replies: Vec<Reply>) -> Self {
         let shared = Arc::new(Shared { requests: Mutex::default(), replies: Mutex::new(replies.into()) });
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(addr).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let app = axum::Router::new().fallback(handle).with_state(shared.clone());
         tokio::spawn(async move {
@@ -167,6 +173,53 @@ pub(crate) async fn silent_server() -> String {
         }
     });
     base
+}
+
+/// A server that answers every request with `status` and a body of `total` bytes of `x`:
+/// `Content-Length: total` when `announce`, else chunked. Returns its base URL and how many
+/// body bytes it managed to write (the client stops reading: the count stays bounded).
+pub(crate) async fn big_body_server(status: u16, total: u64, announce: bool) -> (String, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let written = Arc::new(AtomicU64::new(0));
+    let counter = written.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let _ = socket.read(&mut buf).await;
+                let framing =
+                    if announce { format!("content-length: {total}") } else { "transfer-encoding: chunked".to_owned() };
+                let head = format!("HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{framing}\r\n\r\n");
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b'x'; 64 * 1024];
+                let mut sent = 0u64;
+                while sent < total {
+                    let n = chunk.len().min(usize::try_from(total - sent).unwrap_or(usize::MAX));
+                    let ok = if announce {
+                        socket.write_all(&chunk[..n]).await.is_ok()
+                    } else {
+                        let mut framed = format!("{n:x}\r\n").into_bytes();
+                        framed.extend_from_slice(&chunk[..n]);
+                        framed.extend_from_slice(b"\r\n");
+                        socket.write_all(&framed).await.is_ok()
+                    };
+                    if !ok {
+                        return;
+                    }
+                    sent += n as u64;
+                    counter.fetch_add(n as u64, Ordering::SeqCst);
+                }
+                if !announce {
+                    let _ = socket.write_all(b"0\r\n\r\n").await;
+                }
+            });
+        }
+    });
+    (base, written)
 }
 
 /// A loopback address with nothing listening.

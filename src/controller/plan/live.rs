@@ -612,6 +612,9 @@ fn identity(b: &mut Builder<'_>, id: &crate::api::IdentityServerSpec) -> Option<
             Reason::Verified,
             format!("{url} issued a token to client {}", id.client_id),
         ),
+        Err(e @ crate::twilio::IdentityError::Refused(_)) => {
+            b.set(T::IdentityVerified, Status::False, Reason::IdentityURLRefused, e.to_string())
+        }
         Err(e) if e.is_transient() => {
             b.set(
                 T::IdentityVerified,

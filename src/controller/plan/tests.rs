@@ -417,6 +417,22 @@ fn condition_reasons_table() {
             phase: Phase::Failed,
         },
         Case {
+            name: "identity URL refused by the outbound policy",
+            ch: |c| {
+                c.spec.identity_server = Some(serde_json::from_value(serde_json::json!({"url": "https://169.254.169.254", "clientId": "crm", "clientSecretRef": {"name": "id"}})).expect("id"))
+            },
+            cl: |c| c.identity_secret = Some(Ok("d".into())),
+            tw: |t| {
+                t.identity = Err(IdentityError::Refused(crate::twilio::OutboundRefusal::Forbidden {
+                    host: "169.254.169.254".into(),
+                    addr: std::net::IpAddr::from([169, 254, 169, 254]),
+                    range: "link-local (169.254.0.0/16, cloud metadata services)",
+                }))
+            },
+            expect: &[("IdentityVerified", "False/IdentityURLRefused"), ("Ready", "False/IdentityURLRefused")],
+            phase: Phase::Failed,
+        },
+        Case {
             name: "identity secret missing",
             ch: |c| {
                 c.spec.identity_server = Some(serde_json::from_value(serde_json::json!({"url": "https://id.example.com", "clientId": "crm", "clientSecretRef": {"name": "id"}})).expect("id"))
