@@ -35,9 +35,11 @@ fn channel_crd() -> CustomResourceDefinition {
     let inactive = JSONSchemaProps { required: Some(vec!["active".into()]), ..pinned("active", false.into()) };
     let with_queue = JSONSchemaProps { required: Some(vec!["queue".into()]), ..Default::default() };
     let sandbox_number = JSONSchemaProps {
+        // The number first: the API server reports the first branch's failure
+        // (`spec.phoneNumber: Unsupported value: "+1…": supported values: "+14155238886"`).
         any_of: Some(vec![
-            pinned("mode", ChannelMode::Business.as_str().into()),
             pinned("phoneNumber", SANDBOX_NUMBER.into()),
+            pinned("mode", ChannelMode::Business.as_str().into()),
         ]),
         ..Default::default()
     };

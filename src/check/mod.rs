@@ -27,6 +27,8 @@ pub use load::{Format, LoadError, Source};
 pub use report::{Diagnostic, OutputFormat, Report, Severity};
 pub use schema::{FieldPath, Schema, SchemaError, Seg};
 
+/// A label's name, or a non-empty label value.
+const LABEL_TEXT_PATTERN: &str = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$";
 /// The most that all of an object's annotations may hold, keys and values (the API server's
 /// limit, 256 KiB).
 const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
@@ -150,6 +152,8 @@ struct Checker<'o> {
     schemas: HashMap<(String, String), Schema>,
     subdomain: Regex,
     label: Regex,
+    /// A label's name or non-empty value.
+    label_text: Regex,
     diagnostics: Vec<(usize, usize, Severity, String)>,
     channels: Vec<Channel>,
     secrets: HashMap<(String, String), SecretDoc>,
@@ -178,6 +182,7 @@ impl<'o> Checker<'o> {
             schemas,
             subdomain: regex(crate::api::DNS_SUBDOMAIN_PATTERN, "metadata.name")?,
             label: regex(crate::api::DNS_LABEL_PATTERN, "metadata.namespace")?,
+            label_text: regex(LABEL_TEXT_PATTERN, "metadata.labels")?,
             diagnostics: Vec::new(),
             channels: Vec::new(),
             secrets: HashMap::new(),
@@ -370,6 +375,14 @@ impl<'o> Checker<'o> {
                         self.report(file, line("name"), Severity::Error, message);
                     }
                 }
+                if let Some(Value::Object(labels)) = meta.get("labels") {
+                    for (key, value) in labels {
+                        if let Some(problem) = self.label_problem(key, value) {
+                            let message = format!("metadata.labels {}: {problem}", Value::from(key.as_str()));
+                            self.report(file, line("labels"), Severity::Error, message);
+                        }
+                    }
+                }
                 if let Some(Value::Object(annotations)) = meta.get("annotations") {
                     let size: usize = annotations
                         .iter()
@@ -411,6 +424,32 @@ impl<'o> Checker<'o> {
             }
         }
         (namespace, name, value)
+    }
+
+    /// Why the API server would refuse a label, if it would: a key is `[prefix/]name` (a DNS-1123
+    /// subdomain prefix, a name of at most 63 characters), a value at most 63 characters; names
+    /// and values are letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit.
+    fn label_problem(&self, key: &str, value: &Value) -> Option<String> {
+        let (prefix, name) = key.rsplit_once('/').map_or((None, key), |(p, n)| (Some(p), n));
+        if prefix.is_some_and(|p| p.len() > 253 || !self.subdomain.is_match(p)) {
+            return Some("the key's prefix is not a DNS-1123 subdomain".to_owned());
+        }
+        if name.is_empty() || name.len() > 63 || !self.label_text.is_match(name) {
+            return Some(
+                "the key's name is not 1 to 63 letters, digits, '-', '_' and '.', starting and ending with a letter \
+                 or digit"
+                    .to_owned(),
+            );
+        }
+        match value.as_str() {
+            None => Some(format!("the value must be a string, got {value}")),
+            Some(v) if v.len() > 63 || !(v.is_empty() || self.label_text.is_match(v)) => Some(format!(
+                "the value {} is not at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter \
+                 or digit",
+                Value::from(v)
+            )),
+            Some(_) => None,
+        }
     }
 
     fn secret(&mut self, file: usize, line: usize, map: &Map<String, Value>) {
