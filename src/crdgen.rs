@@ -8,27 +8,41 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use crate::api::{WhatsAppChannel, WhatsAppNumberBinding};
+use crate::api::{ChannelMode, WhatsAppChannel, WhatsAppNumberBinding, SANDBOX_NUMBER};
 
 /// Every CRD this operator serves, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![channel_crd(), WhatsAppNumberBinding::crd()]
 }
 
-/// The `WhatsAppChannel` CRD, plus the cross-field rule that schemars cannot express: `queue`
-/// is required while `active` is true. Kubernetes 1.20 has no CEL, so it is a structural
-/// `anyOf` (value validation only; `active` is defaulted to true before validation runs).
+/// The `WhatsAppChannel` CRD, plus the cross-field rules that schemars cannot express.
+/// Kubernetes 1.20 has no CEL, so they are structural junctors (value validation only; defaults
+/// are applied before validation runs, so `active` is already true and `mode` already `Business`
+/// when omitted):
+///
+/// - `anyOf`: `queue` is required while `active` is true;
+/// - `allOf: [anyOf]`: in `Sandbox` mode the number is Twilio's sandbox number,
+///   [`crate::api::SANDBOX_NUMBER`].
 fn channel_crd() -> CustomResourceDefinition {
     let mut crd = WhatsAppChannel::crd();
-    let inactive = JSONSchemaProps {
-        required: Some(vec!["active".into()]),
+    let pinned = |field: &str, value: serde_json::Value| JSONSchemaProps {
         properties: Some(BTreeMap::from([(
-            "active".to_owned(),
-            JSONSchemaProps { enum_: Some(vec![JSON(serde_json::Value::Bool(false))]), ..Default::default() },
+            field.to_owned(),
+            JSONSchemaProps { enum_: Some(vec![JSON(value)]), ..Default::default() },
         )])),
         ..Default::default()
     };
+    let inactive = JSONSchemaProps { required: Some(vec!["active".into()]), ..pinned("active", false.into()) };
     let with_queue = JSONSchemaProps { required: Some(vec!["queue".into()]), ..Default::default() };
+    let sandbox_number = JSONSchemaProps {
+        // The number first: the API server reports the first branch's failure
+        // (`spec.phoneNumber: Unsupported value: "+1…": supported values: "+14155238886"`).
+        any_of: Some(vec![
+            pinned("phoneNumber", SANDBOX_NUMBER.into()),
+            pinned("mode", ChannelMode::Business.as_str().into()),
+        ]),
+        ..Default::default()
+    };
     for version in &mut crd.spec.versions {
         let spec = version
             .schema
@@ -38,6 +52,7 @@ fn channel_crd() -> CustomResourceDefinition {
             .and_then(|props| props.get_mut("spec"));
         if let Some(spec) = spec {
             spec.any_of = Some(vec![with_queue.clone(), inactive.clone()]);
+            spec.all_of = Some(vec![sandbox_number.clone()]);
         }
     }
     crd

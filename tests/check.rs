@@ -82,13 +82,17 @@ fn the_same_number_spelled_differently_is_claimed_twice() {
 #[test]
 fn invalid_channels_are_reported_at_the_offending_lines() {
     let (code, out, err) = check(&[&fixture("invalid")]);
+    let http_webhook = format!(
+        r#"channels.yaml:31: error: spec.webhook.url "http://receiver.example.com/api/webhook/LeadGen/whatsapp" does not match {}"#,
+        whatsapp_operator::api::HTTPS_URL_PATTERN
+    );
     assert_eq!(
         out,
         lines(
             "invalid",
             &[
                 r#"channels.yaml:8: error: spec.phoneNumber "+1 415" does not match ^\+[1-9][0-9]{1,14}$"#,
-                r#"channels.yaml:31: error: spec.webhook.url "http://receiver.example.com/api/webhook/LeadGen/whatsapp" does not match ^https://[^\s/?#@]+([/?#][^\s]*)?$"#,
+                &http_webhook,
                 r#"channels.yaml:43: error: spec.twilio.accountSid "AC123" does not match ^AC[0-9a-fA-F]{32}$"#,
                 "channels.yaml:55: error: missing required field spec.instance",
                 "channels.yaml:70: error: spec must satisfy one of: queue is set, or active is false \
@@ -150,21 +154,22 @@ fn the_same_object_twice_is_a_warning_not_a_conflict() {
 }
 
 #[test]
-fn a_referenced_secret_without_credentials_is_a_warning() {
+fn a_referenced_secret_without_credentials_is_an_error() {
     let (code, out, err) = check(&[&fixture("secret-keys")]);
     assert_eq!(
         out,
         lines(
             "secret-keys",
             &[
-                "channels.yaml:20: warning: Secret crm/twilio (tests/fixtures/check/secret-keys/channels.yaml:1) \
-                 has neither authToken nor apiKeySid and apiKeySecret",
-                "checked 1 channel in 1 file: 0 errors, 1 warning",
+                "channels.yaml:20: error: Secret crm/twilio (tests/fixtures/check/secret-keys/channels.yaml:1) \
+                 has neither authToken nor apiKeySid and apiKeySecret (with non-blank values): the channel would \
+                 report CredentialsValid=False, reason SecretKeyMissing",
+                "checked 1 channel in 1 file: 1 error, 0 warnings",
             ]
         ),
         "{err}"
     );
-    assert_eq!(code, 0);
+    assert_eq!(code, 1);
 }
 
 #[test]

@@ -9,18 +9,38 @@ use serde::{Deserialize, Serialize};
 pub const E164_PATTERN: &str = r"^\+[1-9][0-9]{1,14}$";
 /// A Twilio Account SID: `AC` and 32 hexadecimal digits.
 pub const ACCOUNT_SID_PATTERN: &str = r"^AC[0-9a-fA-F]{32}$";
-/// A webhook receiver URL: https only, without userinfo (no `@` in the authority, the part
-/// before the first `/`, `?` or `#`: `https://user:pass@host` is refused, an `@` in the path
-/// or query is fine).
-pub const HTTPS_URL_PATTERN: &str = r"^https://[^\s/?#@]+([/?#][^\s]*)?$";
-/// An identity-server URL: https without userinfo (as [`HTTPS_URL_PATTERN`]), or http on the
-/// loopback interface for local development.
-pub const IDENTITY_URL_PATTERN: &str =
-    r"^(https://[^\s/?#@]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?)([/?#][^\s]*)?$";
+/// A webhook receiver URL: https only, ASCII only (RFC 3986: anything else percent-encoded),
+/// without userinfo. The host is a DNS name (letters, digits, `-`, `_`, dots) or a bracketed
+/// IPv6 literal, with an optional port; `https://user:pass@host` is refused, an `@` in the path
+/// or query is fine. The path, query and fragment hold RFC 3986 characters and `%XX` escapes
+/// only: no spaces, controls, quotes, `<>`, `{}`, `|`, `\`, `^` or backticks.
+pub const HTTPS_URL_PATTERN: &str = concat!(
+    r"^https://([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?",
+    r"([/?#]([-A-Za-z0-9._~!$&'()*+,;=:@/?#\[\]]|%[0-9A-Fa-f]{2})*)?$"
+);
+/// An identity-server URL: https as [`HTTPS_URL_PATTERN`], or http on the loopback interface
+/// for local development.
+pub const IDENTITY_URL_PATTERN: &str = concat!(
+    r"^(https://([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])|http://(127\.0\.0\.1|localhost|\[::1\]))",
+    r"(:[0-9]{1,5})?([/?#]([-A-Za-z0-9._~!$&'()*+,;=:@/?#\[\]]|%[0-9A-Fa-f]{2})*)?$"
+);
 /// A DNS-1123 label: the application instance name.
 pub const DNS_LABEL_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// A DNS-1123 subdomain: the name of a Secret (and of any object).
+pub const DNS_SUBDOMAIN_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A key of a Secret: letters, digits, `-`, `_` and `.`.
+pub const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
 /// A BCP 47 language tag such as `en`, `en-US`, `pt-BR` or `zh-Hant-TW`.
 pub const BCP47_PATTERN: &str = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$";
+/// Display text (a queue name): no control characters (newlines, tabs, `ESC`), no invisible
+/// format characters (zero-width spaces and joiners, the byte-order mark, right-to-left and
+/// other bidirectional overrides), no line or paragraph separators, and no space at either end.
+/// Empty text matches: lengths are the schema's `minLength`.
+pub const TEXT_PATTERN: &str = r"^([^\p{Cc}\p{Cf}\p{Z}]([^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]*[^\p{Cc}\p{Cf}\p{Z}])?)?$";
+/// An OAuth2 client id: printable ASCII and spaces (RFC 6749, appendix A.1).
+pub const CLIENT_ID_PATTERN: &str = r"^[\x20-\x7E]+$";
+/// Twilio's WhatsApp sandbox number, shared by every account: the only number in `Sandbox` mode.
+pub const SANDBOX_NUMBER: &str = "+14155238886";
 
 /// The desired state of a WhatsApp channel: which number, which application instance, which
 /// Twilio account, where inbound messages go, and how the channel behaves in the CRM.
@@ -48,18 +68,18 @@ pub struct WhatsAppChannelSpec {
     /// The WhatsApp number in E.164 form (e.g. `+14155550100`): a number of the Twilio account,
     /// registered as a WhatsApp sender or bought from Twilio; in `Sandbox` mode the sandbox
     /// number `+14155238886`. A number serves exactly one channel, and so one instance.
-    #[schemars(regex(pattern = r"^\+[1-9][0-9]{1,14}$"))]
+    #[schemars(regex(pattern = E164_PATTERN))]
     pub phone_number: String,
 
     /// The application instance this number serves (e.g. `crm-prod`), a DNS-1123 label. A
     /// number may serve only one instance; the operator guarantees it.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL_PATTERN))]
     pub instance: String,
 
     /// A phone (E.164) that receives one confirmation WhatsApp message once the channel is
-    /// connected. In `Sandbox` mode it must have joined the sandbox.
+    /// connected; not the channel's own number. In `Sandbox` mode it must have joined the sandbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^\+[1-9][0-9]{1,14}$"))]
+    #[schemars(regex(pattern = E164_PATTERN))]
     pub confirmation_phone_number: Option<String>,
 
     /// The Twilio account that owns the number, and where its credentials are.
@@ -68,7 +88,8 @@ pub struct WhatsAppChannelSpec {
     /// Where Twilio delivers inbound messages: the application's receiver.
     pub webhook: WebhookSpec,
 
-    /// `Business` for a registered WhatsApp number, `Sandbox` for Twilio's shared test number.
+    /// `Business` for a registered WhatsApp number, `Sandbox` for Twilio's shared test number
+    /// (then `phoneNumber` must be `+14155238886`).
     #[serde(default)]
     pub mode: ChannelMode,
 
@@ -77,14 +98,16 @@ pub struct WhatsAppChannelSpec {
     #[serde(default = "default_true")]
     pub active: bool,
 
-    /// The chat queue that handles the channel's messages. Required while `active` is true.
+    /// The chat queue that handles the channel's messages (1-253 characters of visible text:
+    /// no control or invisible formatting characters, no space at either end). Required while
+    /// `active` is true; `queue: null` counts as absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = 253), regex(pattern = TEXT_PATTERN))]
     pub queue: Option<String>,
 
     /// The language of quick-reply templates, a BCP 47 tag such as `en` or `pt-BR`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 35), regex(pattern = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"))]
+    #[schemars(length(max = 35), regex(pattern = BCP47_PATTERN))]
     pub language: Option<String>,
 
     /// Suspends reconciliation: no Twilio calls at all until set back to false.
@@ -118,33 +141,36 @@ fn default_true() -> bool {
 #[serde(rename_all = "camelCase")]
 pub struct TwilioSpec {
     /// The Twilio Account SID (the guide's "App Id"): `AC` followed by 32 hex digits.
-    #[schemars(regex(pattern = r"^AC[0-9a-fA-F]{32}$"))]
+    #[schemars(regex(pattern = ACCOUNT_SID_PATTERN))]
     pub account_sid: String,
 
-    /// A Secret in the channel's namespace holding either `authToken` (the guide's "Token"),
-    /// or `apiKeySid` and `apiKeySecret` for a Twilio API key. Never put a token in the spec.
+    /// A Secret in the channel's namespace (a reference cannot name another namespace) holding
+    /// either `authToken` (the guide's "Token"), or `apiKeySid` and `apiKeySecret` for a Twilio
+    /// API key. Never put a token in the spec.
     pub credentials_secret_ref: LocalSecretReference,
 }
 
-/// A reference to a Secret in the same namespace.
+/// A reference to a Secret in the channel's own namespace. There is no `namespace` field: the
+/// API server drops one (pruning), so a channel can never read another namespace's Secret.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalSecretReference {
-    /// The Secret's name.
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    /// The Secret's name (a DNS-1123 subdomain).
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
     pub name: String,
 }
 
-/// A key of a Secret in the same namespace.
+/// A key of a Secret in the channel's own namespace (no `namespace` field, as for
+/// [`LocalSecretReference`]).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalSecretKeyReference {
-    /// The Secret's name.
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    /// The Secret's name (a DNS-1123 subdomain).
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
     pub name: String,
     /// The key within the Secret.
     #[serde(default = "default_client_secret_key")]
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_KEY_PATTERN))]
     pub key: String,
 }
 
@@ -156,8 +182,8 @@ fn default_client_secret_key() -> String {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookSpec {
-    /// The receiver URL (https only, no `user:password@` userinfo), e.g.
-    /// `https://sm-receiver.example.com/api/webhook/LeadGen/whatsapp`.
+    /// The receiver URL: https only, ASCII only (percent-encode anything else), no
+    /// `user:password@` userinfo; e.g. `https://sm-receiver.example.com/api/webhook/LeadGen/whatsapp`.
     #[schemars(length(max = 2048), regex(pattern = HTTPS_URL_PATTERN))]
     pub url: String,
     /// The HTTP method Twilio uses to call the receiver. WhatsApp senders accept only `POST`.
@@ -197,6 +223,16 @@ pub enum ChannelMode {
     Sandbox,
 }
 
+impl ChannelMode {
+    /// The mode as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Business => "Business",
+            Self::Sandbox => "Sandbox",
+        }
+    }
+}
+
 /// What deleting the channel does at Twilio.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum DeletionPolicy {
@@ -223,11 +259,11 @@ pub enum BindingPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct IdentityServerSpec {
     /// The identity server's base URL; the token endpoint is `<url>/connect/token`. https, or
-    /// http on loopback for local development; no `user:password@` userinfo.
+    /// http on loopback for local development; ASCII only, no `user:password@` userinfo.
     #[schemars(length(max = 2048), regex(pattern = IDENTITY_URL_PATTERN))]
     pub url: String,
-    /// The OAuth2 client id.
-    #[schemars(length(min = 1, max = 256))]
+    /// The OAuth2 client id (printable ASCII).
+    #[schemars(length(min = 1, max = 256), regex(pattern = CLIENT_ID_PATTERN))]
     pub client_id: String,
     /// The Secret key holding the OAuth2 client secret (key defaults to `clientSecret`).
     pub client_secret_ref: LocalSecretKeyReference,

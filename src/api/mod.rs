@@ -6,6 +6,7 @@
 pub mod binding;
 pub mod channel;
 pub mod condition;
+pub mod rules;
 
 pub use binding::{WhatsAppNumberBinding, WhatsAppNumberBindingSpec};
 pub use channel::*;

@@ -27,8 +27,11 @@ pub use load::{Format, LoadError, Source};
 pub use report::{Diagnostic, OutputFormat, Report, Severity};
 pub use schema::{FieldPath, Schema, SchemaError, Seg};
 
-/// A DNS-1123 subdomain: the rule for object names.
-const DNS_SUBDOMAIN_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A label's name, or a non-empty label value.
+const LABEL_TEXT_PATTERN: &str = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$";
+/// The most that all of an object's annotations may hold, keys and values (the API server's
+/// limit, 256 KiB).
+const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
 
 /// Why `check` could not do its job (as opposed to what it found): exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +152,8 @@ struct Checker<'o> {
     schemas: HashMap<(String, String), Schema>,
     subdomain: Regex,
     label: Regex,
+    /// A label's name or non-empty value.
+    label_text: Regex,
     diagnostics: Vec<(usize, usize, Severity, String)>,
     channels: Vec<Channel>,
     secrets: HashMap<(String, String), SecretDoc>,
@@ -175,8 +180,9 @@ impl<'o> Checker<'o> {
         Ok(Self {
             options,
             schemas,
-            subdomain: regex(DNS_SUBDOMAIN_PATTERN, "metadata.name")?,
+            subdomain: regex(crate::api::DNS_SUBDOMAIN_PATTERN, "metadata.name")?,
             label: regex(crate::api::DNS_LABEL_PATTERN, "metadata.namespace")?,
+            label_text: regex(LABEL_TEXT_PATTERN, "metadata.labels")?,
             diagnostics: Vec::new(),
             channels: Vec::new(),
             secrets: HashMap::new(),
@@ -276,11 +282,6 @@ impl<'o> Checker<'o> {
             let at_line = loc.line_of(&at.key("apiVersion").0);
             return self.report(file, at_line, Severity::Error, message);
         }
-        let (namespace, name, value) = self.validate(file, loc, at, version, kind, map);
-        if kind != channel_kind {
-            return;
-        }
-        let spec = value.get("spec");
         let field_line = |path: &[&str]| {
             let mut p = at.key("spec");
             for seg in path {
@@ -288,6 +289,37 @@ impl<'o> Checker<'o> {
             }
             loc.line_of(&p.0)
         };
+        if kind == channel_kind {
+            // Before pruning drops it: a reference to another namespace's Secret.
+            for reference in [["twilio", "credentialsSecretRef"], ["identityServer", "clientSecretRef"]] {
+                let pointer = format!("/{}/namespace", reference.join("/"));
+                if let Some(other) = map.get("spec").and_then(|spec| spec.pointer(&pointer)) {
+                    let message = format!(
+                        "spec.{}.namespace {other}: a Secret reference cannot name another namespace; the API server \
+                         drops the field and the operator reads the Secret from the channel's own namespace",
+                        reference.join(".")
+                    );
+                    let line = field_line(&[reference[0], reference[1], "namespace"]);
+                    self.report(file, line, Severity::Error, message);
+                }
+            }
+        }
+        let (namespace, name, value) = self.validate(file, loc, at, version, kind, map);
+        if kind != channel_kind {
+            return;
+        }
+        let spec = value.get("spec");
+        // The rules the schema cannot express, as the operator applies them.
+        if let Some(spec) = spec.and_then(|s| serde_json::from_value::<crate::api::WhatsAppChannelSpec>(s.clone()).ok())
+        {
+            for problem in crate::api::rules::spec_problems(&spec).into_iter().filter(|p| !p.in_schema) {
+                let message = format!(
+                    "{} (the operator would report {}=False, reason InvalidSpec, and call no Twilio API)",
+                    problem.message, problem.condition
+                );
+                self.report(file, field_line(&[problem.field]), Severity::Error, message);
+            }
+        }
         let claim =
             match (spec, &name) {
                 (Some(spec), Some(name)) => claim(spec, &namespace, name).map(|(binding, number, sandbox_account)| {
@@ -343,6 +375,27 @@ impl<'o> Checker<'o> {
                         self.report(file, line("name"), Severity::Error, message);
                     }
                 }
+                if let Some(Value::Object(labels)) = meta.get("labels") {
+                    for (key, value) in labels {
+                        if let Some(problem) = self.label_problem(key, value) {
+                            let message = format!("metadata.labels {}: {problem}", Value::from(key.as_str()));
+                            self.report(file, line("labels"), Severity::Error, message);
+                        }
+                    }
+                }
+                if let Some(Value::Object(annotations)) = meta.get("annotations") {
+                    let size: usize = annotations
+                        .iter()
+                        .map(|(k, v)| k.len() + v.as_str().map_or_else(|| v.to_string().len(), str::len))
+                        .sum();
+                    if size > ANNOTATIONS_MAX_BYTES {
+                        let message = format!(
+                            "metadata.annotations hold {size} bytes: the API server refuses more than \
+                             {ANNOTATIONS_MAX_BYTES} (keys and values together)"
+                        );
+                        self.report(file, line("annotations"), Severity::Error, message);
+                    }
+                }
                 match meta.get("namespace") {
                     None | Some(Value::Null) => {}
                     Some(Value::String(ns)) if ns.len() <= 63 && self.label.is_match(ns) => namespace = ns.clone(),
@@ -373,6 +426,32 @@ impl<'o> Checker<'o> {
         (namespace, name, value)
     }
 
+    /// Why the API server would refuse a label, if it would: a key is `[prefix/]name` (a DNS-1123
+    /// subdomain prefix, a name of at most 63 characters), a value at most 63 characters; names
+    /// and values are letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit.
+    fn label_problem(&self, key: &str, value: &Value) -> Option<String> {
+        let (prefix, name) = key.rsplit_once('/').map_or((None, key), |(p, n)| (Some(p), n));
+        if prefix.is_some_and(|p| p.len() > 253 || !self.subdomain.is_match(p)) {
+            return Some("the key's prefix is not a DNS-1123 subdomain".to_owned());
+        }
+        if name.is_empty() || name.len() > 63 || !self.label_text.is_match(name) {
+            return Some(
+                "the key's name is not 1 to 63 letters, digits, '-', '_' and '.', starting and ending with a letter \
+                 or digit"
+                    .to_owned(),
+            );
+        }
+        match value.as_str() {
+            None => Some(format!("the value must be a string, got {value}")),
+            Some(v) if v.len() > 63 || !(v.is_empty() || self.label_text.is_match(v)) => Some(format!(
+                "the value {} is not at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter \
+                 or digit",
+                Value::from(v)
+            )),
+            Some(_) => None,
+        }
+    }
+
     fn secret(&mut self, file: usize, line: usize, map: &Map<String, Value>) {
         let meta = map.get("metadata");
         let Some(name) = meta.and_then(|m| m.get("name")).and_then(Value::as_str) else {
@@ -380,10 +459,18 @@ impl<'o> Checker<'o> {
         };
         let namespace =
             meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or(&self.options.namespace);
+        // The keys with a value the operator would use: it trims values, and an empty one counts
+        // as missing (`data` is base64; one that does not decode is left to the API server).
+        let usable = |field: &str, value: &Value| match field {
+            "data" => serde_json::from_value::<k8s_openapi::ByteString>(value.clone())
+                .map(|b| !String::from_utf8_lossy(&b.0).trim().is_empty())
+                .unwrap_or(true),
+            _ => value.as_str().is_none_or(|v| !v.trim().is_empty()),
+        };
         let keys = ["data", "stringData"]
             .iter()
-            .filter_map(|k| map.get(*k).and_then(Value::as_object))
-            .flat_map(|m| m.keys().cloned())
+            .filter_map(|k| Some((*k, map.get(*k).and_then(Value::as_object)?)))
+            .flat_map(|(field, m)| m.iter().filter(move |(_, v)| usable(field, v)).map(|(k, _)| k.clone()))
             .collect();
         self.secrets.entry((namespace.to_owned(), name.to_owned())).or_insert(SecretDoc { file, line, keys });
     }
@@ -460,23 +547,26 @@ impl<'o> Checker<'o> {
                 let api_key = has("apiKeySid") && has("apiKeySecret");
                 if !has("authToken") && !api_key {
                     let message = format!(
-                        "Secret {}/{} ({}) has neither authToken nor apiKeySid and apiKeySecret",
+                        "Secret {}/{} ({}) has neither authToken nor apiKeySid and apiKeySecret (with non-blank \
+                         values): the channel would report CredentialsValid=False, reason SecretKeyMissing",
                         ch.namespace,
                         r.name,
                         at(s.file, s.line)
                     );
-                    found.push((ch.file, r.line, Severity::Warning, message));
+                    found.push((ch.file, r.line, Severity::Error, message));
                 }
             }
             if let Some((r, s)) = ch.identity.as_ref().and_then(|r| Some((r, secret(r)?))) {
                 if let Some(key) = r.key.as_deref().filter(|k| !s.keys.contains(*k)) {
                     let message = format!(
-                        "Secret {}/{} ({}) has no key {key} for spec.identityServer.clientSecretRef",
+                        "Secret {}/{} ({}) has no key {key} (with a non-blank value) for \
+                         spec.identityServer.clientSecretRef: the channel would report IdentityVerified=False, \
+                         reason IdentitySecretMissing",
                         ch.namespace,
                         r.name,
                         at(s.file, s.line)
                     );
-                    found.push((ch.file, r.line, Severity::Warning, message));
+                    found.push((ch.file, r.line, Severity::Error, message));
                 }
             }
         }
@@ -653,13 +743,22 @@ spec:
         let api_key = secret("twilio", "  apiKeySid: SK1\n  apiKeySecret: s\n");
         assert_eq!(check(&[("c.yaml", &ch), ("s.yaml", &api_key)]), Vec::<String>::new());
         let bad = [secret("twilio", "  apiKeySid: SK1\n"), secret("id", "  other: s\n")].join("---\n");
-        assert_eq!(
-            check(&[("c.yaml", &ch), ("s.yaml", &bad)]),
-            vec![
-                "c.yaml:11: warning: Secret default/twilio (s.yaml:1) has neither authToken nor apiKeySid and apiKeySecret",
-                "c.yaml:19: warning: Secret default/id (s.yaml:8) has no key clientSecret for spec.identityServer.clientSecretRef",
-            ]
-        );
+        let expected = vec![
+            "c.yaml:11: error: Secret default/twilio (s.yaml:1) has neither authToken nor apiKeySid and apiKeySecret \
+             (with non-blank values): the channel would report CredentialsValid=False, reason SecretKeyMissing",
+            "c.yaml:19: error: Secret default/id (s.yaml:8) has no key clientSecret (with a non-blank value) for \
+             spec.identityServer.clientSecretRef: the channel would report IdentityVerified=False, reason \
+             IdentitySecretMissing",
+        ];
+        assert_eq!(check(&[("c.yaml", &ch), ("s.yaml", &bad)]), expected);
+        // Blank values count as missing, as the operator trims them: in stringData, and in data
+        // (base64 of "  \n").
+        let blank = [
+            secret("twilio", "  authToken: \"  \"\n"),
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: id\ndata:\n  clientSecret: ICAK\n".to_owned(),
+        ]
+        .join("---\n");
+        assert_eq!(check(&[("c.yaml", &ch), ("s.yaml", &blank)]), expected);
     }
 
     #[test]

@@ -148,6 +148,9 @@ struct Failure {
     /// Orders the failures of one field: the type first, `anyOf` last.
     rank: u8,
     message: String,
+    /// The fields an `anyOf` pins to values (`enum`): when one of them has a wrong type or a value
+    /// outside its own `enum`, that failure says it all.
+    pinned: Vec<FieldPath>,
 }
 
 impl Schema {
@@ -178,6 +181,9 @@ impl Schema {
         // A value of the wrong type fails nothing else worth saying.
         let mistyped: HashSet<FieldPath> = failures.iter().filter(|f| f.rank == 0).map(|f| f.at.clone()).collect();
         failures.retain(|f| f.rank == 0 || !mistyped.contains(&f.at));
+        // Nor does a value outside its enum make the `anyOf`s that pin it worth a word.
+        let invalid: HashSet<FieldPath> = failures.iter().filter(|f| f.rank <= 1).map(|f| f.at.clone()).collect();
+        failures.retain(|f| !f.pinned.iter().any(|p| invalid.contains(p)));
         failures.sort_by(|a, b| (&a.at, a.rank).cmp(&(&b.at, b.rank)));
         let errors = failures.into_iter().map(|f| Finding { severity: Severity::Error, at: f.at, message: f.message });
         walk.findings.extend(errors);
@@ -195,6 +201,7 @@ impl Schema {
         let at = field_path(doc, error.instance_path().as_str());
         let value: &Value = error.instance();
         let shown = shown(&at);
+        let mut pinned = Vec::new();
         let (rank, message) = match error.kind() {
             ValidationErrorKind::Type { kind } => {
                 let types: Vec<&str> = match kind {
@@ -236,6 +243,9 @@ impl Schema {
                 let mut notes: Vec<String> = Vec::new();
                 for branch in branches {
                     for (key, sub) in branch.get("properties").and_then(Value::as_object).into_iter().flatten() {
+                        if sub.get("enum").is_some() {
+                            pinned.push(at.key(key));
+                        }
                         let current = value.get(key).filter(|_| sub.get("enum").is_some());
                         if let Some(current) = current {
                             let default = if defaulted.contains(&at.key(key)) { ", the default" } else { "" };
@@ -260,7 +270,7 @@ impl Schema {
             // Bounds, counts, `uniqueItems`, `not`: the crate says it well enough.
             _ => (6, format!("{shown}: {error}")),
         };
-        out.push(Failure { at, rank, message });
+        out.push(Failure { at, rank, message, pinned });
     }
 
     /// The branches of the `anyOf` or `oneOf` an error is about.
@@ -666,12 +676,16 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                r#"error: spec.instance "CRM" does not match ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ @spec.instance"#,
-                r#"error: spec.mode "sandbox" is not one of "Business", "Sandbox" @spec.mode"#,
-                r#"error: spec.phoneNumber "+1 415" does not match ^\+[1-9][0-9]{1,14}$ @spec.phoneNumber"#,
-                r#"error: spec.queue "" is shorter than 1 characters @spec.queue"#,
-                r#"error: spec.suspend must be of type boolean, got string "maybe" @spec.suspend"#,
-                r#"error: spec.webhook.url "http://receiver.example.com/hook" does not match ^https://[^\s/?#@]+([/?#][^\s]*)?$ @spec.webhook.url"#,
+                r#"error: spec.instance "CRM" does not match ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ @spec.instance"#
+                    .to_owned(),
+                r#"error: spec.mode "sandbox" is not one of "Business", "Sandbox" @spec.mode"#.to_owned(),
+                r#"error: spec.phoneNumber "+1 415" does not match ^\+[1-9][0-9]{1,14}$ @spec.phoneNumber"#.to_owned(),
+                r#"error: spec.queue "" is shorter than 1 characters @spec.queue"#.to_owned(),
+                r#"error: spec.suspend must be of type boolean, got string "maybe" @spec.suspend"#.to_owned(),
+                format!(
+                    "error: spec.webhook.url \"http://receiver.example.com/hook\" does not match {} @spec.webhook.url",
+                    crate::api::HTTPS_URL_PATTERN
+                ),
             ]
         );
         let got = messages(with(json!({"phoneNumber": 14155550100u64, "instance": "x".repeat(64)})));

@@ -17,7 +17,7 @@ use super::report::Builder;
 use super::{confirm, release, Input, Locate, Next, Read, Step, Target, WebhookWrite};
 
 /// The WhatsApp sandbox's shared number.
-pub const SANDBOX_NUMBER: &str = "+14155238886";
+pub use crate::api::SANDBOX_NUMBER;
 
 /// Plans a pass over a live channel.
 pub(super) fn apply(input: Input<'_>) -> Next {
@@ -36,13 +36,9 @@ pub(super) fn apply(input: Input<'_>) -> Next {
             return b.finish();
         }
     };
-    if ch.spec.mode == ChannelMode::Sandbox && number.as_str() != SANDBOX_NUMBER {
-        b.set(
-            T::NumberVerified,
-            Status::False,
-            Reason::InvalidSpec,
-            format!("mode Sandbox uses Twilio's sandbox number {SANDBOX_NUMBER}, not {number}"),
-        );
+    // What the schema cannot express (the same rules `check` applies): no Twilio call at all.
+    if let Some(problem) = crate::api::rules::spec_problems(&ch.spec).into_iter().next() {
+        b.set(problem.condition, Status::False, Reason::InvalidSpec, problem.message);
         b.forget_attempt = true;
         return b.finish();
     }

@@ -272,6 +272,14 @@ fn condition_reasons_table() {
             phase: Phase::Failed,
         },
         Case {
+            name: "a confirmation to the channel's own number",
+            ch: |c| c.spec.confirmation_phone_number = Some(c.spec.phone_number.clone()),
+            cl: nocl,
+            tw: notw,
+            expect: &[("ConfirmationSent", "False/InvalidSpec"), ("Ready", "False/InvalidSpec")],
+            phase: Phase::Failed,
+        },
+        Case {
             name: "held by another channel",
             ch: none,
             cl: |c| {
