@@ -108,8 +108,10 @@ pub struct RunArgs {
     #[arg(long, env = "WAO_BACKOFF_MAX", default_value = "5m", value_parser = humantime::parse_duration)]
     pub backoff_max: Duration,
 
-    /// How many channels are reconciled at once.
-    #[arg(long, env = "WAO_CONCURRENCY", default_value_t = 8)]
+    /// How many channels are reconciled at once. Passes mostly wait on Twilio (a fleet of
+    /// 10,000 channels reaches Ready at about the API server's pace with 64; see README
+    /// "Benchmarks"); Twilio's per-account limits are respected through 429 holds either way.
+    #[arg(long, env = "WAO_CONCURRENCY", default_value_t = 64)]
     pub concurrency: u16,
 
     /// The longest one reconcile pass may take, Twilio paging included. A pass that takes

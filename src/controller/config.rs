@@ -43,7 +43,7 @@ impl OperatorConfig {
             permanent_retry_interval: Duration::from_secs(1800),
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
-            concurrency: 8,
+            concurrency: 64,
             twilio,
             instance: None,
             pass_timeout: Duration::from_secs(60),
