@@ -1,9 +1,9 @@
 //! The floors each figure is judged against, taken in the same run:
 //! - **Twilio**: the fewest calls the fleet needs × the latency ÷ the in-flight limit, per
 //!   account, accounts in parallel (computed from the simulator's settings);
-//! - **API server**: a trivial client doing only the operator's writes of the cold start (the
-//!   same creates, status writes and patches, in the same numbers) at the operator's
-//!   concurrency, on look-alike objects the operator does not watch;
+//! - **API server**: a trivial client doing only the operator's writes of the cold start until
+//!   all channels were Ready (the same creates, status writes and patches, in the same numbers)
+//!   at the operator's concurrency, on look-alike objects the operator does not watch;
 //! - **memory**: an empty kube-rs program holding the operator's three watches in reflector
 //!   stores (a child process: `whatsapp-bench memory-floor`).
 
@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Event, ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
-};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
@@ -84,7 +82,7 @@ fn floor_ns(ns: &str) -> String {
 
 /// The API-server floor: creates look-alike channels (not timed), then replays `writes` (the
 /// operator's cold-start writes by `verb resource`) spread evenly over them at `concurrency`,
-/// timed; `status` is a Ready channel's status, the size the operator writes. Cleans up after.
+/// timed; `status` is a Ready channel's status, the size the operator writes.
 pub async fn api_floor(
     client: &Client,
     fleet: &Fleet,
@@ -141,17 +139,8 @@ pub async fn api_floor(
     .buffer_unordered(concurrency.max(1))
     .try_collect::<Vec<()>>()
     .await?;
-    let took = started.elapsed().as_secs_f64();
-
-    // Clean up: the look-alikes, their bindings and Events.
-    let dp = DeleteParams::default();
-    floor_api(client, "FloorNumberBinding", None).delete_collection(&dp, &ListParams::default()).await?;
-    for a in &fleet.accounts {
-        let ns = floor_ns(&a.namespace);
-        floor_api(client, "FloorChannel", Some(&ns)).delete_collection(&dp, &ListParams::default()).await?;
-        Api::<Event>::namespaced(client.clone(), &ns).delete_collection(&dp, &ListParams::default()).await?;
-    }
-    Ok(took)
+    // The look-alikes stay (the operator does not watch them; the control plane goes with the run).
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// One look-alike channel's share of the writes.
