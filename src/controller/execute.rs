@@ -64,7 +64,8 @@ pub async fn pass(ctx: &Context, ch: &WhatsAppChannel) -> Result<Ended, Error> {
         }
         i += 1;
     }
-    finish(ctx, ch, plan, version).await
+    let fingerprint = obs.credentials.as_ref().map(|c| c.fingerprint());
+    finish(ctx, ch, plan, version, fingerprint.as_deref()).await
 }
 
 fn plan_config(ctx: &Context) -> PlanConfig {
@@ -220,7 +221,14 @@ async fn write_status(
 
 /// Writes the final status, publishes the Events, remembers what the caches must, and says
 /// what happens next.
-async fn finish(ctx: &Context, ch: &WhatsAppChannel, plan: Plan, mut version: Option<String>) -> Result<Ended, Error> {
+/// `fingerprint`: the pass's credentials, whose cached verification a refusal forgets.
+async fn finish(
+    ctx: &Context,
+    ch: &WhatsAppChannel,
+    plan: Plan,
+    mut version: Option<String>,
+    fingerprint: Option<&str>,
+) -> Result<Ended, Error> {
     let account = &ch.spec.twilio.account_sid;
     let old = plan::old_status(ch);
     let finalize = matches!(plan.after, After::Finalize);
@@ -238,8 +246,11 @@ async fn finish(ctx: &Context, ch: &WhatsAppChannel, plan: Plan, mut version: Op
         }
     }
     publish(ctx, ch, &plan.events).await;
-    if plan.forget_verification {
-        ctx.verifications.invalidate(account);
+    // Only these credentials' verification: other credentials of the account (a rotation in
+    // progress) keep theirs, so passes still holding the old token cannot make every pass
+    // with the new one verify again.
+    if let (true, Some(f)) = (plan.forget_verification, fingerprint) {
+        ctx.verifications.invalidate(account, f);
     }
     if let (true, Some(uid)) = (plan.forget_attempt, ch.uid()) {
         ctx.attempts.forget(&uid);

@@ -92,10 +92,10 @@ impl VerificationCache {
             .await
     }
 
-    /// Forgets every cached verification of `account_sid` (e.g. after Twilio said 401 on a later
-    /// call with the same credentials).
-    pub fn invalidate(&self, account_sid: &str) {
-        self.0.invalidate_prefix(&format!("{account_sid}\0"));
+    /// Forgets the cached verification of these credentials of `account_sid` (e.g. after Twilio
+    /// said 401 on a later call with them); other credentials of the account keep theirs.
+    pub fn invalidate(&self, account_sid: &str, fingerprint: &str) {
+        self.0.invalidate_prefix(&format!("{account_sid}\0{fingerprint}"));
     }
 }
 
@@ -191,5 +191,28 @@ impl Attempts {
     /// Forgets channel `uid` (deleted).
     pub fn forget(&self, uid: &str) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn forgetting_one_credential_keeps_the_others_of_the_account() {
+        let checks: SharedChecks<u32> = SharedChecks::default();
+        let hour = |_: &u32| Some(Duration::from_secs(3600));
+        for key in ["AC1\0old", "AC1\0new", "AC2\0old"] {
+            let (_, ran) = checks.get(key.into(), || async { 1 }, hour).await;
+            assert!(ran);
+        }
+        checks.invalidate_prefix("AC1\0old");
+        let ran = |key: &'static str| {
+            let checks = &checks;
+            async move { checks.get(key.into(), || async { 2 }, hour).await.1 }
+        };
+        assert!(ran("AC1\0old").await, "the forgotten one is checked again");
+        assert!(!ran("AC1\0new").await, "the rotated-in credentials keep their verification");
+        assert!(!ran("AC2\0old").await);
     }
 }
