@@ -14,7 +14,7 @@ export IMAGE_NAME IMAGE_TAG IMAGE_ARCHIVE
 CHART := charts/whatsapp-operator
 
 .PHONY: help build crds check-crds check-chart-crds lint-chart fmt fmt-check clippy lint deny test test-unit test-integration \
-        bench bench-report demo demo-stop twilio-specs twilio-coverage control-plane tools image test-image test-gitops-health clean
+        bench bench-report bench-readme demo demo-stop twilio-specs twilio-coverage control-plane tools image test-image test-gitops-health clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -91,6 +91,9 @@ bench: control-plane tools ## Benchmark the release build against measured floor
 bench-report: ## Render the last bench's table and chart (target/bench/report.md, time-to-ready.svg)
 	$(CARGO) build --release -p whatsapp-bench
 	target/release/whatsapp-bench report --dir $(BENCH_DIR)
+
+bench-readme: ## Copy the last bench's report into README.md (section Benchmarks)
+	hack/bench-readme.sh $(BENCH_DIR)
 
 image: ## OCI archive (target/image/*.oci.tar): static binary FROM scratch, by buildah (vfs), no Docker
 	hack/build-image.sh

@@ -73,7 +73,7 @@ impl Fleet {
             .map(|j| {
                 let a = j % accounts.len();
                 // Every other channel of each account confirms.
-                let confirms = (j / accounts.len()) % 2 == 0;
+                let confirms = (j / accounts.len()).is_multiple_of(2);
                 Channel {
                     account: a,
                     namespace: accounts[a].namespace.clone(),
