@@ -292,8 +292,10 @@ pub(super) fn twilio_failure(b: &mut Builder<'_>, during: T, e: TwilioError) {
         TwilioError::Unauthorized { .. } | TwilioError::NotFound { .. }
             if during == T::CredentialsValid || matches!(e, TwilioError::Unauthorized { .. }) =>
         {
-            // Refused later with the same credentials (a revoked key): verify afresh next time.
-            b.forget_verification = true;
+            // Refused later with credentials the cache says are good (a revoked key): verify
+            // afresh next time. A refused verification is itself the cached answer: forgetting it
+            // would make every pass with these credentials ask again (a rotation in progress).
+            b.forget_verification = during != T::CredentialsValid;
             b.set(
                 T::CredentialsValid,
                 Status::False,

@@ -488,9 +488,14 @@ fn error_classification_transient_backs_off_permanent_waits() {
         if !transient {
             assert!(matches!(p.after, After::Requeue(d) if d == Duration::from_secs(1800)), "{e:?}: {:?}", p.after);
         }
-        assert_eq!(p.forget_verification, matches!(e, TwilioError::Unauthorized { .. }));
+        assert!(!p.forget_verification, "{e:?}: a refused verification is the cached answer itself");
         assert_eq!(p.hold.is_some(), matches!(e, TwilioError::RateLimited { .. }));
     }
+    // Refused later with credentials the cached verification accepted: verify afresh.
+    let tw = Twilio { target: Err(unauthorized()), ..Twilio::default() };
+    let (p, _) = run(&channel(), &cluster(), &tw, vec![]);
+    assert_eq!(reason(&p, "CredentialsValid"), "False/InvalidCredentials");
+    assert!(p.forget_verification);
 }
 
 #[test]
