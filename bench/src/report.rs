@@ -176,7 +176,7 @@ fn markdown(runs: &[RunResult]) -> (String, bool) {
     let _ = writeln!(md, "## Benchmark\n");
     let _ = writeln!(
         md,
-        "Machine: {}. Twilio latency {} ms per request, {} in flight per account, {} accounts; operator `--concurrency {}`; verify interval {} s in the restart, steady and later scenarios.\n",
+        "Machine: {}. Twilio latency {} ms per request, {} in flight per account, {} accounts; operator `--concurrency {}`; verify interval 1 h in the cold start and restart, {} s in the steady, rotation and drift scenarios.\n",
         first.machine, first.latency_ms, first.in_flight, first.accounts, first.concurrency, first.verify_interval_secs
     );
     let _ = writeln!(md, "| N | scenario | wall s | p50 s | p99 s | floor s | × floor | Twilio calls/ch | Twilio writes | 429s | API reads/ch | API writes/ch | peak RSS MiB | × mem floor | CPU s |");
