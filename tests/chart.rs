@@ -39,7 +39,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use whatsapp_operator::api::{WhatsAppChannel, WhatsAppNumberBinding};
 use whatsapp_operator::controller::protection::SECRET_FINALIZER;
-use whatsapp_operator::controller::{FINALIZER, RESEND_CONFIRMATION_ANNOTATION};
+use whatsapp_operator::controller::FINALIZER;
 
 use common::control_plane::ControlPlane;
 use common::operator::{random_account_sid, random_number, start_sim, StrictSim};
@@ -84,7 +84,7 @@ const NEEDED_FOR: &[(&str, &str, &str, &str)] = &[
     ("whatsapp-operator.io", "whatsappchannels/status", "patch", "ready"),
     ("events.k8s.io", "events", "create", "event-published"),
     ("whatsapp-operator.io", "whatsappnumberbindings", "patch", "instance-repointed"),
-    // The same Event again: the recorder patches its series.
+    // The same Event again within minutes: its series is patched.
     ("events.k8s.io", "events", "patch", "event-counted"),
     // A binding whose holder the caches lack is read (in any namespace) before it is called
     // stale, then deleted with preconditions.
@@ -713,21 +713,23 @@ impl World {
             }
         })
         .await?;
-        // A second confirmation: the same Event again, counted by a patch of its series.
-        self.channels(a_ns)
-            .patch(
-                "a",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"annotations": {RESEND_CONFIRMATION_ANNOTATION: "again"}}})),
-            )
-            .await
-            .expect("annotate a");
+        // The same Event again within minutes (Ready again after a suspension): counted by a
+        // patch of the first one's series, not published twice.
+        let suspend = |on: bool| {
+            let patch = json!({"spec": {"suspend": on}});
+            async move {
+                self.channels(a_ns).patch("a", &PatchParams::default(), &Patch::Merge(patch)).await.expect("suspend a")
+            }
+        };
+        suspend(true).await;
+        step("suspended", async || self.condition(a_ns, "a", "Ready", "False").await).await?;
+        suspend(false).await;
         step("event-counted", async || {
             let events = self.events_about(a_ns, "a").await?;
-            let sent: Vec<_> = events.iter().filter(|ev| ev.reason.as_deref() == Some("MessageSent")).collect();
-            match sent.iter().filter_map(|ev| ev.series.as_ref()).map(|s| s.count).max() {
+            let ready: Vec<_> = events.iter().filter(|ev| ev.reason.as_deref() == Some("ChannelReady")).collect();
+            match ready.iter().filter_map(|ev| ev.series.as_ref()).map(|s| s.count).max() {
                 Some(n) if n >= 2 => Ok(()),
-                other => Err(format!("{} MessageSent Events, series count {other:?}", sent.len())),
+                other => Err(format!("{} ChannelReady Events, series count {other:?}", ready.len())),
             }
         })
         .await?;

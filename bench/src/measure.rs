@@ -39,6 +39,10 @@ pub struct Scenario {
     pub cpu_secs: f64,
     /// The scenario's length used for rates (e.g. the rest window), seconds.
     pub window_secs: f64,
+    /// Rotation only: the verifications (account fetches) of the rotated account; the other
+    /// accounts' periodic ones fall into the window too.
+    #[serde(default)]
+    pub rotated_account_fetches: Option<u64>,
 }
 
 /// Counts the simulator's log from sequence number `after` on (exclusive).

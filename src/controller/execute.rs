@@ -8,7 +8,6 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::Event;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
@@ -289,14 +288,7 @@ async fn finish(
 async fn publish(ctx: &Context, ch: &WhatsAppChannel, notes: &[plan::Note]) {
     let reference = ch.object_ref(&());
     for n in notes {
-        let ev = Event {
-            type_: n.type_,
-            reason: n.reason.as_str().to_owned(),
-            note: Some(n.message.clone()),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
+        if let Err(e) = ctx.events.publish(&reference, n.type_, n.reason.as_str(), &n.message, "Reconcile").await {
             tracing::warn!(channel = %ch.name_any(), error = %e, "cannot publish an Event");
         }
     }

@@ -13,6 +13,7 @@ pub mod conditions;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod events;
 mod execute;
 pub mod index;
 mod observe;
@@ -30,7 +31,6 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{predicates, watcher, Predicate, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
@@ -67,7 +67,7 @@ pub struct Context {
     /// Settings.
     pub config: OperatorConfig,
     /// Publishes Events.
-    pub recorder: Recorder,
+    pub events: events::EventPublisher,
     /// The stores and indexes.
     pub cache: Cache,
     /// Secret data read for passes.
@@ -108,9 +108,8 @@ impl Context {
         let identity =
             IdentityClient::with_policy(config.twilio.timeout, &config.twilio.user_agent, config.outbound.clone())
                 .map_err(|e| crate::twilio::TwilioError::InvalidInput(e.to_string()))?;
-        let reporter = Reporter { controller: "whatsapp-operator".into(), instance: config.instance.clone() };
         Ok(Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: events::EventPublisher::new(client.clone(), "whatsapp-operator", config.instance.as_deref()),
             cache,
             secrets: credentials::SecretReader::default(),
             protector: protection::Protector::default(),
@@ -149,6 +148,17 @@ impl Context {
         let _ = self.secret_wake.send(ObjectRef::new(name).within(ns));
     }
 }
+
+/// How the watches list: in pages of [`LIST_PAGE`] objects, read from etcd. Not from the API
+/// server's watch cache (`resourceVersion=0`), which ignores the page size and answers a
+/// cluster's every Secret in one response: tens of MiB that the process would hold at once,
+/// and keep as heap it cannot give back, before slimming a single object.
+fn list_pages() -> watcher::Config {
+    watcher::Config::default().page_size(LIST_PAGE)
+}
+
+/// Objects per page of a watch's listing.
+pub const LIST_PAGE: u32 = 250;
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
@@ -264,7 +274,7 @@ pub async fn run_prepared(
     // deletion trigger a reconcile; the operator's own status writes do not.
     let c = cache.clone();
     let wake = wake_tx.clone();
-    let channel_stream = watcher(channels, watcher::Config::default().any_semantic())
+    let channel_stream = watcher(channels, list_pages())
         .default_backoff()
         .modify(cache::slim_channel)
         .reflect(channel_writer)
@@ -299,7 +309,7 @@ pub async fn run_prepared(
     // reaches the operator's memory, except for the Secrets channels use.
     let c = cache.clone();
     let wake = wake_tx.clone();
-    let secret_stream = watcher(secrets, watcher::Config::default().any_semantic())
+    let secret_stream = watcher(secrets, list_pages())
         .default_backoff()
         .modify(cache::slim_meta)
         .reflect(secret_writer)
@@ -313,7 +323,7 @@ pub async fn run_prepared(
             }
         })
         .touched_objects();
-    let binding_stream = watcher(bindings, watcher::Config::default().any_semantic())
+    let binding_stream = watcher(bindings, list_pages())
         .default_backoff()
         .modify(cache::slim_meta)
         .reflect(binding_writer)
