@@ -21,6 +21,7 @@ use whatsapp_operator::admission::{self, AdmissionConfig, AdmissionError, Regist
 use whatsapp_operator::api::{WhatsAppChannel, WhatsAppNumberBinding};
 use whatsapp_operator::binding;
 use whatsapp_operator::controller::cache::{self, Cache};
+use whatsapp_operator::controller::stored::StoredChannel;
 use whatsapp_operator::controller::{self, FINALIZER};
 use whatsapp_operator::twilio::E164;
 
@@ -70,14 +71,13 @@ fn watch_cache(client: &Client, namespace: Option<&str>) -> (Cache, tokio::task:
         listed: Default::default(),
     };
     cache.note_listed(2, &watcher::Event::<()>::InitDone);
-    let channel_api: Api<WhatsAppChannel> = match namespace {
+    let channel_api: Api<StoredChannel> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
     let c = cache.clone();
-    let channel_stream = watcher(channel_api, watcher::Config::default().any_semantic())
+    let channel_stream = watcher(channel_api, watcher::Config::default())
         .default_backoff()
-        .modify(cache::slim_channel)
         .reflect(channel_writer)
         .map(move |ev| {
             if let Ok(ev) = &ev {

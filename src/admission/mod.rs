@@ -411,8 +411,8 @@ async fn review_response(shared: &Shared, req: &AdmissionRequest<DynamicObject>)
     };
     let verdict = match tokio::time::timeout(shared.lookup_timeout, lookup(shared, &claimant)).await {
         Ok(Ok(facts)) => {
-            let rivals: Vec<&WhatsAppChannel> = facts.rivals.iter().map(|c| c.as_ref()).collect();
-            decision::judge(&claimant, facts.binding.as_deref(), facts.holder.as_deref(), &rivals)
+            let rivals: Vec<&WhatsAppChannel> = facts.rivals.iter().collect();
+            decision::judge(&claimant, facts.binding.as_deref(), facts.holder.as_ref(), &rivals)
         }
         outcome => {
             let reason = match outcome {
@@ -450,8 +450,8 @@ async fn review_response(shared: &Shared, req: &AdmissionRequest<DynamicObject>)
 /// The objects [`decision::judge`] needs about a claimant's number.
 struct Facts {
     binding: Option<Arc<WhatsAppNumberBinding>>,
-    holder: Option<Arc<WhatsAppChannel>>,
-    rivals: Vec<Arc<WhatsAppChannel>>,
+    holder: Option<WhatsAppChannel>,
+    rivals: Vec<WhatsAppChannel>,
 }
 
 /// Reads what the cache knows of `claimant`'s number, once the cache has listed the cluster
@@ -474,11 +474,11 @@ async fn lookup(shared: &Shared, claimant: &Claimant) -> Result<Facts, kube::Err
             Some(ch) => Some(ch),
             None => {
                 let api: Api<WhatsAppChannel> = Api::namespaced(shared.client.clone(), &h.namespace);
-                api.get_opt(&h.name).await?.map(Arc::new)
+                api.get_opt(&h.name).await?
             }
         },
     };
-    let rivals = cache.channels_under(&binding_key(&name)).iter().filter_map(|r| cache.channels.get(r)).collect();
+    let rivals = cache.channels_filed_under(&binding_key(&name));
     Ok(Facts { binding, holder, rivals })
 }
 
@@ -516,6 +516,7 @@ async fn reload_on_change(cert: PathBuf, key: PathBuf, tls: RustlsConfig) {
 mod tests {
     use super::*;
     use crate::binding;
+    use crate::controller::stored::StoredChannel;
     use crate::twilio::E164;
     use kube::runtime::reflector;
     use kube::runtime::watcher::Event;
@@ -567,7 +568,7 @@ mod tests {
             listed: Default::default(),
         };
         for ch in channels {
-            let event = Event::Apply(ch.clone());
+            let event = Event::Apply(StoredChannel::pack(ch.clone()).expect("pack"));
             channel_writer.apply_watcher_event(&event);
             cache.follow_channel(&event);
         }

@@ -33,12 +33,12 @@ struct Entry {
 /// A digest of what a channel asks the operator to do: its generation, whether it is being
 /// deleted, and the annotations that steer a pass. A backoff holds only while it is unchanged:
 /// a deletion, a spec change or `skip-cleanup` during a backoff is acted on at once.
-pub fn trigger(ch: &crate::api::WhatsAppChannel) -> u64 {
+pub fn trigger(ch: &impl kube::Resource) -> u64 {
     use kube::ResourceExt;
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    ch.metadata.generation.hash(&mut h);
-    ch.metadata.deletion_timestamp.is_some().hash(&mut h);
+    ch.meta().generation.hash(&mut h);
+    ch.meta().deletion_timestamp.is_some().hash(&mut h);
     for a in [super::SKIP_CLEANUP_ANNOTATION, super::RESEND_CONFIRMATION_ANNOTATION] {
         ch.annotations().get(a).hash(&mut h);
     }

@@ -3,8 +3,9 @@
 //!
 //! Objects are slimmed before they enter a store: managedFields always, and annotations the
 //! operator never reads (kubectl's `last-applied-configuration` carries a client-side-applied
-//! Secret's data a second time). Secret *data* never enters a store; a pass reads it for the one
-//! Secret it needs (see [`super::credentials::SecretReader`]).
+//! Secret's data a second time). Channels are stored packed ([`StoredChannel`]). Secret *data*
+//! never enters a store; a pass reads it for the one Secret it needs (see
+//! [`super::credentials::SecretReader`]).
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
@@ -17,16 +18,17 @@ use crate::binding;
 use crate::twilio::E164;
 
 use super::index::Index;
+use super::stored::StoredChannel;
 use super::{RESEND_CONFIRMATION_ANNOTATION, SKIP_CLEANUP_ANNOTATION};
 
-/// A channel's identity in the indexes: namespace and name.
-pub type ChannelKey = (String, String);
+/// A channel's identity in the indexes: namespace and name (shared, not copied, by its entries).
+pub type ChannelKey = std::sync::Arc<(String, String)>;
 
 /// The stores and indexes every pass and watch mapper reads.
 #[derive(Clone)]
 pub struct Cache {
-    /// Every watched channel.
-    pub channels: Store<WhatsAppChannel>,
+    /// Every watched channel, packed.
+    pub channels: Store<StoredChannel>,
     /// Every number binding (cluster-scoped).
     pub bindings: Store<WhatsAppNumberBinding>,
     /// The metadata of every watched Secret.
@@ -74,12 +76,17 @@ pub fn channel_keys(ch: &WhatsAppChannel) -> Vec<String> {
 }
 
 /// The index identity of a channel.
-pub fn channel_id(ch: &WhatsAppChannel) -> Option<ChannelKey> {
-    Some((ch.namespace()?, ch.name_any()))
+pub fn channel_id<K: kube::Resource>(ch: &K) -> Option<ChannelKey> {
+    Some(std::sync::Arc::new((ch.meta().namespace.clone()?, ch.meta().name.clone()?)))
+}
+
+/// The keys a stored channel is filed under (none if it cannot be unpacked).
+pub fn stored_channel_keys(ch: &StoredChannel) -> Vec<String> {
+    ch.unpack().map(|c| channel_keys(&c)).unwrap_or_default()
 }
 
 /// The channel reference of an index identity.
-pub fn channel_ref(key: &ChannelKey) -> ObjectRef<WhatsAppChannel> {
+pub fn channel_ref(key: &ChannelKey) -> ObjectRef<StoredChannel> {
     ObjectRef::new(&key.1).within(&key.0)
 }
 
@@ -89,11 +96,28 @@ pub fn slim_channel(ch: &mut WhatsAppChannel) {
     ch.annotations_mut().retain(|k, _| k == RESEND_CONFIRMATION_ANNOTATION || k == SKIP_CLEANUP_ANNOTATION);
 }
 
-/// Slims a binding or Secret metadata before it enters the store.
+/// Slims a binding before it enters the store.
 pub fn slim_meta<K: kube::Resource>(obj: &mut K) {
     let meta = obj.meta_mut();
     meta.managed_fields = None;
     meta.annotations = None;
+}
+
+/// Slims a Secret's metadata before it enters the store: what the operator reads of a Secret
+/// without its data is whether it exists, its version, its finalizers and its deletion. A
+/// cluster holds many Secrets that no channel uses, so nothing else is kept.
+pub fn slim_secret_meta(s: &mut PartialObjectMeta<Secret>) {
+    let m = std::mem::take(&mut s.metadata);
+    s.types = None;
+    s.metadata = kube::api::ObjectMeta {
+        name: m.name,
+        namespace: m.namespace,
+        uid: m.uid,
+        resource_version: m.resource_version,
+        finalizers: m.finalizers,
+        deletion_timestamp: m.deletion_timestamp,
+        ..Default::default()
+    };
 }
 
 impl Cache {
@@ -115,9 +139,9 @@ impl Cache {
     }
 
     /// Files a channel watch event in the channel index.
-    pub fn follow_channel(&self, event: &Event<WhatsAppChannel>) {
+    pub fn follow_channel(&self, event: &Event<StoredChannel>) {
         self.note_listed(0, event);
-        self.channel_index.follow(event, channel_id, channel_keys);
+        self.channel_index.follow(event, channel_id, stored_channel_keys);
     }
 
     /// Files a binding watch event in the holder index.
@@ -126,14 +150,19 @@ impl Cache {
         self.holder_index.follow(event, |b| Some(b.name_any()), |b| vec![b.spec.channel_ref.uid.clone()]);
     }
 
-    /// The channels filed under `key`.
-    pub fn channels_under(&self, key: &str) -> Vec<ObjectRef<WhatsAppChannel>> {
+    /// The references of the channels filed under `key`.
+    pub fn channels_under(&self, key: &str) -> Vec<ObjectRef<StoredChannel>> {
         self.channel_index.get(key).iter().map(channel_ref).collect()
     }
 
-    /// The channel `ns/name`, from the store.
-    pub fn channel(&self, ns: &str, name: &str) -> Option<std::sync::Arc<WhatsAppChannel>> {
-        self.channels.get(&ObjectRef::new(name).within(ns))
+    /// The channels filed under `key`, from the store, unpacked.
+    pub fn channels_filed_under(&self, key: &str) -> Vec<WhatsAppChannel> {
+        self.channel_index.get(key).iter().filter_map(|k| self.channel(&k.0, &k.1)).collect()
+    }
+
+    /// The channel `ns/name`, from the store, unpacked.
+    pub fn channel(&self, ns: &str, name: &str) -> Option<WhatsAppChannel> {
+        self.channels.get(&ObjectRef::new(name).within(ns)).and_then(|c| c.unpack().ok())
     }
 
     /// The binding named `name`, from the store.

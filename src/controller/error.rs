@@ -33,6 +33,9 @@ pub enum Error {
     /// The pass did not finish within its deadline (a stuck Twilio or identity server).
     #[error("the pass did not finish within {0:?}")]
     Deadline(Duration),
+    /// The store's copy of the channel cannot be unpacked (never expected).
+    #[error(transparent)]
+    Store(#[from] super::stored::UnpackError),
 }
 
 impl Error {
@@ -56,6 +59,7 @@ impl Error {
             Self::MissingField(_) => "missing_field",
             Self::Waiting(_) => "waiting",
             Self::Deadline(_) => "deadline",
+            Self::Store(_) => "store",
         }
     }
 }

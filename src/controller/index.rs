@@ -6,13 +6,18 @@
 //! objects. It follows a watcher's events, relists included: objects not seen again between
 //! `Init` and `InitDone` are dropped, as the reflector drops them from its store.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use kube::runtime::watcher::Event;
 
 /// Objects (`O`) filed under keys (`String`).
+///
+/// Sized for fleets: each key string is held once (shared between both directions), and the
+/// objects of a key are a sorted vector, not a tree (most keys, a number's binding name, have
+/// one object; a tree node would cost half a KiB for it). Cheap-to-clone objects (`Arc`s)
+/// avoid copies in both directions.
 #[derive(Debug)]
 pub struct Index<O> {
     inner: RwLock<Inner<O>>,
@@ -20,8 +25,8 @@ pub struct Index<O> {
 
 #[derive(Debug)]
 struct Inner<O> {
-    forward: HashMap<O, Vec<String>>,
-    reverse: HashMap<String, BTreeSet<O>>,
+    forward: HashMap<O, Box<[Arc<str>]>>,
+    reverse: HashMap<Arc<str>, Vec<O>>,
     /// Objects seen since the last `Init`, while a relist is under way.
     relisting: Option<HashSet<O>>,
 }
@@ -98,25 +103,39 @@ impl<O: Clone + Eq + Hash + Ord> Index<O> {
 
 impl<O: Clone + Eq + Hash + Ord> Inner<O> {
     fn apply(&mut self, obj: O, keys: Vec<String>) {
-        if self.forward.get(&obj) == Some(&keys) {
+        if self.forward.get(&obj).is_some_and(|old| old.iter().map(|k| &**k).eq(keys.iter().map(String::as_str))) {
             return;
         }
         self.delete(&obj);
-        for k in &keys {
-            self.reverse.entry(k.clone()).or_default().insert(obj.clone());
+        let mut filed = Vec::with_capacity(keys.len());
+        for k in keys {
+            // The key string the reverse map already holds, if any.
+            let key = match self.reverse.get_key_value(k.as_str()) {
+                Some((key, _)) => key.clone(),
+                None => Arc::from(k),
+            };
+            let objects = self.reverse.entry(key.clone()).or_default();
+            if let Err(at) = objects.binary_search(&obj) {
+                objects.insert(at, obj.clone());
+            }
+            filed.push(key);
         }
-        self.forward.insert(obj, keys);
+        self.forward.insert(obj, filed.into_boxed_slice());
     }
 
     fn delete(&mut self, obj: &O) {
         let Some(keys) = self.forward.remove(obj) else {
             return;
         };
-        for k in keys {
-            if let Some(set) = self.reverse.get_mut(&k) {
-                set.remove(obj);
-                if set.is_empty() {
-                    self.reverse.remove(&k);
+        for k in keys.iter() {
+            if let Some(objects) = self.reverse.get_mut(k) {
+                if let Ok(at) = objects.binary_search(obj) {
+                    objects.remove(at);
+                }
+                if objects.is_empty() {
+                    self.reverse.remove(k);
+                } else if objects.capacity() > 2 * objects.len() + 4 {
+                    objects.shrink_to_fit();
                 }
             }
         }

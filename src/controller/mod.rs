@@ -21,6 +21,7 @@ pub mod plan;
 pub mod protection;
 pub mod readiness;
 mod reconcile;
+pub mod stored;
 pub mod verification;
 pub mod webhook;
 
@@ -36,7 +37,7 @@ use kube::runtime::{predicates, watcher, Predicate, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::mpsc;
 
-use crate::api::{WhatsAppChannel, WhatsAppNumberBinding};
+use crate::api::WhatsAppNumberBinding;
 use crate::leader::Leadership;
 use crate::telemetry::Metrics;
 use crate::twilio::{IdentityClient, SenderDirectory, TwilioClient};
@@ -178,7 +179,7 @@ pub struct Prepared {
     client: Client,
     config: OperatorConfig,
     cache: Cache,
-    channel_writer: reflector::store::Writer<WhatsAppChannel>,
+    channel_writer: reflector::store::Writer<stored::StoredChannel>,
     binding_writer: reflector::store::Writer<WhatsAppNumberBinding>,
     secret_writer: reflector::store::Writer<PartialObjectMeta<Secret>>,
     leadership: Leadership,
@@ -260,7 +261,8 @@ pub async fn run_prepared(
         }
     };
     let concurrency = config.concurrency;
-    let channels: Api<WhatsAppChannel> = api(&client, ns.as_deref());
+    // Packed as they are decoded (see `stored`).
+    let channels: Api<stored::StoredChannel> = api(&client, ns.as_deref());
     // Metadata only: the data of the cluster's Secrets never reaches the operator's memory.
     let secrets: Api<PartialObjectMeta<Secret>> = api(&client, ns.as_deref());
     let bindings: Api<WhatsAppNumberBinding> = Api::all(client.clone());
@@ -276,14 +278,13 @@ pub async fn run_prepared(
     let wake = wake_tx.clone();
     let channel_stream = watcher(channels, list_pages())
         .default_backoff()
-        .modify(cache::slim_channel)
         .reflect(channel_writer)
         .map(move |ev| {
             if let Ok(ev) = &ev {
                 c.follow_channel(ev);
                 // A channel gone or going may have been the last to need its Secret.
-                let gone = |ch: &WhatsAppChannel| {
-                    if let Some(ns) = ch.namespace() {
+                let gone = |ch: &stored::StoredChannel| {
+                    if let (Some(ns), Ok(ch)) = (ch.namespace(), ch.unpack()) {
                         let _ = wake.send(ObjectRef::new(&ch.spec.twilio.credentials_secret_ref.name).within(&ns));
                     }
                 };
@@ -311,7 +312,7 @@ pub async fn run_prepared(
     let wake = wake_tx.clone();
     let secret_stream = watcher(secrets, list_pages())
         .default_backoff()
-        .modify(cache::slim_meta)
+        .modify(cache::slim_secret_meta)
         .reflect(secret_writer)
         .map({
             let c = cache.clone();
@@ -382,12 +383,12 @@ pub async fn run_prepared(
 }
 
 /// Backs off a failed channel: exponential with jitter, per object, at least `Retry-After`.
-fn error_policy(ch: Arc<WhatsAppChannel>, err: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(ch: Arc<stored::StoredChannel>, err: &Error, ctx: Arc<Context>) -> Action {
     if let Error::Waiting(d) = err {
         return Action::requeue(*d);
     }
     let key = format!("{}/{}", ch.namespace().unwrap_or_default(), ch.name_any());
-    let delay = ctx.backoff.next_delay(&key, err.retry_after(), backoff::trigger(&ch));
+    let delay = ctx.backoff.next_delay(&key, err.retry_after(), backoff::trigger(ch.as_ref()));
     tracing::warn!(channel = %key, error = %err, retry_in = ?delay, "reconcile failed; backing off");
     Action::requeue(delay.max(Duration::from_millis(100)))
 }

@@ -52,7 +52,7 @@ async fn binding_view(ctx: &Context, ch: &WhatsAppChannel, name: String, number:
     let existing = cache.binding(&name);
     let holder = existing.as_ref().map(|b| b.spec.channel_ref.clone());
     let cached = holder.as_ref().and_then(|h| cache.channel(&h.namespace, &h.name));
-    let mut state = binding::state(existing.as_deref(), cached.as_deref(), ch, number);
+    let mut state = binding::state(existing.as_deref(), cached.as_ref(), ch, number);
     if let (BindingState::Stale { .. }, Some(h)) = (&state, &holder) {
         let api: kube::Api<WhatsAppChannel> = kube::Api::namespaced(ctx.client.clone(), &h.namespace);
         let fresh = api.get_opt(&h.name).await?;

@@ -44,7 +44,7 @@ pub fn is_protected(secret: &ObjectMeta) -> bool {
 /// number (its cleanup releases the bindings last), so channels deleted together do not keep
 /// the Secret for each other.
 pub fn still_needed(cache: &Cache, ns: &str, name: &str) -> bool {
-    cache.channels_under(&secret_key(ns, name)).iter().filter_map(|r| cache.channels.get(r)).any(|ch| {
+    cache.channels_filed_under(&secret_key(ns, name)).iter().any(|ch| {
         if !needs_secret(&ch, name) {
             return false;
         }
@@ -114,9 +114,8 @@ pub const REPLACE_GRACE: std::time::Duration = std::time::Duration::from_secs(20
 /// it is being replaced or retired, not torn down with its channels.
 fn only_live_users(cache: &Cache, ns: &str, name: &str) -> bool {
     cache
-        .channels_under(&secret_key(ns, name))
+        .channels_filed_under(&secret_key(ns, name))
         .iter()
-        .filter_map(|r| cache.channels.get(r))
         .filter(|ch| needs_secret(ch, name))
         .all(|ch| ch.metadata.deletion_timestamp.is_none())
 }

@@ -12,15 +12,21 @@ use crate::api::WhatsAppChannel;
 
 use super::error::{Error, Result};
 use super::execute::{self, Ended};
+use super::stored::StoredChannel;
 use super::{backoff, Context, FINALIZER};
 
 /// Entry point called by the controller runtime: one pass, counted and timed, in a span that
 /// names the channel on every log line.
-pub async fn reconcile(ch: Arc<WhatsAppChannel>, ctx: Arc<Context>) -> Result<Action> {
-    let span = tracing::info_span!("reconcile", namespace = %ch.namespace().unwrap_or_default(), name = %ch.name_any());
+pub async fn reconcile(stored: Arc<StoredChannel>, ctx: Arc<Context>) -> Result<Action> {
+    let span =
+        tracing::info_span!("reconcile", namespace = %stored.namespace().unwrap_or_default(), name = %stored.name_any());
     let started = std::time::Instant::now();
     ctx.metrics.reconciles_in_flight.inc();
-    let result = tracing::Instrument::instrument(gated(ch, ctx.clone()), span).await;
+    let pass = async {
+        let ch = Arc::new(stored.unpack()?);
+        gated(ch, ctx.clone()).await
+    };
+    let result = tracing::Instrument::instrument(pass, span).await;
     ctx.metrics.reconciles_in_flight.dec();
     let (outcome, label) = match &result {
         Ok(_) => ("settled", ""),
@@ -37,7 +43,7 @@ async fn gated(ch: Arc<WhatsAppChannel>, ctx: Arc<Context>) -> Result<Action> {
     let key = format!("{ns}/{}", ch.name_any());
     // A channel backing off waits, unless what it was asked to do changed since it failed
     // (a deletion, a spec change, the skip-cleanup or resend annotation).
-    if let Some(wait) = ctx.backoff.remaining(&key, backoff::trigger(&ch)) {
+    if let Some(wait) = ctx.backoff.remaining(&key, backoff::trigger(ch.as_ref())) {
         return Ok(Action::requeue(wait));
     }
     // Only the leader acts; a new leader looks at every channel when it takes over.

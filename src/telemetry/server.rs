@@ -38,7 +38,7 @@ async fn metrics_text(State(s): State<Shared>) -> impl IntoResponse {
             .channels
             .state()
             .iter()
-            .map(|c| c.status.as_ref().and_then(|st| st.phase).map_or("None", |p| p.as_str())),
+            .map(|c| c.phase.map_or("None", |p| p.as_str())),
     );
     s.metrics.leader.set(i64::from(s.leader.is_leader()));
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
