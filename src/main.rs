@@ -6,7 +6,7 @@ use clap::Parser;
 use whatsapp_operator::cli::{Cli, Command, RunArgs};
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    tune_malloc();
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(async_main()),
         Err(e) => {
@@ -20,12 +20,18 @@ fn main() -> ExitCode {
 /// per core) and keeps each arena's freed memory: with tokio's workers and the blocking threads
 /// of name resolution, that multiplies the resident memory of a process that mostly waits on
 /// the network. Two arenas are plenty here (see README "Benchmarks" for the figures).
-fn limit_malloc_arenas() {
+///
+/// A fixed mmap threshold, too: glibc raises its threshold to the size of each large block
+/// freed, so after the first pages of a listing (a few hundred KiB to MiB each) every later one
+/// is carved from the heap, where its freed space stays resident; below a fixed threshold they
+/// are mapped and unmapped.
+fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: called first in `main`, before any other thread exists; mallopt only sets a
-    // parameter of the allocator.
+    // SAFETY: called first in `main`, before any other thread exists; mallopt only sets
+    // parameters of the allocator.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 

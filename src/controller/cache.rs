@@ -96,20 +96,11 @@ pub fn slim_channel(ch: &mut WhatsAppChannel) {
     ch.annotations_mut().retain(|k, _| k == RESEND_CONFIRMATION_ANNOTATION || k == SKIP_CLEANUP_ANNOTATION);
 }
 
-/// Slims a binding before it enters the store.
+/// Slims a binding (or Secret metadata) before it enters the store: what the operator reads of
+/// their metadata is their identity, version, finalizers and deletion. Nothing else is kept.
 pub fn slim_meta<K: kube::Resource>(obj: &mut K) {
-    let meta = obj.meta_mut();
-    meta.managed_fields = None;
-    meta.annotations = None;
-}
-
-/// Slims a Secret's metadata before it enters the store: what the operator reads of a Secret
-/// without its data is whether it exists, its version, its finalizers and its deletion. A
-/// cluster holds many Secrets that no channel uses, so nothing else is kept.
-pub fn slim_secret_meta(s: &mut PartialObjectMeta<Secret>) {
-    let m = std::mem::take(&mut s.metadata);
-    s.types = None;
-    s.metadata = kube::api::ObjectMeta {
+    let m = std::mem::take(obj.meta_mut());
+    *obj.meta_mut() = kube::api::ObjectMeta {
         name: m.name,
         namespace: m.namespace,
         uid: m.uid,
@@ -118,6 +109,14 @@ pub fn slim_secret_meta(s: &mut PartialObjectMeta<Secret>) {
         deletion_timestamp: m.deletion_timestamp,
         ..Default::default()
     };
+}
+
+/// Slims a Secret's metadata before it enters the store, as [`slim_meta`]: a cluster holds
+/// many Secrets that no channel uses, and what the operator reads of one without its data is
+/// whether it exists, its version, its finalizers and its deletion.
+pub fn slim_secret_meta(s: &mut PartialObjectMeta<Secret>) {
+    slim_meta(s);
+    s.types = None;
 }
 
 impl Cache {
