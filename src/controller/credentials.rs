@@ -4,8 +4,7 @@
 //! resourceVersion (the metadata store says when it changed) and kept for the channels that
 //! share it; a Secret the store does not have is reported missing without a request.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use kube::core::PartialObjectMeta;
@@ -13,6 +12,8 @@ use kube::{Api, Client, ResourceExt};
 
 use crate::api::Reason;
 use crate::twilio::{Credentials, Secret};
+
+use super::single_flight::Slots;
 
 /// Secret keys the credentials may use.
 pub const AUTH_TOKEN_KEY: &str = "authToken";
@@ -60,14 +61,12 @@ fn not_found(ns: &str, name: &str) -> SecretProblem {
     }
 }
 
-/// One Secret's last read data; the lock makes concurrent passes wait for one read.
-type Slot = Arc<tokio::sync::Mutex<Option<Arc<SecretData>>>>;
-
 /// Secret data read for passes, one read per Secret and resourceVersion (single-flight: passes
 /// that need the same Secret at once wait for one GET).
 #[derive(Debug, Default)]
 pub struct SecretReader {
-    cache: Mutex<HashMap<(String, String), Slot>>,
+    /// Per Secret (namespace, name): its last read data.
+    slots: Slots<(String, String), Option<Arc<SecretData>>>,
 }
 
 impl SecretReader {
@@ -82,11 +81,11 @@ impl SecretReader {
     ) -> Result<Result<Arc<SecretData>, SecretProblem>, kube::Error> {
         let key = (ns.to_owned(), name.to_owned());
         let Some(meta) = meta else {
-            self.lock().remove(&key);
+            self.slots.forget(&key);
             return Ok(Err(not_found(ns, name)));
         };
         let version = meta.resource_version().unwrap_or_default();
-        let slot = self.lock().entry(key).or_default().clone();
+        let slot = self.slots.slot(key);
         let mut last = slot.lock().await;
         if let Some(hit) = last.as_ref().filter(|d| d.resource_version == version) {
             return Ok(Ok(hit.clone()));
@@ -106,11 +105,7 @@ impl SecretReader {
 
     /// Forgets Secret `ns/name` (deleted).
     pub fn forget(&self, ns: &str, name: &str) {
-        self.lock().remove(&(ns.to_owned(), name.to_owned()));
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Slot>> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+        self.slots.forget(&(ns.to_owned(), name.to_owned()));
     }
 }
 

@@ -53,7 +53,7 @@ impl<O: Clone + Eq + Hash + Ord> Index<O> {
     /// The objects filed under `key`.
     pub fn get(&self, key: &str) -> Vec<O> {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        inner.reverse.get(key).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+        inner.reverse.get(key).map(|s| s.to_vec()).unwrap_or_default()
     }
 
     /// How many objects the index holds.

@@ -21,6 +21,7 @@ pub mod plan;
 pub mod protection;
 pub mod readiness;
 mod reconcile;
+pub mod single_flight;
 pub mod stored;
 pub mod verification;
 pub mod webhook;

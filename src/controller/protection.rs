@@ -45,7 +45,7 @@ pub fn is_protected(secret: &ObjectMeta) -> bool {
 /// the Secret for each other.
 pub fn still_needed(cache: &Cache, ns: &str, name: &str) -> bool {
     cache.channels_filed_under(&secret_key(ns, name)).iter().any(|ch| {
-        if !needs_secret(&ch, name) {
+        if !needs_secret(ch, name) {
             return false;
         }
         if ch.metadata.deletion_timestamp.is_none() {
@@ -61,17 +61,14 @@ pub fn still_needed(cache: &Cache, ns: &str, name: &str) -> bool {
 #[derive(Debug, Default)]
 pub struct Protector {
     /// Per Secret (`ns/name`): the version this process last protected it from.
-    slots: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<Option<String>>>>>,
+    slots: super::single_flight::Slots<String, Option<String>>,
 }
 
 impl Protector {
     /// Adds the finalizer to Secret `ns/name`, unless the store shows it is there, the Secret
     /// is terminating, or this process already protected the version the store shows.
     pub async fn protect(&self, client: &Client, cache: &Cache, ns: &str, name: &str) -> Result<(), kube::Error> {
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.entry(secret_key(ns, name)).or_default().clone()
-        };
+        let slot = self.slots.slot(secret_key(ns, name));
         let mut done = slot.lock().await;
         let Some(meta) = cache.secret(ns, name) else {
             return Ok(());

@@ -18,8 +18,7 @@ use super::{backoff, Context, FINALIZER};
 /// Entry point called by the controller runtime: one pass, counted and timed, in a span that
 /// names the channel on every log line.
 pub async fn reconcile(stored: Arc<StoredChannel>, ctx: Arc<Context>) -> Result<Action> {
-    let span =
-        tracing::info_span!("reconcile", namespace = %stored.namespace().unwrap_or_default(), name = %stored.name_any());
+    let span = tracing::info_span!("reconcile", namespace = %stored.namespace().unwrap_or_default(), name = %stored.name_any());
     let started = std::time::Instant::now();
     ctx.metrics.reconciles_in_flight.inc();
     let pass = async {

@@ -4,10 +4,12 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+
+use super::single_flight::Slots;
 
 use crate::twilio::{Credentials, IdentityClient, IdentityError, Secret, TwilioClient, TwilioError, Verification};
 
@@ -15,19 +17,17 @@ use crate::twilio::{Credentials, IdentityClient, IdentityError, Secret, TwilioCl
 /// for the verification interval, a 429 until its Retry-After, other transient failures never.
 pub type Outcome = Result<Verification, TwilioError>;
 
-/// A cached result and the moment it stops counting.
-type Slot<T> = Arc<tokio::sync::Mutex<Option<(Instant, T)>>>;
-
 /// Results of a check, keyed by what the check depends on (digests, never secrets), each valid
 /// for as long as the check says.
 #[derive(Debug)]
 pub struct SharedChecks<T> {
-    slots: Mutex<HashMap<String, Slot<T>>>,
+    /// Per key: a result and the moment it stops counting.
+    slots: Slots<String, Option<(Instant, T)>>,
 }
 
 impl<T> Default for SharedChecks<T> {
     fn default() -> Self {
-        Self { slots: Mutex::new(HashMap::new()) }
+        Self { slots: Slots::default() }
     }
 }
 
@@ -40,11 +40,8 @@ impl<T: Clone> SharedChecks<T> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
     {
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.retain(|_, s| Arc::strong_count(s) > 1 || s.try_lock().map(|g| fresh(&g)).unwrap_or(true));
-            slots.entry(key).or_default().clone()
-        };
+        self.slots.retain(|_, entry| entry.is_none_or(fresh));
+        let slot = self.slots.slot(key);
         let mut guard = slot.lock().await;
         if let Some((_, result)) = guard.as_ref().filter(|(until, _)| Instant::now() < *until) {
             return (result.clone(), false);
@@ -56,7 +53,7 @@ impl<T: Clone> SharedChecks<T> {
 
     /// Forgets every result whose key starts with `prefix`.
     pub fn invalidate_prefix(&self, prefix: &str) {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner()).retain(|k, _| !k.starts_with(prefix));
+        self.slots.forget_matching(|k| k.starts_with(prefix));
     }
 }
 

@@ -33,13 +33,7 @@ pub fn router(metrics: Arc<Metrics>, cache: Cache, leader: Leadership) -> Router
 }
 
 async fn metrics_text(State(s): State<Shared>) -> impl IntoResponse {
-    s.metrics.set_channels(
-        s.cache
-            .channels
-            .state()
-            .iter()
-            .map(|c| c.phase.map_or("None", |p| p.as_str())),
-    );
+    s.metrics.set_channels(s.cache.channels.state().iter().map(|c| c.phase.map_or("None", |p| p.as_str())));
     s.metrics.leader.set(i64::from(s.leader.is_leader()));
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
 }
