@@ -76,10 +76,8 @@ fn watch_cache(client: &Client, namespace: Option<&str>) -> (Cache, tokio::task:
         None => Api::all(client.clone()),
     };
     let c = cache.clone();
-    let channel_stream = watcher(channel_api, watcher::Config::default())
-        .default_backoff()
-        .reflect(channel_writer)
-        .map(move |ev| {
+    let channel_stream =
+        watcher(channel_api, watcher::Config::default()).default_backoff().reflect(channel_writer).map(move |ev| {
             if let Ok(ev) = &ev {
                 c.follow_channel(ev);
             }
