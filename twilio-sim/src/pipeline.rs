@@ -196,17 +196,16 @@ async fn run(
     };
 
     let actions = lock(&shared.faults).take(&req.method, &req.path, account.as_deref());
+    // Labelled before any delay, so that a request its client abandons still names its fault.
+    if !actions.is_empty() {
+        record.fault = Some(actions.iter().map(FaultAction::label).collect::<Vec<_>>().join(", "));
+    }
     let mut terminal = None;
-    let mut labels = Vec::new();
     for action in actions {
-        labels.push(action.label());
         match action {
             FaultAction::Latency { ms } => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
             other => terminal = Some(other),
         }
-    }
-    if !labels.is_empty() {
-        record.fault = Some(labels.join(", "));
     }
     match &terminal {
         Some(FaultAction::DropBeforeApply) => return (Outcome::Drop, None),

@@ -89,6 +89,7 @@ async fn latency_delays_the_response() {
     wait_until(Duration::from_secs(5), || handle.requests().len() == 2).await;
     let rec = sim.handle.requests().pop().unwrap();
     assert!(rec.abandoned && rec.status.is_none(), "{rec:?}");
+    assert_eq!(rec.fault.as_deref(), Some("latency 2000ms"), "an abandoned request names its fault");
 }
 
 #[tokio::test]
