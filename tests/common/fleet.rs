@@ -168,7 +168,8 @@ impl Fleet {
                     name: format!("ch-{k}"),
                     account: accounts[g % accounts.len()].clone(),
                     number: format!("+1628{:07}", base + g as u32),
-                    confirms: g % 2 == 0,
+                    // Both kinds in every account: senders in even rounds over the accounts.
+                    confirms: (g / accounts.len()) % 2 == 0,
                 });
             }
         }
@@ -488,11 +489,6 @@ pub fn retry_after(r: &RequestRecord) -> Option<u64> {
 pub fn failed(r: &RequestRecord, timeout: Duration) -> bool {
     let slow = r.answered.is_some_and(|a| (a - r.time).to_std().unwrap_or_default() >= timeout);
     r.dropped || r.abandoned || slow || r.status.is_some_and(|s| s == 429 || s >= 500)
-}
-
-/// Records arriving in `[from, to)`.
-pub fn between(records: &[RequestRecord], from: DateTime<Utc>, to: DateTime<Utc>) -> usize {
-    records.iter().filter(|r| r.time >= from && r.time < to).count()
 }
 
 /// A scenario's figures, printed (and appended to `$WAO_CHAOS_REPORT` as a Markdown row).
