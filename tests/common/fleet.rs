@@ -169,7 +169,7 @@ impl Fleet {
                     account: accounts[g % accounts.len()].clone(),
                     number: format!("+1628{:07}", base + g as u32),
                     // Both kinds in every account: senders in even rounds over the accounts.
-                    confirms: (g / accounts.len()) % 2 == 0,
+                    confirms: (g / accounts.len()).is_multiple_of(2),
                 });
             }
         }
