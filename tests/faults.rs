@@ -360,6 +360,20 @@ impl Scenario {
         tokio::time::sleep(self.fleet.scale.fault_window.saturating_sub(elapsed)).await;
     }
 
+    /// Keeps the faults on past the window until every rule limited by `times` (the writes
+    /// that must meet a fault for sure) has been used up: a condition, bounded by the
+    /// convergence timeout.
+    async fn hold_until_used(&self) {
+        self.hold_faults().await;
+        let sim = &self.fleet.sim;
+        common::within(self.fleet.scale.converge_within, async {
+            while sim.faults().iter().any(|f| f.rule.times.is_some()) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+    }
+
     /// Stops the faults, waits until every channel converged and no request is still held by
     /// an injected delay, and checks what every scenario promises: bounded requests per channel
     /// and account, holds after each 429 with Retry-After, one message per channel. Prints the
@@ -487,7 +501,7 @@ async fn fleet_respects_429_bursts_with_and_without_retry_after() {
 
 /// Answers slowed beyond the operator's Twilio timeout: reads, writes stalled and never applied,
 /// and writes applied whose answer comes too late (the first message, sender and number write
-/// each meet one for sure). A timed-out send is looked up, never repeated.
+/// of each partially failing account meet one for sure: the faults last until they did). A timed-out send is looked up, never repeated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_converges_after_timeouts_before_and_after_the_write() {
     let mut s = Scenario::start("fleet-timeout", |_| {}).await;
@@ -498,17 +512,16 @@ async fn fleet_converges_after_timeouts_before_and_after_the_write() {
     let first =
         |action: &FaultAction, path: &str| s.partial(FaultRule::new(action.clone()).method("POST").path(path).times(1));
     rules.extend(first(&after, r"/Messages\.json$"));
-    rules.extend(first(&before, r"/Messages\.json$"));
     rules.extend(first(&after, "^/v2/Channels/Senders/"));
     rules.extend(first(&before, "/IncomingPhoneNumbers/"));
     rules.extend(s.partial(FaultRule::new(before).method("POST").percent(25)));
     rules.extend(s.partial(FaultRule::new(after).method("POST").percent(35)));
     rules.extend(s.partial(FaultRule::new(FaultAction::Latency { ms: late }).method("GET").percent(25)));
     s.faults_on(rules).await;
-    s.hold_faults().await;
+    s.hold_until_used().await;
     let f = s.finish("timeouts before and after the write (one account: all)").await;
     let by = |label: &str| f.during.iter().filter(|r| r.fault.as_deref().is_some_and(|l| l.contains(label))).count();
-    assert!(by("latency_after_apply") >= 2 && by("stall_before_apply") >= 2, "both kinds of timed-out write happened");
+    assert!(by("latency_after_apply") >= 1 && by("stall_before_apply") >= 1, "both kinds of timed-out write happened");
     let sends_applied_late = f
         .during
         .iter()
@@ -519,23 +532,23 @@ async fn fleet_converges_after_timeouts_before_and_after_the_write() {
 }
 
 /// Connections dropped before the write is applied and after it (the first message, sender
-/// and number writes each meet one for sure, then a share of every request).
+/// and number writes of each partially failing account meet one for sure: the faults last until
+/// they did; then a share of every request).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_converges_after_connections_dropped_before_and_after_the_write() {
     let mut s = Scenario::start("fleet-drop", |_| {}).await;
     let mut rules = vec![FaultRule::new(FaultAction::DropBeforeApply).account(&s.outage())];
     let first = |action: FaultAction, path: &str| s.partial(FaultRule::new(action).method("POST").path(path).times(1));
     rules.extend(first(FaultAction::DropAfterApply, r"/Messages\.json$"));
-    rules.extend(first(FaultAction::DropBeforeApply, r"/Messages\.json$"));
     rules.extend(first(FaultAction::DropAfterApply, "^/v2/Channels/Senders/"));
     rules.extend(first(FaultAction::DropBeforeApply, "/IncomingPhoneNumbers/"));
     rules.extend(s.partial(FaultRule::new(FaultAction::DropBeforeApply).percent(20)));
     rules.extend(s.partial(FaultRule::new(FaultAction::DropAfterApply).method("POST").percent(30)));
     s.faults_on(rules).await;
-    s.hold_faults().await;
+    s.hold_until_used().await;
     let f = s.finish("connections dropped before and after the write (one account: all)").await;
     let dropped = |applied: bool| f.during.iter().filter(|r| r.dropped && r.status.is_some() == applied).count();
-    assert!(dropped(true) >= 2 && dropped(false) >= 2, "drops before and after applying both happened");
+    assert!(dropped(true) >= 1 && dropped(false) >= 1, "drops before and after applying both happened");
     let sends_lost =
         f.during.iter().filter(|r| r.path.ends_with("/Messages.json") && r.dropped && r.status == Some(201));
     assert!(sends_lost.count() >= 1, "a message was created whose answer was lost");
@@ -559,7 +572,7 @@ async fn fleet_converges_after_answers_slowed_beyond_the_timeout() {
     rules.extend(s.partial(FaultRule::new(FaultAction::LatencyAfterApply { ms: slow }).method("POST").percent(30)));
     rules.extend(s.partial(FaultRule::new(FaultAction::Latency { ms: slow }).percent(30)));
     s.faults_on(rules).await;
-    s.hold_faults().await;
+    s.hold_until_used().await;
     let (secs, timeout) = (slow as f64 / 1000.0, s.cfg.twilio.timeout.as_secs_f64());
     let name = format!("answers slowed to {secs} s, timeout {timeout} s (one account: all)");
     let f = s.finish(&name).await;
