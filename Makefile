@@ -14,7 +14,7 @@ export IMAGE_NAME IMAGE_TAG IMAGE_ARCHIVE
 CHART := charts/whatsapp-operator
 
 .PHONY: help build crds check-crds check-chart-crds lint-chart fmt fmt-check clippy lint deny test test-unit test-integration \
-        bench bench-report bench-readme demo demo-stop twilio-specs twilio-coverage control-plane tools image test-image test-gitops-health clean
+        chaos bench bench-report bench-readme demo demo-stop twilio-specs twilio-coverage control-plane tools image test-image test-gitops-health clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -72,6 +72,21 @@ test-unit: twilio-specs ## Unit tests (no cluster needed)
 test-integration: twilio-specs control-plane tools ## All tests (unit + integration) against a real API server and the simulator
 	TWILIO_OAI_SPEC_DIR=$$(hack/fetch-twilio-specs.sh) hack/with-control-plane.sh \
 	  $(CARGO) nextest run --workspace --no-fail-fast $(NEXTEST_ARGS)
+
+# `make chaos`: the fleet fault scenarios of tests/faults.rs (`fleet_*`) at the chaos scale
+# (tests/common/fleet.rs: 60 channels in 4 namespaces over 3 accounts, 45 s of faults, answers
+# slowed to 20 s against the operator's default timeouts), one at a time so that the figures are
+# not shared with another test. Each starts a control plane of its own. WAO_CHAOS_* variables
+# change the scale (e.g. `make chaos WAO_CHAOS_CHANNELS=30`).
+CHAOS_REPORT ?= target/chaos/figures.md
+export WAO_CHAOS_NAMESPACES WAO_CHAOS_ACCOUNTS WAO_CHAOS_CHANNELS WAO_CHAOS_FAULT_SECS WAO_CHAOS_SLOW_MS
+
+chaos: twilio-specs control-plane ## Twilio fault scenarios, longer and heavier (60 channels, 45 s of faults, 20 s answers); prints the figures
+	mkdir -p $(dir $(CHAOS_REPORT)) && rm -f $(CHAOS_REPORT)
+	TWILIO_OAI_SPEC_DIR=$$(hack/fetch-twilio-specs.sh) WAO_CHAOS=1 WAO_CHAOS_REPORT=$(abspath $(CHAOS_REPORT)) \
+	  $(CARGO) nextest run --profile chaos --test-threads 1 --test faults -E 'test(/^fleet_/)' $(NEXTEST_ARGS)
+	@echo; echo "make chaos, $$(date -u '+%F %H:%M UTC'), $$(nproc) cores ($$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $$(uname -sr):"; \
+	  cat $(CHAOS_REPORT)
 
 # `make bench`: N = 100, 1,000 and 10,000 (BENCH_QUICK=1: 100 and 1,000), one control plane per N.
 BENCH_N ?= $(if $(BENCH_QUICK),100 1000,100 1000 10000)

@@ -272,6 +272,8 @@ async fn finish(
             Ok(Ended::Finalized)
         }
         After::Backoff(e) => Err(e),
+        // On a rate-limit hold: not settled, so a channel backing off keeps its failure count.
+        After::Wait(d) => Ok(Ended::Retry(backoff::with_jitter(d))),
         // A cleanup that cannot finish yet must not end the finalizer's work: it waits (for the
         // Secret, the hold, the skip-cleanup annotation), without backoff.
         After::Requeue(d) if ch.metadata.deletion_timestamp.is_some() => Ok(Ended::Retry(backoff::with_jitter(d))),

@@ -87,8 +87,9 @@ pub struct Context {
     /// The last Twilio check of each channel that did not end Ready, so that only a change or
     /// its retry interval, not every watch event, leads to another one.
     pub attempts: verification::Attempts,
-    /// Accounts on hold after a 429.
-    pub holds: verification::AccountHolds,
+    /// Accounts on hold after a 429 (shared with the Twilio client, which sends nothing for
+    /// a held account).
+    pub holds: Arc<verification::AccountHolds>,
     /// Wakes the Secret controller for a Secret.
     secret_wake: mpsc::UnboundedSender<ObjectRef<PartialObjectMeta<Secret>>>,
     /// Whether this process leads (only the leader reconciles).
@@ -106,7 +107,9 @@ impl Context {
         secret_wake: mpsc::UnboundedSender<ObjectRef<PartialObjectMeta<Secret>>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, crate::twilio::TwilioError> {
-        let twilio = TwilioClient::new(config.twilio.clone())?.observed(metrics.twilio_observer());
+        let holds = Arc::new(verification::AccountHolds::default());
+        let twilio =
+            TwilioClient::new(config.twilio.clone())?.observed(metrics.twilio_observer()).with_holds(holds.clone());
         let identity =
             IdentityClient::with_policy(config.twilio.timeout, &config.twilio.user_agent, config.outbound.clone())
                 .map_err(|e| crate::twilio::TwilioError::InvalidInput(e.to_string()))?;
@@ -120,7 +123,7 @@ impl Context {
             verifications: verification::VerificationCache::new(),
             identity_checks: verification::IdentityChecks::default(),
             attempts: verification::Attempts::default(),
-            holds: verification::AccountHolds::default(),
+            holds,
             secret_wake,
             leader: Leadership::always(),
             metrics,
@@ -131,11 +134,13 @@ impl Context {
         })
     }
 
-    /// Puts `account` on hold after a 429 (for its Retry-After, else `--backoff-base`).
+    /// Puts `account` on hold after a 429 (for its Retry-After, else `--backoff-base`). Counts
+    /// the holds this puts on or extends (not the calls the client refused during a hold).
     pub fn note_rate_limit(&self, account: &str, e: &crate::twilio::TwilioError) {
         if let crate::twilio::TwilioError::RateLimited { retry_after, .. } = e {
-            self.metrics.rate_limit_holds.inc();
-            self.holds.hold(account, retry_after.unwrap_or(self.config.backoff_base));
+            if self.holds.hold(account, retry_after.unwrap_or(self.config.backoff_base)) {
+                self.metrics.rate_limit_holds.inc();
+            }
         }
     }
 

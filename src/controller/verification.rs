@@ -129,31 +129,9 @@ impl IdentityChecks {
     }
 }
 
-/// Accounts Twilio rate-limited (HTTP 429): no channel of such an account calls Twilio before
-/// the hold ends, so a 429 storm is not answered with more requests.
-#[derive(Debug, Default)]
-pub struct AccountHolds(Mutex<HashMap<String, Instant>>);
-
-impl AccountHolds {
-    /// Holds `account` for `d` (extending, never shortening, a current hold).
-    pub fn hold(&self, account: &str, d: Duration) {
-        let until = Instant::now().checked_add(d).unwrap_or_else(Instant::now);
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = map.entry(account.to_owned()).or_insert(until);
-        *entry = (*entry).max(until);
-    }
-
-    /// How long `account` is still held, if it is.
-    pub fn remaining(&self, account: &str) -> Option<Duration> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let wait = map.get(account)?.saturating_duration_since(Instant::now());
-        if wait.is_zero() {
-            map.remove(account);
-            return None;
-        }
-        Some(wait)
-    }
-}
+/// Accounts Twilio rate-limited (HTTP 429); the Twilio client sends nothing for them until
+/// the hold ends.
+pub use crate::twilio::AccountHolds;
 
 /// What a channel's last Twilio check was based on, and when another one is due anyway.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use tracing::Instrument;
 
 use super::body::{read_limited, BodyError, MAX_TWILIO_BODY_BYTES};
 use super::error::{self, TwilioError};
+use super::holds::AccountHolds;
 use super::redact::redact_url;
 use super::secret::Credentials;
 
@@ -91,6 +92,7 @@ struct Inner {
     api_base: String,
     messaging_base: String,
     observer: Option<RequestObserver>,
+    holds: Option<Arc<AccountHolds>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -140,7 +142,7 @@ impl TwilioClient {
             return Err(TwilioError::InvalidInput("the timeout must be positive".into()));
         }
         let http = http_client(config.timeout, &config.user_agent)?;
-        Ok(Self { inner: Arc::new(Inner { http, api_base, messaging_base, observer: None }) })
+        Ok(Self { inner: Arc::new(Inner { http, api_base, messaging_base, observer: None, holds: None }) })
     }
 
     /// The same client, telling `observer` about every request.
@@ -151,6 +153,22 @@ impl TwilioClient {
             api_base: inner.api_base.clone(),
             messaging_base: inner.messaging_base.clone(),
             observer: Some(observer),
+            holds: inner.holds.clone(),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// The same client, sending nothing for an account `holds` holds: such a call fails at
+    /// once with [`TwilioError::RateLimited`] carrying the rest of the hold, as if Twilio had
+    /// answered 429 (no request is made, none is observed).
+    pub fn with_holds(self, holds: Arc<AccountHolds>) -> Self {
+        let inner = &self.inner;
+        let inner = Inner {
+            http: inner.http.clone(),
+            api_base: inner.api_base.clone(),
+            messaging_base: inner.messaging_base.clone(),
+            observer: inner.observer.clone(),
+            holds: Some(holds),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -207,6 +225,15 @@ impl TwilioClient {
     /// Sends one request and decodes a 2xx JSON body. Maps every failure to [`TwilioError`].
     pub(crate) async fn execute<T: DeserializeOwned>(&self, req: Request<'_>) -> Result<T, TwilioError> {
         req.creds.validate()?;
+        if let Some(wait) = self.inner.holds.as_ref().and_then(|h| h.remaining(req.creds.account_sid())) {
+            tracing::debug!(
+                op = req.op,
+                account = req.creds.account_sid(),
+                ?wait,
+                "account on a rate-limit hold: not sent"
+            );
+            return Err(TwilioError::RateLimited { retry_after: Some(wait), code: None });
+        }
         let span = tracing::debug_span!(
             "twilio",
             op = req.op,

@@ -16,6 +16,8 @@
 //!   from a spec or from Twilio put into a status, an Event or a log line.
 //! - [`SenderDirectory`]: an account's WhatsApp senders by number, listed once per account
 //!   and interval and shared by its channels (single-flight).
+//! - [`AccountHolds`]: accounts on a rate-limit hold after a 429; a client given them
+//!   ([`TwilioClient::with_holds`]) sends nothing for a held account.
 //!
 //! The client never retries (the reconciler owns backoff), never follows redirects (a 3xx is
 //! [`TwilioError::Redirected`]), verifies TLS against the system roots, bounds every request
@@ -35,6 +37,7 @@ mod client;
 mod conformance;
 pub mod directory;
 pub mod error;
+pub mod holds;
 pub mod identity;
 pub mod messages;
 pub mod numbers;
@@ -60,6 +63,7 @@ pub use client::{
 };
 pub use directory::{DirectoryStats, SenderDirectory};
 pub use error::{ErrorBody, TwilioError};
+pub use holds::AccountHolds;
 pub use identity::{IdentityClient, IdentityError, OAuthErrorCode, TokenResponse};
 pub use messages::{Message, MessageContent, MessageQuery, MessageStatus, NewMessage};
 pub use numbers::{Capabilities, IncomingPhoneNumber, SmsMethod};

@@ -13,6 +13,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, ResourceExt};
 
 pub mod control_plane;
+pub mod fleet;
 pub mod operator;
 
 /// How long a test waits for anything before it fails.

@@ -1,8 +1,11 @@
-//! Fault injection: rules that make matching requests fail, slow down or lose their connection,
-//! and a per-account limit on concurrent in-flight requests.
+//! Fault injection: rules that make matching requests fail, slow down or lose their connection
+//! (before or after the request is applied), optionally for a random share of them, and a
+//! per-account limit on concurrent in-flight requests.
 
 use std::collections::HashMap;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -36,9 +39,21 @@ pub enum FaultAction {
     },
     /// Close the connection without a response, before the request touches state.
     DropBeforeApply,
+    /// Hold the request for `ms`, then close the connection without applying it or answering:
+    /// a client whose timeout is shorter times out, and nothing happened.
+    StallBeforeApply {
+        /// Milliseconds.
+        ms: u64,
+    },
     /// Apply the request to state, then close the connection without sending the response
     /// (an ambiguous failure: e.g. the message was created but the client never saw the 201).
     DropAfterApply,
+    /// Apply the request to state, then hold the response for `ms` before sending it: a client
+    /// whose timeout is shorter gives up although the write was applied (an ambiguous timeout).
+    LatencyAfterApply {
+        /// Milliseconds.
+        ms: u64,
+    },
 }
 
 impl FaultAction {
@@ -50,7 +65,9 @@ impl FaultAction {
             FaultAction::RateLimit { retry_after: Some(s) } => format!("rate_limit retry_after={s}"),
             FaultAction::RateLimit { retry_after: None } => "rate_limit".into(),
             FaultAction::DropBeforeApply => "drop_before_apply".into(),
+            FaultAction::StallBeforeApply { ms } => format!("stall_before_apply {ms}ms"),
             FaultAction::DropAfterApply => "drop_after_apply".into(),
+            FaultAction::LatencyAfterApply { ms } => format!("latency_after_apply {ms}ms"),
         }
     }
 
@@ -103,6 +120,10 @@ pub struct FaultRule {
     /// How many requests the rule applies to before it expires (absent: forever).
     #[serde(default)]
     pub times: Option<u32>,
+    /// The share of matching requests the rule applies to, in percent (1-100; absent: all),
+    /// drawn independently per request; a request it spares does not count against `times`.
+    #[serde(default)]
+    pub percent: Option<u8>,
     /// What to do.
     pub action: FaultAction,
 }
@@ -110,7 +131,7 @@ pub struct FaultRule {
 impl FaultRule {
     /// A rule applying `action` to every request, forever.
     pub fn new(action: FaultAction) -> FaultRule {
-        FaultRule { method: None, path: None, account: None, times: None, action }
+        FaultRule { method: None, path: None, account: None, times: None, percent: None, action }
     }
 
     /// Only for this method.
@@ -136,6 +157,12 @@ impl FaultRule {
         self.times = Some(n);
         self
     }
+
+    /// Only for `percent` % of the matching requests, drawn at random per request.
+    pub fn percent(mut self, percent: u8) -> FaultRule {
+        self.percent = Some(percent);
+        self
+    }
 }
 
 /// An installed rule, as listed by `GET /_sim/faults`.
@@ -157,14 +184,24 @@ struct Installed {
     regex: Option<Regex>,
 }
 
-/// The installed rules.
-#[derive(Debug, Default)]
+/// The installed rules, and the random draws of their `percent`.
+#[derive(Debug)]
 pub(crate) struct FaultSet {
     next_id: u64,
     rules: Vec<Installed>,
+    rng: StdRng,
 }
 
 impl FaultSet {
+    /// No rules; `percent` draws seeded from `seed` (reproducible), else from OS entropy.
+    pub fn new(seed: Option<u64>) -> FaultSet {
+        let rng = match seed {
+            Some(s) => StdRng::seed_from_u64(s),
+            None => StdRng::from_os_rng(),
+        };
+        FaultSet { next_id: 0, rules: Vec::new(), rng }
+    }
+
     pub fn add(&mut self, rule: FaultRule) -> Result<u64, SimError> {
         let regex = match &rule.path {
             Some(p) => Some(Regex::new(p).map_err(|e| SimError::InvalidFault(e.to_string()))?),
@@ -177,6 +214,9 @@ impl FaultSet {
         }
         if rule.times == Some(0) {
             return Err(SimError::InvalidFault("times must be at least 1".into()));
+        }
+        if rule.percent.is_some_and(|p| !(1..=100).contains(&p)) {
+            return Err(SimError::InvalidFault("percent must be between 1 and 100".into()));
         }
         self.next_id += 1;
         let id = self.next_id;
@@ -199,10 +239,12 @@ impl FaultSet {
     }
 
     /// Takes the actions for one request: every matching latency rule, then at most one
-    /// terminating rule (first match). Each taken rule consumes one of its `times`.
+    /// terminating rule (first match). A rule with `percent` matches only when its draw says
+    /// so. Each taken rule consumes one of its `times`.
     pub fn take(&mut self, method: &str, path: &str, account: Option<&str>) -> Vec<FaultAction> {
         let mut actions = Vec::new();
         let mut terminal_taken = false;
+        let rng = &mut self.rng;
         for inst in &mut self.rules {
             let rule = &inst.fault.rule;
             let method_ok = rule.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method));
@@ -213,6 +255,9 @@ impl FaultSet {
             }
             let is_latency = matches!(rule.action, FaultAction::Latency { .. });
             if !is_latency && terminal_taken {
+                continue;
+            }
+            if rule.percent.is_some_and(|p| rng.random_range(0..100u8) >= p) {
                 continue;
             }
             terminal_taken |= !is_latency;
@@ -279,7 +324,7 @@ mod tests {
 
     #[test]
     fn rules_expire_and_latency_stacks() {
-        let mut set = FaultSet::default();
+        let mut set = FaultSet::new(None);
         set.add(FaultRule::new(FaultAction::Latency { ms: 5 })).unwrap();
         set.add(FaultRule::new(FaultAction::DropBeforeApply).method("post").path(r"/Messages\.json$").times(1))
             .unwrap();
@@ -303,7 +348,69 @@ mod tests {
 
     #[test]
     fn bad_regex_is_rejected() {
-        let mut set = FaultSet::default();
+        let mut set = FaultSet::new(None);
         assert!(set.add(FaultRule::new(FaultAction::DropBeforeApply).path("(")).is_err());
+    }
+
+    #[test]
+    fn percent_applies_to_about_that_share_and_spared_requests_keep_their_times() {
+        let mut set = FaultSet::new(Some(7));
+        set.add(FaultRule::new(FaultAction::Error { status: 503, code: None, message: None }).percent(30)).unwrap();
+        let hit = (0..10_000).filter(|_| !set.take("GET", "/x", None).is_empty()).count();
+        assert!((2_700..=3_300).contains(&hit), "30 % of 10,000 requests, got {hit}");
+        assert_eq!(set.list()[0].hits, hit as u64);
+
+        // A spared request neither consumes `times` nor hides a later rule.
+        let mut set = FaultSet::new(Some(7));
+        set.add(FaultRule::new(FaultAction::DropBeforeApply).percent(50).times(3)).unwrap();
+        set.add(FaultRule::new(FaultAction::RateLimit { retry_after: None })).unwrap();
+        let taken: Vec<_> = (0..40).map(|_| set.take("GET", "/x", None)).collect();
+        let drops = taken.iter().filter(|a| a.as_slice() == [FaultAction::DropBeforeApply]).count();
+        assert_eq!(drops, 3, "the rule expires after three applications");
+        assert!(taken.iter().all(|a| a.len() == 1), "every other request meets the next rule");
+        assert_eq!(set.list().len(), 1);
+    }
+
+    #[test]
+    fn percent_draws_are_reproducible_with_a_seed() {
+        let draws = |seed| {
+            let mut set = FaultSet::new(Some(seed));
+            set.add(FaultRule::new(FaultAction::DropBeforeApply).percent(30)).unwrap();
+            (0..64).map(|_| set.take("GET", "/x", None).len()).collect::<Vec<_>>()
+        };
+        assert_eq!(draws(1), draws(1));
+        assert_ne!(draws(1), draws(2));
+    }
+
+    #[test]
+    fn percent_out_of_range_is_rejected() {
+        let mut set = FaultSet::new(None);
+        for p in [0, 101] {
+            assert!(set.add(FaultRule::new(FaultAction::DropBeforeApply).percent(p)).is_err(), "{p}");
+        }
+        assert!(set.add(FaultRule::new(FaultAction::DropBeforeApply).percent(100)).is_ok());
+    }
+
+    #[test]
+    fn stall_before_apply_is_terminal() {
+        let mut set = FaultSet::new(None);
+        set.add(FaultRule::new(FaultAction::StallBeforeApply { ms: 50 }).times(1)).unwrap();
+        set.add(FaultRule::new(FaultAction::DropAfterApply)).unwrap();
+        assert_eq!(set.take("POST", "/x", None), vec![FaultAction::StallBeforeApply { ms: 50 }]);
+        assert_eq!(set.take("POST", "/x", None), vec![FaultAction::DropAfterApply]);
+        assert_eq!(FaultAction::StallBeforeApply { ms: 50 }.label(), "stall_before_apply 50ms");
+        assert!(FaultAction::StallBeforeApply { ms: 50 }.error().is_none());
+    }
+
+    #[test]
+    fn latency_after_apply_is_terminal_and_stacks_with_latency() {
+        let mut set = FaultSet::new(None);
+        set.add(FaultRule::new(FaultAction::Latency { ms: 5 })).unwrap();
+        set.add(FaultRule::new(FaultAction::LatencyAfterApply { ms: 50 }).method("POST")).unwrap();
+        set.add(FaultRule::new(FaultAction::DropAfterApply).method("POST")).unwrap();
+        let a = set.take("POST", "/2010-04-01/Accounts/AC1/Messages.json", None);
+        assert_eq!(a, vec![FaultAction::Latency { ms: 5 }, FaultAction::LatencyAfterApply { ms: 50 }]);
+        assert_eq!(FaultAction::LatencyAfterApply { ms: 50 }.label(), "latency_after_apply 50ms");
+        assert!(FaultAction::LatencyAfterApply { ms: 50 }.error().is_none());
     }
 }

@@ -41,10 +41,10 @@ impl Simulator {
         let shared = Arc::new(Shared {
             state: Mutex::new(SimState::new(config.rng_seed)),
             request_ids: Mutex::new(SidGen::new(config.rng_seed.map(|s| s ^ 0x5eed))),
+            faults: Mutex::new(FaultSet::new(config.rng_seed.map(|s| s ^ 0xfa17))),
             config,
             base_url: base_url.clone(),
             log: Mutex::new(RequestLog::default()),
-            faults: Mutex::new(FaultSet::default()),
             limiter: Mutex::new(Limiter::default()),
             contract,
             coverage,

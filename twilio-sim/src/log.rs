@@ -75,6 +75,9 @@ pub struct RequestRecord {
     pub seq: u64,
     /// Arrival time.
     pub time: DateTime<Utc>,
+    /// When the response was sent or the connection dropped (after any injected latency).
+    #[serde(default)]
+    pub answered: Option<DateTime<Utc>>,
     /// Twilio or OAuth.
     pub kind: RequestKind,
     /// HTTP method.
@@ -104,6 +107,10 @@ pub struct RequestRecord {
     pub status: Option<u16>,
     /// Whether the connection was dropped instead of sending the response.
     pub dropped: bool,
+    /// Whether the client closed the connection before the answer was ready (e.g. its timeout
+    /// expired during an injected delay); `status` is the handler's if it had run.
+    #[serde(default)]
+    pub abandoned: bool,
     /// The injected fault that shaped this request, if any (e.g. `latency 200ms`, `drop_after_apply`).
     pub fault: Option<String>,
     /// The simulator route that handled it (named like the spec's operationId), if any.

@@ -1,7 +1,7 @@
 //! The request pipeline, in order:
 //! control API (`/_sim/`, unlogged) → request log entry → per-account concurrency limit →
-//! fault rules (latency, error, 429, drop before apply) → contract middleware (strict mode:
-//! `check_request` → handler → `check_response`) → drop after apply → log.
+//! fault rules (latency, error, 429, drop or stall before apply) → contract middleware (strict mode:
+//! `check_request` → handler → `check_response`) → drop or latency after apply → log.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -65,6 +65,7 @@ fn new_record(
     RequestRecord {
         seq,
         time: Utc::now(),
+        answered: None,
         kind,
         method: req.method.clone(),
         path: req.path.clone(),
@@ -79,6 +80,7 @@ fn new_record(
         request_id: request_id.to_string(),
         status: None,
         dropped: false,
+        abandoned: false,
         fault: None,
         route: None,
         operation_id: None,
@@ -95,6 +97,25 @@ struct Slot<'a> {
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
         lock(&self.shared.limiter).release(&self.account);
+    }
+}
+
+/// A request's log entry until the pipeline is done with it. If the client goes away first
+/// (its timeout expires during an injected delay), hyper drops the pipeline's future: the
+/// entry is then logged as abandoned, so the log still holds every request.
+struct Pending {
+    shared: Arc<Shared>,
+    record: Option<RequestRecord>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.abandoned = true;
+            record.answered = Some(Utc::now());
+            tracing::info!(seq = record.seq, method = %record.method, path = %record.path, "request abandoned by the client");
+            lock(&self.shared.log).push(record);
+        }
     }
 }
 
@@ -117,14 +138,21 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: SimRequest) -> Outcome {
         None => None,
     };
     let seq = lock(&shared.log).next_seq();
-    let mut record = new_record(seq, kind, &req, &request_id, account.clone());
-
-    let outcome = run(&shared, &req, route, account, &mut record).await;
+    let mut pending =
+        Pending { shared: shared.clone(), record: Some(new_record(seq, kind, &req, &request_id, account.clone())) };
+    let outcome = match pending.record.as_mut() {
+        Some(record) => run(&shared, &req, route, account, record).await,
+        None => (Outcome::Drop, None),
+    };
+    let Some(mut record) = pending.record.take() else {
+        return Outcome::Drop;
+    };
     record.status = match &outcome {
         (Outcome::Respond(r), _) => Some(r.status),
         (Outcome::Drop, status) => *status,
     };
     record.dropped = matches!(outcome.0, Outcome::Drop);
+    record.answered = Some(Utc::now());
     tracing::info!(
         seq,
         method = %record.method,
@@ -168,20 +196,23 @@ async fn run(
     };
 
     let actions = lock(&shared.faults).take(&req.method, &req.path, account.as_deref());
+    // Labelled before any delay, so that a request its client abandons still names its fault.
+    if !actions.is_empty() {
+        record.fault = Some(actions.iter().map(FaultAction::label).collect::<Vec<_>>().join(", "));
+    }
     let mut terminal = None;
-    let mut labels = Vec::new();
     for action in actions {
-        labels.push(action.label());
         match action {
             FaultAction::Latency { ms } => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
             other => terminal = Some(other),
         }
     }
-    if !labels.is_empty() {
-        record.fault = Some(labels.join(", "));
-    }
     match &terminal {
         Some(FaultAction::DropBeforeApply) => return (Outcome::Drop, None),
+        Some(FaultAction::StallBeforeApply { ms }) => {
+            tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
+            return (Outcome::Drop, None);
+        }
         Some(action) => {
             if let Some(err) = action.error() {
                 return (Outcome::Respond(SimResponse::error(&err)), None);
@@ -200,8 +231,14 @@ async fn run(
         Some(route) => with_contract(shared, req, route, record),
     };
 
-    if matches!(terminal, Some(FaultAction::DropAfterApply)) {
-        return (Outcome::Drop, Some(resp.status));
+    match terminal {
+        Some(FaultAction::DropAfterApply) => return (Outcome::Drop, Some(resp.status)),
+        Some(FaultAction::LatencyAfterApply { ms }) => {
+            // Applied: logged with its status even if the client gives up during the delay.
+            record.status = Some(resp.status);
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await
+        }
+        _ => {}
     }
     (Outcome::Respond(resp), None)
 }

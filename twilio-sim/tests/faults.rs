@@ -84,6 +84,12 @@ async fn latency_delays_the_response() {
         .await
         .unwrap_err();
     assert!(err.is_timeout());
+    // The log still holds it, abandoned by the client.
+    let handle = sim.handle.clone();
+    wait_until(Duration::from_secs(5), || handle.requests().len() == 2).await;
+    let rec = sim.handle.requests().pop().unwrap();
+    assert!(rec.abandoned && rec.status.is_none(), "{rec:?}");
+    assert_eq!(rec.fault.as_deref(), Some("latency 2000ms"), "an abandoned request names its fault");
 }
 
 #[tokio::test]
@@ -169,4 +175,128 @@ async fn concurrency_limit_returns_429_for_excess_requests() {
     assert_eq!(sim.handle.in_flight(PROD), 0);
     assert_eq!(sim.get(&account_path()).await.status(), StatusCode::OK);
     sim.handle.set_concurrency_limit(Some(PROD), None);
+}
+
+#[tokio::test]
+async fn latency_after_apply_times_the_client_out_after_the_write_is_applied() {
+    let sim = Sim::start().await;
+    sim.handle
+        .add_fault(
+            FaultRule::new(FaultAction::LatencyAfterApply { ms: 1_000 }).method("POST").path(r"/Messages\.json$"),
+        )
+        .unwrap();
+    let started = Instant::now();
+    let err = sim
+        .req(reqwest::Method::POST, &messages_path(), PROD, PROD_TOKEN)
+        .form(SEND)
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    // The message exists although the client saw no answer.
+    assert_eq!(sim.handle.account(PROD).unwrap().messages.len(), 1, "the write was applied");
+    assert!(started.elapsed() < Duration::from_millis(1_000));
+    // The request is logged as abandoned by the client, with the handler's status.
+    let handle = sim.handle.clone();
+    wait_until(Duration::from_secs(5), || !handle.requests().is_empty()).await;
+    let rec = sim.handle.requests().pop().unwrap();
+    assert!(rec.abandoned && !rec.dropped, "{rec:?}");
+    assert_eq!(rec.status, Some(201));
+    assert_eq!(rec.fault.as_deref(), Some("latency_after_apply 1000ms"));
+    // A patient client gets the 201, late.
+    let t = Instant::now();
+    assert_eq!(sim.post_form(&messages_path(), SEND).await.status(), StatusCode::CREATED);
+    assert!(t.elapsed() >= Duration::from_millis(1_000));
+    let rec = sim.handle.requests().pop().unwrap();
+    assert!(!rec.abandoned && !rec.dropped);
+    let held = (rec.answered.unwrap() - rec.time).num_milliseconds();
+    assert!(held >= 1_000, "answered {held} ms after arrival");
+    assert_eq!(sim.handle.account(PROD).unwrap().messages.len(), 2);
+    // Reads are untouched by a POST-only rule.
+    let t = Instant::now();
+    assert_eq!(sim.get(&account_path()).await.status(), StatusCode::OK);
+    assert!(t.elapsed() < Duration::from_millis(1_000));
+}
+
+#[tokio::test]
+async fn percent_faults_a_share_of_the_requests_reproducibly() {
+    let run = |seed| async move {
+        let sim = Sim::start_with(twilio_sim::SimConfig { rng_seed: Some(seed), ..Default::default() }).await;
+        sim.handle
+            .add_fault(FaultRule::new(FaultAction::Error { status: 503, code: None, message: None }).percent(30))
+            .unwrap();
+        let mut statuses = Vec::new();
+        for _ in 0..200 {
+            statuses.push(sim.get(&account_path()).await.status().as_u16());
+        }
+        let faulted: Vec<_> = sim.handle.requests().iter().map(|r| r.fault.is_some()).collect();
+        (statuses, faulted)
+    };
+    let (statuses, faulted) = run(11).await;
+    let failed = statuses.iter().filter(|s| **s == 503).count();
+    assert!((35..=85).contains(&failed), "about 30 % of 200 requests answered 503, got {failed}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503));
+    assert_eq!(faulted.iter().filter(|f| **f).count(), failed, "the log names each faulted request");
+    assert_eq!(run(11).await.0, statuses, "the same seed draws the same requests");
+}
+
+#[tokio::test]
+async fn percent_and_latency_after_apply_over_the_control_api() {
+    let sim = Sim::start().await;
+    let resp = sim
+        .client
+        .post(sim.url("/_sim/faults"))
+        .json(&serde_json::json!({"percent": 100, "action": {"type": "latency_after_apply", "ms": 300}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let faults = sim.handle.faults();
+    assert_eq!(faults[0].rule.percent, Some(100));
+    assert_eq!(faults[0].rule.action, FaultAction::LatencyAfterApply { ms: 300 });
+    let t = Instant::now();
+    assert_eq!(sim.get(&account_path()).await.status(), StatusCode::OK);
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    let resp = sim
+        .client
+        .post(sim.url("/_sim/faults"))
+        .json(&serde_json::json!({"percent": 0, "action": {"type": "drop_before_apply"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "percent 0 is refused");
+}
+
+#[tokio::test]
+async fn stall_before_apply_times_the_client_out_and_applies_nothing() {
+    let sim = Sim::start().await;
+    sim.handle
+        .add_fault(FaultRule::new(FaultAction::StallBeforeApply { ms: 600 }).method("POST").path(r"/Messages\.json$"))
+        .unwrap();
+    let err = sim
+        .req(reqwest::Method::POST, &messages_path(), PROD, PROD_TOKEN)
+        .form(SEND)
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    let handle = sim.handle.clone();
+    wait_until(Duration::from_secs(5), || !handle.requests().is_empty()).await;
+    let rec = sim.handle.requests().pop().unwrap();
+    assert!(rec.abandoned, "{rec:?}");
+    assert_eq!(rec.status, None, "no handler ran");
+    assert_eq!(rec.fault.as_deref(), Some("stall_before_apply 600ms"));
+    // A patient client sees the connection close after the stall, not an answer.
+    let t = Instant::now();
+    let err = sim.req(reqwest::Method::POST, &messages_path(), PROD, PROD_TOKEN).form(SEND).send().await.unwrap_err();
+    assert!(!err.is_timeout(), "{err}");
+    assert!(t.elapsed() >= Duration::from_millis(600));
+    let rec = sim.handle.requests().pop().unwrap();
+    assert!(rec.dropped && !rec.abandoned && rec.status.is_none(), "{rec:?}");
+    assert!((rec.answered.unwrap() - rec.time).num_milliseconds() >= 600);
+    // Let the first stall end: still nothing applied.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(sim.handle.account(PROD).unwrap().messages.is_empty(), "nothing was applied");
 }

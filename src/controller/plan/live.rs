@@ -105,7 +105,7 @@ pub(super) fn apply(input: Input<'_>) -> Next {
         b.keep_old_conditions();
         b.status = b.old.clone();
         b.kept_stale = true;
-        b.requeue_within(wait);
+        b.wait_for(wait);
         return b.finish();
     }
 

@@ -274,6 +274,10 @@ pub struct Note {
 pub enum After {
     /// Look again after this long (jitter added by the executor).
     Requeue(Duration),
+    /// Look again after this long without counting the pass as settled: the account is on a
+    /// rate-limit hold, so nothing was checked, and the channel's backoff is neither reset nor
+    /// grown (a channel failing under a 429 storm keeps backing off exponentially).
+    Wait(Duration),
     /// A transient failure: back off (at least the server's Retry-After).
     Backoff(super::Error),
     /// The deletion's cleanup is done: the finalizer may go.

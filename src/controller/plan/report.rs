@@ -52,6 +52,8 @@ pub(super) struct Builder<'a> {
     pub forget_attempt: bool,
     /// A rate-limit hold to put the account on.
     pub hold: Option<Duration>,
+    /// The account is on a rate-limit hold: wait this long, not settled.
+    pub wait: Option<Duration>,
     /// The deletion's cleanup is done.
     pub finalize: bool,
 }
@@ -77,6 +79,7 @@ impl<'a> Builder<'a> {
             forget_verification: false,
             forget_attempt: false,
             hold: None,
+            wait: None,
             finalize: false,
         }
     }
@@ -91,6 +94,11 @@ impl<'a> Builder<'a> {
 
     pub fn requeue_within(&mut self, d: Duration) {
         self.requeue = Some(self.requeue.map_or(d, |r| r.min(d)));
+    }
+
+    /// Ends the pass waiting `d` (the account's rate-limit hold) instead of settled.
+    pub fn wait_for(&mut self, d: Duration) {
+        self.wait = Some(self.wait.map_or(d, |w| w.min(d)));
     }
 
     /// Whether the channel was Ready before this pass.
@@ -189,6 +197,8 @@ impl<'a> Builder<'a> {
             After::Finalize
         } else if let Some(e) = self.error.take() {
             After::Backoff(e)
+        } else if let Some(w) = self.wait {
+            After::Wait(w)
         } else {
             After::Requeue(self.next_requeue(phase, &status, verified_now))
         };

@@ -1149,7 +1149,7 @@ fn a_rate_limit_hold_makes_no_twilio_call_and_keeps_the_status() {
     let (p, reads) = run(&ch, &cl, &Twilio::default(), vec![]);
     assert!(reads.is_empty());
     assert_eq!(Some(&p.status), ch.status.as_ref());
-    assert!(matches!(p.after, After::Requeue(d) if d <= Duration::from_secs(7)));
+    assert!(matches!(p.after, After::Wait(d) if d <= Duration::from_secs(7)), "waits, not settled: {:?}", p.after);
 }
 
 #[test]
