@@ -167,9 +167,9 @@ async fn sigkilled_leaders_leave_every_channel_ready_with_exactly_one_message_an
             }
         }
         leader.kill();
-        // The replacement stops at a deterministic point when it leads in turn.
-        let point = if round % 2 == 0 { Point::BeforeTwilioWrite } else { Point::AfterTwilioWrite };
-        live.push(spawn(Some((point, rng.random_range(1..=3)))));
+        // Two replacements in three stop at a deterministic point when they lead in turn.
+        let point = [Some(Point::BeforeTwilioWrite), Some(Point::AfterTwilioWrite), None][round % 3];
+        live.push(spawn(point.map(|p| (p, rng.random_range(1..=3)))));
     }
     // The rest of the fleet, then two plain replicas finish the work.
     for m in members.iter().skip(created) {
@@ -195,6 +195,7 @@ async fn sigkilled_leaders_leave_every_channel_ready_with_exactly_one_message_an
         started.elapsed()
     );
     assert!(kills >= 20, "at least 20 kills (WAO_CRASH_KILLS={kills})");
+    assert!(random_kills >= 4, "killed at a random moment at least four times ({random_kills})");
     assert!(before_twilio >= 2, "killed between intent and Twilio write at least twice: {hooked:#?}");
     assert!(after_twilio >= 2, "killed between a Twilio write and its record at least twice: {hooked:#?}");
     fleet::assert_exactly_once(&admin, &sim, &fleet, &members).await;
