@@ -145,7 +145,18 @@ pub fn start(
         let mut observed: Option<Observed> = None;
         let mut last_renew: Option<Instant> = None;
         loop {
-            let outcome = try_acquire_or_renew(&api, &config, &mut observed).await;
+            // Each attempt is bounded: a leader must be able to step down by its renew deadline
+            // even when the API server accepts connections but never answers (a renewal that
+            // hangs would otherwise keep it "leading" long after the Lease has passed on).
+            let budget = match last_renew {
+                Some(t) => config.renew_deadline.saturating_sub(Instant::now().duration_since(t)),
+                None => config.renew_deadline,
+            };
+            let outcome = match tokio::time::timeout(budget, try_acquire_or_renew(&api, &config, &mut observed)).await {
+                Ok(Ok(leads)) => Ok(leads),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer from the API server within {budget:?}")),
+            };
             let now = Instant::now();
             match outcome {
                 Ok(true) => {

@@ -65,7 +65,23 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config = args.config();
+    let mut config = args.config();
+    // Test-only (debug builds; a release build reads no variable): see `test_hooks`.
+    match whatsapp_operator::test_hooks::Hooks::from_env() {
+        Ok(hooks) => {
+            if hooks.is_active() {
+                tracing::warn!(
+                    variable = whatsapp_operator::test_hooks::ENV_VAR,
+                    "a test-only fault hook is active: passes will pause at it"
+                );
+            }
+            config.hooks = hooks;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "invalid test hook");
+            return ExitCode::FAILURE;
+        }
+    }
     tracing::info!(namespace = ?config.namespace, twilio = %config.twilio.api_base_url, "starting whatsapp-operator");
     // The admission webhook decides from the controller's cache: built first, shared.
     let (cache, prepared) = whatsapp_operator::controller::prepare(client.clone(), config);

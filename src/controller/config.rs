@@ -31,6 +31,8 @@ pub struct OperatorConfig {
     pub pass_timeout: Duration,
     /// Where requests to URLs from channel specs (the identity server) may go.
     pub outbound: OutboundPolicy,
+    /// Test-only fault hooks (inert in release builds; see [`crate::test_hooks`]).
+    pub hooks: crate::test_hooks::Hooks,
 }
 
 impl OperatorConfig {
@@ -48,6 +50,7 @@ impl OperatorConfig {
             instance: None,
             pass_timeout: Duration::from_secs(60),
             outbound: OutboundPolicy::default(),
+            hooks: crate::test_hooks::Hooks::default(),
         }
     }
 }

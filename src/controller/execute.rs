@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::api::{WhatsAppChannel, WhatsAppChannelStatus, WhatsAppNumberBinding};
 use crate::binding::{self, Created};
+use crate::test_hooks::Point;
 
 use super::observe::{self, Observed};
 use super::plan::{self, After, Next, Outcome, Plan, PlanConfig, Step, WebhookWrite};
@@ -51,6 +52,11 @@ pub async fn pass(ctx: &Context, ch: &WhatsAppChannel) -> Result<Ended, Error> {
     let mut version = ch.resource_version();
     let mut i = 0;
     while i < plan.steps.len() {
+        // A process that stopped leading writes nothing more (the controller also abandons the
+        // pass when the elector notices; this catches a step already under way).
+        if !ctx.leader.is_leader() {
+            return Ok(Ended::Retry(RETRY_SOON));
+        }
         let step = plan.steps[i].clone();
         let outcome = match run_step(ctx, ch, &obs, &step, &mut version).await? {
             StepResult::Ok => None,
@@ -62,6 +68,9 @@ pub async fn pass(ctx: &Context, ch: &WhatsAppChannel) -> Result<Ended, Error> {
             plan = plan_fully(ctx, ch, &mut obs, &now, &config).await?;
         }
         i += 1;
+    }
+    if !ctx.leader.is_leader() {
+        return Ok(Ended::Retry(RETRY_SOON));
     }
     let fingerprint = obs.credentials.as_ref().map(|c| c.fingerprint());
     finish(ctx, ch, plan, version, fingerprint.as_deref()).await
@@ -107,6 +116,7 @@ async fn run_step(
     version: &mut Option<String>,
 ) -> Result<StepResult, Error> {
     let ns = ch.namespace().unwrap_or_default();
+    let key = format!("{ns}/{}", ch.name_any());
     let account = &ch.spec.twilio.account_sid;
     let twilio = &ctx.twilio;
     let stop = |e: &crate::twilio::TwilioError| ctx.note_rate_limit(account, e);
@@ -147,6 +157,9 @@ async fn run_step(
             let Some(creds) = &obs.credentials else {
                 return Err(Error::MissingField("credentials"));
             };
+            if let Some(stop) = before_twilio_write(ctx, &key).await {
+                return Ok(stop);
+            }
             let result = match w {
                 WebhookWrite::Sender { sid, webhook } => {
                     match twilio.update_sender_webhook(creds, sid, webhook).await {
@@ -161,6 +174,7 @@ async fn run_step(
                     twilio.update_incoming_number_webhook(creds, sid, url, *method).await.map(|_| ())
                 }
             };
+            ctx.config.hooks.at(Point::AfterTwilioWrite, &key).await;
             match result {
                 Ok(()) => StepResult::Ok,
                 Err(e) => {
@@ -177,7 +191,12 @@ async fn run_step(
             let Some(creds) = &obs.credentials else {
                 return Err(Error::MissingField("credentials"));
             };
-            match twilio.create_message(creds, message).await {
+            if let Some(stop) = before_twilio_write(ctx, &key).await {
+                return Ok(stop);
+            }
+            let sent = twilio.create_message(creds, message).await;
+            ctx.config.hooks.at(Point::AfterTwilioWrite, &key).await;
+            match sent {
                 Ok(m) => StepResult::Outcome(Outcome::Sent(m)),
                 Err(e) => {
                     stop(&e);
@@ -186,6 +205,13 @@ async fn run_step(
             }
         }
     })
+}
+
+/// The last moment before a Twilio write: the intent is recorded. The test hook runs here;
+/// then a process that no longer leads stops (the write would compete with the new leader's).
+async fn before_twilio_write(ctx: &Context, key: &str) -> Option<StepResult> {
+    ctx.config.hooks.at(Point::BeforeTwilioWrite, key).await;
+    (!ctx.leader.is_leader()).then_some(StepResult::Stop(Ended::Retry(RETRY_SOON)))
 }
 
 /// Writes `status` against `version` (the object version the pass read, or its own last write).

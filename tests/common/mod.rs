@@ -13,8 +13,10 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, ResourceExt};
 
 pub mod control_plane;
+pub mod end_state;
 pub mod fleet;
 pub mod operator;
+pub mod proxy;
 
 /// How long a test waits for anything before it fails.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
@@ -44,6 +46,13 @@ pub async fn setup(prefix: &str) -> TestEnv {
          (it starts a local control plane), or point KUBECONFIG at a cluster"
     );
     let client = Client::try_default().await.expect("kube client from KUBECONFIG");
+    setup_with(client, prefix).await
+}
+
+/// [`setup`] on the cluster `client` reaches (e.g. a [`control_plane::ControlPlane`] of the
+/// test's own).
+pub async fn setup_with(client: Client, prefix: &str) -> TestEnv {
+    init_crypto();
     install_crds(&client).await;
     let ns = format!("{prefix}-{}", random_suffix());
     let namespaces: Api<Namespace> = Api::all(client.clone());

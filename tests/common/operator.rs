@@ -53,6 +53,13 @@ pub struct Operator {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl Operator {
+    /// Whether it still runs (it has neither failed nor stopped).
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+}
+
 impl Drop for Operator {
     fn drop(&mut self) {
         self.task.abort();
@@ -74,6 +81,27 @@ pub fn start_operator(client: &Client, cfg: OperatorConfig) -> Operator {
     let client = client.clone();
     let task = tokio::spawn(async move {
         if let Err(e) = controller::run(client, cfg, std::future::pending()).await {
+            panic!("operator failed: {e}");
+        }
+    });
+    Operator { task }
+}
+
+/// Starts the operator in-process with `cfg`, counting into `metrics` (give the client the same
+/// metrics' layer to count its API requests) and reconciling only while `leadership` leads.
+pub fn start_operator_with(
+    client: &Client,
+    cfg: OperatorConfig,
+    metrics: std::sync::Arc<whatsapp_operator::telemetry::Metrics>,
+    leadership: Option<whatsapp_operator::leader::Leadership>,
+) -> Operator {
+    let (_, mut prepared) = controller::prepare(client.clone(), cfg);
+    prepared = prepared.with_metrics(metrics);
+    if let Some(l) = leadership {
+        prepared = prepared.with_leadership(l);
+    }
+    let task = tokio::spawn(async move {
+        if let Err(e) = controller::run_prepared(prepared, std::future::pending()).await {
             panic!("operator failed: {e}");
         }
     });
