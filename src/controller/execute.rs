@@ -161,6 +161,10 @@ async fn run_step(
                 WebhookWrite::Number { sid, url, method } => {
                     twilio.update_incoming_number_webhook(creds, sid, url, *method).await.map(|_| ())
                 }
+                WebhookWrite::Service { sid, url, method } => twilio
+                    .update_service_inbound(creds, sid, url, *method)
+                    .await
+                    .map(|updated| ctx.routing.service_written(account, &updated)),
             };
             match result {
                 Ok(()) => StepResult::Ok,
