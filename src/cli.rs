@@ -67,6 +67,12 @@ pub struct RunArgs {
     #[arg(long, env = "WAO_TWILIO_MESSAGING_URL", default_value = DEFAULT_MESSAGING_BASE_URL)]
     pub twilio_messaging_url: String,
 
+    /// Base URL of Twilio's Conversations API (address configurations, read only). Default:
+    /// the Messaging URL with `messaging.` replaced by `conversations.` (any other Messaging URL,
+    /// e.g. a simulator, serves both).
+    #[arg(long, env = "WAO_TWILIO_CONVERSATIONS_URL")]
+    pub twilio_conversations_url: Option<String>,
+
     /// Timeout of one Twilio request.
     #[arg(long, env = "WAO_TWILIO_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub twilio_timeout: Duration,
@@ -222,6 +228,7 @@ impl RunArgs {
         let twilio = TwilioConfig {
             api_base_url: self.twilio_api_url.clone(),
             messaging_base_url: self.twilio_messaging_url.clone(),
+            conversations_base_url: self.twilio_conversations_url.clone(),
             timeout: self.twilio_timeout,
             allow_insecure_http: self.allow_insecure_http,
             ..TwilioConfig::default()

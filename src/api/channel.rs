@@ -130,6 +130,39 @@ pub struct WhatsAppChannelSpec {
     /// service. When set, the operator checks that it issues a token for the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_server: Option<IdentityServerSpec>,
+
+    /// What the operator may change when an object other than the number's own WhatsApp sender
+    /// or incoming phone number routes its inbound messages (a Messaging Service). TwiML
+    /// applications and Conversations address configurations are never changed: they are
+    /// reported (`OverriddenByApplication`, `OverriddenByAddressConfiguration`).
+    #[serde(default)]
+    pub routing: RoutingSpec,
+}
+
+/// What the operator may change to make inbound messages reach `webhook.url`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutingSpec {
+    /// When the number's sender (or incoming number) sits in a Messaging Service that routes its
+    /// inbound messages (the service's `use_inbound_webhook_on_number` is false): `IfDedicated`
+    /// sets the service's inbound request URL only when the service's pools hold nothing but
+    /// this number; `Always` sets it even when other numbers use the service (their messages
+    /// move too); `Never` leaves the service alone. A service left alone is reported as
+    /// `WebhookConfigured=False, OverriddenByMessagingService`.
+    #[serde(default)]
+    pub messaging_service: MessagingServicePolicy,
+}
+
+/// Whether the operator may set a Messaging Service's inbound request URL.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum MessagingServicePolicy {
+    /// Only a service that serves this number alone (the default).
+    #[default]
+    IfDedicated,
+    /// Any service, also one shared with other numbers.
+    Always,
+    /// Never: report `OverriddenByMessagingService`.
+    Never,
 }
 
 fn default_true() -> bool {
@@ -186,7 +219,8 @@ pub struct WebhookSpec {
     /// `user:password@` userinfo; e.g. `https://sm-receiver.example.com/api/webhook/LeadGen/whatsapp`.
     #[schemars(length(max = 2048), regex(pattern = HTTPS_URL_PATTERN))]
     pub url: String,
-    /// The HTTP method Twilio uses to call the receiver. WhatsApp senders accept only `POST`.
+    /// The HTTP method Twilio uses to call the receiver. WhatsApp senders accept only `POST`
+    /// (`GET` on one: `WebhookConfigured=False, MethodNotSupported`).
     #[serde(default)]
     pub method: WebhookMethod,
 }
@@ -303,9 +337,15 @@ pub struct WhatsAppChannelStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountStatus>,
 
-    /// The Twilio resource that receives the number's messages, and its webhook.
+    /// The Twilio resource whose webhook the operator manages for the number (its WhatsApp
+    /// sender, incoming number, or the Messaging Service it configures), and that webhook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<SenderStatus>,
+
+    /// Routing side by side: where inbound messages should go (`expected`) and the object that
+    /// routes them at Twilio now (`actual`), with the reason when they differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingStatus>,
 
     /// The one confirmation message sent for this number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -393,8 +433,61 @@ pub enum SenderKind {
     WhatsAppSender,
     /// An incoming phone number (`PN...`); its webhook is `sms_url`.
     IncomingPhoneNumber,
+    /// A Messaging Service (`MG...`) whose pool holds the number; its webhook is
+    /// `inbound_request_url`.
+    MessagingService,
     /// The WhatsApp sandbox; its webhook is set in the Twilio Console only.
     Sandbox,
+}
+
+/// A kind of Twilio object that can route a number's inbound messages.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RouteKind {
+    /// A WhatsApp sender (`XE...`, `webhook.callback_url`).
+    WhatsAppSender,
+    /// An incoming phone number (`PN...`, `sms_url`).
+    IncomingPhoneNumber,
+    /// A Messaging Service (`MG...`, `inbound_request_url`).
+    MessagingService,
+    /// A TwiML application set on the number (`AP...`, `sms_application_sid`).
+    Application,
+    /// A Conversations address configuration (`IG...`) with auto-creation.
+    AddressConfiguration,
+    /// The WhatsApp sandbox (Console only).
+    Sandbox,
+}
+
+/// One side of the routing: an object and where it sends inbound messages.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Route {
+    /// The object's kind.
+    pub kind: RouteKind,
+    /// Its SID (absent for the sandbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// The URL inbound messages go to (absent: none, or not readable through the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The HTTP method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
+/// Expected and actual routing of the number's inbound messages.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutingStatus {
+    /// What the spec asks: the object the operator configures (or would, if allowed) with
+    /// `spec.webhook.url` and `spec.webhook.method`.
+    pub expected: Route,
+    /// The object that routes the number's inbound messages at Twilio now, after the operator's
+    /// write if any.
+    pub actual: Route,
+    /// `Configured` when they agree; otherwise why not: `OverriddenByMessagingService`,
+    /// `OverriddenByApplication`, `OverriddenByAddressConfiguration`, `MethodNotSupported`,
+    /// `BoundElsewhere`, `ManualStepRequired` (sandbox).
+    pub reason: String,
 }
 
 /// The Twilio resource that receives the number's messages.

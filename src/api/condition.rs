@@ -165,6 +165,18 @@ reasons! {
     /// The channel moved to another number and still holds the old one until it has restored
     /// that number's webhook and released it.
     ReleasingPreviousNumber,
+    /// A Messaging Service whose pool holds the number's sender (or number) routes its inbound
+    /// messages, and `spec.routing.messagingService` forbids changing it (or it is shared).
+    OverriddenByMessagingService,
+    /// A TwiML application set on the incoming phone number (`SmsApplicationSid`) routes its
+    /// inbound messages; the operator does not change applications.
+    OverriddenByApplication,
+    /// A Conversations address configuration with auto-creation takes the number's inbound
+    /// messages; the operator does not change address configurations.
+    OverriddenByAddressConfiguration,
+    /// The object that routes the number cannot call the receiver with `spec.webhook.method`
+    /// (a WhatsApp sender calls with POST only).
+    MethodNotSupported,
 }
 
 impl fmt::Display for Reason {

@@ -173,6 +173,10 @@ async fn run_step(
                 WebhookWrite::Number { sid, url, method } => {
                     twilio.update_incoming_number_webhook(creds, sid, url, *method).await.map(|_| ())
                 }
+                WebhookWrite::Service { sid, url, method } => twilio
+                    .update_service_inbound(creds, sid, url, *method)
+                    .await
+                    .map(|updated| ctx.routing.service_written(account, &updated)),
             };
             ctx.config.hooks.at(Point::AfterTwilioWrite, &key).await;
             match result {

@@ -41,7 +41,7 @@ use tokio::sync::mpsc;
 use crate::api::WhatsAppNumberBinding;
 use crate::leader::Leadership;
 use crate::telemetry::Metrics;
-use crate::twilio::{IdentityClient, SenderDirectory, TwilioClient};
+use crate::twilio::{IdentityClient, RoutingDirectory, SenderDirectory, TwilioClient};
 
 use cache::{binding_key, secret_key, Cache};
 
@@ -78,6 +78,9 @@ pub struct Context {
     pub protector: protection::Protector,
     /// The accounts' WhatsApp senders, one shared listing per account and interval.
     pub senders: SenderDirectory,
+    /// The accounts' Messaging Services, their pools and address configurations, one shared
+    /// listing per account and interval.
+    pub routing: RoutingDirectory,
     /// Per-channel backoff after transient failures.
     pub backoff: backoff::Backoff,
     /// Shared credentials verifications.
@@ -119,6 +122,7 @@ impl Context {
             secrets: credentials::SecretReader::default(),
             protector: protection::Protector::default(),
             senders: SenderDirectory::new(config.verify_interval.saturating_mul(3)),
+            routing: RoutingDirectory::new(config.verify_interval.saturating_mul(3)),
             backoff: backoff::Backoff::new(config.backoff_base, config.backoff_max),
             verifications: verification::VerificationCache::new(),
             identity_checks: verification::IdentityChecks::default(),

@@ -26,6 +26,8 @@ pub struct Observed {
     pub credentials: Option<Credentials>,
     /// The identity server's client secret, when configured and present.
     pub identity_secret: Option<Secret>,
+    /// When the pass began observing (a listing started since is newer than what it saw).
+    pub started: Instant,
 }
 
 /// The binding name (and scope) of the number a channel's status says it is wired to.
@@ -63,6 +65,7 @@ async fn binding_view(ctx: &Context, ch: &WhatsAppChannel, name: String, number:
 
 /// Observes the cluster for `ch` from the caches.
 pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Error> {
+    let started = Instant::now();
     let ns = ch.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let uid = ch.uid().ok_or(Error::MissingField("metadata.uid"))?;
     let cache = &ctx.cache;
@@ -141,7 +144,7 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
         hold: ctx.holds.remaining(&ch.spec.twilio.account_sid),
         attempt_left,
     };
-    Ok(Observed { cluster, twilio: TwilioView::default(), credentials: creds.ok(), identity_secret })
+    Ok(Observed { cluster, twilio: TwilioView::default(), credentials: creds.ok(), identity_secret, started })
 }
 
 /// Answers one read of the plan into `obs.twilio`.
@@ -174,6 +177,13 @@ pub async fn read(ctx: &Context, ch: &WhatsAppChannel, obs: &mut Observed, read:
             let found = locate(ctx, &creds, &number, &how).await;
             noted(found.as_ref().map(|_| ()));
             obs.twilio.wired_target = Some(found);
+        }
+        Read::Routing(number, carrier, fresh) => {
+            let poll = ctx.config.sender_poll_interval;
+            let max_age = if fresh { obs.started.elapsed().min(poll) } else { poll };
+            let facts = ctx.routing.facts(twilio, &creds, &number, &carrier, max_age).await;
+            noted(facts.as_ref().map(|_| ()));
+            obs.twilio.routing = Some(facts);
         }
         Read::FetchMessage(sid) => {
             let found = match twilio.fetch_message(&creds, &sid).await {
@@ -217,6 +227,7 @@ fn record(view: &mut TwilioView, read: Read, e: Result<(), TwilioError>) {
         Read::Verify => view.verification = Some(Err(e)),
         Read::Target(..) => view.target = Some(Err(e)),
         Read::WiredTarget(..) => view.wired_target = Some(Err(e)),
+        Read::Routing(..) => view.routing = Some(Err(e)),
         Read::FetchMessage(_) | Read::FindSent { .. } => view.message = Some(Err(e)),
         Read::Identity => view.identity = Some(Ok(())),
     }
@@ -244,6 +255,14 @@ async fn locate(
                     return Ok(Some(Target::Number(n)));
                 }
             }
+        }
+        // The Messaging Service this channel configured (a release restores it).
+        Locate::ServiceSid(sid) => {
+            return match twilio.fetch_messaging_service(creds, sid).await {
+                Ok(s) => Ok(Some(Target::Service(s))),
+                Err(TwilioError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            };
         }
         Locate::Lookup => {}
     }

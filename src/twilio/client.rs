@@ -17,6 +17,8 @@ use super::secret::Credentials;
 pub const DEFAULT_API_BASE_URL: &str = "https://api.twilio.com";
 /// Default host of the Messaging v1/v2 APIs.
 pub const DEFAULT_MESSAGING_BASE_URL: &str = "https://messaging.twilio.com";
+/// Default host of the Conversations v1 API (address configurations).
+pub const DEFAULT_CONVERSATIONS_BASE_URL: &str = "https://conversations.twilio.com";
 /// Default whole-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Upper bound on pages followed by one list call: a guard against a server that pages
@@ -39,6 +41,9 @@ pub struct TwilioConfig {
     pub api_base_url: String,
     /// Origin of the Messaging APIs, e.g. `https://messaging.twilio.com`.
     pub messaging_base_url: String,
+    /// Origin of the Conversations API; `None`: derived from `messaging_base_url`
+    /// ([`conversations_base_for`]).
+    pub conversations_base_url: Option<String>,
     /// Whole-request timeout (connect + send + response). Connecting alone is bounded by
     /// the smaller of this and 5 s.
     pub timeout: Duration,
@@ -54,6 +59,7 @@ impl Default for TwilioConfig {
         Self {
             api_base_url: DEFAULT_API_BASE_URL.to_owned(),
             messaging_base_url: DEFAULT_MESSAGING_BASE_URL.to_owned(),
+            conversations_base_url: None,
             timeout: DEFAULT_TIMEOUT,
             user_agent: default_user_agent(),
             allow_insecure_http: false,
@@ -69,6 +75,19 @@ impl TwilioConfig {
     }
 }
 
+/// The Conversations origin that goes with a Messaging origin: `messaging.` as the host's first
+/// label becomes `conversations.` (`https://messaging.dublin.ie1.twilio.com` →
+/// `https://conversations.dublin.ie1.twilio.com`); any other origin (a simulator, a proxy)
+/// serves both.
+pub fn conversations_base_for(messaging_base_url: &str) -> String {
+    match messaging_base_url.split_once("://") {
+        Some((scheme, rest)) if rest.starts_with("messaging.") => {
+            format!("{scheme}://conversations.{}", &rest["messaging.".len()..])
+        }
+        _ => messaging_base_url.to_owned(),
+    }
+}
+
 /// Which API a path belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Api {
@@ -76,6 +95,8 @@ pub(crate) enum Api {
     Core,
     /// messaging.twilio.com (v1, v2).
     Messaging,
+    /// conversations.twilio.com (v1).
+    Conversations,
 }
 
 /// A typed Twilio REST client. Cheap to clone (one shared connection pool).
@@ -91,6 +112,7 @@ struct Inner {
     http: reqwest::Client,
     api_base: String,
     messaging_base: String,
+    conversations_base: String,
     observer: Option<RequestObserver>,
     holds: Option<Arc<AccountHolds>>,
 }
@@ -141,8 +163,13 @@ impl TwilioClient {
         if config.timeout.is_zero() {
             return Err(TwilioError::InvalidInput("the timeout must be positive".into()));
         }
+        let conversations =
+            config.conversations_base_url.clone().unwrap_or_else(|| conversations_base_for(&messaging_base));
+        let conversations_base = checked_base(&conversations, config.allow_insecure_http)?;
         let http = http_client(config.timeout, &config.user_agent)?;
-        Ok(Self { inner: Arc::new(Inner { http, api_base, messaging_base, observer: None, holds: None }) })
+        Ok(Self {
+            inner: Arc::new(Inner { http, api_base, messaging_base, conversations_base, observer: None, holds: None }),
+        })
     }
 
     /// The same client, telling `observer` about every request.
@@ -152,6 +179,7 @@ impl TwilioClient {
             http: inner.http.clone(),
             api_base: inner.api_base.clone(),
             messaging_base: inner.messaging_base.clone(),
+            conversations_base: inner.conversations_base.clone(),
             observer: Some(observer),
             holds: inner.holds.clone(),
         };
@@ -167,6 +195,7 @@ impl TwilioClient {
             http: inner.http.clone(),
             api_base: inner.api_base.clone(),
             messaging_base: inner.messaging_base.clone(),
+            conversations_base: inner.conversations_base.clone(),
             observer: inner.observer.clone(),
             holds: Some(holds),
         };
@@ -187,6 +216,7 @@ impl TwilioClient {
         match api {
             Api::Core => &self.inner.api_base,
             Api::Messaging => &self.inner.messaging_base,
+            Api::Conversations => &self.inner.conversations_base,
         }
     }
 

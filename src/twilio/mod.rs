@@ -35,6 +35,7 @@ mod body;
 mod client;
 #[cfg(test)]
 mod conformance;
+pub mod conversations;
 pub mod directory;
 pub mod error;
 pub mod holds;
@@ -45,9 +46,11 @@ pub mod outbound;
 #[cfg(test)]
 mod proptests;
 pub mod redact;
+pub mod routing;
 mod secret;
 pub mod senders;
 pub mod services;
+mod shared_listing;
 #[cfg(test)]
 mod testutil;
 #[cfg(test)]
@@ -58,9 +61,10 @@ pub use account::{Account, AccountStatus, AccountType, Verification, Verificatio
 pub use address::{normalize_phone, whatsapp_address, AddressError, E164};
 pub use body::{MAX_IDENTITY_BODY_BYTES, MAX_TWILIO_BODY_BYTES};
 pub use client::{
-    default_user_agent, RequestObserver, TwilioClient, TwilioConfig, DEFAULT_API_BASE_URL, DEFAULT_MESSAGING_BASE_URL,
-    DEFAULT_TIMEOUT,
+    conversations_base_for, default_user_agent, RequestObserver, TwilioClient, TwilioConfig, DEFAULT_API_BASE_URL,
+    DEFAULT_CONVERSATIONS_BASE_URL, DEFAULT_MESSAGING_BASE_URL, DEFAULT_TIMEOUT,
 };
+pub use conversations::AddressConfiguration;
 pub use directory::{DirectoryStats, SenderDirectory};
 pub use error::{ErrorBody, TwilioError};
 pub use holds::AccountHolds;
@@ -69,6 +73,7 @@ pub use messages::{Message, MessageContent, MessageQuery, MessageStatus, NewMess
 pub use numbers::{Capabilities, IncomingPhoneNumber, SmsMethod};
 pub use outbound::{AllowRule, AllowRuleError, OutboundPolicy, OutboundRefusal};
 pub use redact::redact_url;
+pub use routing::{RoutingDirectory, RoutingFacts, ServiceFacts};
 pub use secret::{is_sid, Auth, Credentials, Secret};
 pub use senders::{OfflineReason, Sender, SenderProperties, SenderStatus, SenderWebhook, SenderWebhookMethod};
-pub use services::MessagingService;
+pub use services::{MessagingService, Pool};

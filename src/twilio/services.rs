@@ -1,9 +1,12 @@
-//! Messaging Services (Messaging v1): read-only for now.
+//! Messaging Services (Messaging v1): the services, their pools (PhoneNumbers, ChannelSenders)
+//! and the one write the operator makes, a service's inbound request URL.
+
+use std::ops::ControlFlow;
 
 use reqwest::Method;
 use serde::Deserialize;
 
-use super::client::{Api, Body, Request, TwilioClient};
+use super::client::{Api, Body, Paged, Request, TwilioClient};
 use super::error::TwilioError;
 use super::numbers::SmsMethod;
 use super::secret::{check_sid, Credentials};
@@ -40,7 +43,142 @@ pub struct MessagingService {
     pub use_inbound_webhook_on_number: Option<bool>,
 }
 
+/// The largest page of the Messaging v1 lists (spec `ListService` `PageSize` maximum).
+pub const SERVICES_PAGE_SIZE: u32 = 1000;
+
+/// A member of a service's pool (`messaging.v1.service.phone_number`,
+/// `messaging.v1.service.channel_sender`): only its SID matters here.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct PoolMember {
+    /// `PN…` or `XE…`.
+    #[serde(default, deserialize_with = "wire::string_or_empty")]
+    pub sid: String,
+}
+
+#[derive(Deserialize)]
+struct PageMeta {
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    next_page_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ServicePage {
+    #[serde(default, deserialize_with = "wire::vec_or_null")]
+    services: Vec<MessagingService>,
+    #[serde(default)]
+    meta: Option<PageMeta>,
+}
+
+impl Paged for ServicePage {
+    type Item = MessagingService;
+    fn next_link(&self) -> Option<&str> {
+        self.meta.as_ref()?.next_page_url.as_deref()
+    }
+    fn into_items(self) -> Vec<MessagingService> {
+        self.services
+    }
+}
+
+#[derive(Deserialize)]
+struct PoolPage {
+    #[serde(default, deserialize_with = "wire::vec_or_null")]
+    phone_numbers: Vec<PoolMember>,
+    #[serde(default, deserialize_with = "wire::vec_or_null")]
+    senders: Vec<PoolMember>,
+    #[serde(default)]
+    meta: Option<PageMeta>,
+}
+
+impl Paged for PoolPage {
+    type Item = PoolMember;
+    fn next_link(&self) -> Option<&str> {
+        self.meta.as_ref()?.next_page_url.as_deref()
+    }
+    fn into_items(mut self) -> Vec<PoolMember> {
+        self.phone_numbers.append(&mut self.senders);
+        self.phone_numbers
+    }
+}
+
+/// A service's pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pool {
+    /// `/v1/Services/{ServiceSid}/PhoneNumbers` (`PN…`).
+    PhoneNumbers,
+    /// `/v1/Services/{MessagingServiceSid}/ChannelSenders` (`XE…`).
+    ChannelSenders,
+}
+
 impl TwilioClient {
+    /// Every Messaging Service of the account: `GET /v1/Services` at the largest page, all
+    /// pages (a listing that does not end is an error, never a short list).
+    pub async fn list_messaging_services(&self, creds: &Credentials) -> Result<Vec<MessagingService>, TwilioError> {
+        let first = self.url(Api::Messaging, "/v1/Services", &[("PageSize", SERVICES_PAGE_SIZE.to_string())])?;
+        let mut all = Vec::new();
+        self.paginate::<ServicePage, _>(Api::Messaging, "list_messaging_services", "/v1/Services", creds, first, |p| {
+            all.extend(p);
+            ControlFlow::Continue(())
+        })
+        .await?;
+        Ok(all)
+    }
+
+    /// The SIDs in one pool of service `mg_sid`, all pages.
+    pub async fn list_service_pool(
+        &self,
+        creds: &Credentials,
+        mg_sid: &str,
+        pool: Pool,
+    ) -> Result<Vec<String>, TwilioError> {
+        check_sid("messaging service SID", "MG", mg_sid)?;
+        let (op, template, path) = match pool {
+            Pool::PhoneNumbers => (
+                "list_service_phone_numbers",
+                "/v1/Services/{ServiceSid}/PhoneNumbers",
+                format!("/v1/Services/{mg_sid}/PhoneNumbers"),
+            ),
+            Pool::ChannelSenders => (
+                "list_service_channel_senders",
+                "/v1/Services/{MessagingServiceSid}/ChannelSenders",
+                format!("/v1/Services/{mg_sid}/ChannelSenders"),
+            ),
+        };
+        let first = self.url(Api::Messaging, &path, &[("PageSize", SERVICES_PAGE_SIZE.to_string())])?;
+        let mut all = Vec::new();
+        self.paginate::<PoolPage, _>(Api::Messaging, op, template, creds, first, |p| {
+            all.extend(p.into_iter().map(|m| m.sid));
+            ControlFlow::Continue(())
+        })
+        .await?;
+        Ok(all)
+    }
+
+    /// Sets the service's inbound request URL and method: `POST /v1/Services/{Sid}` with
+    /// `InboundRequestUrl` and `InboundMethod` (200 with the whole service). An empty URL clears
+    /// it (the service then drops inbound messages).
+    pub async fn update_service_inbound(
+        &self,
+        creds: &Credentials,
+        mg_sid: &str,
+        url: &str,
+        method: SmsMethod,
+    ) -> Result<MessagingService, TwilioError> {
+        check_sid("messaging service SID", "MG", mg_sid)?;
+        let target = self.url(Api::Messaging, &format!("/v1/Services/{mg_sid}"), &[])?;
+        self.execute(Request {
+            op: "update_service_inbound",
+            method: Method::POST,
+            template: "/v1/Services/{Sid}",
+            url: target,
+            creds,
+            body: Body::Form(vec![
+                ("InboundRequestUrl", url.to_owned()),
+                ("InboundMethod", method.as_str().to_owned()),
+            ]),
+        })
+        .await
+    }
+
     /// `GET /v1/Services/{Sid}` on the Messaging API.
     pub async fn fetch_messaging_service(
         &self,

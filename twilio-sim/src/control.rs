@@ -135,6 +135,13 @@ fn route(shared: &Shared, req: &SimRequest) -> Result<SimResponse, SimResponse> 
             let patch: SenderPatch = body(req)?;
             ok(&lock(&shared.state).update_sender(key, sender, &patch).map_err(sim_err)?)
         }
+        ("GET", ["accounts", key, "inbound", number]) => {
+            let snap = lock(&shared.state).snapshot();
+            let acct = snap.account(key).ok_or_else(|| err(404, format!("not found: account {key}")))?;
+            let route =
+                acct.inbound_route(number).ok_or_else(|| err(404, format!("not found: {number} in account {key}")))?;
+            ok(&route)
+        }
         ("POST", ["accounts", key, "services", service]) => {
             let patch: ServicePatch = body(req)?;
             ok(&lock(&shared.state).update_service(key, service, &patch).map_err(sim_err)?)

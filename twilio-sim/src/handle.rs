@@ -18,8 +18,8 @@ use crate::shared::{lock, Shared};
 use crate::sid::SidGen;
 use crate::spec::{coverage, Contract};
 use crate::state::{
-    Account, AccountPatch, IncomingNumber, Message, MessageOutcome, MessagingService, NumberPatch, Sandbox,
-    SandboxPatch, Sender, SenderPatch, ServicePatch, SimState, StateSnapshot,
+    Account, AccountPatch, InboundRoute, IncomingNumber, Message, MessageOutcome, MessagingService, NumberPatch,
+    Sandbox, SandboxPatch, Sender, SenderPatch, ServicePatch, SimState, StateSnapshot,
 };
 
 /// Entry point: starts a simulator on its own listener.
@@ -163,6 +163,12 @@ impl SimHandle {
     /// One account by SID or friendly name.
     pub fn account(&self, key: &str) -> Option<Account> {
         self.state().account(key).cloned()
+    }
+
+    /// Where an inbound WhatsApp message to `e164` in `account` (SID or friendly name) would go
+    /// now: the object that routes it by Twilio's precedence ([`crate::state::InboundRoute`]).
+    pub fn inbound_route(&self, account: &str, e164: &str) -> Option<InboundRoute> {
+        self.state().account(account)?.inbound_route(e164)
     }
 
     /// Console: changes an account's status, type, name or auth token.

@@ -1,7 +1,8 @@
 //! A stateful Twilio REST API simulator for the WhatsApp operator's tests and demo.
 //!
 //! One HTTP listener on 127.0.0.1 serves api.twilio.com's `/2010-04-01/...`,
-//! messaging.twilio.com's `/v1/...` and `/v2/...`, an OAuth2 token endpoint (`/connect/token`)
+//! messaging.twilio.com's `/v1/...` and `/v2/...`, conversations.twilio.com's
+//! `/v1/Configuration/Addresses...`, an OAuth2 token endpoint (`/connect/token`)
 //! standing in for the CRM identity server, and a control API under `/_sim/`.
 //!
 //! ```no_run
@@ -21,6 +22,7 @@ mod api2010;
 mod auth;
 mod config;
 mod control;
+mod conversations;
 mod errors;
 mod faults;
 mod handle;
@@ -45,4 +47,6 @@ pub use faults::{ActiveFault, FaultAction, FaultRule};
 pub use handle::{SimHandle, Simulator};
 pub use log::{RequestKind, RequestRecord, RequestRecords, ViolationPhase, ViolationRecord, REDACTED};
 pub use router::{implemented_operations, OperationInfo};
-pub use seed::{SeedAccount, SeedFile, SeedKey, SeedNumber, SeedSandbox, SeedSender, SeedService};
+pub use seed::{
+    SeedAccount, SeedAddressConfiguration, SeedFile, SeedKey, SeedNumber, SeedSandbox, SeedSender, SeedService,
+};

@@ -7,7 +7,7 @@ use crate::config::SimConfig;
 use crate::errors::ApiError;
 use crate::http::{SimRequest, SimResponse};
 use crate::state::{Account, SimState};
-use crate::{api2010, messaging};
+use crate::{api2010, conversations, messaging};
 
 /// Which Twilio API (and spec file) a route belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +15,7 @@ pub(crate) enum Api {
     V2010,
     MessagingV1,
     MessagingV2,
+    ConversationsV1,
 }
 
 impl Api {
@@ -23,6 +24,7 @@ impl Api {
             Api::V2010 => "twilio_api_v2010",
             Api::MessagingV1 => "twilio_messaging_v1",
             Api::MessagingV2 => "twilio_messaging_v2",
+            Api::ConversationsV1 => "twilio_conversations_v1",
         }
     }
 }
@@ -93,6 +95,8 @@ const SVC_SENDERS: &str = "/v1/Services/{MessagingServiceSid}/ChannelSenders";
 const SVC_SENDER: &str = "/v1/Services/{MessagingServiceSid}/ChannelSenders/{Sid}";
 const SENDERS: &str = "/v2/Channels/Senders";
 const SENDER: &str = "/v2/Channels/Senders/{Sid}";
+const ADDRESSES: &str = "/v1/Configuration/Addresses";
+const ADDRESS: &str = "/v1/Configuration/Addresses/{Sid}";
 
 macro_rules! route {
     ($m:literal, $t:expr, $op:literal, $api:ident, $h:path) => {
@@ -130,6 +134,11 @@ static ROUTES: &[Route] = &[
     route!("GET", SENDER, "FetchChannelsSender", MessagingV2, messaging::senders::fetch),
     route!("POST", SENDER, "UpdateChannelsSender", MessagingV2, messaging::senders::update),
     route!("DELETE", SENDER, "DeleteChannelsSender", MessagingV2, messaging::senders::delete),
+    route!("GET", ADDRESSES, "ListConfigurationAddress", ConversationsV1, conversations::addresses::list),
+    route!("POST", ADDRESSES, "CreateConfigurationAddress", ConversationsV1, conversations::addresses::create),
+    route!("GET", ADDRESS, "FetchConfigurationAddress", ConversationsV1, conversations::addresses::fetch),
+    route!("POST", ADDRESS, "UpdateConfigurationAddress", ConversationsV1, conversations::addresses::update),
+    route!("DELETE", ADDRESS, "DeleteConfigurationAddress", ConversationsV1, conversations::addresses::delete),
 ];
 
 /// Every Twilio operation the simulator implements.

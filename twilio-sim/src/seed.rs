@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::errors::SimError;
 use crate::sid::{derived, derived_hex, is_sid};
 use crate::state::{
-    is_e164, Account, AccountStatus, AccountType, ApiKey, ApiKeyKind, Capabilities, IdentityClient, IncomingNumber,
-    MessagingService, OfflineReason, ParticipantSpec, PoolEntry, Sandbox, Sender, SenderConfiguration, SenderProfile,
-    SenderProperties, SenderStatus, SenderWebhook, SimState,
+    is_e164, Account, AccountStatus, AccountType, AddressConfiguration, ApiKey, ApiKeyKind, AutoCreation, Capabilities,
+    IdentityClient, IncomingNumber, MessagingService, OfflineReason, ParticipantSpec, PoolEntry, Sandbox, Sender,
+    SenderConfiguration, SenderProfile, SenderProperties, SenderStatus, SenderWebhook, SimState,
 };
 
 /// A seed file.
@@ -70,6 +70,29 @@ pub struct SeedAccount {
     /// The WhatsApp sandbox, if the account uses it.
     #[serde(default)]
     pub sandbox: Option<SeedSandbox>,
+    /// Conversations address configurations.
+    #[serde(default)]
+    pub address_configurations: Vec<SeedAddressConfiguration>,
+}
+
+/// A Conversations address configuration in a seed file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedAddressConfiguration {
+    /// `IG...`; derived when absent.
+    #[serde(default)]
+    pub sid: Option<String>,
+    /// `whatsapp:+E164` (or a bare E.164 for a `whatsapp` configuration, prefixed here).
+    pub address: String,
+    /// Default `whatsapp`.
+    #[serde(default, rename = "type")]
+    pub type_: Option<String>,
+    /// Name.
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    /// Default: enabled, type `default`.
+    #[serde(default)]
+    pub auto_creation: Option<AutoCreation>,
 }
 
 /// An API key in a seed file.
@@ -299,6 +322,7 @@ fn build_account(sa: &SeedAccount) -> Result<Account, SimError> {
         services: Vec::new(),
         messages: Vec::new(),
         sandbox: None,
+        address_configurations: Vec::new(),
     };
     for k in &sa.keys {
         let ksid = match &k.sid {
@@ -326,6 +350,34 @@ fn build_account(sa: &SeedAccount) -> Result<Account, SimError> {
             return Err(SimError::Seed(format!("duplicate sender {}", sender.sender_id)));
         }
         acct.senders.push(sender);
+    }
+    for c in &sa.address_configurations {
+        let type_ = c.type_.clone().unwrap_or_else(|| "whatsapp".into());
+        let address = match (type_.as_str(), c.address.starts_with('+')) {
+            ("whatsapp", true) => format!("whatsapp:{}", c.address),
+            _ => c.address.clone(),
+        };
+        let sid = match &c.sid {
+            Some(x) => {
+                check_sid(x, "IG")?;
+                x.clone()
+            }
+            None => derived("IG", &[&sid, &address]),
+        };
+        acct.address_configurations.push(AddressConfiguration {
+            sid,
+            type_,
+            address,
+            friendly_name: c.friendly_name.clone(),
+            auto_creation: c.auto_creation.clone().unwrap_or(AutoCreation {
+                enabled: true,
+                type_: "default".into(),
+                ..AutoCreation::default()
+            }),
+            address_country: None,
+            date_created: now,
+            date_updated: now,
+        });
     }
     for s in &sa.messaging_services {
         let svc = build_service(&acct, s, now)?;

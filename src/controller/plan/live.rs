@@ -5,8 +5,8 @@
 use kube::runtime::events::EventType;
 
 use crate::api::{
-    ChannelMode, ConditionType as T, DeletionPolicy, Phase, Reason, SenderKind, SenderStatus, WebhookMethod,
-    WhatsAppChannel,
+    ChannelMode, ConditionType as T, DeletionPolicy, Phase, Reason, RouteKind, RoutingStatus, SenderKind, SenderStatus,
+    WebhookMethod, WhatsAppChannel,
 };
 use crate::binding::{self, BindingState};
 use crate::controller::conditions::Status;
@@ -14,6 +14,7 @@ use crate::controller::webhook::{self, Decision, Hook, WriteCause};
 use crate::twilio::{redact_url, SenderWebhookMethod, SmsMethod, TwilioError, E164};
 
 use super::report::Builder;
+use super::routing::{self, Routed};
 use super::{confirm, release, Input, Locate, Next, Read, Step, Target, WebhookWrite};
 
 /// The WhatsApp sandbox's shared number.
@@ -128,7 +129,15 @@ pub(super) fn apply(input: Input<'_>) -> Next {
         Connect::Sandbox => None,
         Connect::Wire(t) => Some(t),
     };
-    if let Some(target) = target {
+    if let Some(carrier) = target {
+        let target = match routing::route(&mut b, &number, carrier.clone()) {
+            Routed::Read(r) => return Next::Read(r),
+            Routed::Stop => {
+                b.status.sender = Some(sender_status(&carrier, &number, b.old.sender.as_ref()));
+                return b.finish();
+            }
+            Routed::Configure(t) => t,
+        };
         if !wire(&mut b, &number, target) {
             return b.finish();
         }
@@ -229,6 +238,11 @@ pub fn verified_inputs(
         "credentials": credentials,
         "identitySecret": identity,
     });
+    let mut relevant = relevant;
+    // Only when set: the default changes no channel's digest (no re-verification on upgrade).
+    if s.routing != crate::api::RoutingSpec::default() {
+        relevant["routing"] = serde_json::json!(s.routing);
+    }
     let digest = Sha256::digest(relevant.to_string().as_bytes());
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
@@ -323,6 +337,9 @@ pub(super) fn locate(recorded: Option<&SenderStatus>, number: &E164) -> Locate {
         Some(SenderStatus { kind: SenderKind::IncomingPhoneNumber, sid: Some(sid), .. }) => {
             Locate::NumberSid(sid.clone())
         }
+        Some(SenderStatus { kind: SenderKind::MessagingService, sid: Some(sid), .. }) => {
+            Locate::ServiceSid(sid.clone())
+        }
         _ => Locate::Lookup,
     }
 }
@@ -335,7 +352,12 @@ fn connect(b: &mut Builder<'_>, number: &E164) -> Connect {
         return Connect::Sandbox;
     }
     let Some(found) = b.input.twilio.target.clone() else {
-        return Connect::Read(Read::Target(number.clone(), locate(b.old.sender.as_ref(), number)));
+        // A Messaging Service in status is what routed the number: its carrier is looked up.
+        let how = match locate(b.old.sender.as_ref(), number) {
+            Locate::ServiceSid(_) => Locate::Lookup,
+            how => how,
+        };
+        return Connect::Read(Read::Target(number.clone(), how));
     };
     let target = match found {
         Ok(Some(Target::Sender(sender))) if !sender.is_online() => {
@@ -378,6 +400,7 @@ fn connect(b: &mut Builder<'_>, number: &E164) -> Connect {
     let what = match &target {
         Target::Sender(s) => format!("WhatsApp sender {} ({})", s.sid, s.status.as_str()),
         Target::Number(n) => format!("incoming phone number {}", n.sid),
+        Target::Service(s) => format!("Messaging Service {}", s.sid),
     };
     b.set(T::NumberVerified, Status::True, Reason::Verified, format!("{number} is {what}"));
     Connect::Wire(target)
@@ -399,6 +422,17 @@ fn connect_sandbox(b: &mut Builder<'_>, number: &E164) {
         previous_webhook_method: None,
     };
     b.status.sender = Some(sandbox);
+    let route = |url: Option<String>, method: Option<String>| crate::api::Route {
+        kind: RouteKind::Sandbox,
+        sid: None,
+        url,
+        method,
+    };
+    b.status.routing = Some(RoutingStatus {
+        expected: route(Some(b.input.ch.spec.webhook.url.clone()), Some(method.to_owned())),
+        actual: route(None, None),
+        reason: Reason::ManualStepRequired.as_str().to_owned(),
+    });
     b.set(T::NumberVerified, Status::True, Reason::Verified, format!("{number} is Twilio's WhatsApp sandbox number"));
     b.set(
         T::WebhookConfigured,
@@ -415,19 +449,39 @@ fn connect_sandbox(b: &mut Builder<'_>, number: &E164) {
 }
 
 impl Target {
-    /// The carrier's SID.
+    /// The object's SID.
     pub fn sid(&self) -> &str {
         match self {
             Self::Sender(s) => &s.sid,
             Self::Number(n) => &n.sid,
+            Self::Service(s) => &s.sid,
         }
     }
 
-    /// The carrier's kind.
+    /// The object's kind, as `status.sender` names it.
     pub fn kind(&self) -> SenderKind {
         match self {
             Self::Sender(_) => SenderKind::WhatsAppSender,
             Self::Number(_) => SenderKind::IncomingPhoneNumber,
+            Self::Service(_) => SenderKind::MessagingService,
+        }
+    }
+
+    /// The object's kind, as `status.routing` names it.
+    pub fn route_kind(&self) -> RouteKind {
+        match self {
+            Self::Sender(_) => RouteKind::WhatsAppSender,
+            Self::Number(_) => RouteKind::IncomingPhoneNumber,
+            Self::Service(_) => RouteKind::MessagingService,
+        }
+    }
+
+    /// What the object is, in a message.
+    pub fn noun(&self) -> &'static str {
+        match self {
+            Self::Sender(_) => "WhatsApp sender",
+            Self::Number(_) => "incoming phone number",
+            Self::Service(_) => "Messaging Service",
         }
     }
 
@@ -441,13 +495,17 @@ impl Target {
             Self::Number(n) => {
                 (n.sms_url.clone().unwrap_or_default(), n.sms_method.unwrap_or(SmsMethod::Post).as_str().to_owned())
             }
+            Self::Service(s) => (
+                s.inbound_request_url.clone().unwrap_or_default(),
+                s.inbound_method.unwrap_or(SmsMethod::Post).as_str().to_owned(),
+            ),
         }
     }
 
     fn status(&self) -> Option<String> {
         match self {
             Self::Sender(s) => Some(s.status.as_str().to_owned()),
-            Self::Number(_) => None,
+            Self::Number(_) | Self::Service(_) => None,
         }
     }
 
@@ -461,6 +519,10 @@ impl Target {
             Self::Number(n) => {
                 let method = if method == "GET" { SmsMethod::Get } else { SmsMethod::Post };
                 WebhookWrite::Number { sid: n.sid.clone(), url: url.to_owned(), method }
+            }
+            Self::Service(s) => {
+                let method = if method == "GET" { SmsMethod::Get } else { SmsMethod::Post };
+                WebhookWrite::Service { sid: s.sid.clone(), url: url.to_owned(), method }
             }
         }
     }
@@ -479,12 +541,20 @@ pub(super) fn ours(recorded: Option<&SenderStatus>) -> Vec<String> {
 /// Decides and plans the webhook write. False: stop here.
 fn wire(b: &mut Builder<'_>, number: &E164, target: Target) -> bool {
     let spec = &b.input.ch.spec.webhook;
+    let expected = routing::expected(b, &target);
+    let side_by_side = |actual: &Target, reason: Reason| RoutingStatus {
+        expected: expected.clone(),
+        actual: routing::route_of(actual),
+        reason: reason.as_str().to_owned(),
+    };
     if matches!(target, Target::Sender(_)) && spec.method == WebhookMethod::Get {
+        b.status.sender = Some(sender_status(&target, number, b.old.sender.as_ref()));
+        b.status.routing = Some(side_by_side(&target, Reason::MethodNotSupported));
         b.set(
             T::WebhookConfigured,
             Status::False,
-            Reason::InvalidSpec,
-            "WhatsApp senders call their webhook with POST only: set spec.webhook.method to POST",
+            Reason::MethodNotSupported,
+            format!("WhatsApp sender {} routes {number} and calls its webhook with POST (or PUT) only, never GET: set spec.webhook.method to POST", target.sid()),
         );
         b.set(T::Connected, Status::False, Reason::NotConnected, "The webhook cannot be configured");
         return false;
@@ -509,6 +579,7 @@ fn wire(b: &mut Builder<'_>, number: &E164, target: Target) -> bool {
         }
         Decision::BoundElsewhere { .. } => {
             b.status.sender = Some(status);
+            b.status.routing = Some(side_by_side(&target, Reason::BoundElsewhere));
             b.set(
                 T::NumberBound,
                 Status::False,
@@ -565,6 +636,8 @@ fn wire(b: &mut Builder<'_>, number: &E164, target: Target) -> bool {
         }
     }
     b.status.sender = Some(status);
+    b.status.routing =
+        Some(RoutingStatus { actual: expected.clone(), expected, reason: Reason::Configured.as_str().to_owned() });
     b.set(
         T::WebhookConfigured,
         Status::True,
@@ -576,7 +649,7 @@ fn wire(b: &mut Builder<'_>, number: &E164, target: Target) -> bool {
 }
 
 /// The status of the webhook carrier, keeping what was recorded for the same resource.
-fn sender_status(target: &Target, number: &E164, old: Option<&SenderStatus>) -> SenderStatus {
+pub(super) fn sender_status(target: &Target, number: &E164, old: Option<&SenderStatus>) -> SenderStatus {
     let (url, method) = target.hook();
     let same = old.filter(|o| o.sid.as_deref() == Some(target.sid()) && o.phone_number == number.as_str());
     SenderStatus {

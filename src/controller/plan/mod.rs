@@ -18,6 +18,7 @@ mod confirm;
 mod live;
 mod release;
 mod report;
+mod routing;
 #[cfg(test)]
 mod tests;
 
@@ -29,8 +30,8 @@ use kube::runtime::events::EventType;
 use crate::api::{Reason, WhatsAppChannel, WhatsAppChannelStatus, WhatsAppNumberBindingSpec};
 use crate::binding::BindingState;
 use crate::twilio::{
-    IdentityError, IncomingPhoneNumber, Message, NewMessage, Sender, SenderWebhook, SmsMethod, TwilioError,
-    Verification, E164,
+    IdentityError, IncomingPhoneNumber, Message, MessagingService, NewMessage, RoutingFacts, Sender, SenderWebhook,
+    SmsMethod, TwilioError, Verification, E164,
 };
 
 use super::credentials::SecretProblem;
@@ -101,13 +102,16 @@ pub struct ClusterView {
     pub attempt_left: Option<Duration>,
 }
 
-/// The carrier of a number's inbound webhook at Twilio.
+/// An object at Twilio whose webhook routes a number's inbound messages: its carrier (sender or
+/// incoming number), or the Messaging Service whose pool holds the carrier.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Target {
     /// A WhatsApp sender (Messaging v2).
     Sender(Sender),
     /// An incoming phone number.
     Number(IncomingPhoneNumber),
+    /// A Messaging Service (Messaging v1).
+    Service(MessagingService),
 }
 
 /// A Twilio write that failed, or returned what the status keeps.
@@ -130,6 +134,8 @@ pub struct TwilioView {
     pub verification: Option<Result<Verification, TwilioError>>,
     /// The carrier of the spec's number.
     pub target: Option<Result<Option<Target>, TwilioError>>,
+    /// What else may route the spec's number (its Messaging Service, an address configuration).
+    pub routing: Option<Result<RoutingFacts, TwilioError>>,
     /// The carrier of the number the channel is wired to and releases.
     pub wired_target: Option<Result<Option<Target>, TwilioError>>,
     /// The confirmation message looked up (by SID, or an earlier attempt found by listing).
@@ -162,6 +168,9 @@ pub enum Locate {
     SenderSid(String),
     /// Fetch the incoming number with this SID (known from status).
     NumberSid(String),
+    /// Fetch the Messaging Service with this SID (known from status; releases only: a live
+    /// channel looks up its carrier, then what routes it).
+    ServiceSid(String),
     /// Look the number up: the account's WhatsApp senders first, then its incoming numbers.
     Lookup,
 }
@@ -175,6 +184,10 @@ pub enum Read {
     Target(E164, Locate),
     /// Find the carrier of the number being released.
     WiredTarget(E164, Locate),
+    /// What else may route the spec's number, whose carrier has this SID (shared per account);
+    /// `true`: from a listing started during this pass (the spec changed after an override was
+    /// reported: a fix at Twilio is seen at once).
+    Routing(E164, String, bool),
     /// Fetch the confirmation message by SID.
     FetchMessage(String),
     /// Look for a message an earlier attempt may have sent.
@@ -205,6 +218,15 @@ pub enum WebhookWrite {
     /// An incoming number's SmsUrl and SmsMethod.
     Number {
         /// The number SID.
+        sid: String,
+        /// The URL (empty clears it).
+        url: String,
+        /// The method.
+        method: SmsMethod,
+    },
+    /// A Messaging Service's InboundRequestUrl and InboundMethod.
+    Service {
+        /// The service SID.
         sid: String,
         /// The URL (empty clears it).
         url: String,

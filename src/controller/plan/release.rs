@@ -103,7 +103,7 @@ fn restore(b: &Builder<'_>, recorded: &SenderStatus, held: bool) -> Restore {
 fn default_method(target: &Target) -> String {
     match target {
         Target::Sender(_) => "POST".into(),
-        Target::Number(_) => "POST".into(),
+        Target::Number(_) | Target::Service(_) => "POST".into(),
     }
 }
 

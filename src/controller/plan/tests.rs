@@ -121,6 +121,7 @@ fn unauthorized() -> TwilioError {
 struct Twilio {
     verification: Result<Verification, TwilioError>,
     target: Result<Option<Target>, TwilioError>,
+    routing: Result<crate::twilio::RoutingFacts, TwilioError>,
     wired_target: Result<Option<Target>, TwilioError>,
     message: Result<Option<Message>, TwilioError>,
     identity: Result<(), IdentityError>,
@@ -131,6 +132,7 @@ impl Default for Twilio {
         Self {
             verification: Ok(verified()),
             target: Ok(Some(Target::Sender(sender(Some(URL), "ONLINE")))),
+            routing: Ok(Default::default()),
             wired_target: Ok(None),
             message: Ok(None),
             identity: Ok(()),
@@ -161,6 +163,7 @@ fn run(ch: &WhatsAppChannel, cl: &ClusterView, tw: &Twilio, outcomes: Vec<Outcom
                     Read::Verify => view.verification = Some(tw.verification.clone()),
                     Read::Target(..) => view.target = Some(tw.target.clone()),
                     Read::WiredTarget(..) => view.wired_target = Some(tw.wired_target.clone()),
+                    Read::Routing(..) => view.routing = Some(tw.routing.clone()),
                     Read::FetchMessage(_) | Read::FindSent { .. } => view.message = Some(tw.message.clone()),
                     Read::Identity => view.identity = Some(tw.identity.clone()),
                 }
@@ -392,7 +395,7 @@ fn condition_reasons_table() {
             ch: |c| c.spec.webhook.method = crate::api::WebhookMethod::Get,
             cl: nocl,
             tw: notw,
-            expect: &[("WebhookConfigured", "False/InvalidSpec")],
+            expect: &[("WebhookConfigured", "False/MethodNotSupported")],
             phase: Phase::Failed,
         },
         Case {
@@ -1163,3 +1166,5 @@ fn the_secret_is_protected_under_delete_policy_only() {
     let (p, _) = run(&ch, &cl, &Twilio::default(), vec![]);
     assert!(!p.steps.iter().any(|s| matches!(s, Step::ProtectSecret { .. })));
 }
+
+mod routing;

@@ -1,8 +1,10 @@
 //! Twilio's official OpenAPI contract (twilio-oai), used to check every request the simulator
 //! receives and every response it returns.
 //!
-//! The simulator serves three specs on one listener ([`SPECS`]); their paths are disjoint
-//! (`/2010-04-01/...`, `/v1/...`, `/v2/...`). [`Contract::check_request`] matches a request to
+//! The simulator serves four specs on one listener ([`SPECS`]); the paths it indexes are
+//! disjoint (`/2010-04-01/...`, messaging `/v1/Services...`, `/v2/...`, and of the Conversations
+//! spec only `/v1/Configuration/Addresses...`, [`PATH_PREFIXES`]: its `/v1/Services/{Sid}` would
+//! otherwise shadow the Messaging Services on the one host). [`Contract::check_request`] matches a request to
 //! its operation and checks it; [`Contract::check_response`] checks what the simulator answers.
 //! Violations carry a stable `rule` name:
 //!
@@ -41,7 +43,16 @@ use paths::Template;
 use schema::{Mode, PatternCache, Tolerance, Validator};
 
 /// The spec files (stems) the simulator serves, in `dir/<stem>.json`.
-pub const SPECS: [&str; 3] = ["twilio_api_v2010", "twilio_messaging_v1", "twilio_messaging_v2"];
+pub const SPECS: [&str; 4] =
+    ["twilio_api_v2010", "twilio_messaging_v1", "twilio_messaging_v2", "twilio_conversations_v1"];
+
+/// Specs of which only paths under these prefixes are indexed (the others: every path).
+pub const PATH_PREFIXES: &[(&str, &[&str])] = &[("twilio_conversations_v1", &["/v1/Configuration/Addresses"])];
+
+/// Whether `template` of `spec` is indexed.
+fn indexed(spec: &str, template: &str) -> bool {
+    PATH_PREFIXES.iter().find(|(s, _)| *s == spec).is_none_or(|(_, ps)| ps.iter().any(|p| template.starts_with(p)))
+}
 
 /// Environment variable naming the directory that holds the spec files.
 pub const SPEC_DIR_ENV: &str = "TWILIO_OAI_SPEC_DIR";
@@ -119,8 +130,8 @@ pub enum LoadError {
     /// The directory or one of the spec files does not exist.
     #[error(
         "Twilio OpenAPI spec not found at {path}: run `make twilio-specs` (or `hack/fetch-twilio-specs.sh`), \
-         or set {SPEC_DIR_ENV} to a directory holding twilio_api_v2010.json, twilio_messaging_v1.json \
-         and twilio_messaging_v2.json"
+         or set {SPEC_DIR_ENV} to a directory holding twilio_api_v2010.json, twilio_messaging_v1.json, \
+         twilio_messaging_v2.json and twilio_conversations_v1.json"
     )]
     NotFound {
         /// The missing path.
@@ -217,7 +228,7 @@ fn cache() -> &'static Mutex<HashMap<PathBuf, Arc<Inner>>> {
 }
 
 impl Contract {
-    /// Loads `twilio_api_v2010.json`, `twilio_messaging_v1.json` and `twilio_messaging_v2.json` from `dir`.
+    /// Loads the [`SPECS`] (`twilio_api_v2010.json`, …) from `dir`.
     pub fn load(dir: &Path) -> Result<Contract, String> {
         Contract::try_load(dir).map_err(|e| e.to_string())
     }
@@ -389,7 +400,7 @@ impl Inner {
             let Some(items) = spec.doc.get("paths").and_then(Value::as_object) else {
                 continue;
             };
-            for (template_text, item) in items {
+            for (template_text, item) in items.iter().filter(|(t, _)| indexed(&spec.name, t)) {
                 let mut methods = BTreeMap::new();
                 for method_key in METHODS {
                     let Some(op) = item.get(method_key) else {

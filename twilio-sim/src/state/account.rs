@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{IncomingNumber, Message, MessagingService, Sandbox, Sender};
+use super::{AddressConfiguration, IncomingNumber, Message, MessagingService, Sandbox, Sender};
 
 /// `account_enum_status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -105,6 +105,9 @@ pub struct Account {
     pub messages: Vec<Message>,
     /// The WhatsApp sandbox, if this account uses one.
     pub sandbox: Option<Sandbox>,
+    /// Conversations address configurations (Conversations v1), in creation order.
+    #[serde(default)]
+    pub address_configurations: Vec<AddressConfiguration>,
 }
 
 impl Account {

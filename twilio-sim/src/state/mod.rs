@@ -4,17 +4,21 @@
 //! [`crate::SimHandle::state`] and `GET /_sim/state`.
 
 mod account;
+mod address;
 mod identity;
 mod message;
 mod number;
+mod routing;
 mod sandbox;
 mod sender;
 mod service;
 
 pub use account::{Account, AccountPatch, AccountStatus, AccountType, ApiKey, ApiKeyKind};
+pub use address::{AddressConfiguration, AutoCreation};
 pub use identity::IdentityClient;
 pub use message::{Message, MessageOutcome, MessageStatus};
 pub use number::{Capabilities, IncomingNumber, NumberPatch};
+pub use routing::{InboundRoute, RouteKind};
 pub use sandbox::{Participant, ParticipantSpec, Sandbox, SandboxPatch, MEMBERSHIP, SANDBOX_NUMBER};
 pub use sender::{
     OfflineReason, ProfileEmail, ProfileWebsite, Sender, SenderConfiguration, SenderPatch, SenderProfile,
