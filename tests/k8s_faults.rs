@@ -171,8 +171,10 @@ async fn a_watch_resumed_past_an_etcd_compaction_gets_410_and_relists_seeing_the
     .await;
     proxy.restore();
 
-    // The changes made during the gap are seen: the new channels and the changed webhook.
-    fleet::wait_converged(&env.client, &members, TIMEOUT).await;
+    // The changes made during the gap are seen: the new channels and the changed webhook. The
+    // watches reconnect after their backoff (up to 30 s after errors all through the gap), then
+    // relist: twice the usual patience.
+    fleet::wait_converged(&env.client, &members, TIMEOUT * 2).await;
     let ch0 = wait_for(&env, "ch-0", "the webhook change acted on", fleet::converged).await;
     assert_eq!(ch0.metadata.generation, Some(2), "Ready for the spec changed during the gap");
     let url = fleet::receiver(&env.ns, "ch-0-moved");
