@@ -108,6 +108,7 @@ pub struct TwilioClient {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     http: reqwest::Client,
     api_base: String,
@@ -174,32 +175,14 @@ impl TwilioClient {
 
     /// The same client, telling `observer` about every request.
     pub fn observed(self, observer: RequestObserver) -> Self {
-        let inner = &self.inner;
-        let inner = Inner {
-            http: inner.http.clone(),
-            api_base: inner.api_base.clone(),
-            messaging_base: inner.messaging_base.clone(),
-            conversations_base: inner.conversations_base.clone(),
-            observer: Some(observer),
-            holds: inner.holds.clone(),
-        };
-        Self { inner: Arc::new(inner) }
+        Self { inner: Arc::new(Inner { observer: Some(observer), ..(*self.inner).clone() }) }
     }
 
     /// The same client, sending nothing for an account `holds` holds: such a call fails at
     /// once with [`TwilioError::RateLimited`] carrying the rest of the hold, as if Twilio had
     /// answered 429 (no request is made, none is observed).
     pub fn with_holds(self, holds: Arc<AccountHolds>) -> Self {
-        let inner = &self.inner;
-        let inner = Inner {
-            http: inner.http.clone(),
-            api_base: inner.api_base.clone(),
-            messaging_base: inner.messaging_base.clone(),
-            conversations_base: inner.conversations_base.clone(),
-            observer: inner.observer.clone(),
-            holds: Some(holds),
-        };
-        Self { inner: Arc::new(inner) }
+        Self { inner: Arc::new(Inner { holds: Some(holds), ..(*self.inner).clone() }) }
     }
 
     /// The configured 2010 API base URL (no trailing `/`).
