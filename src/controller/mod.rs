@@ -24,6 +24,7 @@ mod reconcile;
 pub mod single_flight;
 pub mod stored;
 pub mod verification;
+pub mod watch_backoff;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -286,8 +287,7 @@ pub async fn run_prepared(
     // deletion trigger a reconcile; the operator's own status writes do not.
     let c = cache.clone();
     let wake = wake_tx.clone();
-    let channel_stream = watcher(channels, list_pages())
-        .default_backoff()
+    let channel_stream = watch_backoff::with_backoff("channels", watcher(channels, list_pages()))
         .reflect(channel_writer)
         .map(move |ev| {
             if let Ok(ev) = &ev {
@@ -320,8 +320,7 @@ pub async fn run_prepared(
     // reaches the operator's memory, except for the Secrets channels use.
     let c = cache.clone();
     let wake = wake_tx.clone();
-    let secret_stream = watcher(secrets, list_pages())
-        .default_backoff()
+    let secret_stream = watch_backoff::with_backoff("secrets", watcher(secrets, list_pages()))
         .modify(cache::slim_secret_meta)
         .reflect(secret_writer)
         .map({
@@ -334,8 +333,7 @@ pub async fn run_prepared(
             }
         })
         .touched_objects();
-    let binding_stream = watcher(bindings, list_pages())
-        .default_backoff()
+    let binding_stream = watch_backoff::with_backoff("bindings", watcher(bindings, list_pages()))
         .modify(cache::slim_meta)
         .reflect(binding_writer)
         .map({
