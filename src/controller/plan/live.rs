@@ -589,7 +589,12 @@ fn wire(b: &mut Builder<'_>, number: &E164, target: Target) -> bool {
     let shown_current = if current_url.is_empty() { "none".to_owned() } else { redact_url(&found.url) };
     let desired = redact_url(&spec.url);
     let held_by = |owner: &Option<Owner>| match owner {
-        Some(o) => format!("owner {o} (cluster {}, channel {}, instance {})", o.cluster, o.channel(), o.instance),
+        Some(o) => format!(
+            "{shown_current}, owned by {o} (cluster {}, channel {}, instance {})",
+            o.cluster,
+            o.channel(),
+            o.instance
+        ),
         None => format!("{shown_current}, a receiver without an ownership marker"),
     };
     let refuse = |b: &mut Builder<'_>, status: SenderStatus, reason: Reason, message: String| {
