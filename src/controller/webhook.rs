@@ -104,7 +104,8 @@ pub fn takeover_matches(from: &str, current: &Marked) -> bool {
 ///
 /// `desired` carries this channel's marker. `ours` are the URLs this channel confirmed on the
 /// number or was about to set (from its status): a current URL equal to one of them, or marked
-/// by this channel, was set by this channel, so changing it is not a takeover.
+/// by this cluster (whose binding this channel holds), is this channel's, so changing it is not
+/// a takeover.
 pub fn decide(current: &Hook<'_>, desired: &Hook<'_>, ours: &[String], claim: Claim<'_>) -> Decision {
     if current.url == desired.url && current.method.eq_ignore_ascii_case(desired.method) {
         return Decision::InSync;
@@ -114,8 +115,10 @@ pub fn decide(current: &Hook<'_>, desired: &Hook<'_>, ours: &[String], claim: Cl
         return Decision::Write { cause };
     }
     let found = owner::read(current.url);
+    // Within a cluster the binding decides (this channel holds it): a marker of the same cluster
+    // naming another channel is stale, e.g. left by a channel deleted with `Orphan`.
     let mine = match &found.owner {
-        Some(o) => o.same_channel(claim.me),
+        Some(o) => o.cluster == claim.me.cluster,
         None => found.url == owner::read(desired.url).url || ours.iter().any(|o| o == current.url),
     };
     if mine {
@@ -203,6 +206,12 @@ mod tests {
             Decision::Write { cause: WriteCause::SpecChanged },
             "our marker, another instance"
         );
+    }
+
+    #[test]
+    fn a_marker_of_another_channel_of_this_cluster_is_stale() {
+        let orphaned = "https://crm-prod.example.com/hook#wao-owner=c1/ns/deleted/crm-prod";
+        assert_eq!(exclusive(orphaned, &[]), Decision::Write { cause: WriteCause::SpecChanged });
     }
 
     #[test]

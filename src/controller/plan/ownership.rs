@@ -65,7 +65,8 @@ pub(super) fn show(b: &mut Builder<'_>, owner: Option<&Owner>) {
 /// one of `ours`, the URLs it set): records it once, with a Warning Event. True when the owner at
 /// Twilio took it from this channel (now or in an earlier pass).
 pub(super) fn observe_loss(b: &mut Builder<'_>, me: &Owner, current: Option<&Owner>, ours: &[String]) -> bool {
-    let Some(current) = current.filter(|c| !c.same_channel(me)) else {
+    // Another cluster only: within this one the binding decides, and this channel holds it.
+    let Some(current) = current.filter(|c| c.cluster != me.cluster) else {
         return false;
     };
     let last = last(b);
