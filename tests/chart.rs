@@ -924,12 +924,14 @@ fn with_watch_namespaces_no_cluster_role_grants_secrets() {
     for g in all.iter().filter(|g| g.resource == "secrets") {
         assert_eq!((g.kind.as_str(), g.namespace.as_str()), ("Role", "apps"), "{g}");
     }
-    // Cluster-wide only what is cluster-wide by nature: the bindings, and reading a holder.
+    // Cluster-wide only what is cluster-wide by nature: the bindings, reading a holder, and
+    // reading the kube-system namespace (the default cluster identity).
     let keys: BTreeSet<_> = cluster.iter().map(|g| g.key()).collect();
     let expected: BTreeSet<_> = ["list", "watch", "create", "patch", "delete"]
         .iter()
         .map(|v| ("whatsapp-operator.io".to_owned(), "whatsappnumberbindings".to_owned(), (*v).to_owned()))
         .chain([("whatsapp-operator.io".to_owned(), "whatsappchannels".to_owned(), "get".to_owned())])
+        .chain([(String::new(), "namespaces".to_owned(), "get".to_owned())])
         .collect();
     assert_eq!(keys, expected);
 }

@@ -649,7 +649,14 @@ fn wire(b: &mut Builder<'_>, number: &E164, target: Target) -> bool {
             // this channel set that itself), so that cleanup and later passes know both.
             let mut intent = status.clone();
             intent.pending_webhook_url = Some(desired_url.clone());
-            if intent.previous_webhook_url.is_none() && !ours.contains(&current_url) && !current_url.is_empty() {
+            // The spec's URL without a marker (set before markers existed) is in sync, not a
+            // previous receiver: deletion clears it, as it always did.
+            let unmarked_spec = found.owner.is_none() && found.url == owner::read(&spec.url).url;
+            if intent.previous_webhook_url.is_none()
+                && !ours.contains(&current_url)
+                && !current_url.is_empty()
+                && !unmarked_spec
+            {
                 intent.previous_webhook_url = Some(current_url.clone());
                 intent.previous_webhook_method = Some(current_method.clone());
             }

@@ -689,6 +689,20 @@ fn a_webhook_write_carries_the_marker_and_starts_the_history() {
 }
 
 #[test]
+fn the_spec_url_without_a_marker_is_marked_and_not_recorded_as_previous() {
+    // Set before markers existed (or by hand): in sync but for the marker.
+    let (p, _) = run(&channel(), &cluster(), &at_twilio(URL), vec![]);
+    let Some(Step::SetWebhook(WebhookWrite::Sender { webhook, .. })) =
+        p.steps.iter().find(|s| matches!(s, Step::SetWebhook(_)))
+    else {
+        panic!("a write: {:?}", p.steps)
+    };
+    assert_eq!(webhook.callback_url.as_deref(), Some(MARKED));
+    assert_eq!(p.status.sender.as_ref().and_then(|s| s.previous_webhook_url.clone()), None);
+    assert_eq!(reason(&p, "Ready"), "True/ChannelReady");
+}
+
+#[test]
 fn a_blind_or_mismatched_takeover_is_refused() {
     for (from, says) in [(None, "blind takeover"), (Some("c3/crm/sales/crm-prod"), "not the owner at Twilio")] {
         let (p, _) = run(&takeover_from(from), &cluster(), &at_twilio(THEIRS), vec![]);
