@@ -638,7 +638,7 @@ fn wire(b: &mut Builder<'_>, number: &E164, target: Target) -> bool {
             let some = Some(owner.clone());
             ownership::show(b, some.as_ref());
             let msg = format!(
-                "{number} was taken from this channel by {}, which is set to take it over as well: the operator does not take it back, so that the number does not flip between the two. Remove the takeover on one side (or edit this channel's spec to try once more)",
+                "{number} was taken from this channel by {}, the owner spec.takeover.from names: the operator does not take it back, so that the number does not flip between two takeovers. Remove the takeover on one side (or edit this channel's spec to try once more)",
                 held_by(&some),
             );
             refuse(b, status, Reason::TakeoverContested, msg);
