@@ -126,6 +126,14 @@ pub struct RunArgs {
     #[arg(long, env = "WAO_PASS_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub pass_timeout: Duration,
 
+    /// This cluster's identity in the ownership markers the operator keeps at Twilio
+    /// (`#wao-owner=<cluster-id>/<namespace>/<name>/<instance>` on each webhook URL it sets):
+    /// letters, digits, `.`, `_`, `-`, at most 63. Default: the UID of the kube-system
+    /// namespace (needs `get` on it). Keep it stable: a changed identity sees its own numbers
+    /// as another cluster's (see docs/api.md, ownership).
+    #[arg(long, env = "WAO_CLUSTER_ID", value_parser = parse_cluster_id)]
+    pub cluster_id: Option<String>,
+
     /// This process's name in Events (e.g. the pod name).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
@@ -197,6 +205,15 @@ fn parse_allow_rule(entry: &str) -> Result<AllowRule, String> {
     entry.parse().map_err(|e: crate::twilio::AllowRuleError| e.to_string())
 }
 
+/// Parses `--cluster-id`.
+fn parse_cluster_id(id: &str) -> Result<String, String> {
+    if crate::controller::owner::valid_cluster_id(id) {
+        Ok(id.to_owned())
+    } else {
+        Err("letters, digits, '.', '_' and '-' only, 1-63 characters".to_owned())
+    }
+}
+
 impl RunArgs {
     /// The leader-election settings, when leader election is on.
     pub fn lease_config(&self) -> Option<crate::leader::LeaseConfig> {
@@ -244,6 +261,7 @@ impl RunArgs {
         config.instance = self.instance.clone();
         config.pass_timeout = self.pass_timeout;
         config.outbound = OutboundPolicy::new(self.outbound_allow.clone());
+        config.cluster_id = self.cluster_id.clone();
         config
     }
 
@@ -274,7 +292,16 @@ mod tests {
         assert_eq!(config.verify_interval, Duration::from_secs(600));
         assert_eq!(config.twilio.api_base_url, DEFAULT_API_BASE_URL);
         assert_eq!(config.namespace, None);
+        assert_eq!(config.cluster_id, None, "default: the kube-system namespace's UID, read at start");
         assert!(args.admission_config().is_none());
+    }
+
+    #[test]
+    fn the_cluster_id_is_checked() {
+        let cli = Cli::try_parse_from(["whatsapp-operator", "run", "--cluster-id", "eu-west-1"]).expect("parse");
+        let Command::Run(args) = cli.command else { panic!("run") };
+        assert_eq!(args.config().cluster_id.as_deref(), Some("eu-west-1"));
+        assert!(Cli::try_parse_from(["whatsapp-operator", "run", "--cluster-id", "a/b"]).is_err());
     }
 
     #[test]

@@ -212,7 +212,7 @@ async fn odd_but_valid_channels_are_admitted_and_go_ready() {
         assert_eq!(status.queue.as_deref(), spec["queue"].as_str(), "{}", case.file);
         let url = spec["webhook"]["url"].as_str().expect("a webhook URL");
         let sender = status.sender.as_ref().expect("a sender");
-        assert_eq!(sender.webhook_url.as_deref(), Some(url), "{}", case.file);
+        assert_eq!(sender.webhook_url.as_deref().map(common::unmarked).as_deref(), Some(url), "{}", case.file);
     }
     let names: Vec<String> = cases.iter().map(|c| c.name().to_owned()).collect();
     delete_all(&env, &names).await;

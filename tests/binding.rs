@@ -119,6 +119,7 @@ fn sender_webhook(sim: &SimHandle, number: &str) -> Option<String> {
         .flat_map(|a| a.senders.iter())
         .find(|s| s.sender_id == format!("whatsapp:{number}"))
         .and_then(|s| s.webhook.callback_url.clone())
+        .map(|u| common::unmarked(&u))
 }
 
 /// Webhook writes (sender updates) in `reqs`.
@@ -127,7 +128,7 @@ fn webhook_writes(reqs: &[RequestRecord]) -> Vec<&RequestRecord> {
 }
 
 fn written_url(r: &RequestRecord) -> String {
-    r.json.as_ref().and_then(|j| j["webhook"]["callback_url"].as_str()).unwrap_or_default().to_owned()
+    common::unmarked(r.json.as_ref().and_then(|j| j["webhook"]["callback_url"].as_str()).unwrap_or_default())
 }
 
 /// `(type, reason, note, reportingInstance)` of the Events about a channel.
@@ -227,9 +228,12 @@ async fn racing_channels_in_two_processes_bind_once_and_the_next_takes_over_on_d
     let ready =
         wait_for(holder_env, &holder.name_any(), "holder Ready", |ch| has(ch, "Ready", "True", "ChannelReady")).await;
     let elapsed = started.elapsed();
-    assert_eq!(
-        ready.status.as_ref().and_then(|s| s.sender.as_ref()).and_then(|s| s.webhook_url.as_deref()),
-        Some(holder_url.as_str())
+    let at_twilio =
+        ready.status.as_ref().and_then(|s| s.sender.as_ref()).and_then(|s| s.webhook_url.clone()).unwrap_or_default();
+    assert_eq!(common::unmarked(&at_twilio), holder_url);
+    assert!(
+        common::marker(&at_twilio).is_some_and(|m| m.ends_with(&format!("/{holder_key}/{}", holder.spec.instance))),
+        "{at_twilio}"
     );
     for ch in channels.iter().filter(|c| key(c) != holder_key) {
         let c = current(ch, "NumberBound").expect("decided");
@@ -388,6 +392,16 @@ async fn a_second_cluster_reports_bound_elsewhere_and_takes_over_only_when_told(
     let b = wait_for(&env2, "b", "B BoundElsewhere", |ch| has(ch, "NumberBound", "False", "BoundElsewhere")).await;
     let msg = &current(&b, "NumberBound").expect("NumberBound").message;
     assert!(msg.contains(&u1), "names the current receiver: {msg}");
+    // The ownership marker names cluster 1 (its kube-system UID), channel A and its instance.
+    let cluster1 = whatsapp_operator::controller::read_cluster_id(&env1.client).await.expect("cluster 1 id");
+    let cluster2 = whatsapp_operator::controller::read_cluster_id(&env2.client).await.expect("cluster 2 id");
+    assert_ne!(cluster1, cluster2, "two clusters, two identities");
+    let owner_a = format!("{cluster1}/{}/a/crm-cluster-1", env1.ns);
+    assert!(msg.contains(&owner_a) && msg.contains(&format!("cluster {cluster1}")), "names the owner: {msg}");
+    assert_eq!(
+        b.status.as_ref().and_then(|s| s.ownership.as_ref()).and_then(|o| o.owner.as_deref()),
+        Some(owner_a.as_str())
+    );
     assert_eq!(b.status.as_ref().and_then(|s| s.phase), Some(Phase::Conflict));
     assert!(has(&b, "Ready", "False", "BoundElsewhere"));
     assert_eq!(bindings_of(&env2.client, &number).await.len(), 1, "cluster 2's own binding");
@@ -396,16 +410,44 @@ async fn a_second_cluster_reports_bound_elsewhere_and_takes_over_only_when_told(
     let (t, _, _, _) = wait_event(&env2, "b", "BoundElsewhere", &u1).await;
     assert_eq!(t, "Warning");
 
-    // Takeover: B moves the number to U2 and records U1 as the previous receiver.
-    Api::<WhatsAppChannel>::namespaced(env2.client.clone(), &env2.ns)
-        .patch("b", &PatchParams::default(), &Patch::Merge(json!({"spec": {"bindingPolicy": "Takeover"}})))
-        .await
-        .expect("patch B");
+    // A blind takeover (no spec.takeover.from), then one naming another owner: refused, no write.
+    let b_api = Api::<WhatsAppChannel>::namespaced(env2.client.clone(), &env2.ns);
+    let patch_b = |spec: serde_json::Value| {
+        let b_api = b_api.clone();
+        async move {
+            b_api.patch("b", &PatchParams::default(), &Patch::Merge(json!({"spec": spec}))).await.expect("patch B")
+        }
+    };
+    patch_b(json!({"bindingPolicy": "Takeover"})).await;
+    let b = wait_for(&env2, "b", "B TakeoverRefused", |ch| has(ch, "NumberBound", "False", "TakeoverRefused")).await;
+    let msg = &current(&b, "NumberBound").expect("NumberBound").message;
+    assert!(msg.contains("blind takeover") && msg.contains(&owner_a), "{msg}");
+    wait_event(&env2, "b", "TakeoverRefused", "blind").await;
+    let wrong = format!("{cluster2}/{}/a/crm-cluster-1", env1.ns);
+    patch_b(json!({"takeover": {"from": wrong}})).await;
+    let b = wait_for(&env2, "b", "B refused (mismatch)", |ch| {
+        has(ch, "NumberBound", "False", "TakeoverRefused")
+            && current(ch, "NumberBound").is_some_and(|c| c.message.contains("not the owner at Twilio"))
+    })
+    .await;
+    assert!(has(&b, "Ready", "False", "TakeoverRefused"));
+    assert!(webhook_writes(&from(&sim.requests(), agent2)).is_empty(), "B wrote nothing");
+    assert_eq!(sender_webhook(&sim, &number).as_deref(), Some(u1.as_str()));
+
+    // Compare-and-swap: naming the owner at Twilio, B moves the number to U2 and records U1 as
+    // the previous receiver.
+    patch_b(json!({"takeover": {"from": owner_a}})).await;
     let b = wait_for(&env2, "b", "B Ready", |ch| has(ch, "Ready", "True", "ChannelReady")).await;
     assert_eq!(sender_webhook(&sim, &number).as_deref(), Some(u2.as_str()));
+    let owner_b = format!("{cluster2}/{}/b/crm-cluster-2", env2.ns);
+    let ownership = b.status.as_ref().and_then(|s| s.ownership.clone()).expect("B's ownership");
+    assert_eq!(ownership.owner.as_deref(), Some(owner_b.as_str()));
+    let last = ownership.history.last().expect("B's history");
+    assert_eq!((last.cluster.as_str(), last.previous_owner.as_deref()), (cluster2.as_str(), Some(owner_a.as_str())));
+    wait_event(&env2, "b", "OwnerChanged", &owner_a).await;
     let sender = b.status.and_then(|s| s.sender).expect("B's sender status");
-    assert_eq!(sender.previous_webhook_url.as_deref(), Some(u1.as_str()));
-    assert_eq!(sender.webhook_url.as_deref(), Some(u2.as_str()));
+    assert_eq!(sender.previous_webhook_url.as_deref().map(common::unmarked).as_deref(), Some(u1.as_str()));
+    assert_eq!(sender.webhook_url.as_deref().map(common::unmarked).as_deref(), Some(u2.as_str()));
     let b_writes: Vec<String> = webhook_writes(&from(&sim.requests(), agent2)).into_iter().map(written_url).collect();
     assert_eq!(b_writes, vec![u2.clone()], "B wrote once");
     let (t, _, note, _) = wait_event(&env2, "b", "TakenOver", &u2).await;
@@ -415,9 +457,17 @@ async fn a_second_cluster_reports_bound_elsewhere_and_takes_over_only_when_told(
     // A's next verification finds U2: BoundElsewhere, without writing U1 back.
     let a = wait_for(&env1, "a", "A BoundElsewhere", |ch| has(ch, "NumberBound", "False", "BoundElsewhere")).await;
     let msg = &current(&a, "NumberBound").expect("NumberBound").message;
-    assert!(msg.contains(&u2), "names cluster 2's receiver: {msg}");
+    assert!(msg.contains(&u2) && msg.contains(&owner_b), "names cluster 2's receiver and owner: {msg}");
     assert!(has(&a, "Ready", "False", "BoundElsewhere"));
     wait_event(&env1, "a", "BoundElsewhere", &u2).await;
+    // A saw B take the number from it: recorded in its history, with a Warning.
+    let (t, _, _, _) = wait_event(&env1, "a", "OwnerChanged", &owner_b).await;
+    assert_eq!(t, "Warning");
+    let history = a.status.as_ref().and_then(|s| s.ownership.clone()).map(|o| o.history).unwrap_or_default();
+    assert!(
+        history.last().is_some_and(|h| h.cluster == cluster2 && h.previous_owner.as_deref() == Some(owner_a.as_str())),
+        "{history:?}"
+    );
     // Two more of A's checks (each lookup — a fetch of the sender it recorded — starts a new
     // pass, so the first has finished):
     // still no write, and the webhook stays U2.
@@ -440,5 +490,95 @@ async fn a_second_cluster_reports_bound_elsewhere_and_takes_over_only_when_told(
     assert_eq!(sender_webhook(&sim, &number).as_deref(), Some(u2.as_str()));
     let a = Api::<WhatsAppChannel>::namespaced(env1.client.clone(), &env1.ns).get("a").await.expect("get A");
     assert!(has(&a, "NumberBound", "False", "BoundElsewhere"));
+    assert_conforming(&sim);
+}
+
+/// Two clusters, each set to take the number over from the other: the number moves once (to the
+/// second), then stays; the first reports `TakeoverContested` naming the second and records the
+/// loss, the second is Ready with the takeover in its history. No flip back, however many
+/// verifications follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_set_to_take_over_do_not_flip_the_number() {
+    let second = tokio::task::spawn_blocking(ControlPlane::start);
+    let env1 = common::setup("bind-flip").await;
+    let sim = start_sim().await;
+    let account = random_account_sid();
+    let number = random_number();
+    seed(&sim, &account, &number);
+    let (u1, u2) = (receiver("crm-flip-1"), receiver("crm-flip-2"));
+    let (agent1, agent2) = ("whatsapp-operator/test-flip-1", "whatsapp-operator/test-flip-2");
+    let second = second.await.expect("start the second control plane");
+    let env2 = TestEnv { client: second.client().await, ns: env1.ns.clone() };
+    common::install_crds(&env2.client).await;
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": env2.ns}})).expect("namespace");
+    Api::<Namespace>::all(env2.client.clone()).create(&PostParams::default(), &ns).await.expect("namespace 2");
+    let cluster1 = whatsapp_operator::controller::read_cluster_id(&env1.client).await.expect("cluster 1 id");
+    let cluster2 = whatsapp_operator::controller::read_cluster_id(&env2.client).await.expect("cluster 2 id");
+    let owner_a = format!("{cluster1}/{}/a/crm-flip-1", env1.ns);
+    let owner_b = format!("{cluster2}/{}/b/crm-flip-2", env2.ns);
+    fn takeover(from: &str, mut s: serde_json::Value) -> serde_json::Value {
+        s["bindingPolicy"] = json!("Takeover");
+        s["takeover"] = json!({"from": from});
+        s
+    }
+
+    // Both verify every second.
+    let quick = |env: &TestEnv, agent: &str| {
+        let mut cfg = config(env, &sim);
+        cfg.verify_interval = Duration::from_secs(1);
+        cfg.permanent_retry_interval = Duration::from_secs(1);
+        cfg.twilio.user_agent = agent.to_owned();
+        cfg
+    };
+    let _op1 = start_operator(&env1.client, quick(&env1, agent1));
+    let mut cfg2 = quick(&env2, agent2);
+    cfg2.instance = Some(format!("flip-2-{}", env2.ns));
+    let _op2 = start_operator(&env2.client, cfg2);
+    create_secret(&env1, "twilio", &[("authToken", TOKEN)]).await;
+    create_secret(&env2, "twilio", &[("authToken", TOKEN)]).await;
+
+    // A (cluster 1) claims the free number, set to take it over from B should B own it.
+    create_channel(&env1, "a", takeover(&owner_b, spec(&number, &account, "crm-flip-1", &u1))).await;
+    wait_for(&env1, "a", "A Ready", |ch| has(ch, "Ready", "True", "ChannelReady")).await;
+    // B (cluster 2) takes it over from A, its owner: the one move.
+    create_channel(&env2, "b", takeover(&owner_a, spec(&number, &account, "crm-flip-2", &u2))).await;
+    let b = wait_for(&env2, "b", "B Ready", |ch| has(ch, "Ready", "True", "ChannelReady")).await;
+    let last = b.status.as_ref().and_then(|s| s.ownership.as_ref()).and_then(|o| o.history.last().cloned());
+    assert_eq!(last.and_then(|l| l.previous_owner).as_deref(), Some(owner_a.as_str()), "B took it from A");
+
+    // A notices it lost the number to the owner it is set to take over from: it does not take it
+    // back, and says why.
+    let a =
+        wait_for(&env1, "a", "A TakeoverContested", |ch| has(ch, "NumberBound", "False", "TakeoverContested")).await;
+    let msg = &current(&a, "NumberBound").expect("NumberBound").message;
+    assert!(msg.contains(&owner_b) && msg.contains("does not take it back"), "{msg}");
+    assert!(has(&a, "Ready", "False", "TakeoverContested"));
+    assert_eq!(a.status.as_ref().and_then(|s| s.phase), Some(Phase::Conflict));
+    let (t, _, _, _) = wait_event(&env1, "a", "OwnerChanged", &owner_b).await;
+    assert_eq!(t, "Warning");
+    wait_event(&env1, "a", "TakeoverContested", &owner_b).await;
+
+    // Several verifications later: still B's, one write each, A still contested.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let writes =
+        |agent: &str| webhook_writes(&from(&sim.requests(), agent)).into_iter().map(written_url).collect::<Vec<_>>();
+    assert_eq!(writes(agent1), vec![u1.clone()], "A wrote only its first claim");
+    assert_eq!(writes(agent2), vec![u2.clone()], "B wrote only its takeover");
+    assert_eq!(sender_webhook(&sim, &number).as_deref(), Some(u2.as_str()));
+    let at_twilio = sim
+        .state()
+        .accounts
+        .iter()
+        .flat_map(|acc| acc.senders.iter())
+        .find(|s| s.sender_id == format!("whatsapp:{number}"))
+        .and_then(|s| s.webhook.callback_url.clone())
+        .unwrap_or_default();
+    assert_eq!(common::marker(&at_twilio).as_deref(), Some(owner_b.as_str()));
+    let a = Api::<WhatsAppChannel>::namespaced(env1.client.clone(), &env1.ns).get("a").await.expect("get A");
+    assert!(has(&a, "NumberBound", "False", "TakeoverContested"));
+    let history = a.status.and_then(|s| s.ownership).map(|o| o.history).unwrap_or_default();
+    assert_eq!(history.len(), 2, "A's claim and its loss: {history:?}");
+    let b = Api::<WhatsAppChannel>::namespaced(env2.client.clone(), &env2.ns).get("b").await.expect("get B");
+    assert!(has(&b, "Ready", "True", "ChannelReady"));
     assert_conforming(&sim);
 }

@@ -69,6 +69,9 @@ const NEEDED_FOR: &[(&str, &str, &str, &str)] = &[
     ("", "secrets", "list", "initial-list"),
     ("whatsapp-operator.io", "whatsappnumberbindings", "list", "initial-list"),
     ("whatsapp-operator.io", "whatsappchannels", "patch", "initial-list"),
+    // The default cluster identity (the kube-system namespace's UID) is read before the
+    // controller starts.
+    ("", "namespaces", "get", "initial-list"),
     // A channel created after the listing is seen only through the watch.
     ("whatsapp-operator.io", "whatsappchannels", "watch", "channel-watched"),
     // The credentials are read (the one Secret's data) before the number is claimed.
@@ -616,6 +619,7 @@ impl World {
             .flat_map(|a| a.senders.iter())
             .find(|s| s.sender_id == format!("whatsapp:{number}"))
             .and_then(|s| s.webhook.callback_url.clone())
+            .map(|u| common::unmarked(&u))
     }
 
     /// The scenario, step by step; stops at the first step that does not happen.
@@ -662,6 +666,7 @@ impl World {
         self.create_secret(a_ns, "twilio").await;
         let mut a_spec = channel_spec(a_num, "twilio", true);
         a_spec["bindingPolicy"] = json!("Takeover");
+        a_spec["takeover"] = json!({"from": PREVIOUS});
         let a = self.create_channel(a_ns, "a", a_spec).await;
         step("channel-watched", async || self.has_finalizer(a_ns, "a").await).await?;
         let a_uid = a.uid().unwrap_or_default();
@@ -919,12 +924,14 @@ fn with_watch_namespaces_no_cluster_role_grants_secrets() {
     for g in all.iter().filter(|g| g.resource == "secrets") {
         assert_eq!((g.kind.as_str(), g.namespace.as_str()), ("Role", "apps"), "{g}");
     }
-    // Cluster-wide only what is cluster-wide by nature: the bindings, and reading a holder.
+    // Cluster-wide only what is cluster-wide by nature: the bindings, reading a holder, and
+    // reading the kube-system namespace (the default cluster identity).
     let keys: BTreeSet<_> = cluster.iter().map(|g| g.key()).collect();
     let expected: BTreeSet<_> = ["list", "watch", "create", "patch", "delete"]
         .iter()
         .map(|v| ("whatsapp-operator.io".to_owned(), "whatsappnumberbindings".to_owned(), (*v).to_owned()))
         .chain([("whatsapp-operator.io".to_owned(), "whatsappchannels".to_owned(), "get".to_owned())])
+        .chain([(String::new(), "namespaces".to_owned(), "get".to_owned())])
         .collect();
     assert_eq!(keys, expected);
 }
@@ -1111,6 +1118,27 @@ fn the_readme_values_table_matches_values_yaml() {
         let (_, default) = table.iter().find(|(k, _)| k == key).expect("documented");
         assert_eq!(default, &value.to_string(), "default of {key} in the README");
     }
+}
+
+#[test]
+fn a_set_cluster_id_is_passed_and_needs_no_namespace_read() {
+    let has_namespace_rule = |objects: &[Value]| grants(objects).iter().any(|g| g.resource == "namespaces");
+    let default = render("wao", "ops", &values("https://api.twilio.com", None, 8080));
+    assert!(has_namespace_rule(&default), "the default --cluster-id reads namespaces/kube-system");
+    let rule = default
+        .iter()
+        .filter(|o| kind(o) == "ClusterRole")
+        .flat_map(|o| o["rules"].as_array().cloned().unwrap_or_default())
+        .find(|r| strings(&r["resources"]) == ["namespaces"])
+        .expect("the namespaces rule");
+    assert_eq!(strings(&rule["resourceNames"]), ["kube-system"], "only kube-system");
+    let mut v = values("https://api.twilio.com", None, 8080);
+    v["clusterId"] = json!("eu-west-1");
+    let objects = render("wao", "ops", &v);
+    assert!(!has_namespace_rule(&objects));
+    let deployment = only(&objects, "Deployment");
+    let args = strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"]);
+    assert!(args.iter().any(|a| a == "--cluster-id=eu-west-1"), "{args:?}");
 }
 
 #[test]

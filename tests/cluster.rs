@@ -126,7 +126,12 @@ async fn a_cluster_wide_operator_serves_every_namespace_and_pages_through_sender
     let account = state.account(&big).expect("account");
     assert_eq!(account.senders[PAGED_INDEX].sender_id, format!("whatsapp:{paged_number}"));
     assert_eq!(sender.sid.as_deref(), Some(account.senders[PAGED_INDEX].sid.as_str()));
-    assert_eq!(account.senders[PAGED_INDEX].webhook.callback_url.as_deref(), Some(receiver("crm-paged").as_str()));
+    let paged = account.senders[PAGED_INDEX].webhook.callback_url.clone().unwrap_or_default();
+    assert_eq!(common::unmarked(&paged), receiver("crm-paged"));
+    assert!(
+        common::marker(&paged).is_some_and(|m| m.ends_with(&format!("/{}/paged/crm-prod", paged_env.ns))),
+        "{paged}"
+    );
     let incoming =
         account.incoming_phone_numbers.iter().find(|n| n.phone_number == paged_number).expect("incoming number");
     assert_eq!(incoming.sms_url.as_deref(), Some(INCOMING_URL), "the incoming number is left alone");
@@ -162,6 +167,7 @@ async fn a_cluster_wide_operator_serves_every_namespace_and_pages_through_sender
         .state()
         .account(&racing)
         .and_then(|a| a.senders.first().and_then(|s| s.webhook.callback_url.clone()))
+        .map(|u| common::unmarked(&u))
         .unwrap_or_default();
     assert_eq!(&hook, waiting_url, "the successor's receiver (the holder's was {holder_url})");
     // Both namespaces' Secrets were used: the auth token from one, the API key from the other.

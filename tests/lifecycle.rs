@@ -52,6 +52,7 @@ fn sender_webhook(f: &Fixture) -> Option<String> {
         .flat_map(|a| a.senders.iter())
         .find(|s| s.sender_id == format!("whatsapp:{}", f.number))
         .and_then(|s| s.webhook.callback_url.clone())
+        .map(|u| common::unmarked(&u))
 }
 
 fn message_posts(f: &Fixture) -> usize {
@@ -182,7 +183,7 @@ async fn drift_is_restored_with_a_warning_but_a_foreign_receiver_is_not_fought()
     assert_eq!(writes_before, writes_after, "no write against a foreign receiver");
 
     // Takeover moves it back deliberately and records the previous URL.
-    patch_spec(&f, "drift", json!({"bindingPolicy": "Takeover"})).await;
+    patch_spec(&f, "drift", json!({"bindingPolicy": "Takeover", "takeover": {"from": PREVIOUS}})).await;
     let ch = wait_condition(&f.env, "drift", "Ready", "True", None).await;
     assert_eq!(sender_webhook(&f).as_deref(), Some(RECEIVER));
     let sender = ch.status.and_then(|s| s.sender).expect("sender");
@@ -276,6 +277,7 @@ async fn deletion_restores_the_previous_webhook_or_orphans_and_releases_the_numb
     let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
     let mut s = spec(&f);
     s["bindingPolicy"] = json!("Takeover");
+    s["takeover"] = json!({"from": PREVIOUS});
     create_channel(&f.env, "ch", s.clone()).await;
     let ch = wait_condition(&f.env, "ch", "Ready", "True", None).await;
     assert_eq!(ch.status.and_then(|s| s.sender).and_then(|s| s.previous_webhook_url).as_deref(), Some(PREVIOUS));
@@ -329,7 +331,7 @@ async fn kubectl_delete_of_a_directory_still_restores_the_webhook() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let manifest = format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: creds}}\nstringData: {{authToken: {TOKEN}}}\n---\n\
-         apiVersion: whatsapp-operator.io/v1alpha1\nkind: WhatsAppChannel\nmetadata: {{name: ch}}\nspec:\n  phoneNumber: \"{}\"\n  instance: crm-prod\n  bindingPolicy: Takeover\n  twilio: {{accountSid: {}, credentialsSecretRef: {{name: creds}}}}\n  webhook: {{url: \"{RECEIVER}\"}}\n  queue: sales\n",
+         apiVersion: whatsapp-operator.io/v1alpha1\nkind: WhatsAppChannel\nmetadata: {{name: ch}}\nspec:\n  phoneNumber: \"{}\"\n  instance: crm-prod\n  bindingPolicy: Takeover\n  takeover: {{from: \"{PREVIOUS}\"}}\n  twilio: {{accountSid: {}, credentialsSecretRef: {{name: creds}}}}\n  webhook: {{url: \"{RECEIVER}\"}}\n  queue: sales\n",
         f.number, f.account
     );
     std::fs::write(dir.join("channel.yaml"), manifest).expect("write manifest");
@@ -376,6 +378,7 @@ async fn a_deletion_without_credentials_says_why_and_finishes_with_the_skip_anno
     let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
     let mut s = spec(&f);
     s["bindingPolicy"] = json!("Takeover");
+    s["takeover"] = json!({"from": PREVIOUS});
     create_channel(&f.env, "ch", s).await;
     wait_condition(&f.env, "ch", "Ready", "True", None).await;
 
@@ -427,6 +430,7 @@ async fn moving_to_another_number_releases_and_restores_the_old_one() {
     let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
     let mut s = spec(&f);
     s["bindingPolicy"] = json!("Takeover");
+    s["takeover"] = json!({"from": PREVIOUS});
     create_channel(&f.env, "ch", s).await;
     wait_condition(&f.env, "ch", "Ready", "True", None).await;
     assert_eq!(sender_webhook(&f).as_deref(), Some(RECEIVER));

@@ -33,6 +33,7 @@ fn spec(f: &Fixture) -> serde_json::Value {
         "phoneNumber": f.number,
         "instance": "crm-prod",
         "bindingPolicy": "Takeover",
+        "takeover": {"from": PREVIOUS},
         "twilio": {"accountSid": f.account, "credentialsSecretRef": {"name": "twilio"}},
         "webhook": {"url": RECEIVER},
         "queue": "sales",
@@ -47,6 +48,7 @@ fn sender_webhook(f: &Fixture) -> Option<String> {
         .flat_map(|a| a.senders.iter())
         .find(|s| s.sender_id == format!("whatsapp:{}", f.number))
         .and_then(|s| s.webhook.callback_url.clone())
+        .map(|u| common::unmarked(&u))
 }
 
 /// Polls `check` until it holds, failing the test after the harness timeout.

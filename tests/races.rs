@@ -78,6 +78,7 @@ fn webhook_of(sim: &StrictSim, number: &str) -> String {
         .flat_map(|a| a.senders.iter())
         .find(|s| s.sender_id == format!("whatsapp:{number}"))
         .and_then(|s| s.webhook.callback_url.clone())
+        .map(|u| common::unmarked(&u))
         .unwrap_or_default()
 }
 
@@ -100,8 +101,9 @@ fn accepted_writes(sim: &StrictSim, sid: &str) -> Vec<(RequestRecord, String)> {
             r.is_write() && r.path == format!("{SENDERS}/{sid}") && r.status.is_some_and(|s| (200..300).contains(&s))
         })
         .map(|r| {
-            let url =
-                r.json.as_ref().and_then(|j| j["webhook"]["callback_url"].as_str()).unwrap_or_default().to_owned();
+            let url = common::unmarked(
+                r.json.as_ref().and_then(|j| j["webhook"]["callback_url"].as_str()).unwrap_or_default(),
+            );
             (r, url)
         })
         .collect()
@@ -193,6 +195,7 @@ async fn a_moving_channel_holds_its_old_number(prefix: &str, blocker: Blocker) {
 
     let mut a = spec(&n1, &account, "twilio-a", &url_a);
     a["bindingPolicy"] = json!("Takeover");
+    a["takeover"] = json!({"from": PREVIOUS});
     create_channel(&env, "a", a).await;
     let ready = wait_for(&env, "a", "A Ready", |ch| has(ch, "Ready", "True", "ChannelReady")).await;
     let sender = ready.status.and_then(|s| s.sender).expect("A's sender status");
@@ -368,6 +371,7 @@ async fn deletions_and_spec_changes_are_acted_on_during_a_long_backoff() {
     create_channel(&env, "wired", spec(&number, &wired, "twilio", &receiver("crm-w"))).await;
     let mut s = spec(&taken, &restoring, "twilio", &receiver("crm-r"));
     s["bindingPolicy"] = json!("Takeover");
+    s["takeover"] = json!({"from": PREVIOUS});
     create_channel(&env, "restoring", s).await;
     for name in ["wired", "restoring"] {
         wait_for(&env, name, "Ready", |ch| has(ch, "Ready", "True", "ChannelReady")).await;
@@ -544,6 +548,7 @@ async fn a_failed_send_after_the_first_webhook_write_still_lets_deletion_restore
     let _op = start_operator(&env.client, config(&env, &sim));
     let mut s = spec(&number, &account, "twilio", &receiver("crm"));
     s["bindingPolicy"] = json!("Takeover");
+    s["takeover"] = json!({"from": PREVIOUS});
     s["confirmationPhoneNumber"] = json!("+14155550123");
     create_channel(&env, "ch", s).await;
 
@@ -568,6 +573,7 @@ async fn a_failed_send_after_a_takeover_on_a_ready_channel_still_lets_deletion_r
     let _op = start_operator(&env.client, config(&env, &sim));
     let mut s = spec(&number, &account, "twilio", &receiver("crm"));
     s["bindingPolicy"] = json!("Takeover");
+    s["takeover"] = json!({"from": PREVIOUS});
     s["confirmationPhoneNumber"] = json!("+14155550123");
     create_channel(&env, "ch", s).await;
     wait_for(&env, "ch", "confirmed", |ch| has(ch, "ConfirmationSent", "True", "MessageSent")).await;

@@ -52,7 +52,17 @@ async fn a_business_sender_is_connected_confirmed_once_and_ready() {
     assert_eq!(st.account.as_ref().map(|a| a.sid.as_str()), Some(f.account.as_str()));
     let sender = st.sender.expect("sender status");
     assert_eq!(sender.kind, whatsapp_operator::api::SenderKind::WhatsAppSender);
-    assert_eq!(sender.webhook_url.as_deref(), Some(RECEIVER));
+    let at_twilio = sender.webhook_url.clone().unwrap_or_default();
+    assert_eq!(common::unmarked(&at_twilio), RECEIVER);
+    // The ownership marker names this cluster (the kube-system namespace's UID), the channel and
+    // its instance; status.ownership says the same and starts the history.
+    let cluster = whatsapp_operator::controller::read_cluster_id(&f.env.client).await.expect("kube-system uid");
+    let owner = format!("{cluster}/{}/sales/crm-prod", f.env.ns);
+    assert_eq!(common::marker(&at_twilio).as_deref(), Some(owner.as_str()), "{at_twilio}");
+    let ownership = st.ownership.clone().expect("status.ownership");
+    assert_eq!(ownership.owner.as_deref(), Some(owner.as_str()));
+    assert_eq!(ownership.history.len(), 1);
+    assert_eq!(ownership.history[0].channel, format!("{}/sales", f.env.ns));
     assert!(st.last_verified_time.is_some());
 
     // Twilio side: one account fetch, one webhook write with the receiver, one message.
@@ -61,7 +71,10 @@ async fn a_business_sender_is_connected_confirmed_once_and_ready() {
     let writes: Vec<_> = reqs.iter().filter(|r| r.is_write()).collect();
     let webhook_writes: Vec<_> = writes.iter().filter(|r| r.path.starts_with("/v2/Channels/Senders/XE")).collect();
     assert_eq!(webhook_writes.len(), 1, "one sender update: {writes:#?}");
-    assert_eq!(webhook_writes[0].json.as_ref().map(|j| j["webhook"]["callback_url"].clone()), Some(json!(RECEIVER)));
+    let written =
+        webhook_writes[0].json.as_ref().and_then(|j| j["webhook"]["callback_url"].as_str()).unwrap_or_default();
+    assert_eq!(common::unmarked(written), RECEIVER);
+    assert_eq!(common::marker(written).as_deref(), Some(owner.as_str()));
     let messages: Vec<_> = writes.iter().filter(|r| r.path.ends_with("/Messages.json")).collect();
     assert_eq!(messages.len(), 1, "exactly one confirmation message");
     assert_eq!(messages[0].form_value("To"), Some("whatsapp:+14155550123"));
@@ -102,6 +115,17 @@ async fn an_incoming_number_gets_its_sms_url_and_an_in_sync_one_is_not_written()
         .find(|n| n.phone_number != f.number)
         .map(|n| n.phone_number.clone())
         .expect("second number");
+    // In sync: the receiver with the ownership marker of the channel "synced" of this cluster.
+    let cluster = whatsapp_operator::controller::read_cluster_id(&f.env.client).await.expect("kube-system uid");
+    let owner = whatsapp_operator::controller::owner::Owner {
+        cluster,
+        namespace: f.env.ns.clone(),
+        name: "synced".into(),
+        instance: "crm-prod".into(),
+    };
+    let marked = whatsapp_operator::controller::owner::mark(RECEIVER, &owner);
+    let patch = serde_json::from_value(json!({"sms_url": marked})).expect("number patch");
+    f.sim.update_number(&f.account, &other, &patch).expect("mark the in-sync number");
     let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
     let mut s = spec(&f);
     s["webhook"]["method"] = json!("GET");
@@ -118,7 +142,9 @@ async fn an_incoming_number_gets_its_sms_url_and_an_in_sync_one_is_not_written()
 
     let writes: Vec<_> = f.sim.requests().into_iter().filter(|r| r.is_write()).collect();
     assert_eq!(writes.len(), 1, "only the unconfigured number is written: {writes:#?}");
-    assert_eq!(writes[0].form_value("SmsUrl"), Some(RECEIVER));
+    let written = writes[0].form_value("SmsUrl").unwrap_or_default();
+    assert_eq!(common::unmarked(written), RECEIVER);
+    assert!(common::marker(written).is_some_and(|m| m.ends_with(&format!("/{}/pn/crm-prod", f.env.ns))), "{written}");
     assert_eq!(writes[0].form_value("SmsMethod"), Some("GET"));
     assert!(writes[0].path.contains("/IncomingPhoneNumbers/PN"));
     assert_conforming(&f.sim);

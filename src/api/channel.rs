@@ -121,10 +121,15 @@ pub struct WhatsAppChannelSpec {
     pub deletion_policy: DeletionPolicy,
 
     /// What to do when the number's webhook points at another receiver that this channel did
-    /// not set: `Exclusive` refuses (`BoundElsewhere`); `Takeover` moves the number here and
-    /// records the previous URL.
+    /// not set: `Exclusive` refuses (`BoundElsewhere`); `Takeover` moves the number here, only
+    /// from the owner `takeover.from` names (`TakeoverRefused` otherwise), and records the
+    /// previous URL.
     #[serde(default)]
     pub binding_policy: BindingPolicy,
+
+    /// The takeover's compare-and-swap: the owner `bindingPolicy: Takeover` expects to replace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takeover: Option<TakeoverSpec>,
 
     /// The application's identity server, used by the app to authenticate to the messaging
     /// service. When set, the operator checks that it issues a token for the client.
@@ -287,6 +292,19 @@ pub enum BindingPolicy {
     Takeover,
 }
 
+/// The owner a takeover expects to replace.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TakeoverSpec {
+    /// The owner at Twilio to take the number from, as `status.ownership.owner` (or a
+    /// `BoundElsewhere` message) names it: `<cluster-id>/<namespace>/<name>/<instance>`, read
+    /// from the ownership marker on the number's webhook URL. For a receiver without a marker
+    /// (set by hand), its URL. Any other owner at Twilio is not taken over (`TakeoverRefused`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub from: Option<String>,
+}
+
 /// The application's identity server (the guide's IdentityServerUrl, IdentityServerClientId and
 /// IdentityServerClientSecret).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -347,6 +365,11 @@ pub struct WhatsAppChannelStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing: Option<RoutingStatus>,
 
+    /// Who owns the number at Twilio, by the ownership marker on its webhook URL, and the last
+    /// owner changes this channel took part in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<OwnershipStatus>,
+
     /// The one confirmation message sent for this number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmation: Option<ConfirmationStatus>,
@@ -362,6 +385,40 @@ pub struct WhatsAppChannelStatus {
     /// changes, the operator verifies again at once; otherwise every `--verify-interval`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_inputs: Option<String>,
+}
+
+/// Ownership of the number at Twilio.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnershipStatus {
+    /// The owner the marker on the routing webhook URL names now,
+    /// `<cluster-id>/<namespace>/<name>/<instance>` (absent: no marker, e.g. a URL set by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The last owner changes (at most 5, oldest first) this channel made or saw: it took the
+    /// number, or another owner took it from this channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<OwnerChange>,
+}
+
+/// One owner change of the number.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerChange {
+    /// When the operator made or saw the change.
+    pub time: Time,
+    /// The new owner's cluster (`--cluster-id`).
+    pub cluster: String,
+    /// The new owner's channel, `namespace/name`.
+    pub channel: String,
+    /// The new owner's instance.
+    pub instance: String,
+    /// The owner before, when it had a marker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_owner: Option<String>,
+    /// This channel's `metadata.generation` when the change was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
 }
 
 /// A one-word summary of the channel's state.

@@ -111,8 +111,15 @@ reasons! {
     Bound,
     /// Another `WhatsAppChannel` holds the number.
     NumberInUse,
-    /// The number's webhook points at a receiver this channel did not set (another cluster).
+    /// The number's webhook points at a receiver this channel did not set (another cluster):
+    /// the message names its owner, from the ownership marker, or its URL.
     BoundElsewhere,
+    /// `bindingPolicy: Takeover` without `spec.takeover.from`, or naming another owner than
+    /// the one at Twilio: a blind takeover is refused.
+    TakeoverRefused,
+    /// The owner `spec.takeover.from` names took the number from this channel since its spec
+    /// last changed: taking it back would flip the number; the operator stopped.
+    TakeoverContested,
     /// The inbound webhook points at `spec.webhook.url`.
     Configured,
     /// Twilio's API cannot set this webhook (the sandbox): a Console step is needed.
@@ -156,6 +163,9 @@ reasons! {
     WebhookRestored,
     /// `bindingPolicy: Takeover` moved the number away from another receiver.
     TakenOver,
+    /// The number's owner at Twilio changed: this channel took it, or another owner took it
+    /// from this channel (Event only; `status.ownership.history`).
+    OwnerChanged,
     /// The previous webhook was put back (deletion or number change).
     WebhookReleased,
     /// The deletion cannot undo its Twilio changes yet; the message says why and how to proceed.

@@ -31,6 +31,9 @@ pub struct OperatorConfig {
     pub pass_timeout: Duration,
     /// Where requests to URLs from channel specs (the identity server) may go.
     pub outbound: OutboundPolicy,
+    /// This cluster's identity in the ownership markers at Twilio (`--cluster-id`); `None`:
+    /// the UID of the `kube-system` namespace, read at start.
+    pub cluster_id: Option<String>,
     /// Test-only fault hooks (inert in release builds; see [`crate::test_hooks`]).
     pub hooks: crate::test_hooks::Hooks,
 }
@@ -50,6 +53,7 @@ impl OperatorConfig {
             instance: None,
             pass_timeout: Duration::from_secs(60),
             outbound: OutboundPolicy::default(),
+            cluster_id: None,
             hooks: crate::test_hooks::Hooks::default(),
         }
     }

@@ -82,6 +82,7 @@ fn plan_config(ctx: &Context) -> PlanConfig {
         verify_interval: c.verify_interval,
         sender_poll_interval: c.sender_poll_interval,
         permanent_retry_interval: c.permanent_retry_interval,
+        cluster_id: c.cluster_id.clone().unwrap_or_default(),
     }
 }
 
@@ -288,8 +289,7 @@ async fn finish(
     if let Some(hold) = plan.hold {
         ctx.holds.hold(account, if hold.is_zero() { ctx.config.backoff_base } else { hold });
     }
-    let conflict =
-        |r: crate::api::Reason| matches!(r, crate::api::Reason::NumberInUse | crate::api::Reason::BoundElsewhere);
+    let conflict = |r: crate::api::Reason| crate::controller::readiness::is_conflict_reason(r);
     if plan.events.iter().any(|e| conflict(e.reason)) {
         ctx.metrics.binding_conflicts.inc();
     }

@@ -17,6 +17,7 @@ pub mod events;
 mod execute;
 pub mod index;
 mod observe;
+pub mod owner;
 pub mod plan;
 pub mod protection;
 pub mod readiness;
@@ -246,6 +247,13 @@ pub async fn run(
     run_prepared(prepared, shutdown).await
 }
 
+/// The default cluster identity: the UID of the `kube-system` namespace (stable for the
+/// cluster's life, distinct between clusters).
+pub async fn read_cluster_id(client: &Client) -> Result<String, Error> {
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    ns.get("kube-system").await?.metadata.uid.ok_or(Error::MissingField("uid"))
+}
+
 /// Runs the watches and controllers of `prepared` until `shutdown` resolves.
 pub async fn run_prepared(
     prepared: Prepared,
@@ -253,11 +261,33 @@ pub async fn run_prepared(
 ) -> Result<(), Error> {
     let Prepared { client, config, cache, channel_writer, binding_writer, secret_writer, leadership, metrics } =
         prepared;
-    let ns = config.namespace.clone();
     // The shutdown signal, shared: the controller drains on it, and if it cannot (it is still
     // waiting for its first listing, say the API server is unreachable) the process stops
     // anyway once the passes' deadline is over.
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let mut config = config;
+    if config.cluster_id.is_none() {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match read_cluster_id(&client).await {
+                Ok(uid) => {
+                    tracing::info!(cluster_id = %uid, "cluster identity: the UID of the kube-system namespace");
+                    config.cluster_id = Some(uid);
+                    break;
+                }
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "cannot read the UID of the kube-system namespace (the default --cluster-id): grant get on namespaces/kube-system or set --cluster-id; retrying"
+                ),
+            }
+            tokio::select! {
+                () = shutdown.clone() => return Ok(()),
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+    }
+    let ns = config.namespace.clone();
     let drain_limit = config.pass_timeout + Duration::from_secs(5);
     let hard_stop = {
         let shutdown = shutdown.clone();

@@ -14,7 +14,13 @@ pub fn is_transient_reason(reason: &str) -> bool {
 }
 
 /// Reasons that mean "another channel or receiver holds the number".
-const CONFLICT: &[Reason] = &[Reason::NumberInUse, Reason::BoundElsewhere];
+const CONFLICT: &[Reason] =
+    &[Reason::NumberInUse, Reason::BoundElsewhere, Reason::TakeoverRefused, Reason::TakeoverContested];
+
+/// Whether a reason says another channel or receiver holds the number (a conflict).
+pub fn is_conflict_reason(reason: Reason) -> bool {
+    CONFLICT.contains(&reason)
+}
 
 /// Sets `Active` and `Ready` from the other conditions and returns the phase.
 ///
@@ -123,6 +129,8 @@ mod tests {
             (T::NumberVerified, Reason::SenderNotReady, Phase::Waiting),
             (T::NumberBound, Reason::NumberInUse, Phase::Conflict),
             (T::NumberBound, Reason::BoundElsewhere, Phase::Conflict),
+            (T::NumberBound, Reason::TakeoverRefused, Phase::Conflict),
+            (T::NumberBound, Reason::TakeoverContested, Phase::Conflict),
             (T::CredentialsValid, Reason::TwilioUnavailable, Phase::Degraded),
             (T::ConfirmationSent, Reason::RecipientNotInSandbox, Phase::Waiting),
         ];

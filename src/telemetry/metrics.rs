@@ -63,7 +63,8 @@ pub struct Metrics {
     pub twilio_duration: Family<OperationLabels, Histogram>,
     /// Channels by phase (refreshed at each scrape from the channel store).
     pub channels: Family<PhaseLabels, Gauge>,
-    /// Claims that found the number held by another channel.
+    /// Passes that reported the number held by another channel, receiver or owner (`NumberInUse`,
+    /// `BoundElsewhere`, `TakeoverRefused`, `TakeoverContested`).
     pub binding_conflicts: Counter,
     /// Rate-limit holds put on accounts after a 429.
     pub rate_limit_holds: Counter,
@@ -120,7 +121,7 @@ impl Metrics {
         let binding_conflicts = Counter::default();
         registry.register(
             "binding_conflicts",
-            "Claims that found the number held by another channel",
+            "Passes that reported the number held by another channel, receiver or owner",
             binding_conflicts.clone(),
         );
         let rate_limit_holds = Counter::default();

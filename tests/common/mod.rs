@@ -29,6 +29,17 @@ pub struct TestEnv {
     pub ns: String,
 }
 
+/// `url` without the operator's ownership marker (`#wao-owner=…`, a URL fragment): the receiver
+/// URL Twilio calls. Tests compare webhook URLs this way and check the marker on its own.
+pub fn unmarked(url: &str) -> String {
+    whatsapp_operator::controller::owner::read(url).url
+}
+
+/// The owner the marker on `url` names (`cluster/namespace/name/instance`).
+pub fn marker(url: &str) -> Option<String> {
+    whatsapp_operator::controller::owner::read(url).owner.map(|o| o.to_string())
+}
+
 /// Installs the rustls crypto provider once per process (kube and reqwest share it).
 pub fn init_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -129,4 +129,11 @@ verb) in turn and shows which step then fails.
 - apiGroups: ["whatsapp-operator.io"]
   resources: ["whatsappchannels"]
   verbs: ["get"]
+{{- if not .Values.clusterId }}
+# The default --cluster-id: the kube-system namespace's UID, read once at start.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  resourceNames: ["kube-system"]
+  verbs: ["get"]
+{{- end }}
 {{- end }}

@@ -10,9 +10,11 @@ use crate::api::{
 };
 use crate::binding::{self, BindingState};
 use crate::controller::conditions::Status;
+use crate::controller::owner::{self, Owner};
 use crate::controller::webhook::{self, Decision, Hook, WriteCause};
 use crate::twilio::{redact_url, SenderWebhookMethod, SmsMethod, TwilioError, E164};
 
+use super::ownership;
 use super::report::Builder;
 use super::routing::{self, Routed};
 use super::{confirm, release, Input, Locate, Next, Read, Step, Target, WebhookWrite};
@@ -242,6 +244,9 @@ pub fn verified_inputs(
     // Only when set: the default changes no channel's digest (no re-verification on upgrade).
     if s.routing != crate::api::RoutingSpec::default() {
         relevant["routing"] = serde_json::json!(s.routing);
+    }
+    if let Some(t) = &s.takeover {
+        relevant["takeover"] = serde_json::json!(t);
     }
     let digest = Sha256::digest(relevant.to_string().as_bytes());
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
@@ -563,38 +568,95 @@ fn wire(b: &mut Builder<'_>, number: &E164, target: Target) -> bool {
     let recorded =
         b.old.sender.as_ref().filter(|s| s.sid.as_deref() == Some(target.sid()) && s.phone_number == number.as_str());
     let ours = ours(recorded);
+    let me = ownership::me(b.input);
+    // What Twilio will have: the spec's URL carrying this channel's ownership marker.
+    let desired_url = owner::mark(&spec.url, &me);
+    let found = owner::read(&current_url);
+    let lost = ownership::observe_loss(b, &me, found.owner.as_ref(), &ours);
+    let lost_to = ownership::lost_to(b, &me);
     let decision = webhook::decide(
         &Hook { url: &current_url, method: &current_method },
-        &Hook { url: &spec.url, method: spec.method.as_str() },
+        &Hook { url: &desired_url, method: spec.method.as_str() },
         &ours,
-        b.input.ch.spec.binding_policy,
+        webhook::Claim {
+            me: &me,
+            policy: b.input.ch.spec.binding_policy,
+            takeover_from: b.input.ch.spec.takeover.as_ref().and_then(|t| t.from.as_deref()),
+            lost_to: lost_to.as_ref(),
+        },
     );
     let mut status = sender_status(&target, number, b.old.sender.as_ref());
-    let shown_current = if current_url.is_empty() { "none".to_owned() } else { redact_url(&current_url) };
+    let shown_current = if current_url.is_empty() { "none".to_owned() } else { redact_url(&found.url) };
     let desired = redact_url(&spec.url);
+    let held_by = |owner: &Option<Owner>| match owner {
+        Some(o) => format!(
+            "{shown_current}, owned by {o} (cluster {}, channel {}, instance {})",
+            o.cluster,
+            o.channel(),
+            o.instance
+        ),
+        None => format!("{shown_current}, a receiver without an ownership marker"),
+    };
+    let refuse = |b: &mut Builder<'_>, status: SenderStatus, reason: Reason, message: String| {
+        b.status.sender = Some(status);
+        b.status.routing = Some(side_by_side(&target, reason));
+        b.set(T::NumberBound, Status::False, reason, message);
+        b.set(T::Connected, Status::False, Reason::NotConnected, "The number is bound elsewhere");
+    };
     match decision {
         Decision::InSync => {
-            status.configured_url = Some(spec.url.clone());
+            status.configured_url = Some(desired_url.clone());
             status.pending_webhook_url = None;
         }
-        Decision::BoundElsewhere { .. } => {
-            b.status.sender = Some(status);
-            b.status.routing = Some(side_by_side(&target, Reason::BoundElsewhere));
-            b.set(
-                T::NumberBound,
-                Status::False,
-                Reason::BoundElsewhere,
-                format!("{number} delivers to {shown_current}, a receiver this channel did not set (another cluster or instance?). Set spec.bindingPolicy to Takeover to move the number here"),
+        Decision::BoundElsewhere { owner, .. } => {
+            ownership::show(b, owner.as_ref());
+            let msg = format!(
+                "{number} delivers to {}{}. Free the number there, or set spec.bindingPolicy to Takeover and spec.takeover.from to {}",
+                held_by(&owner),
+                if lost { ", which took it from this channel" } else { "" },
+                takeover_hint(&owner, &found.url),
             );
-            b.set(T::Connected, Status::False, Reason::NotConnected, "The number is bound elsewhere");
+            refuse(b, status, Reason::BoundElsewhere, msg);
+            return false;
+        }
+        Decision::TakeoverRefused { owner, .. } => {
+            ownership::show(b, owner.as_ref());
+            let from = b.input.ch.spec.takeover.as_ref().and_then(|t| t.from.clone());
+            let why = match from {
+                None => "spec.takeover.from is not set: a blind takeover is refused".to_owned(),
+                Some(f) => format!("spec.takeover.from names {f:?}, not the owner at Twilio"),
+            };
+            let msg = format!(
+                "{number} delivers to {}; {why}. To take it over, set spec.takeover.from to {}",
+                held_by(&owner),
+                takeover_hint(&owner, &found.url),
+            );
+            refuse(b, status, Reason::TakeoverRefused, msg);
+            return false;
+        }
+        Decision::TakeoverContested { owner } => {
+            let some = Some(owner.clone());
+            ownership::show(b, some.as_ref());
+            let msg = format!(
+                "{number} was taken from this channel by {}, the owner spec.takeover.from names: the operator does not take it back, so that the number does not flip between two takeovers. Remove the takeover on one side (or edit this channel's spec to try once more)",
+                held_by(&some),
+            );
+            refuse(b, status, Reason::TakeoverContested, msg);
             return false;
         }
         Decision::Write { cause } => {
             // Recorded before the write: the URL about to be set, and what it overwrites (unless
             // this channel set that itself), so that cleanup and later passes know both.
             let mut intent = status.clone();
-            intent.pending_webhook_url = Some(spec.url.clone());
-            if intent.previous_webhook_url.is_none() && !ours.contains(&current_url) && !current_url.is_empty() {
+            intent.pending_webhook_url = Some(desired_url.clone());
+            // The spec's URL without a marker (set before markers existed) is in sync, not a
+            // previous receiver: deletion clears it, as it always did.
+            let unmarked_spec = found.owner.is_none() && found.url == owner::read(&spec.url).url;
+            if intent.previous_webhook_url.is_none()
+                && !ours.contains(&current_url)
+                && !current_url.is_empty()
+                && !unmarked_spec
+            {
                 intent.previous_webhook_url = Some(current_url.clone());
                 intent.previous_webhook_method = Some(current_method.clone());
             }
@@ -603,16 +665,16 @@ fn wire(b: &mut Builder<'_>, number: &E164, target: Target) -> bool {
                 super::Outcome::WebhookFailed(e) => Some(e.clone()),
                 _ => None,
             });
-            b.twilio.push(Step::SetWebhook(target.write(&spec.url, spec.method.as_str())));
+            b.twilio.push(Step::SetWebhook(target.write(&desired_url, spec.method.as_str())));
             if let Some(e) = failed {
                 b.status.sender = Some(intent);
                 twilio_failure(b, T::WebhookConfigured, e);
                 return false;
             }
             status = intent;
-            status.webhook_url = Some(spec.url.clone());
+            status.webhook_url = Some(desired_url.clone());
             status.webhook_method = Some(spec.method.as_str().to_owned());
-            status.configured_url = Some(spec.url.clone());
+            status.configured_url = Some(desired_url.clone());
             status.pending_webhook_url = None;
             match cause {
                 WriteCause::Restore => b.note(
@@ -625,7 +687,7 @@ fn wire(b: &mut Builder<'_>, number: &E164, target: Target) -> bool {
                 WriteCause::Takeover => b.note(
                     EventType::Warning,
                     Reason::TakenOver,
-                    format!("bindingPolicy Takeover moved {number} from {shown_current} to {desired}"),
+                    format!("bindingPolicy Takeover moved {number} from {} to {desired}", held_by(&found.owner)),
                 ),
                 WriteCause::Unset | WriteCause::SpecChanged => b.note(
                     EventType::Normal,
@@ -635,6 +697,7 @@ fn wire(b: &mut Builder<'_>, number: &E164, target: Target) -> bool {
             }
         }
     }
+    ownership::gained(b, &me, found.owner.as_ref().filter(|o| !o.same_channel(&me)), number);
     b.status.sender = Some(status);
     b.status.routing =
         Some(RoutingStatus { actual: expected.clone(), expected, reason: Reason::Configured.as_str().to_owned() });
@@ -646,6 +709,14 @@ fn wire(b: &mut Builder<'_>, number: &E164, target: Target) -> bool {
     );
     b.set(T::Connected, Status::True, Reason::ChannelConnected, format!("{number} is connected to {desired}"));
     true
+}
+
+/// What `spec.takeover.from` must say to take the number from `owner` (or, unmarked, `url`).
+fn takeover_hint(owner: &Option<Owner>, url: &str) -> String {
+    match owner {
+        Some(o) => format!("{:?}", o.to_string()),
+        None => format!("its URL ({})", redact_url(url)),
+    }
 }
 
 /// The status of the webhook carrier, keeping what was recorded for the same resource.

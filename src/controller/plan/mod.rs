@@ -16,6 +16,7 @@
 
 mod confirm;
 mod live;
+mod ownership;
 mod release;
 mod report;
 mod routing;
@@ -48,6 +49,8 @@ pub struct PlanConfig {
     pub sender_poll_interval: Duration,
     /// How often a permanent failure is looked at again without a change.
     pub permanent_retry_interval: Duration,
+    /// This cluster's identity in ownership markers (`--cluster-id`).
+    pub cluster_id: String,
 }
 
 /// A binding as the caches show it, for one number.

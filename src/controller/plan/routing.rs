@@ -137,7 +137,7 @@ pub(super) fn expected(b: &Builder<'_>, target: &Target) -> Route {
     Route {
         kind: target.route_kind(),
         sid: Some(target.sid().to_owned()),
-        url: Some(spec.url.clone()),
+        url: Some(crate::controller::owner::mark(&spec.url, &super::ownership::me(b.input))),
         method: Some(spec.method.as_str().to_owned()),
     }
 }

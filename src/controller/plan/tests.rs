@@ -25,6 +25,8 @@ const NUMBER: &str = "+14155550100";
 const OTHER_NUMBER: &str = "+14155550111";
 const ACCOUNT: &str = "AC5eed5eed5eed5eed5eed5eed5eed5eed";
 const URL: &str = "https://crm.example.com/hook";
+/// `MARKED` as this channel writes it at Twilio: with its ownership marker.
+const MARKED: &str = "https://crm.example.com/hook#wao-owner=c1/crm/sales/crm-prod";
 const XE: &str = "XE00000000000000000000000000000001";
 const PN: &str = "PN00000000000000000000000000000001";
 
@@ -131,7 +133,7 @@ impl Default for Twilio {
     fn default() -> Self {
         Self {
             verification: Ok(verified()),
-            target: Ok(Some(Target::Sender(sender(Some(URL), "ONLINE")))),
+            target: Ok(Some(Target::Sender(sender(Some(MARKED), "ONLINE")))),
             routing: Ok(Default::default()),
             wired_target: Ok(None),
             message: Ok(None),
@@ -145,6 +147,7 @@ fn config() -> PlanConfig {
         verify_interval: Duration::from_secs(600),
         sender_poll_interval: Duration::from_secs(900),
         permanent_retry_interval: Duration::from_secs(1800),
+        cluster_id: "c1".into(),
     }
 }
 
@@ -370,7 +373,7 @@ fn condition_reasons_table() {
             name: "sender offline",
             ch: none,
             cl: nocl,
-            tw: |t| t.target = Ok(Some(Target::Sender(sender(Some(URL), "OFFLINE")))),
+            tw: |t| t.target = Ok(Some(Target::Sender(sender(Some(MARKED), "OFFLINE")))),
             expect: &[("NumberVerified", "False/SenderNotReady")],
             phase: Phase::Waiting,
         },
@@ -504,7 +507,7 @@ fn error_classification_transient_backs_off_permanent_waits() {
 #[test]
 fn a_transient_failure_keeps_a_ready_channel_ready_and_its_generation() {
     let mut ch = channel();
-    ch.status = Some(ready_status(wired(URL)));
+    ch.status = Some(ready_status(wired(MARKED)));
     ch.metadata.generation = Some(2);
     let tw = Twilio { target: Err(server_error()), ..Twilio::default() };
     let (p, _) = run(&ch, &cluster(), &tw, vec![]);
@@ -519,7 +522,7 @@ fn verification_is_due_on_change_age_or_not_ready_only() {
     let inputs = verified_inputs(&channel(), "fingerprint", None);
     let fresh_ready = || {
         let mut ch = channel();
-        let mut s = ready_status(wired(URL));
+        let mut s = ready_status(wired(MARKED));
         s.verified_inputs = Some(inputs.clone());
         ch.status = Some(s);
         ch
@@ -559,7 +562,7 @@ fn verification_is_due_on_change_age_or_not_ready_only() {
 #[test]
 fn a_known_sid_is_fetched_not_looked_up() {
     let mut ch = channel();
-    ch.status = Some(ready_status(wired(URL)));
+    ch.status = Some(ready_status(wired(MARKED)));
     if let Some(s) = ch.status.as_mut() {
         s.last_verified_time = None;
     }
@@ -581,17 +584,17 @@ fn a_webhook_write_records_its_intent_first_and_keeps_the_rest_of_the_webhook() 
     assert!(record < write, "the intent is recorded before the write");
     let Step::Record(intent) = &p.steps[record] else { unreachable!() };
     let s = intent.sender.as_ref().expect("sender intent");
-    assert_eq!(s.pending_webhook_url.as_deref(), Some(URL));
+    assert_eq!(s.pending_webhook_url.as_deref(), Some(MARKED));
     assert_eq!(
         s.previous_webhook_url.as_deref(),
         Some("https://demo.twilio.com/welcome/sms/reply"),
         "Twilio's default URL is recorded to be restored"
     );
     let Step::SetWebhook(WebhookWrite::Sender { webhook, .. }) = &p.steps[write] else { panic!("sender write") };
-    assert_eq!(webhook.callback_url.as_deref(), Some(URL));
+    assert_eq!(webhook.callback_url.as_deref(), Some(MARKED));
     assert_eq!(webhook.fallback_url.as_deref(), Some("https://fallback.example.com"), "fields not ours survive");
     let done = p.status.sender.as_ref().expect("sender");
-    assert_eq!((done.configured_url.as_deref(), done.pending_webhook_url.as_deref()), (Some(URL), None));
+    assert_eq!((done.configured_url.as_deref(), done.pending_webhook_url.as_deref()), (Some(MARKED), None));
     assert_eq!(p.events.iter().filter(|e| e.reason == Reason::Configured).count(), 1);
     assert_eq!(reason(&p, "Ready"), "True/ChannelReady");
 }
@@ -601,7 +604,7 @@ fn a_failed_webhook_write_keeps_its_intent_and_backs_off() {
     let tw = Twilio { target: Ok(Some(Target::Number(number("")))), ..Twilio::default() };
     let (p, _) = run(&channel(), &cluster(), &tw, vec![Outcome::WebhookFailed(server_error())]);
     let s = p.status.sender.as_ref().expect("sender");
-    assert_eq!(s.pending_webhook_url.as_deref(), Some(URL), "the URL it may have set is still known");
+    assert_eq!(s.pending_webhook_url.as_deref(), Some(MARKED), "the URL it may have set is still known");
     assert!(matches!(p.after, After::Backoff(_)));
     assert_eq!(reason(&p, "WebhookConfigured"), "Unknown/TwilioUnavailable");
 }
@@ -611,30 +614,170 @@ fn an_intent_left_by_a_crash_is_ours_not_a_foreign_receiver() {
     // A pass recorded the intent and died before (or after) writing.
     let mut ch = channel();
     let mut s = wired("https://crm.example.com/old");
-    s.pending_webhook_url = Some(URL.into());
+    s.pending_webhook_url = Some(MARKED.into());
     ch.status = Some(WhatsAppChannelStatus { sender: Some(s), ..Default::default() });
-    for current in [URL, "https://crm.example.com/old"] {
+    for current in [MARKED, "https://crm.example.com/old"] {
         let tw = Twilio { target: Ok(Some(Target::Sender(sender(Some(current), "ONLINE")))), ..Twilio::default() };
         let (p, _) = run(&ch, &cluster(), &tw, vec![]);
         assert_eq!(reason(&p, "Ready"), "True/ChannelReady", "current {current}");
     }
 }
 
-#[test]
-fn takeover_moves_a_foreign_receiver_and_records_it() {
+/// Another cluster's channel, as its marker names it.
+const THEIRS: &str = "https://crm.example.com/hook#wao-owner=c2/crm/sales/crm-prod";
+const THEM: &str = "c2/crm/sales/crm-prod";
+
+fn takeover_from(from: Option<&str>) -> WhatsAppChannel {
     let mut ch = channel();
     ch.spec.binding_policy = BindingPolicy::Takeover;
-    let tw = Twilio {
-        target: Ok(Some(Target::Sender(sender(Some("https://other.example.com"), "ONLINE")))),
-        ..Twilio::default()
-    };
-    let (p, _) = run(&ch, &cluster(), &tw, vec![]);
+    ch.spec.takeover = Some(crate::api::TakeoverSpec { from: from.map(str::to_owned) });
+    ch
+}
+
+fn at_twilio(url: &str) -> Twilio {
+    Twilio { target: Ok(Some(Target::Sender(sender(Some(url), "ONLINE")))), ..Twilio::default() }
+}
+
+fn message_of(p: &Plan, t: &str) -> String {
+    cond(p, t).map(|c| c.message.clone()).unwrap_or_default()
+}
+
+#[test]
+fn takeover_moves_a_foreign_receiver_and_records_it() {
+    // Unmarked (set by hand): `from` names its URL.
+    let ch = takeover_from(Some("https://other.example.com"));
+    let (p, _) = run(&ch, &cluster(), &at_twilio("https://other.example.com"), vec![]);
     assert_eq!(twilio_writes(&p).len(), 1);
     assert!(p.events.iter().any(|e| e.reason == Reason::TakenOver && e.type_ == EventType::Warning));
     assert_eq!(
         p.status.sender.as_ref().and_then(|s| s.previous_webhook_url.as_deref()),
         Some("https://other.example.com")
     );
+}
+
+#[test]
+fn the_marker_names_the_owner_of_a_number_bound_elsewhere() {
+    let (p, _) = run(&channel(), &cluster(), &at_twilio(THEIRS), vec![]);
+    assert!(twilio_writes(&p).is_empty());
+    assert_eq!(reason(&p, "NumberBound"), "False/BoundElsewhere");
+    let m = message_of(&p, "NumberBound");
+    assert!(m.contains("cluster c2, channel crm/sales, instance crm-prod") && m.contains(THEM), "{m}");
+    assert_eq!(p.status.ownership.as_ref().and_then(|o| o.owner.as_deref()), Some(THEM));
+    assert_eq!(p.status.phase, Some(Phase::Conflict));
+}
+
+#[test]
+fn a_webhook_write_carries_the_marker_and_starts_the_history() {
+    let (p, _) = run(&channel(), &cluster(), &at_twilio(""), vec![]);
+    let Some(Step::SetWebhook(WebhookWrite::Sender { webhook, .. })) =
+        p.steps.iter().find(|s| matches!(s, Step::SetWebhook(_)))
+    else {
+        panic!("a write: {:?}", p.steps)
+    };
+    assert_eq!(webhook.callback_url.as_deref(), Some(MARKED));
+    let o = p.status.ownership.as_ref().expect("ownership");
+    assert_eq!(o.owner.as_deref(), Some("c1/crm/sales/crm-prod"));
+    assert_eq!(o.history.len(), 1);
+    assert_eq!((o.history[0].cluster.as_str(), o.history[0].channel.as_str()), ("c1", "crm/sales"));
+    assert_eq!(o.history[0].previous_owner, None);
+    // A first claim is told by the write's Event, not a second one.
+    assert_eq!(p.events.iter().filter(|e| e.reason == Reason::OwnerChanged).count(), 0);
+    assert!(p
+        .events
+        .iter()
+        .any(|e| e.reason == Reason::Configured && e.message.contains("owner marker c1/crm/sales/crm-prod")));
+}
+
+#[test]
+fn the_spec_url_without_a_marker_is_marked_and_not_recorded_as_previous() {
+    // Set before markers existed (or by hand): in sync but for the marker.
+    let (p, _) = run(&channel(), &cluster(), &at_twilio(URL), vec![]);
+    let Some(Step::SetWebhook(WebhookWrite::Sender { webhook, .. })) =
+        p.steps.iter().find(|s| matches!(s, Step::SetWebhook(_)))
+    else {
+        panic!("a write: {:?}", p.steps)
+    };
+    assert_eq!(webhook.callback_url.as_deref(), Some(MARKED));
+    assert_eq!(p.status.sender.as_ref().and_then(|s| s.previous_webhook_url.clone()), None);
+    assert_eq!(reason(&p, "Ready"), "True/ChannelReady");
+}
+
+#[test]
+fn a_blind_or_mismatched_takeover_is_refused() {
+    for (from, says) in [(None, "blind takeover"), (Some("c3/crm/sales/crm-prod"), "not the owner at Twilio")] {
+        let (p, _) = run(&takeover_from(from), &cluster(), &at_twilio(THEIRS), vec![]);
+        assert!(twilio_writes(&p).is_empty(), "{from:?}");
+        assert_eq!(reason(&p, "NumberBound"), "False/TakeoverRefused", "{from:?}");
+        let m = message_of(&p, "NumberBound");
+        assert!(m.contains(says) && m.contains(THEM), "{m}");
+        assert_eq!(p.status.phase, Some(Phase::Conflict));
+    }
+}
+
+#[test]
+fn a_matching_takeover_swaps_the_owner_and_records_it() {
+    let (p, _) = run(&takeover_from(Some(THEM)), &cluster(), &at_twilio(THEIRS), vec![]);
+    assert_eq!(twilio_writes(&p).len(), 1);
+    assert_eq!(reason(&p, "Ready"), "True/ChannelReady");
+    let o = p.status.ownership.as_ref().expect("ownership");
+    assert_eq!(o.owner.as_deref(), Some("c1/crm/sales/crm-prod"));
+    assert_eq!(o.history.last().and_then(|h| h.previous_owner.as_deref()), Some(THEM));
+    let reasons: Vec<Reason> = p.events.iter().map(|e| e.reason).collect();
+    assert!(reasons.contains(&Reason::TakenOver) && reasons.contains(&Reason::OwnerChanged), "{reasons:?}");
+    assert_eq!(p.status.sender.as_ref().and_then(|s| s.previous_webhook_url.as_deref()), Some(THEIRS));
+}
+
+#[test]
+fn a_number_taken_from_this_channel_is_not_taken_back() {
+    // This channel owned the number (its marker), then c2 took it; this channel is set to take
+    // it over from c2 as well.
+    let mut ch = takeover_from(Some(THEM));
+    ch.status = Some(ready_status(wired(MARKED)));
+    let (p, _) = run(&ch, &cluster(), &at_twilio(THEIRS), vec![]);
+    assert!(twilio_writes(&p).is_empty(), "no flip back: {:?}", p.steps);
+    assert_eq!(reason(&p, "NumberBound"), "False/TakeoverContested");
+    assert!(message_of(&p, "NumberBound").contains(THEM));
+    let o = p.status.ownership.clone().expect("ownership");
+    assert_eq!(o.owner.as_deref(), Some(THEM));
+    let lost = o.history.last().expect("the loss is recorded");
+    assert_eq!((lost.cluster.as_str(), lost.previous_owner.as_deref()), ("c2", Some("c1/crm/sales/crm-prod")));
+    assert!(p.events.iter().any(|e| e.reason == Reason::OwnerChanged && e.type_ == EventType::Warning));
+    assert!(matches!(p.after, After::Requeue(d) if d >= Duration::from_secs(1800)), "stops: {:?}", p.after);
+    // The next pass records nothing new.
+    ch.status = Some(p.status.clone());
+    let (again, _) = run(&ch, &cluster(), &at_twilio(THEIRS), vec![]);
+    assert_eq!(again.status.ownership, Some(o.clone()));
+    assert!(!again.events.iter().any(|e| e.reason == Reason::OwnerChanged));
+    // An edit of the spec (a new generation) allows one more attempt.
+    ch.metadata.generation = Some(2);
+    let (retry, _) = run(&ch, &cluster(), &at_twilio(THEIRS), vec![]);
+    assert_eq!(twilio_writes(&retry).len(), 1);
+    // Exclusive: the loss is reported as bound elsewhere, naming the new owner.
+    let mut ex = channel();
+    ex.status = Some(ready_status(wired(MARKED)));
+    let (p, _) = run(&ex, &cluster(), &at_twilio(THEIRS), vec![]);
+    assert_eq!(reason(&p, "NumberBound"), "False/BoundElsewhere");
+    assert!(message_of(&p, "NumberBound").contains("took it from this channel"));
+}
+
+#[test]
+fn the_history_keeps_the_last_five_changes() {
+    let mut ch = takeover_from(Some(THEM));
+    let mut status = ready_status(wired("https://crm.example.com/old"));
+    let old = crate::api::OwnerChange {
+        time: time(NOW - 1000),
+        cluster: "c9".into(),
+        channel: "x/y".into(),
+        instance: "z".into(),
+        previous_owner: None,
+        generation: Some(1),
+    };
+    status.ownership = Some(crate::api::OwnershipStatus { owner: None, history: vec![old; 5] });
+    ch.status = Some(status);
+    let (p, _) = run(&ch, &cluster(), &at_twilio(THEIRS), vec![]);
+    let h = &p.status.ownership.as_ref().expect("ownership").history;
+    assert_eq!(h.len(), 5);
+    assert_eq!(h.last().map(|e| e.cluster.as_str()), Some("c1"), "this channel took it from c2");
 }
 
 #[test]
@@ -666,7 +809,7 @@ fn claiming_a_free_number_is_no_event_of_its_own() {
 #[test]
 fn a_verification_that_finds_nothing_new_writes_nothing() {
     // Ready, verified 11 minutes ago (older than the interval): due, and Twilio agrees.
-    let tw = Twilio { target: Ok(Some(Target::Sender(sender(Some(URL), "ONLINE")))), ..Twilio::default() };
+    let tw = Twilio { target: Ok(Some(Target::Sender(sender(Some(MARKED), "ONLINE")))), ..Twilio::default() };
     let mut first = channel();
     let (p, _) = run(&first, &cluster(), &tw, vec![]);
     first.status = Some(p.status.clone());
@@ -706,11 +849,11 @@ fn a_verification_that_finds_nothing_new_writes_nothing() {
 fn a_number_move_restores_and_releases_the_old_number_before_claiming_the_new() {
     let mut ch = channel();
     ch.spec.phone_number = OTHER_NUMBER.into();
-    ch.status = Some(ready_status(wired(URL)));
+    ch.status = Some(ready_status(wired(MARKED)));
     let mut cl = cluster();
     cl.binding = Some(BindingView { name: binding_name(OTHER_NUMBER), state: BindingState::Free });
     cl.wired = Some(BindingView { name: binding_name(NUMBER), state: BindingState::Mine { instance_stale: false } });
-    let tw = Twilio { wired_target: Ok(Some(Target::Sender(sender(Some(URL), "ONLINE")))), ..Twilio::default() };
+    let tw = Twilio { wired_target: Ok(Some(Target::Sender(sender(Some(MARKED), "ONLINE")))), ..Twilio::default() };
     let (p, reads) = run(&ch, &cl, &tw, vec![]);
     assert!(matches!(reads.as_slice(), [Read::WiredTarget(_, Locate::SenderSid(_))]), "{reads:?}");
     let kinds: Vec<&str> = p
@@ -770,7 +913,7 @@ fn a_number_move_restores_and_releases_the_old_number_before_claiming_the_new() 
 fn an_already_released_old_number_is_forgotten_and_the_new_one_claimed() {
     let mut ch = channel();
     ch.spec.phone_number = OTHER_NUMBER.into();
-    ch.status = Some(ready_status(wired(URL)));
+    ch.status = Some(ready_status(wired(MARKED)));
     let mut cl = cluster();
     cl.binding = Some(BindingView { name: binding_name(OTHER_NUMBER), state: BindingState::Free });
     cl.wired = Some(BindingView { name: binding_name(NUMBER), state: BindingState::Free });
@@ -788,21 +931,21 @@ fn deleting(mut ch: WhatsAppChannel) -> WhatsAppChannel {
 #[test]
 fn cleanup_restores_exactly_then_releases_then_finalizes() {
     let mut ch = deleting(channel());
-    ch.status = Some(ready_status(wired(URL)));
-    let tw = Twilio { wired_target: Ok(Some(Target::Sender(sender(Some(URL), "ONLINE")))), ..Twilio::default() };
+    ch.status = Some(ready_status(wired(MARKED)));
+    let tw = Twilio { wired_target: Ok(Some(Target::Sender(sender(Some(MARKED), "ONLINE")))), ..Twilio::default() };
     let (p, reads) = run(&ch, &cluster(), &tw, vec![]);
     assert_eq!(reads.len(), 1);
     assert!(matches!(p.after, After::Finalize));
     assert!(matches!(p.steps.last(), Some(Step::Release(_))));
     assert!(p.events.iter().any(|e| e.reason == Reason::WebhookReleased));
     // An empty previous webhook is cleared; a number is restored with its method.
-    let mut s = wired(URL);
+    let mut s = wired(MARKED);
     s.kind = SenderKind::IncomingPhoneNumber;
     s.sid = Some(PN.into());
     s.previous_webhook_url = None;
     s.previous_webhook_method = None;
     ch.status = Some(ready_status(s));
-    let tw = Twilio { wired_target: Ok(Some(Target::Number(number(URL)))), ..Twilio::default() };
+    let tw = Twilio { wired_target: Ok(Some(Target::Number(number(MARKED)))), ..Twilio::default() };
     let (p, _) = run(&ch, &cluster(), &tw, vec![]);
     assert!(p
         .steps
@@ -822,7 +965,8 @@ fn cleanup_table() {
         restore: bool,
         backoff: bool,
     }
-    let here = || Twilio { wired_target: Ok(Some(Target::Sender(sender(Some(URL), "ONLINE")))), ..Twilio::default() };
+    let here =
+        || Twilio { wired_target: Ok(Some(Target::Sender(sender(Some(MARKED), "ONLINE")))), ..Twilio::default() };
     let cases = vec![
         Case {
             name: "orphan",
@@ -933,7 +1077,7 @@ fn cleanup_table() {
     ];
     for case in cases {
         let mut ch = deleting(channel());
-        ch.status = Some(ready_status(wired(URL)));
+        ch.status = Some(ready_status(wired(MARKED)));
         (case.ch)(&mut ch);
         let mut cl = cluster();
         (case.cl)(&mut cl);
@@ -951,7 +1095,7 @@ fn cleanup_table() {
 fn with_confirmation(c: Option<ConfirmationStatus>) -> WhatsAppChannel {
     let mut ch = channel();
     ch.spec.confirmation_phone_number = Some("+14155550123".into());
-    let mut s = ready_status(wired(URL));
+    let mut s = ready_status(wired(MARKED));
     s.last_verified_time = None;
     s.confirmation = c;
     ch.status = Some(s);
@@ -1148,7 +1292,7 @@ fn a_rate_limit_hold_makes_no_twilio_call_and_keeps_the_status() {
     let mut cl = cluster();
     cl.hold = Some(Duration::from_secs(7));
     let mut ch = channel();
-    ch.status = Some(ready_status(wired(URL)));
+    ch.status = Some(ready_status(wired(MARKED)));
     let (p, reads) = run(&ch, &cl, &Twilio::default(), vec![]);
     assert!(reads.is_empty());
     assert_eq!(Some(&p.status), ch.status.as_ref());

@@ -47,7 +47,7 @@ fn a_dedicated_service_is_configured_instead_of_the_sender() {
     let writes = twilio_writes(&p);
     assert_eq!(writes.len(), 1, "{writes:?}");
     assert!(
-        matches!(writes[0], Step::SetWebhook(WebhookWrite::Service { sid, url, .. }) if sid == MG && url == URL),
+        matches!(writes[0], Step::SetWebhook(WebhookWrite::Service { sid, url, .. }) if sid == MG && url == MARKED),
         "{writes:?}"
     );
     assert_eq!(reason(&p, "WebhookConfigured"), "True/Configured");
@@ -56,7 +56,7 @@ fn a_dedicated_service_is_configured_instead_of_the_sender() {
     assert_eq!(reason(&p, "NumberBound"), "True/Bound");
     let r = routing(&p);
     assert_eq!((r.expected.kind, r.actual.kind), (RouteKind::MessagingService, RouteKind::MessagingService));
-    assert_eq!(r.actual.url.as_deref(), Some(URL));
+    assert_eq!(r.actual.url.as_deref(), Some(MARKED));
     assert_eq!(r.reason, "Configured");
 }
 
@@ -65,7 +65,7 @@ fn a_dedicated_service_with_a_foreign_url_is_bound_elsewhere_like_a_sender() {
     let mut ch = channel();
     ch.spec.binding_policy = BindingPolicy::Exclusive;
     let (p, _) = run(&ch, &cluster(), &in_service(Some("https://other.example.com"), false, 1), vec![]);
-    // An empty service URL is free; a foreign one is not.
+    // An empty service MARKED is free; a foreign one is not.
     assert!(twilio_writes(&p).is_empty());
     assert_eq!(reason(&p, "NumberBound"), "False/BoundElsewhere");
     assert_eq!(routing(&p).reason, "BoundElsewhere");
@@ -84,7 +84,7 @@ fn overrides_are_reported_with_their_reason_and_no_write() {
         says: &'static [&'static str],
     }
     let application = {
-        let mut n = number(URL);
+        let mut n = number(MARKED);
         n.sms_application_sid = Some("AP00000000000000000000000000000001".into());
         Twilio { target: Ok(Some(Target::Number(n))), ..Twilio::default() }
     };
@@ -94,7 +94,7 @@ fn overrides_are_reported_with_their_reason_and_no_write() {
             "auto_creation": {"enabled": true, "type": "webhook", "webhook_url": "https://conv.example.com", "webhook_method": "POST"},
         }))
         .expect("address configuration");
-        let service = also_service.then(|| ServiceFacts { service: service(Some(URL), false), members: 1 });
+        let service = also_service.then(|| ServiceFacts { service: service(Some(MARKED), false), members: 1 });
         Twilio { routing: Ok(RoutingFacts { service, address_configuration: Some(c) }), ..Twilio::default() }
     };
     let cases = [
@@ -146,7 +146,7 @@ fn overrides_are_reported_with_their_reason_and_no_write() {
         assert_eq!(r.reason, c.reason, "{}", c.name);
         assert_eq!(r.actual.kind, c.actual, "{}", c.name);
         assert_ne!(r.expected.kind, r.actual.kind, "{}: side by side", c.name);
-        assert_eq!(r.expected.url.as_deref(), Some(URL), "{}", c.name);
+        assert_eq!(r.expected.url.as_deref(), Some(MARKED), "{}", c.name);
         assert!(p.status.sender.is_some(), "{}: the carrier is still recorded", c.name);
     }
 }
@@ -158,9 +158,11 @@ fn a_service_that_defers_or_the_always_policy() {
     assert!(twilio_writes(&p).is_empty());
     assert_eq!(reason(&p, "WebhookConfigured"), "True/Configured");
     assert_eq!(routing(&p).actual.kind, RouteKind::WhatsAppSender);
-    // Always: a shared service is configured (with the takeover policy: its URL is foreign).
+    // Always: a shared service is configured (with a takeover from its URL: it is foreign,
+    // without an ownership marker).
     let mut ch = with_policy(MessagingServicePolicy::Always);
     ch.spec.binding_policy = BindingPolicy::Takeover;
+    ch.spec.takeover = Some(crate::api::TakeoverSpec { from: Some(SHARED_URL.into()) });
     let (p, _) = run(&ch, &cluster(), &in_service(Some(SHARED_URL), false, 5), vec![]);
     let writes = twilio_writes(&p);
     assert!(matches!(writes.as_slice(), [Step::SetWebhook(WebhookWrite::Service { .. })]), "{writes:?}");
@@ -184,19 +186,19 @@ fn a_failed_routing_listing_is_reported_on_webhook_configured() {
 
 #[test]
 fn a_configured_service_is_looked_up_by_carrier_live_and_restored_on_deletion() {
-    let mut configured = wired(URL);
+    let mut configured = wired(MARKED);
     configured.kind = SenderKind::MessagingService;
     configured.sid = Some(MG.into());
     configured.status = None;
     configured.previous_webhook_url = Some(SHARED_URL.into());
     let mut ch = channel();
     ch.status = Some(WhatsAppChannelStatus { last_verified_time: None, ..ready_status(configured.clone()) });
-    let (_, reads) = run(&ch, &cluster(), &in_service(Some(URL), false, 1), vec![]);
+    let (_, reads) = run(&ch, &cluster(), &in_service(Some(MARKED), false, 1), vec![]);
     assert!(matches!(&reads[1], Read::Target(_, Locate::Lookup)), "{reads:?}");
 
     let mut ch = deleting(channel());
     ch.status = Some(ready_status(configured));
-    let tw = Twilio { wired_target: Ok(Some(Target::Service(service(Some(URL), false)))), ..Twilio::default() };
+    let tw = Twilio { wired_target: Ok(Some(Target::Service(service(Some(MARKED), false)))), ..Twilio::default() };
     let (p, reads) = run(&ch, &cluster(), &tw, vec![]);
     assert!(matches!(&reads[0], Read::WiredTarget(_, Locate::ServiceSid(sid)) if sid == MG), "{reads:?}");
     assert!(
