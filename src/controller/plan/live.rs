@@ -115,6 +115,7 @@ pub(super) fn apply(input: Input<'_>) -> Next {
     let inputs = verified_inputs(ch, &fingerprint, input.cluster.identity_secret.as_ref());
     if !verification_due(&b, &inputs) {
         b.keep_old_conditions();
+        b.keep_plan = true;
         return confirm::follow_up(b, &number);
     }
     if b.input.twilio.verification.is_none() {

@@ -14,6 +14,22 @@ pub(super) fn render(steps: &[Step], seen: &[Target], namespace: &str) -> Vec<Pl
     steps.iter().flat_map(|s| render_step(s, seen, namespace)).collect()
 }
 
+/// The changes planned earlier, with `fresh` ones (from a pass that did not verify again)
+/// replacing those on the same object and field, or added at the end.
+pub(super) fn merge(old: &[PlannedChange], fresh: Vec<PlannedChange>) -> Vec<PlannedChange> {
+    let same = |a: &PlannedChange, b: &PlannedChange| {
+        (a.action, &a.kind, &a.sid, &a.name, &a.field) == (b.action, &b.kind, &b.sid, &b.name, &b.field)
+    };
+    let mut merged = old.to_vec();
+    for f in fresh {
+        match merged.iter_mut().find(|o| same(o, &f)) {
+            Some(o) => *o = f,
+            None => merged.push(f),
+        }
+    }
+    merged
+}
+
 fn change(action: ChangeAction, kind: &str) -> PlannedChange {
     PlannedChange { action, kind: kind.to_owned(), sid: None, name: None, field: None, from: None, to: None }
 }

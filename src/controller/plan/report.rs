@@ -62,6 +62,9 @@ pub(super) struct Builder<'a> {
     /// The Twilio objects read in this pass whose webhooks the steps write (the planned
     /// changes' `from`).
     pub seen: Vec<super::Target>,
+    /// Observe: the pass did not ask Twilio again (not due), so the changes planned from the
+    /// last verification stand; this pass's own steps are merged in.
+    pub keep_plan: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -89,6 +92,7 @@ impl<'a> Builder<'a> {
             finalize: false,
             observe: false,
             seen: Vec::new(),
+            keep_plan: false,
         }
     }
 
@@ -163,7 +167,12 @@ impl<'a> Builder<'a> {
         // Observe: the writes are reported, not run.
         let planned = if self.observe {
             let ns = ch.meta().namespace.clone().unwrap_or_default();
-            super::planned::render(&std::mem::take(&mut steps), &self.seen, &ns)
+            let fresh = super::planned::render(&std::mem::take(&mut steps), &self.seen, &ns);
+            if self.keep_plan {
+                super::planned::merge(&self.old.planned_changes, fresh)
+            } else {
+                fresh
+            }
         } else {
             Vec::new()
         };

@@ -237,3 +237,19 @@ fn verify_now_is_not_answered_by_a_transient_failure() {
     assert_eq!(p.status.verify_now, None, "retried with the backoff");
     assert!(matches!(p.after, After::Backoff(_)));
 }
+
+#[test]
+fn a_pass_that_is_not_due_keeps_the_plan() {
+    let mut ch = observed();
+    ch.spec.confirmation_phone_number = Some("+14155550123".into());
+    let (first, _) = run(&ch, &free(), &unset(), vec![]);
+    ch.status = Some(first.status.clone());
+    let mut cl = free();
+    cl.attempt_left = Some(Duration::from_secs(300));
+    let (again, reads) = run(&ch, &cl, &unset(), vec![]);
+    assert!(reads.is_empty(), "not due: {reads:?}");
+    assert!(again.steps.is_empty());
+    assert_eq!(again.status.planned_changes, first.status.planned_changes);
+    assert_eq!(again.status, first.status, "nothing to write");
+    assert!(again.events.is_empty(), "{:?}", again.events);
+}
