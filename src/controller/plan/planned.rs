@@ -5,6 +5,7 @@
 
 use crate::api::{ChangeAction, PlannedChange};
 use crate::controller::protection;
+use crate::twilio::redact_url;
 
 use super::{Step, Target, WebhookWrite};
 
@@ -89,7 +90,9 @@ fn webhook(w: &WebhookWrite, seen: &[Target]) -> Vec<PlannedChange> {
         }
     };
     let (from_url, from_method) = seen.iter().find(|t| t.sid() == sid).map(Target::hook).unwrap_or_default();
-    let some = |s: String| Some(s).filter(|s| !s.is_empty());
+    // Userinfo someone put in a URL at Twilio stays out of the status (unlike
+    // `sender.previousWebhookUrl`, a plan need not be restorable).
+    let some = |s: String| Some(s).filter(|s| !s.is_empty()).map(|s| redact_url(&s));
     let field = |field: &str, from: String, to: String| PlannedChange {
         sid: Some(sid.clone()),
         field: Some(field.to_owned()),

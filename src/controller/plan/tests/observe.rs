@@ -8,6 +8,7 @@ use crate::controller::VERIFY_NOW_ANNOTATION;
 use super::*;
 
 const OLD_URL: &str = "https://elsewhere.example.com/hook";
+const OLD_URL_WITH_USERINFO: &str = "https://admin:s3cret@elsewhere.example.com/hook";
 
 fn observed() -> WhatsAppChannel {
     let mut ch = channel();
@@ -252,4 +253,15 @@ fn a_pass_that_is_not_due_keeps_the_plan() {
     assert_eq!(again.status.planned_changes, first.status.planned_changes);
     assert_eq!(again.status, first.status, "nothing to write");
     assert!(again.events.is_empty(), "{:?}", again.events);
+}
+
+#[test]
+fn a_planned_from_never_carries_userinfo() {
+    let mut ch = observed();
+    ch.spec.binding_policy = BindingPolicy::Takeover;
+    let tw = Twilio { target: Ok(Some(Target::Number(number(OLD_URL_WITH_USERINFO)))), ..Twilio::default() };
+    let (p, _) = run(&ch, &cluster(), &tw, vec![]);
+    let from = p.status.planned_changes.first().and_then(|c| c.from.clone());
+    assert_eq!(from.as_deref(), Some("https://***@elsewhere.example.com/hook"));
+    assert!(!format!("{:?}", p.status.planned_changes).contains("s3cret"));
 }
