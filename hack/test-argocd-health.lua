@@ -38,6 +38,8 @@ local cases = {
       conditions = { cond("Ready", "False", "TwilioUnavailable"), cond("Reconciling", "True", "TwilioUnavailable") } }), "Degraded" },
   { "suspended", channel(1, { observedGeneration = 1, phase = "Suspended",
       conditions = { cond("Ready", "False", "Suspended") } }), "Suspended" },
+  { "observed, changes planned", channel(1, { observedGeneration = 1, phase = "Planned",
+      conditions = { cond("Ready", "False", "ChangesPlanned") } }), "Suspended" },
   { "deleting", channel(1, { observedGeneration = 1, phase = "Deleting",
       conditions = { cond("Ready", "False", "Deleting") } }), "Progressing" },
 }

@@ -49,6 +49,21 @@ pub enum Command {
     /// Prints `file:line: severity: message` lines and a summary. Exit status: 0 clean (warnings
     /// allowed), 1 errors found, 2 usage or read errors. Example: `whatsapp-operator check deploy/`.
     Check(CheckArgs),
+    /// Show one channel on one screen: conditions, routing at Twilio, owner, plan, confirmation, Events.
+    ///
+    /// `whatsapp-operator status NAMESPACE/NAME` (or `NAME -n NAMESPACE`; default: the kubeconfig
+    /// context's namespace) prints the channel's summary (number, policies, phase, last
+    /// verification, a pending `whatsapp-operator.io/verify-now`), its conditions, the routing of
+    /// its inbound messages at Twilio (expected and actual object, SID, method and URL, and the
+    /// webhook this channel set and would restore), the WhatsAppNumberBinding that holds its number,
+    /// the changes `managementPolicy: Observe` plans, the last confirmation message, and its
+    /// last 10 Events. Read-only, from Kubernetes alone (what the operator last verified at
+    /// Twilio; no Twilio credentials needed), with the kubeconfig (or in-cluster config) and
+    /// permissions of the caller: get whatsappchannels and whatsappnumberbindings, list events.
+    /// URLs are shown with any userinfo redacted. Exit status: 0 shown, 1 not
+    /// found or unreadable, 2 usage errors. To verify at Twilio now, annotate the channel:
+    /// `kubectl annotate wac/NAME whatsapp-operator.io/verify-now=$(date +%s) --overwrite`.
+    Status(crate::status::StatusArgs),
 }
 
 /// Settings of `whatsapp-operator run`. Every flag can also be set by its environment variable.

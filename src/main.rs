@@ -50,6 +50,10 @@ async fn async_main() -> ExitCode {
         },
         Command::Run(args) => run(args).await,
         Command::Check(args) => ExitCode::from(whatsapp_operator::check::execute(&args)),
+        Command::Status(args) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            ExitCode::from(whatsapp_operator::status::execute(&args).await)
+        }
     }
 }
 

@@ -110,9 +110,18 @@ pub struct WhatsAppChannelSpec {
     #[schemars(length(max = 35), regex(pattern = BCP47_PATTERN))]
     pub language: Option<String>,
 
-    /// Suspends reconciliation: no Twilio calls at all until set back to false.
+    /// Suspends reconciliation: no Twilio calls at all, not even reads, until set back to
+    /// false. Takes precedence over `managementPolicy`.
     #[serde(default)]
     pub suspend: bool,
+
+    /// How far the operator may act: `Manage` (the default) claims the number and changes
+    /// Twilio as the spec asks; `Observe` only reads, verifies and reports: what it would change
+    /// is listed in `status.plannedChanges`, nothing is written to Twilio, the number is not
+    /// claimed, and deleting the channel leaves Twilio untouched. Switching back to `Manage`
+    /// applies the planned changes.
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
 
     /// What deleting the channel does at Twilio: `Delete` restores the number's previous
     /// webhook (or clears it); `Orphan` leaves Twilio untouched. The number and sender are
@@ -272,6 +281,26 @@ impl ChannelMode {
     }
 }
 
+/// How far the operator may act on a channel.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ManagementPolicy {
+    /// Claim the number and make Twilio match the spec (the default).
+    #[default]
+    Manage,
+    /// Read and verify only; report the changes `Manage` would make in `status.plannedChanges`.
+    Observe,
+}
+
+impl ManagementPolicy {
+    /// The policy as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manage => "Manage",
+            Self::Observe => "Observe",
+        }
+    }
+}
+
 /// What deleting the channel does at Twilio.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum DeletionPolicy {
@@ -339,7 +368,7 @@ pub struct WhatsAppChannelStatus {
     pub conditions: Vec<Condition>,
 
     /// A one-word summary for `kubectl get`: Pending, Ready, Inactive, Waiting, Conflict,
-    /// Failed, Degraded, Suspended or Deleting.
+    /// Failed, Degraded, Suspended, Deleting or Planned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
 
@@ -385,6 +414,56 @@ pub struct WhatsAppChannelStatus {
     /// changes, the operator verifies again at once; otherwise every `--verify-interval`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_inputs: Option<String>,
+
+    /// The value of the `whatsapp-operator.io/verify-now` annotation last answered by a full
+    /// verification at Twilio: setting the annotation to a new value verifies again at once,
+    /// once per value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_now: Option<String>,
+
+    /// Under `managementPolicy: Observe`: the writes `Manage` would make now, in order (the
+    /// number's claim, Twilio webhook updates, the confirmation message), like a dry-run plan.
+    /// Empty when the observed state needs no change, and under `Manage`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub planned_changes: Vec<PlannedChange>,
+}
+
+/// One change the operator would make, were the channel managed.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedChange {
+    /// `Create`, `Update` or `Delete`.
+    pub action: ChangeAction,
+    /// The object's kind: at Twilio `WhatsAppSender`, `IncomingPhoneNumber`,
+    /// `MessagingService` or `Message`; in Kubernetes `WhatsAppNumberBinding` or `Secret`.
+    pub kind: String,
+    /// The Twilio SID of the object changed (absent for one to be created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// The Kubernetes name of the object changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The field changed (Twilio's name, e.g. `webhook.callback_url`, `sms_url`,
+    /// `inbound_request_url`; for a message `to`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Its value now (absent: unset, or the object does not exist yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Its value after the change (absent: cleared, or the object is deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+/// What a planned change does to its object.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ChangeAction {
+    /// The object is created.
+    Create,
+    /// A field of the object is changed.
+    Update,
+    /// The object is deleted.
+    Delete,
 }
 
 /// Ownership of the number at Twilio.
@@ -443,12 +522,24 @@ pub enum Phase {
     Suspended,
     /// Being deleted.
     Deleting,
+    /// `managementPolicy: Observe`, and `status.plannedChanges` lists what `Manage` would change.
+    Planned,
 }
 
 impl Phase {
     /// Every phase's name, as the API spells it.
-    pub const NAMES: [&'static str; 9] =
-        ["Pending", "Ready", "Inactive", "Waiting", "Conflict", "Failed", "Degraded", "Suspended", "Deleting"];
+    pub const NAMES: [&'static str; 10] = [
+        "Pending",
+        "Ready",
+        "Inactive",
+        "Waiting",
+        "Conflict",
+        "Failed",
+        "Degraded",
+        "Suspended",
+        "Deleting",
+        "Planned",
+    ];
 
     /// The phase's name, as the API spells it.
     pub fn as_str(self) -> &'static str {
@@ -462,6 +553,7 @@ impl Phase {
             Self::Degraded => "Degraded",
             Self::Suspended => "Suspended",
             Self::Deleting => "Deleting",
+            Self::Planned => "Planned",
         }
     }
 }

@@ -187,6 +187,11 @@ reasons! {
     /// The object that routes the number cannot call the receiver with `spec.webhook.method`
     /// (a WhatsApp sender calls with POST only).
     MethodNotSupported,
+    /// `managementPolicy: Observe`: this condition would be met after a change the operator
+    /// only plans (`status.plannedChanges`); switching to `Manage` makes it.
+    ChangesPlanned,
+    /// A full verification asked for by the `whatsapp-operator.io/verify-now` annotation ran.
+    VerifiedNow,
 }
 
 impl fmt::Display for Reason {

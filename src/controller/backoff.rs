@@ -39,7 +39,7 @@ pub fn trigger(ch: &impl kube::Resource) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     ch.meta().generation.hash(&mut h);
     ch.meta().deletion_timestamp.is_some().hash(&mut h);
-    for a in [super::SKIP_CLEANUP_ANNOTATION, super::RESEND_CONFIRMATION_ANNOTATION] {
+    for a in [super::SKIP_CLEANUP_ANNOTATION, super::RESEND_CONFIRMATION_ANNOTATION, super::VERIFY_NOW_ANNOTATION] {
         ch.annotations().get(a).hash(&mut h);
     }
     h.finish()

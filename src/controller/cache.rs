@@ -19,7 +19,7 @@ use crate::twilio::E164;
 
 use super::index::Index;
 use super::stored::StoredChannel;
-use super::{RESEND_CONFIRMATION_ANNOTATION, SKIP_CLEANUP_ANNOTATION};
+use super::{RESEND_CONFIRMATION_ANNOTATION, SKIP_CLEANUP_ANNOTATION, VERIFY_NOW_ANNOTATION};
 
 /// A channel's identity in the indexes: namespace and name (shared, not copied, by its entries).
 pub type ChannelKey = std::sync::Arc<(String, String)>;
@@ -93,7 +93,9 @@ pub fn channel_ref(key: &ChannelKey) -> ObjectRef<StoredChannel> {
 /// Slims a channel before it enters the store: only the operator's own annotations are kept.
 pub fn slim_channel(ch: &mut WhatsAppChannel) {
     ch.managed_fields_mut().clear();
-    ch.annotations_mut().retain(|k, _| k == RESEND_CONFIRMATION_ANNOTATION || k == SKIP_CLEANUP_ANNOTATION);
+    ch.annotations_mut().retain(|k, _| {
+        k == RESEND_CONFIRMATION_ANNOTATION || k == SKIP_CLEANUP_ANNOTATION || k == VERIFY_NOW_ANNOTATION
+    });
 }
 
 /// Slims a binding (or Secret metadata) before it enters the store: what the operator reads of

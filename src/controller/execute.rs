@@ -11,7 +11,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use crate::api::{WhatsAppChannel, WhatsAppChannelStatus, WhatsAppNumberBinding};
+use crate::api::{ManagementPolicy, WhatsAppChannel, WhatsAppChannelStatus, WhatsAppNumberBinding};
 use crate::binding::{self, Created};
 use crate::test_hooks::Point;
 
@@ -50,6 +50,13 @@ pub async fn pass(ctx: &Context, ch: &WhatsAppChannel) -> Result<Ended, Error> {
     let mut obs = observe::cluster(ctx, ch).await?;
     let mut plan = plan_fully(ctx, ch, &mut obs, &now, &config).await?;
     let mut version = ch.resource_version();
+    // Observe plans render their writes as status.plannedChanges; none reaches this loop. Should
+    // one, it is refused here: Observe writes nothing to Twilio or to other objects.
+    let observing = ch.spec.management_policy == ManagementPolicy::Observe && ch.metadata.deletion_timestamp.is_none();
+    if observing && !plan.steps.is_empty() {
+        tracing::error!(channel = %ch.name_any(), steps = plan.steps.len(), "an Observe plan with writes: not run");
+        plan.steps.clear();
+    }
     let mut i = 0;
     while i < plan.steps.len() {
         // A process that stopped leading writes nothing more (the controller also abandons the
@@ -66,6 +73,9 @@ pub async fn pass(ctx: &Context, ch: &WhatsAppChannel) -> Result<Ended, Error> {
         if let Some(o) = outcome {
             obs.twilio.outcomes.push(o);
             plan = plan_fully(ctx, ch, &mut obs, &now, &config).await?;
+            if observing {
+                plan.steps.clear();
+            }
         }
         i += 1;
     }

@@ -56,6 +56,10 @@ pub const FINALIZER: &str = "whatsapp-operator.io/cleanup";
 pub const FIELD_MANAGER: &str = "whatsapp-operator";
 /// Set this annotation to a new value to send the confirmation message again.
 pub const RESEND_CONFIRMATION_ANNOTATION: &str = "whatsapp-operator.io/resend-confirmation";
+/// Set this annotation to a new value to verify the channel at Twilio at once (credentials,
+/// number, routing, identity server), bypassing the verify interval and the shared caches;
+/// `status.verifyNow` records the value answered, so each value verifies once.
+pub const VERIFY_NOW_ANNOTATION: &str = "whatsapp-operator.io/verify-now";
 /// Set this annotation to `"true"` to let a deletion finish without undoing Twilio changes
 /// (e.g. when the credentials are gone for good).
 pub const SKIP_CLEANUP_ANNOTATION: &str = "whatsapp-operator.io/skip-cleanup";

@@ -157,6 +157,10 @@ pub async fn read(ctx: &Context, ch: &WhatsAppChannel, obs: &mut Observed, read:
     };
     let account = ch.spec.twilio.account_sid.clone();
     let twilio = &ctx.twilio;
+    // The verify-now annotation asks for Twilio as it is now: no shared answer older than this
+    // pass stands (the credentials' verification, the sender and routing listings).
+    let verify_now = plan::verify_now_requested(ch).is_some();
+    let poll = if verify_now { obs.started.elapsed() } else { ctx.config.sender_poll_interval };
     let noted = |r: Result<(), &TwilioError>| {
         if let Err(e) = r {
             ctx.note_rate_limit(&account, e);
@@ -164,22 +168,24 @@ pub async fn read(ctx: &Context, ch: &WhatsAppChannel, obs: &mut Observed, read:
     };
     match read {
         Read::Verify => {
+            if verify_now {
+                ctx.verifications.invalidate(&account, &creds.fingerprint());
+            }
             let (outcome, _) = ctx.verifications.verify(twilio, &creds, ctx.config.verify_interval).await;
             noted(outcome.as_ref().map(|_| ()));
             obs.twilio.verification = Some(outcome);
         }
         Read::Target(number, how) => {
-            let found = locate(ctx, &creds, &number, &how).await;
+            let found = locate(ctx, &creds, &number, &how, poll).await;
             noted(found.as_ref().map(|_| ()));
             obs.twilio.target = Some(found);
         }
         Read::WiredTarget(number, how) => {
-            let found = locate(ctx, &creds, &number, &how).await;
+            let found = locate(ctx, &creds, &number, &how, poll).await;
             noted(found.as_ref().map(|_| ()));
             obs.twilio.wired_target = Some(found);
         }
         Read::Routing(number, carrier, fresh) => {
-            let poll = ctx.config.sender_poll_interval;
             let max_age = if fresh { obs.started.elapsed().min(poll) } else { poll };
             let facts = ctx.routing.facts(twilio, &creds, &number, &carrier, max_age).await;
             noted(facts.as_ref().map(|_| ()));
@@ -234,12 +240,14 @@ fn record(view: &mut TwilioView, read: Read, e: Result<(), TwilioError>) {
 }
 
 /// Finds a number's webhook carrier: by the SID in status, else the account's senders (one
-/// shared listing per account and interval), then its incoming numbers.
+/// shared listing per account and interval, none older than `max_age`), then its incoming
+/// numbers.
 async fn locate(
     ctx: &Context,
     creds: &Credentials,
     number: &E164,
     how: &Locate,
+    max_age: std::time::Duration,
 ) -> Result<Option<Target>, TwilioError> {
     let twilio = &ctx.twilio;
     match how {
@@ -267,7 +275,7 @@ async fn locate(
         Locate::Lookup => {}
     }
     let started = Instant::now();
-    let sender = ctx.senders.lookup(twilio, creds, number, ctx.config.sender_poll_interval).await?;
+    let sender = ctx.senders.lookup(twilio, creds, number, max_age).await?;
     tracing::trace!(number = %number, took = ?started.elapsed(), "sender lookup");
     if let Some(s) = sender {
         return Ok(Some(Target::Sender(s)));

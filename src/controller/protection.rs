@@ -27,9 +27,11 @@ use super::{Context, Error};
 /// The finalizer the operator puts on credentials Secrets in use.
 pub const SECRET_FINALIZER: &str = "whatsapp-operator.io/credentials-in-use";
 
-/// Whether `ch` may need its credentials Secret later: to restore the webhook on deletion.
+/// Whether `ch` may need its credentials Secret later: to restore the webhook on deletion
+/// (never under `managementPolicy: Observe`, whose deletion leaves Twilio alone).
 pub fn needs_secret(ch: &WhatsAppChannel, secret: &str) -> bool {
     ch.spec.deletion_policy == DeletionPolicy::Delete
+        && ch.spec.management_policy == crate::api::ManagementPolicy::Manage
         && ch.spec.twilio.credentials_secret_ref.name == secret
         && ch.finalizers().iter().any(|f| f == super::FINALIZER)
 }

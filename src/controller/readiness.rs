@@ -26,6 +26,8 @@ pub fn is_conflict_reason(reason: Reason) -> bool {
 ///
 /// Ready is True only when the channel is connected, holds its number, its optional checks
 /// (confirmation message, identity server) did not fail, and `Active` matches `spec.active`.
+/// A condition False only because of a change `managementPolicy: Observe` merely plans
+/// (`ChangesPlanned`) gives the phase `Planned`, unless another condition blocks too.
 pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
     let connected = set.is(T::Connected, Status::True);
     if !active_wanted {
@@ -38,13 +40,17 @@ pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
 
     // The first condition that keeps the channel from Ready: a False one, or an Unknown one
     // caused by a transient Twilio failure.
-    let blocker = set
+    // A change only planned (`managementPolicy: Observe`) blocks last: a real problem shows first.
+    let blockers: Vec<_> = set
         .sorted()
         .into_iter()
         .filter(|c| !matches!(c.type_, T::Ready | T::Active | T::Connected | T::Reconciling | T::Stalled))
-        .find(|c| c.status == Status::False || (c.status == Status::Unknown && DEGRADED.contains(&c.reason)))
-        .cloned();
+        .filter(|c| c.status == Status::False || (c.status == Status::Unknown && DEGRADED.contains(&c.reason)))
+        .cloned()
+        .collect();
+    let blocker = blockers.iter().find(|c| c.reason != Reason::ChangesPlanned).or_else(|| blockers.first()).cloned();
     let phase = match &blocker {
+        Some(b) if b.reason == Reason::ChangesPlanned => Phase::Planned,
         Some(b) if CONFLICT.contains(&b.reason) => Phase::Conflict,
         Some(b) if WAITING.contains(&b.reason) => Phase::Waiting,
         Some(b) if DEGRADED.contains(&b.reason) => Phase::Degraded,
@@ -88,7 +94,8 @@ pub fn set_kstatus(set: &mut ConditionSet, phase: Phase) {
     match phase {
         Phase::Pending | Phase::Waiting | Phase::Degraded => set.set(T::Reconciling, Status::True, reason, message),
         Phase::Failed | Phase::Conflict => set.set(T::Stalled, Status::True, reason, message),
-        Phase::Ready | Phase::Inactive | Phase::Suspended | Phase::Deleting => {}
+        // Planned: the operator did all `managementPolicy: Observe` allows; the user decides.
+        Phase::Ready | Phase::Inactive | Phase::Suspended | Phase::Deleting | Phase::Planned => {}
     }
 }
 

@@ -39,6 +39,12 @@ if status.phase == "Suspended" then
   hs.message = message
   return hs
 end
+-- managementPolicy Observe with changes planned: waits for a person to switch it to Manage.
+if status.phase == "Planned" then
+  hs.status = "Suspended"
+  hs.message = message
+  return hs
+end
 if (stalled ~= nil and stalled.status == "True")
     or status.phase == "Failed" or status.phase == "Conflict" or status.phase == "Degraded" then
   hs.status = "Degraded"

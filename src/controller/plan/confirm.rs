@@ -37,7 +37,10 @@ pub(super) fn follow_up(mut b: Builder<'_>, number: &E164) -> Next {
         b.set.remove(T::ConfirmationSent);
         return b.finish();
     };
-    if !b.set.is(T::Connected, Status::True) || b.error.is_some() || b.kept_stale {
+    // Observe plans the message a connection would bring, as Manage would send it.
+    let connected = b.set.is(T::Connected, Status::True)
+        || (b.observe && b.set.get(T::Connected).is_some_and(|c| c.reason == Reason::ChangesPlanned));
+    if !connected || b.error.is_some() || b.kept_stale {
         return b.finish();
     }
     let from =
@@ -93,6 +96,16 @@ pub(super) fn follow_up(mut b: Builder<'_>, number: &E164) -> Next {
 }
 
 fn send(b: &mut Builder<'_>, to: &E164, from: &str, token: Option<String>) {
+    if b.observe {
+        b.twilio.push(Step::SendMessage(message(b, to, from)));
+        b.set(
+            T::ConfirmationSent,
+            Status::False,
+            Reason::ChangesPlanned,
+            format!("managementPolicy Observe plans one confirmation message to {to}; none was sent"),
+        );
+        return;
+    }
     let attempt = ConfirmationStatus {
         to: to.as_str().to_owned(),
         from: from.to_owned(),
@@ -107,12 +120,7 @@ fn send(b: &mut Builder<'_>, to: &E164, from: &str, token: Option<String>) {
     // record is written against the version this pass read, so a stale pass cannot send twice.
     b.record.confirmation = Some(attempt.clone());
     b.status.confirmation = Some(attempt.clone());
-    b.twilio.push(Step::SendMessage(NewMessage {
-        from: format!("whatsapp:{from}"),
-        to: to.whatsapp(),
-        content: MessageContent::Body(super::confirmation_body(b.input.ch)),
-        status_callback: None,
-    }));
+    b.twilio.push(Step::SendMessage(message(b, to, from)));
     let outcome = b.input.twilio.outcomes.iter().rev().find_map(|o| match o {
         Outcome::Sent(m) => Some(Ok(m.clone())),
         Outcome::SendFailed(e) => Some(Err(e.clone())),
@@ -152,6 +160,16 @@ fn send(b: &mut Builder<'_>, to: &E164, from: &str, token: Option<String>) {
                 );
             }
         }
+    }
+}
+
+/// The confirmation message from `from` to `to`.
+fn message(b: &Builder<'_>, to: &E164, from: &str) -> NewMessage {
+    NewMessage {
+        from: format!("whatsapp:{from}"),
+        to: to.whatsapp(),
+        content: MessageContent::Body(super::confirmation_body(b.input.ch)),
+        status_callback: None,
     }
 }
 

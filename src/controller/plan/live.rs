@@ -5,8 +5,8 @@
 use kube::runtime::events::EventType;
 
 use crate::api::{
-    ChannelMode, ConditionType as T, DeletionPolicy, Phase, Reason, RouteKind, RoutingStatus, SenderKind, SenderStatus,
-    WebhookMethod, WhatsAppChannel,
+    ChannelMode, ConditionType as T, DeletionPolicy, ManagementPolicy, Phase, Reason, RouteKind, RoutingStatus,
+    SenderKind, SenderStatus, WebhookMethod, WhatsAppChannel,
 };
 use crate::binding::{self, BindingState};
 use crate::controller::conditions::Status;
@@ -31,6 +31,8 @@ pub(super) fn apply(input: Input<'_>) -> Next {
         b.phase_override = Some((Phase::Suspended, None));
         return b.finish();
     }
+    // Observe: the same decisions, the writes reported instead of run (see `planned`).
+    b.observe = ch.spec.management_policy == ManagementPolicy::Observe;
     let number = match E164::parse(&ch.spec.phone_number) {
         Ok(n) => n,
         Err(e) => {
@@ -70,8 +72,8 @@ pub(super) fn apply(input: Input<'_>) -> Next {
     }
     // A claim made in this pass ends it: Twilio is asked only once the number is this channel's
     // (the binding's watch event brings the next pass at once). A channel that loses the race
-    // makes no Twilio call at all.
-    if b.pre.iter().any(|s| matches!(s, Step::Claim { .. })) {
+    // makes no Twilio call at all. Observe claims nothing, so it reads on: reads cannot compete.
+    if !b.observe && b.pre.iter().any(|s| matches!(s, Step::Claim { .. })) {
         // Claiming a free number is no news of its own (the Ready Event follows at once); taking
         // it over from a channel that is gone is.
         if b.pre.iter().any(|s| matches!(s, Step::DeleteStaleBinding { .. })) {
@@ -115,12 +117,17 @@ pub(super) fn apply(input: Input<'_>) -> Next {
     let inputs = verified_inputs(ch, &fingerprint, input.cluster.identity_secret.as_ref());
     if !verification_due(&b, &inputs) {
         b.keep_old_conditions();
+        b.keep_plan = true;
         return confirm::follow_up(b, &number);
     }
     if b.input.twilio.verification.is_none() {
         return Next::Read(Read::Verify);
     }
     b.verified = Some(inputs.clone());
+    // Answered by this verification (lost with the status on a transient failure: retried).
+    if let Some(v) = super::verify_now_requested(ch) {
+        b.status.verify_now = Some(v.to_owned());
+    }
     set_bound(&mut b, &number);
     if !verify(&mut b) {
         return b.finish();
@@ -157,6 +164,15 @@ pub(super) fn apply(input: Input<'_>) -> Next {
 }
 
 fn set_bound(b: &mut Builder<'_>, number: &E164) {
+    if b.observe && b.pre.iter().any(|s| matches!(s, Step::Claim { .. })) {
+        b.set(
+            T::NumberBound,
+            Status::False,
+            Reason::ChangesPlanned,
+            format!("{number} is free; managementPolicy Observe does not claim it (Manage creates its WhatsAppNumberBinding)"),
+        );
+        return;
+    }
     b.set(T::NumberBound, Status::True, Reason::Bound, format!("This channel holds {number}"));
 }
 
@@ -215,7 +231,8 @@ pub(super) fn verification_due(b: &Builder<'_>, inputs: &str) -> bool {
         .as_ref()
         .is_some_and(|t| crate::controller::clock::between(t, b.input.now) < cfg.verify_interval);
     let ready_and_fresh = fresh && old.verified_inputs.as_deref() == Some(inputs) && b.was_ready();
-    !(ready_and_fresh || b.input.cluster.attempt_left.is_some())
+    // A new value of the verify-now annotation overrides both.
+    super::verify_now_requested(b.input.ch).is_some() || !(ready_and_fresh || b.input.cluster.attempt_left.is_some())
 }
 
 /// A digest of everything a verification at Twilio depends on: the spec fields that reach
@@ -247,6 +264,9 @@ pub fn verified_inputs(
     }
     if let Some(t) = &s.takeover {
         relevant["takeover"] = serde_json::json!(t);
+    }
+    if s.management_policy != crate::api::ManagementPolicy::default() {
+        relevant["managementPolicy"] = serde_json::json!(s.management_policy);
     }
     let digest = Sha256::digest(relevant.to_string().as_bytes());
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
@@ -643,6 +663,31 @@ fn wire(b: &mut Builder<'_>, number: &E164, target: Target) -> bool {
             );
             refuse(b, status, Reason::TakeoverContested, msg);
             return false;
+        }
+        Decision::Write { .. } if b.observe => {
+            // Observe: the write is planned; the status shows Twilio as it is.
+            b.seen.push(target.clone());
+            b.twilio.push(Step::SetWebhook(target.write(&spec.url, spec.method.as_str())));
+            b.status.sender = Some(status);
+            b.status.routing = Some(side_by_side(&target, Reason::ChangesPlanned));
+            b.set(
+                T::WebhookConfigured,
+                Status::False,
+                Reason::ChangesPlanned,
+                format!(
+                    "Inbound messages to {number} go to {shown_current}; managementPolicy Observe plans to point the {} {} at {desired} ({})",
+                    target.noun(),
+                    target.sid(),
+                    spec.method.as_str()
+                ),
+            );
+            b.set(
+                T::Connected,
+                Status::False,
+                Reason::ChangesPlanned,
+                format!("{number} connects once the planned changes are applied"),
+            );
+            return true;
         }
         Decision::Write { cause } => {
             // Recorded before the write: the URL about to be set, and what it overwrites (unless

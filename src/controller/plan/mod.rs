@@ -17,6 +17,7 @@
 mod confirm;
 mod live;
 mod ownership;
+mod planned;
 mod release;
 mod report;
 mod routing;
@@ -364,6 +365,14 @@ pub fn confirmation_body(ch: &WhatsAppChannel) -> String {
         ch.namespace().unwrap_or_default(),
         ch.name_any()
     )
+}
+
+/// The value of the verify-now annotation when no verification has answered it yet.
+pub fn verify_now_requested(ch: &WhatsAppChannel) -> Option<&str> {
+    use kube::ResourceExt;
+    let value = ch.annotations().get(super::VERIFY_NOW_ANNOTATION)?;
+    let answered = ch.status.as_ref().and_then(|s| s.verify_now.as_deref());
+    (answered != Some(value.as_str())).then_some(value.as_str())
 }
 
 /// Whether the channel asks to finish deletions (and moves) without touching Twilio.

@@ -6,7 +6,7 @@
 
 use kube::runtime::events::EventType;
 
-use crate::api::{DeletionPolicy, Phase, Reason, SenderKind, SenderStatus};
+use crate::api::{DeletionPolicy, ManagementPolicy, Phase, Reason, SenderKind, SenderStatus};
 use crate::binding::BindingState;
 use crate::controller::conditions::Status;
 use crate::controller::{Error, SKIP_CLEANUP_ANNOTATION};
@@ -26,8 +26,8 @@ enum Restore {
     Blocked(String, Option<Error>),
     /// Wait for the account's rate-limit hold.
     Hold(std::time::Duration),
-    /// Restore, then release.
-    Write(Box<Step>, String),
+    /// Restore, then release; the object as it is now.
+    Write(Box<Step>, String, Box<Target>),
     /// The restore was tried in this pass and failed: blocked as above, the step kept.
     Failed(Box<Step>, String, Option<Error>),
 }
@@ -36,8 +36,10 @@ enum Restore {
 fn restore(b: &Builder<'_>, recorded: &SenderStatus, held: bool) -> Restore {
     let input = b.input;
     let ch = input.ch;
+    // Observe never writes to Twilio: its deletion leaves Twilio as `Orphan` does.
     if !held
         || ch.spec.deletion_policy != DeletionPolicy::Delete
+        || ch.spec.management_policy == ManagementPolicy::Observe
         || skip_cleanup(ch)
         || recorded.kind == SenderKind::Sandbox
     {
@@ -97,7 +99,7 @@ fn restore(b: &Builder<'_>, recorded: &SenderStatus, held: bool) -> Restore {
     }
     let shown =
         if previous.is_empty() { "cleared it".to_owned() } else { format!("restored {}", redact_url(&previous)) };
-    Restore::Write(step, format!("Released {number}: {shown}"))
+    Restore::Write(step, format!("Released {number}: {shown}"), Box::new(target))
 }
 
 fn default_method(target: &Target) -> String {
@@ -133,7 +135,7 @@ pub(super) fn cleanup(input: Input<'_>) -> Next {
                 b.error = err;
                 return b.finish();
             }
-            Restore::Write(step, note) => {
+            Restore::Write(step, note, _) => {
                 b.twilio.push(*step);
                 b.note(EventType::Normal, Reason::WebhookReleased, note);
             }
@@ -198,13 +200,32 @@ pub(super) fn previous_number(mut b: Builder<'_>) -> Result<Builder<'_>, Next> {
             return Err(b.finish());
         }
         Restore::Nothing => {}
-        Restore::Write(step, note) => {
+        Restore::Write(step, note, target) => {
             b.twilio.push(*step);
-            b.note(EventType::Normal, Reason::WebhookReleased, note);
+            b.seen.push(*target);
+            if !b.observe {
+                b.note(EventType::Normal, Reason::WebhookReleased, note);
+            }
         }
     }
     if let Some(held) = b.input.cluster.held.iter().find(|h| h.name == view.name) {
         b.post.push(Step::Release(held.clone()));
+    }
+    if b.observe {
+        // Planned, not done: the status keeps the number it is wired to.
+        b.keep_old_conditions();
+        let msg = format!(
+            "This channel is wired to {}, no longer the spec's number; managementPolicy Observe plans to restore its webhook and release it, then take up the new number",
+            recorded.phone_number
+        );
+        b.set(T::NumberBound, Status::False, Reason::ChangesPlanned, msg);
+        b.set(
+            T::Connected,
+            Status::False,
+            Reason::ChangesPlanned,
+            "The spec's number is taken up after the planned release",
+        );
+        return Err(b.finish());
     }
     b.status.sender = None;
     b.keep_old_conditions();

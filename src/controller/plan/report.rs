@@ -56,6 +56,15 @@ pub(super) struct Builder<'a> {
     pub wait: Option<Duration>,
     /// The deletion's cleanup is done.
     pub finalize: bool,
+    /// `managementPolicy: Observe` (a live channel): the steps are rendered as
+    /// `status.plannedChanges`, not run.
+    pub observe: bool,
+    /// The Twilio objects read in this pass whose webhooks the steps write (the planned
+    /// changes' `from`).
+    pub seen: Vec<super::Target>,
+    /// Observe: the pass did not ask Twilio again (not due), so the changes planned from the
+    /// last verification stand; this pass's own steps are merged in.
+    pub keep_plan: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -81,6 +90,9 @@ impl<'a> Builder<'a> {
             hold: None,
             wait: None,
             finalize: false,
+            observe: false,
+            seen: Vec::new(),
+            keep_plan: false,
         }
     }
 
@@ -146,7 +158,25 @@ impl<'a> Builder<'a> {
         let ch = self.input.ch;
         let now = self.input.now;
         let verified_now = self.verified.is_some() && self.error.is_none();
-        let phase = match self.phase_override.clone() {
+        let mut steps = std::mem::take(&mut self.pre);
+        if !self.twilio.is_empty() && !self.observe {
+            steps.push(Step::Record(Box::new(self.record.clone())));
+        }
+        steps.append(&mut self.twilio);
+        steps.append(&mut self.post);
+        // Observe: the writes are reported, not run.
+        let planned = if self.observe {
+            let ns = ch.meta().namespace.clone().unwrap_or_default();
+            let fresh = super::planned::render(&std::mem::take(&mut steps), &self.seen, &ns);
+            if self.keep_plan {
+                super::planned::merge(&self.old.planned_changes, fresh)
+            } else {
+                fresh
+            }
+        } else {
+            Vec::new()
+        };
+        let mut phase = match self.phase_override.clone() {
             Some((p, detail)) => {
                 let (reason, message) = detail.unwrap_or_else(|| (reason_for(p), phase_message(p).to_owned()));
                 self.set.set(ConditionType::Ready, Status::False, reason, message);
@@ -155,6 +185,9 @@ impl<'a> Builder<'a> {
             }
             None => readiness::summarize(&mut self.set, ch.spec.active),
         };
+        if self.observe && self.phase_override.is_none() {
+            phase = observed_summary(&mut self.set, phase, planned.len());
+        }
         let status = if self.kept_stale {
             // Everything but the recorded intents stays as it was.
             self.record.clone()
@@ -166,6 +199,7 @@ impl<'a> Builder<'a> {
             s.language = if active { ch.spec.language.clone() } else { None };
             s.observed_generation = ch.meta().generation;
             s.conditions = self.set.to_conditions(&self.old.conditions, s.observed_generation, now);
+            s.planned_changes = planned.clone();
             // A verification that found nothing new writes nothing: the status keeps the time
             // of the last one that changed it (steady state costs no API writes).
             let unchanged =
@@ -177,15 +211,28 @@ impl<'a> Builder<'a> {
             }
         };
         let mut events = self.notes.clone();
+        if let Some(v) = status.verify_now.as_deref().filter(|v| Some(*v) != self.old.verify_now.as_deref()) {
+            let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+            events.push(Note {
+                type_: EventType::Normal,
+                reason: Reason::VerifiedNow,
+                message: format!(
+                    "Verified at Twilio as the annotation {}={v} asked; Ready is {}",
+                    crate::controller::VERIFY_NOW_ANNOTATION,
+                    ready.map(|r| format!("{} ({})", r.status, r.reason)).unwrap_or_else(|| "unknown".into())
+                ),
+            });
+        }
         if let Some(t) = ready_transition(&self.old.conditions, &status.conditions) {
             events.insert(0, t);
+        } else if !status.planned_changes.is_empty() && status.planned_changes != self.old.planned_changes {
+            // The plan changed while Ready stayed: that is news too.
+            events.push(Note {
+                type_: EventType::Normal,
+                reason: Reason::ChangesPlanned,
+                message: planned_message(&status.planned_changes),
+            });
         }
-        let mut steps = std::mem::take(&mut self.pre);
-        if !self.twilio.is_empty() {
-            steps.push(Step::Record(Box::new(self.record.clone())));
-            steps.append(&mut self.twilio);
-        }
-        steps.append(&mut self.post);
         // A quick requeue (following a message's delivery) is not a reason to re-verify; a
         // transient outcome is no result to stand on.
         let valid_for = match phase {
@@ -226,8 +273,8 @@ impl<'a> Builder<'a> {
     fn interval(&self, phase: Phase, status: &WhatsAppChannelStatus, verified_now: bool) -> Duration {
         let cfg = self.input.config;
         match phase {
-            Phase::Ready | Phase::Inactive if verified_now => cfg.verify_interval,
-            Phase::Ready | Phase::Inactive => {
+            Phase::Ready | Phase::Inactive | Phase::Planned if verified_now => cfg.verify_interval,
+            Phase::Ready | Phase::Inactive | Phase::Planned => {
                 let age =
                     status.last_verified_time.as_ref().map(|t| clock::between(t, self.input.now)).unwrap_or_default();
                 let by_status = cfg.verify_interval.saturating_sub(age);
@@ -237,6 +284,51 @@ impl<'a> Builder<'a> {
             _ => cfg.permanent_retry_interval,
         }
     }
+}
+
+/// The summary of an observed channel: changes planned keep it from Ready (`ChangesPlanned`,
+/// phase `Planned`, neither Reconciling nor Stalled: the operator did all `Observe` allows);
+/// in sync, Ready says it was observed, not made so. A real blocker (a failure, a conflict,
+/// a wait) keeps its own phase and reason.
+fn observed_summary(set: &mut ConditionSet, phase: Phase, planned: usize) -> Phase {
+    let blocked_by_plan = set.get(ConditionType::Ready).is_some_and(|r| r.reason == Reason::ChangesPlanned);
+    match phase {
+        Phase::Ready | Phase::Inactive | Phase::Pending if planned > 0 || blocked_by_plan => {}
+        Phase::Planned => {}
+        Phase::Ready | Phase::Inactive => {
+            if let Some(r) = set.get(ConditionType::Ready).cloned() {
+                let message =
+                    format!("{} (observed under managementPolicy Observe: the operator writes nothing)", r.message);
+                set.set(ConditionType::Ready, Status::True, r.reason, message);
+            }
+            return phase;
+        }
+        _ => return phase,
+    }
+    let message = if planned > 0 {
+        format!(
+            "managementPolicy is Observe and {planned} change(s) are planned (status.plannedChanges); set spec.managementPolicy to Manage to apply them"
+        )
+    } else {
+        "managementPolicy is Observe: see the other conditions".to_owned()
+    };
+    set.set(ConditionType::Ready, Status::False, Reason::ChangesPlanned, message);
+    readiness::set_kstatus(set, Phase::Planned);
+    Phase::Planned
+}
+
+/// An Event's message for a new plan: its changes, one by one.
+fn planned_message(changes: &[crate::api::PlannedChange]) -> String {
+    let items: Vec<String> = changes
+        .iter()
+        .map(|c| {
+            let what = c.sid.as_deref().or(c.name.as_deref()).map(|w| format!(" {w}")).unwrap_or_default();
+            let field = c.field.as_deref().map(|f| format!(" {f}")).unwrap_or_default();
+            let to = c.to.as_deref().map(crate::twilio::redact_url).unwrap_or_else(|| "(none)".into());
+            format!("{:?} {}{what}{field} -> {to}", c.action, c.kind)
+        })
+        .collect();
+    format!("Planned under managementPolicy Observe: {}", items.join("; "))
 }
 
 fn parse_status(s: &str) -> Status {
@@ -274,7 +366,7 @@ pub fn ready_transition(old: &[Condition], new: &[Condition]) -> Option<Note> {
         }
     }
     let reason = Reason::ALL.iter().copied().find(|r| r.as_str() == new.reason)?;
-    let quiet = matches!(reason, Reason::NotConnected | Reason::Suspended | Reason::Deleting);
+    let quiet = matches!(reason, Reason::NotConnected | Reason::Suspended | Reason::Deleting | Reason::ChangesPlanned);
     let type_ = if new.status == "False" && !quiet { EventType::Warning } else { EventType::Normal };
     Some(Note { type_, reason, message: format!("Ready is {}: {}", new.status, new.message) })
 }

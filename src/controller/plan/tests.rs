@@ -1311,4 +1311,5 @@ fn the_secret_is_protected_under_delete_policy_only() {
     assert!(!p.steps.iter().any(|s| matches!(s, Step::ProtectSecret { .. })));
 }
 
+mod observe;
 mod routing;
