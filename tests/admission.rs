@@ -69,6 +69,7 @@ fn watch_cache(client: &Client, namespace: Option<&str>) -> (Cache, tokio::task:
         channel_index: Default::default(),
         holder_index: Default::default(),
         listed: Default::default(),
+        trim: Default::default(),
     };
     cache.note_listed(2, &watcher::Event::<()>::InitDone);
     let channel_api: Api<StoredChannel> = match namespace {

@@ -566,6 +566,7 @@ mod tests {
             channel_index: Default::default(),
             holder_index: Default::default(),
             listed: Default::default(),
+            trim: Default::default(),
         };
         for ch in channels {
             let event = Event::Apply(StoredChannel::pack(ch.clone()).expect("pack"));

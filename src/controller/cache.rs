@@ -40,6 +40,8 @@ pub struct Cache {
     pub holder_index: std::sync::Arc<Index<String>>,
     /// Whether the channel, binding and Secret watches have listed once.
     pub listed: std::sync::Arc<[std::sync::atomic::AtomicBool; 3]>,
+    /// Gives the listings' garbage back to the system as they go (see `memory`).
+    pub trim: std::sync::Arc<super::memory::Trimmer>,
 }
 
 /// The index key of Secret `ns/name`.
@@ -132,10 +134,15 @@ impl Cache {
 
     /// Notes that the watch stream `which` (0 channels, 1 bindings, 2 Secrets) finished a listing.
     pub fn note_listed<K>(&self, which: usize, event: &Event<K>) {
-        if matches!(event, Event::InitDone) {
-            if let Some(f) = self.listed.get(which) {
-                f.store(true, std::sync::atomic::Ordering::Release);
+        match event {
+            Event::InitApply(_) => self.trim.listed_one(),
+            Event::InitDone => {
+                if let Some(f) = self.listed.get(which) {
+                    f.store(true, std::sync::atomic::Ordering::Release);
+                }
+                super::memory::release_free_heap();
             }
+            _ => {}
         }
     }
 

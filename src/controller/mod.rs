@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 mod execute;
 pub mod index;
+pub mod memory;
 mod observe;
 pub mod owner;
 pub mod plan;
@@ -232,6 +233,7 @@ pub fn prepare(client: Client, config: OperatorConfig) -> (Cache, Prepared) {
         channel_index: Default::default(),
         holder_index: Default::default(),
         listed: Default::default(),
+        trim: Default::default(),
     };
     let leadership = Leadership::always();
     let metrics = Arc::new(Metrics::new());
