@@ -63,8 +63,13 @@ async fn observe_writes_nothing_and_manage_then_makes_exactly_the_plan() {
     let webhook = &plan[2];
     let sender_sid = webhook.sid.clone().expect("the sender's SID");
     assert_eq!(
-        (webhook.field.as_deref(), webhook.from.as_deref(), webhook.to.as_deref()),
+        (webhook.field.as_deref(), webhook.from.as_deref(), webhook.to.as_deref().map(common::unmarked).as_deref()),
         (Some("webhook.callback_url"), None, Some(RECEIVER))
+    );
+    let planned_marker = webhook.to.as_deref().and_then(common::marker);
+    assert!(
+        planned_marker.as_deref().is_some_and(|m| m.ends_with("/sales/crm-prod")),
+        "the plan writes the ownership marker too: {planned_marker:?}"
     );
     assert_eq!(plan[3].to.as_deref(), Some(format!("whatsapp:{CONFIRM_TO}").as_str()));
     let routing = status.routing.clone().expect("routing");
@@ -131,7 +136,7 @@ async fn verify_now_runs_one_full_verification_per_value() {
     wait_event(env, "sales", "VerifiedNow").await;
     wait_event(env, "sales", "WebhookRestored").await;
     let route = sim.inbound_route(&f.account, &f.number).expect("route");
-    assert_eq!(route.url.as_deref(), Some(RECEIVER));
+    assert_eq!(route.url.as_deref().map(common::unmarked).as_deref(), Some(RECEIVER));
     let reqs = sim.requests();
     assert!(
         reqs.iter().any(|r| r.is("GET", &format!("/2010-04-01/Accounts/{}.json", f.account))),

@@ -667,7 +667,7 @@ fn wire(b: &mut Builder<'_>, number: &E164, target: Target) -> bool {
         Decision::Write { .. } if b.observe => {
             // Observe: the write is planned; the status shows Twilio as it is.
             b.seen.push(target.clone());
-            b.twilio.push(Step::SetWebhook(target.write(&spec.url, spec.method.as_str())));
+            b.twilio.push(Step::SetWebhook(target.write(&desired_url, spec.method.as_str())));
             b.status.sender = Some(status);
             b.status.routing = Some(side_by_side(&target, Reason::ChangesPlanned));
             b.set(

@@ -55,7 +55,7 @@ fn observe_plans_the_claim_the_webhook_and_the_message_and_runs_nothing() {
             name: None,
             field: Some("webhook.callback_url".into()),
             from: None,
-            to: Some(URL.into()),
+            to: Some(MARKED.into()),
         }
     );
     assert_eq!(planned[0].name.as_deref(), Some(binding_name(NUMBER).as_str()));
@@ -75,7 +75,7 @@ fn observe_plans_the_claim_the_webhook_and_the_message_and_runs_nothing() {
     let routing = p.status.routing.as_ref().expect("routing");
     assert_eq!(routing.reason, "ChangesPlanned");
     assert_eq!(routing.actual.url, None, "actual is Twilio as it is");
-    assert_eq!(routing.expected.url.as_deref(), Some(URL));
+    assert_eq!(routing.expected.url.as_deref(), Some(MARKED), "the URL as this channel writes it, with its marker");
     assert!(p.events.iter().all(|e| e.type_ == EventType::Normal), "{:?}", p.events);
     assert!(p.events.iter().any(|e| e.reason == Reason::ChangesPlanned), "{:?}", p.events);
     assert!(matches!(p.after, After::Requeue(d) if d == config().verify_interval), "{:?}", p.after);
@@ -123,6 +123,7 @@ fn observe_in_sync_is_ready_and_plans_nothing() {
 fn observe_shows_from_and_to_of_a_takeover_and_a_method_change() {
     let mut ch = observed();
     ch.spec.binding_policy = BindingPolicy::Takeover;
+    ch.spec.takeover = Some(crate::api::TakeoverSpec { from: Some(OLD_URL.into()) });
     let tw = Twilio { target: Ok(Some(Target::Number(number(OLD_URL)))), ..Twilio::default() };
     ch.spec.webhook.method = crate::api::WebhookMethod::Get;
     let (p, _) = run(&ch, &cluster(), &tw, vec![]);
@@ -130,7 +131,7 @@ fn observe_shows_from_and_to_of_a_takeover_and_a_method_change() {
     assert_eq!(planned.len(), 2, "{planned:#?}");
     assert_eq!(
         (planned[0].field.as_deref(), planned[0].from.as_deref(), planned[0].to.as_deref()),
-        (Some("sms_url"), Some(OLD_URL), Some(URL))
+        (Some("sms_url"), Some(OLD_URL), Some(MARKED))
     );
     assert_eq!(
         (planned[1].field.as_deref(), planned[1].from.as_deref(), planned[1].to.as_deref()),
@@ -259,6 +260,7 @@ fn a_pass_that_is_not_due_keeps_the_plan() {
 fn a_planned_from_never_carries_userinfo() {
     let mut ch = observed();
     ch.spec.binding_policy = BindingPolicy::Takeover;
+    ch.spec.takeover = Some(crate::api::TakeoverSpec { from: Some(OLD_URL_WITH_USERINFO.into()) });
     let tw = Twilio { target: Ok(Some(Target::Number(number(OLD_URL_WITH_USERINFO)))), ..Twilio::default() };
     let (p, _) = run(&ch, &cluster(), &tw, vec![]);
     let from = p.status.planned_changes.first().and_then(|c| c.from.clone());
