@@ -172,8 +172,8 @@ async fn a_watch_resumed_past_an_etcd_compaction_gets_410_and_relists_seeing_the
     proxy.restore();
 
     // The changes made during the gap are seen: the new channels and the changed webhook. The
-    // watches reconnect after their backoff (up to 30 s after errors all through the gap), then
-    // relist: twice the usual patience.
+    // watches reconnect after their backoff (at most 10 s, `watch_backoff::MAX`), get 410 and
+    // relist at once; twice the usual patience, for a loaded machine.
     fleet::wait_converged(&env.client, &members, TIMEOUT * 2).await;
     let ch0 = wait_for(&env, "ch-0", "the webhook change acted on", fleet::converged).await;
     assert_eq!(ch0.metadata.generation, Some(2), "Ready for the spec changed during the gap");
