@@ -177,6 +177,20 @@ pub fn render(s: &Snapshot, now: &Time) -> String {
             );
         }
     }
+    let ownership = status.ownership.clone().unwrap_or_default();
+    let marker = ownership.owner.as_deref().unwrap_or("none (the webhook URL carries no ownership marker)");
+    let _ = writeln!(out, "  marker at Twilio: {marker}");
+    for h in &ownership.history {
+        let before = h.previous_owner.as_deref().map(|p| format!(", before: {p}")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    {} ago: {}/{}/{} took the number{before}",
+            ago(&h.time.0, now),
+            h.cluster,
+            h.channel,
+            h.instance
+        );
+    }
 
     if !status.planned_changes.is_empty() {
         let _ = writeln!(out, "\nPlanned changes (managementPolicy Observe; Manage applies them):");
@@ -292,6 +306,17 @@ mod tests {
                 actual: route(None),
                 reason: "ChangesPlanned".into(),
             }),
+            ownership: Some(crate::api::OwnershipStatus {
+                owner: Some("c1/crm/sales/crm-prod".into()),
+                history: vec![crate::api::OwnerChange {
+                    time: t(700),
+                    cluster: "c1".into(),
+                    channel: "crm/sales".into(),
+                    instance: "crm-prod".into(),
+                    previous_owner: Some("c0/crm/old/crm-test".into()),
+                    generation: Some(1),
+                }],
+            }),
             planned_changes: vec![PlannedChange {
                 action: ChangeAction::Update,
                 kind: "WhatsAppSender".into(),
@@ -320,6 +345,8 @@ mod tests {
             "  actual:   WhatsAppSender XE1 POST (none)",
             "binding whatsapp-14155550100: none; the number is free (managementPolicy Observe claims nothing)",
             "Update WhatsAppSender XE1 webhook.callback_url: https://***@old.example.com/x -> https://crm.example.com/hook",
+            "  marker at Twilio: c1/crm/sales/crm-prod",
+            "    10m ago: c1/crm/sales/crm-prod took the number, before: c0/crm/old/crm-test",
             "Events: (none)",
         ] {
             assert!(out.contains(want), "missing {want:?} in\n{out}");
