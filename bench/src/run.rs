@@ -59,9 +59,9 @@ pub struct RunArgs {
     /// How long CPU at rest is measured.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     pub rest: Duration,
-    /// Stop after the cold start and rest, without the floors, and write `cold-N.json`
-    /// instead of `bench-N.json` (quick iterations on time to Ready and memory; the report
-    /// ignores it).
+    /// Stop after the cold start, rest and a restart, without the floors, and write
+    /// `cold-N.json` instead of `bench-N.json` (quick iterations on time to Ready and on the
+    /// two memory peaks; the report ignores it).
     #[arg(long)]
     pub cold_only: bool,
 }
@@ -196,11 +196,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let rest = window(&sim, &op, "rest", n, args.rest).await?;
     op.stop()?;
     if args.cold_only {
+        let restart = restart(&sim, n, &launch).await?;
         say(&format!(
-            "cold start: peak RSS {:.1} MiB, CPU {:.2} s; rest: peak RSS {:.1} MiB",
-            cold.peak_rss_mib, cold.cpu_secs, rest.peak_rss_mib
+            "cold start: peak RSS {:.1} MiB, CPU {:.2} s; rest: peak RSS {:.1} MiB; restart: peak RSS {:.1} MiB",
+            cold.peak_rss_mib, cold.cpu_secs, rest.peak_rss_mib, restart.peak_rss_mib
         ));
-        result.scenarios = vec![cold, rest];
+        result.scenarios = vec![cold, rest, restart];
         let path = args.out.join(format!("cold-{n}.json"));
         std::fs::write(&path, serde_json::to_string_pretty(&result)?)?;
         say(&format!("wrote {}", path.display()));
@@ -217,17 +218,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     result.floors.api_secs =
         floors::api_floor(&client, &fleet, &result.floors.api_writes, &status, usize::from(args.concurrency)).await?;
 
-    // Restart with all Ready (same interval): every channel is looked at once.
-    say("restart");
-    let seq = last_seq(&sim);
-    let started = Instant::now();
-    let op = Operator::start(&launch(Duration::from_secs(3600), "restart")).await?;
-    wait_reconciled(&op, n as u64, patience(n)).await?;
-    let wall = started.elapsed().as_secs_f64();
-    quiesce(&sim, &op).await?;
-    let mut restart = Scenario { name: "restart".into(), channels: n, wall_secs: wall, ..Default::default() };
-    measure::fill(&mut restart, &sim, seq, &op.scrape().await?, (ProcStats::default(), op.stats()?));
-    op.stop()?;
+    let restart = restart(&sim, n, &launch).await?;
 
     // Steady state over several (shortened) intervals: every channel is due at once when the
     // process starts; the window begins once each has been verified.
@@ -250,6 +241,21 @@ pub async fn run(args: RunArgs) -> Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&result)?)?;
     say(&format!("wrote {}", path.display()));
     Ok(())
+}
+
+/// Restart with all Ready (the cold start's interval): every channel is looked at once.
+async fn restart(sim: &SimHandle, n: usize, launch: impl Fn(Duration, &str) -> Launch) -> Result<Scenario> {
+    eprintln!("bench[{n}]: restart");
+    let seq = last_seq(sim);
+    let started = Instant::now();
+    let op = Operator::start(&launch(Duration::from_secs(3600), "restart")).await?;
+    wait_reconciled(&op, n as u64, patience(n)).await?;
+    let wall = started.elapsed().as_secs_f64();
+    quiesce(sim, &op).await?;
+    let mut restart = Scenario { name: "restart".into(), channels: n, wall_secs: wall, ..Default::default() };
+    measure::fill(&mut restart, sim, seq, &op.scrape().await?, (ProcStats::default(), op.stats()?));
+    op.stop()?;
+    Ok(restart)
 }
 
 /// A scenario that is a stretch of time: counts over `length`.
