@@ -580,6 +580,16 @@ mod tests {
     }
 
     #[test]
+    fn the_content_origin_follows_the_messaging_origin() {
+        assert_eq!(content_base_for(DEFAULT_MESSAGING_BASE_URL), DEFAULT_CONTENT_BASE_URL);
+        assert_eq!(
+            content_base_for("https://messaging.dublin.ie1.twilio.com"),
+            "https://content.dublin.ie1.twilio.com"
+        );
+        assert_eq!(content_base_for("http://127.0.0.1:9000"), "http://127.0.0.1:9000");
+    }
+
+    #[test]
     fn next_page_links_are_rebased() {
         let client = TwilioClient::new(TwilioConfig {
             api_base_url: "http://127.0.0.1:9/edge".into(),
