@@ -155,3 +155,28 @@ async fn a_send_that_times_out_after_twilio_applied_it_yields_exactly_one_messag
     assert!(sent[0].body.ends_with(conf.reference.as_deref().expect("reference")), "found by its reference");
     assert_conforming(&f.sim);
 }
+
+#[tokio::test]
+async fn channels_of_one_account_share_one_approval_read_of_their_template() {
+    let numbers: Vec<String> = (0..4).map(|_| random_number()).collect();
+    let senders: String = numbers.iter().map(|n| format!("  - sender_id: whatsapp:{n}\n")).collect();
+    let f = Fixture::new("confirm-shared", move |_, _| {
+        format!(
+            "  whatsapp_senders:\n{senders}  enforce_session_window: true\n  contents:\n  - friendly_name: connected\n    sid: {APPROVED}\n    body: \"Connected to {{{{1}}}}. Ref {{{{2}}}}\"\n    approval: approved\n"
+        )
+    })
+    .await;
+    let _op = start_operator(&f.env.client, config(&f.env, &f.sim));
+    let template = json!({"contentSid": APPROVED, "variables": {"1": "crm-prod"}, "referenceVariable": "2"});
+    for (i, n) in numbers.iter().enumerate() {
+        let mut s = spec(&f, Some(template.clone()));
+        s["phoneNumber"] = json!(n);
+        create_channel(&f.env, &format!("ch{i}"), s).await;
+    }
+    for i in 0..numbers.len() {
+        wait_condition(&f.env, &format!("ch{i}"), "ConfirmationDelivered", "True", Some("Delivered")).await;
+    }
+    assert_eq!(messages(&f).len(), numbers.len(), "one message per channel");
+    assert_eq!(approval_reads(&f), 1, "one approval read for the account's {} channels", numbers.len());
+    assert_conforming(&f.sim);
+}
