@@ -86,7 +86,8 @@ pub struct WhatsAppChannelSpec {
     #[schemars(regex(pattern = E164_PATTERN))]
     pub confirmation_phone_number: Option<String>,
 
-    /// How the confirmation message is sent. Without it the operator sends free text, which
+    /// How the confirmation message to `confirmationPhoneNumber` is sent (nothing is sent
+    /// without that field). Without it the operator sends free text, which
     /// WhatsApp delivers only inside a 24-hour window (the recipient wrote to the number in
     /// the last 24 hours, or joined the sandbox): elsewhere it fails with Twilio error 63016,
     /// reported as `ConfirmationDelivered=False, OutsideSessionWindow`.
@@ -693,7 +694,8 @@ pub struct SenderStatus {
 #[serde(rename_all = "camelCase")]
 pub struct ConfirmationSpec {
     /// An approved WhatsApp template (Twilio Content API): business-initiated messages outside
-    /// the 24-hour window need one.
+    /// the 24-hour window need one. `Business` mode only: in `Sandbox` mode free text is sent
+    /// (a sandbox recipient has joined, which opens the window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<ConfirmationTemplate>,
 }
