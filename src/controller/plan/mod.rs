@@ -220,7 +220,8 @@ pub enum SentMatch {
     Reference(String),
     /// Its text is exactly this (an attempt recorded before references existed).
     Body(String),
-    /// Any message (a template without a reference variable): sender, recipient and time only.
+    /// Any message but a free-text confirmation of the operator's (a template without a
+    /// reference variable): sender, recipient and time only.
     Any,
 }
 
@@ -230,7 +231,8 @@ impl SentMatch {
         match self {
             Self::Reference(r) => body.is_some_and(|b| b.contains(r.as_str())),
             Self::Body(text) => body == Some(text.as_str()),
-            Self::Any => true,
+            // Not the free text that failed before the template was set.
+            Self::Any => !body.is_some_and(|b| b.contains(" Ref wao-")),
         }
     }
 }

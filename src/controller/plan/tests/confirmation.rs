@@ -248,7 +248,8 @@ fn sent_matches() {
     assert!(r.matches(Some("Connected. Ref wao-abc")));
     assert!(!r.matches(Some("Connected. Ref wao-abd")) && !r.matches(None));
     assert!(SentMatch::Body("x".into()).matches(Some("x")) && !SentMatch::Body("x".into()).matches(Some("x ")));
-    assert!(SentMatch::Any.matches(None));
+    assert!(SentMatch::Any.matches(None) && SentMatch::Any.matches(Some("Connected to crm-prod.")));
+    assert!(!SentMatch::Any.matches(Some("This WhatsApp number is now connected … Ref wao-0123456789ab")));
 }
 
 #[test]
