@@ -18,8 +18,12 @@ fn messages_path() -> String {
     format!("/2010-04-01/Accounts/{PROD}/Messages.json")
 }
 
+/// The example seed, with the 24-hour window enforced for the production account.
 async fn strict() -> Sim {
-    Sim::start_with(SimConfig { strict: true, ..SimConfig::default() }).await
+    let sim = Sim::start_with(SimConfig { strict: true, ..SimConfig::default() }).await;
+    let enforce = SessionWindowPatch { enforce: Some(true), ..SessionWindowPatch::default() };
+    sim.handle.update_session_window(PROD, &enforce).unwrap();
+    sim
 }
 
 /// Sends, then reads the message back (which settles it).
@@ -81,6 +85,23 @@ async fn free_form_needs_an_open_window_and_approved_templates_do_not() {
     let m = send_and_settle(&sim, &[("To", "whatsapp:+15557770004"), ("From", FROM), ("Body", "Connected")]).await;
     assert_eq!(m["error_code"], 63016);
     assert!(sim.handle.violations().is_empty(), "{:#?}", sim.handle.violations());
+}
+
+#[tokio::test]
+async fn the_window_is_not_enforced_unless_asked() {
+    let sim = Sim::start_with(SimConfig { strict: true, ..SimConfig::default() }).await;
+    let m = send_and_settle(&sim, &[("To", "whatsapp:+15557770004"), ("From", FROM), ("Body", "Connected")]).await;
+    assert_eq!(m["status"], "delivered", "{m}");
+    let (status, body) = json(
+        sim.client
+            .post(sim.url(&format!("/_sim/accounts/{PROD}/session-window")))
+            .json(&json!({"sender": "+15551230001"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 #[tokio::test]
