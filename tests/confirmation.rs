@@ -180,3 +180,46 @@ async fn channels_of_one_account_share_one_approval_read_of_their_template() {
     assert_eq!(approval_reads(&f), 1, "one approval read for the account's {} channels", numbers.len());
     assert_conforming(&f.sim);
 }
+
+#[tokio::test]
+async fn an_operator_stopped_after_the_send_leaves_one_message_the_next_one_adopts() {
+    use std::sync::Arc;
+    use whatsapp_operator::test_hooks::{Hooks, Point};
+
+    let f = fixture("confirm-crash").await;
+    let sim = (*f.sim).clone();
+    let account = f.account.clone();
+    let paused = Arc::new(tokio::sync::Notify::new());
+    let signal = paused.clone();
+    // After the message write (a message exists at Twilio), before its result is recorded: stop
+    // there for good, as a crash would.
+    let hooks = Hooks::new(move |point, _key| {
+        let (sim, account, signal) = (sim.clone(), account.clone(), signal.clone());
+        async move {
+            let sent = sim.account(&account).is_some_and(|a| !a.messages.is_empty());
+            if point == Point::AfterTwilioWrite && sent {
+                signal.notify_one();
+                std::future::pending::<()>().await;
+            }
+        }
+    });
+    let mut cfg = config(&f.env, &f.sim);
+    cfg.hooks = hooks;
+    let first = start_operator(&f.env.client, cfg);
+    let template = json!({"contentSid": APPROVED, "variables": {"1": "crm-prod"}, "referenceVariable": "2"});
+    create_channel(&f.env, "ch", spec(&f, Some(template))).await;
+    common::within(Duration::from_secs(30), paused.notified()).await;
+    drop(first);
+    let ch = get_channel(&f.env, "ch").await;
+    let attempt = ch.status.and_then(|s| s.confirmation).expect("the attempt was recorded before the send");
+    assert!(attempt.message_sid.is_none(), "the stopped pass recorded no SID: {attempt:?}");
+
+    let _second = start_operator(&f.env.client, config(&f.env, &f.sim));
+    let ch = wait_condition(&f.env, "ch", "ConfirmationDelivered", "True", Some("Delivered")).await;
+    let sent = messages(&f);
+    assert_eq!((sent.len(), message_posts(&f)), (1, 1), "exactly one message, one POST");
+    let conf = ch.status.and_then(|s| s.confirmation).expect("confirmation");
+    assert_eq!(conf.message_sid.as_deref(), Some(sent[0].sid.as_str()));
+    assert_eq!(conf.reference, attempt.reference, "found by the reference recorded before the send");
+    assert_conforming(&f.sim);
+}
