@@ -150,6 +150,7 @@ async fn a_send_that_times_out_after_twilio_applied_it_yields_exactly_one_messag
     assert_eq!(message_posts(&f), 1, "one POST: the timed-out one was looked up, not repeated");
     let lookups = f.sim.requests().iter().filter(|r| r.method == "GET" && r.path.ends_with("/Messages.json")).count();
     assert!(lookups >= 1, "the operator looked the message up");
+    eprintln!("timeout during send: 1 POST, {lookups} lookup(s), {} Twilio requests in all", f.sim.requests().len());
     let conf = ch.status.as_ref().and_then(|s| s.confirmation.clone()).expect("confirmation status");
     assert_eq!(conf.message_sid.as_deref(), Some(sent[0].sid.as_str()), "the message found is recorded");
     assert!(sent[0].body.ends_with(conf.reference.as_deref().expect("reference")), "found by its reference");
@@ -178,6 +179,12 @@ async fn channels_of_one_account_share_one_approval_read_of_their_template() {
     }
     assert_eq!(messages(&f).len(), numbers.len(), "one message per channel");
     assert_eq!(approval_reads(&f), 1, "one approval read for the account's {} channels", numbers.len());
+    eprintln!(
+        "{} channels, one template: {} approval read, {} Twilio requests in all",
+        numbers.len(),
+        approval_reads(&f),
+        f.sim.requests().len()
+    );
     assert_conforming(&f.sim);
 }
 
