@@ -12,13 +12,17 @@ set -euo pipefail
 PKG="@twilio-alpha/mcp"
 VERSION="0.7.0"
 SHA256="7ff791d1023cad6372496d8aba1c49bc3ffbcf0989b9f96b3a83d2df9d6af755"
-SPECS=(twilio_api_v2010.json twilio_messaging_v1.json twilio_messaging_v2.json twilio_conversations_v1.json)
+SPECS=(twilio_api_v2010.json twilio_messaging_v1.json twilio_messaging_v2.json twilio_conversations_v1.json twilio_content_v1.json)
 
 CACHE="${TWILIO_OAI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whatsapp-operator/twilio-oai}"
 DEST="$CACHE/$VERSION"
 log() { printf '[fetch-twilio-specs] %s\n' "$*" >&2; }
 
-if [[ -f "$DEST/.verified" ]] && [[ "$(cat "$DEST/.verified")" == "$SHA256" ]]; then
+# A verified cache is reused when it holds every file of SPECS (a file added to the list
+# later is fetched again).
+cached=1
+for f in "${SPECS[@]}"; do [[ -f "$DEST/json/$f" ]] || cached=0; done
+if [[ $cached == 1 ]] && [[ -f "$DEST/.verified" ]] && [[ "$(cat "$DEST/.verified")" == "$SHA256" ]]; then
   echo "$DEST/json"; exit 0
 fi
 command -v npm >/dev/null || { log "npm is required (apt-get install npm)"; exit 1; }

@@ -88,6 +88,12 @@ pub struct RunArgs {
     #[arg(long, env = "WAO_TWILIO_CONVERSATIONS_URL")]
     pub twilio_conversations_url: Option<String>,
 
+    /// Base URL of Twilio's Content API (the confirmation template's approval, read only).
+    /// Default: the Messaging URL with `messaging.` replaced by `content.` (any other Messaging
+    /// URL, e.g. a simulator, serves both).
+    #[arg(long, env = "WAO_TWILIO_CONTENT_URL")]
+    pub twilio_content_url: Option<String>,
+
     /// Timeout of one Twilio request.
     #[arg(long, env = "WAO_TWILIO_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub twilio_timeout: Duration,
@@ -261,6 +267,7 @@ impl RunArgs {
             api_base_url: self.twilio_api_url.clone(),
             messaging_base_url: self.twilio_messaging_url.clone(),
             conversations_base_url: self.twilio_conversations_url.clone(),
+            content_base_url: self.twilio_content_url.clone(),
             timeout: self.twilio_timeout,
             allow_insecure_http: self.allow_insecure_http,
             ..TwilioConfig::default()

@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 /// E.164: a `+`, a non-zero digit, at most 15 digits in all.
 pub const E164_PATTERN: &str = r"^\+[1-9][0-9]{1,14}$";
+/// A Twilio Content SID (a content template): `HX` and 32 hexadecimal digits.
+pub const CONTENT_SID_PATTERN: &str = r"^HX[0-9a-fA-F]{32}$";
+/// A content template variable name, e.g. `1` or `name`.
+pub const TEMPLATE_VARIABLE_PATTERN: &str = r"^[A-Za-z0-9_]{1,32}$";
 /// A Twilio Account SID: `AC` and 32 hexadecimal digits.
 pub const ACCOUNT_SID_PATTERN: &str = r"^AC[0-9a-fA-F]{32}$";
 /// A webhook receiver URL: https only, ASCII only (RFC 3986: anything else percent-encoded),
@@ -81,6 +85,14 @@ pub struct WhatsAppChannelSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = E164_PATTERN))]
     pub confirmation_phone_number: Option<String>,
+
+    /// How the confirmation message to `confirmationPhoneNumber` is sent (nothing is sent
+    /// without that field). Without it the operator sends free text, which
+    /// WhatsApp delivers only inside a 24-hour window (the recipient wrote to the number in
+    /// the last 24 hours, or joined the sandbox): elsewhere it fails with Twilio error 63016,
+    /// reported as `ConfirmationDelivered=False, OutsideSessionWindow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<ConfirmationSpec>,
 
     /// The Twilio account that owns the number, and where its credentials are.
     pub twilio: TwilioSpec,
@@ -677,6 +689,40 @@ pub struct SenderStatus {
     pub previous_webhook_method: Option<String>,
 }
 
+/// How the confirmation message is sent.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfirmationSpec {
+    /// An approved WhatsApp template (Twilio Content API): business-initiated messages outside
+    /// the 24-hour window need one. `Business` mode only: in `Sandbox` mode free text is sent
+    /// (a sandbox recipient has joined, which opens the window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<ConfirmationTemplate>,
+}
+
+/// A content template for the confirmation message.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfirmationTemplate {
+    /// The template's Content SID (`HX` and 32 hexadecimal digits), approved for WhatsApp. The
+    /// operator checks its approval at Twilio before sending.
+    #[schemars(regex(pattern = CONTENT_SID_PATTERN))]
+    pub content_sid: String,
+    /// Values of the template's placeholders by name, e.g. `{"1": "crm-prod"}` (sent as
+    /// `ContentVariables`; missing ones take the template's defaults).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 20))]
+    pub variables: std::collections::BTreeMap<String, String>,
+    /// The placeholder the operator fills with the message's reference (`wao-` and 12
+    /// hexadecimal digits, also in `status.confirmation.reference`), e.g. `"2"`. With it, a
+    /// message whose send timed out is found again by that reference; without it, by sender,
+    /// recipient and time only (any message from the number to the recipient since the
+    /// attempt counts as sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = TEMPLATE_VARIABLE_PATTERN))]
+    pub reference_variable: Option<String>,
+}
+
 /// The confirmation message.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -705,6 +751,14 @@ pub struct ConfirmationStatus {
     /// answered: setting the annotation to a new value sends the message again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resend_token: Option<String>,
+    /// The template sent (its Content SID); absent for free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sid: Option<String>,
+    /// The message's reference (`wao-` and 12 hexadecimal digits), chosen before the request
+    /// and carried in the text (or the template's `referenceVariable`): how the message is
+    /// found again after a crash or an ambiguous failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ pub enum ConditionType {
     Connected,
     /// The one-time confirmation message to `spec.confirmationPhoneNumber` was sent.
     ConfirmationSent,
+    /// The confirmation message reached the recipient (its final status at Twilio).
+    ConfirmationDelivered,
     /// The optional identity server issued a token for the configured client.
     IdentityVerified,
     /// The channel is switched on (`spec.active`) and connected.
@@ -34,13 +36,14 @@ pub enum ConditionType {
 
 impl ConditionType {
     /// Every condition type, in the order they are reported.
-    pub const ALL: [ConditionType; 11] = [
+    pub const ALL: [ConditionType; 12] = [
         Self::CredentialsValid,
         Self::NumberVerified,
         Self::NumberBound,
         Self::WebhookConfigured,
         Self::Connected,
         Self::ConfirmationSent,
+        Self::ConfirmationDelivered,
         Self::IdentityVerified,
         Self::Active,
         Self::Ready,
@@ -57,6 +60,7 @@ impl ConditionType {
             Self::WebhookConfigured => "WebhookConfigured",
             Self::Connected => "Connected",
             Self::ConfirmationSent => "ConfirmationSent",
+            Self::ConfirmationDelivered => "ConfirmationDelivered",
             Self::IdentityVerified => "IdentityVerified",
             Self::Active => "Active",
             Self::Ready => "Ready",
@@ -134,6 +138,24 @@ reasons! {
     RecipientNotInSandbox,
     /// Twilio refused or failed the confirmation message.
     MessageFailed,
+    /// The confirmation message was delivered to the recipient's phone.
+    Delivered,
+    /// The recipient read the confirmation message.
+    Read,
+    /// The confirmation message is on its way (queued, sent), or its final status is not known.
+    DeliveryPending,
+    /// Free text outside WhatsApp's 24-hour window (Twilio error 63016): set
+    /// `spec.confirmation.template` to an approved template.
+    OutsideSessionWindow,
+    /// The confirmation template is not approved for WhatsApp (yet): submitted and pending, or
+    /// never submitted.
+    TemplateNotApproved,
+    /// WhatsApp rejected (or paused, or disabled) the confirmation template.
+    TemplateRejected,
+    /// The confirmation template does not exist on the Twilio account.
+    TemplateNotFound,
+    /// The confirmation message failed for another reason; the message gives Twilio's code.
+    DeliveryFailed,
     /// The identity server refused the client credentials.
     IdentityRejected,
     /// The identity server's client secret is missing.

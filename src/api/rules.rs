@@ -55,6 +55,20 @@ pub fn spec_problems(spec: &WhatsAppChannelSpec) -> Vec<SpecProblem> {
             });
         }
     }
+    let template = spec.confirmation.as_ref().and_then(|c| c.template.as_ref());
+    if let Some((t, v)) = template.and_then(|t| t.reference_variable.as_ref().map(|v| (t, v))) {
+        if t.variables.contains_key(v) {
+            problems.push(SpecProblem {
+                field: "confirmation.template.referenceVariable",
+                condition: ConditionType::ConfirmationSent,
+                message: format!(
+                    "spec.confirmation.template.referenceVariable {v:?} is also set in spec.confirmation.template.variables: \
+                     the operator fills that placeholder with the message's reference; remove it from variables"
+                ),
+                in_schema: false,
+            });
+        }
+    }
     problems
 }
 
@@ -105,6 +119,18 @@ mod tests {
             fields(&spec(SANDBOX_NUMBER, ChannelMode::Sandbox, Some(SANDBOX_NUMBER))),
             ["confirmationPhoneNumber"]
         );
+    }
+
+    #[test]
+    fn the_reference_variable_is_the_operators_own() {
+        let mut s = spec("+14155550100", ChannelMode::Business, Some("+14155550123"));
+        s.confirmation = serde_json::from_value(serde_json::json!({
+            "template": {"contentSid": "HX00000000000000000000000000000011", "variables": {"1": "a", "2": "b"}, "referenceVariable": "2"}
+        }))
+        .unwrap();
+        assert_eq!(fields(&s), ["confirmation.template.referenceVariable"]);
+        s.confirmation.as_mut().and_then(|c| c.template.as_mut()).unwrap().variables.remove("2");
+        assert!(spec_problems(&s).is_empty());
     }
 
     #[test]

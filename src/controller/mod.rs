@@ -94,6 +94,8 @@ pub struct Context {
     pub verifications: verification::VerificationCache,
     /// Shared identity-server checks.
     pub identity_checks: verification::IdentityChecks,
+    /// Shared confirmation-template approvals.
+    pub templates: verification::TemplateChecks,
     /// The last Twilio check of each channel that did not end Ready, so that only a change or
     /// its retry interval, not every watch event, leads to another one.
     pub attempts: verification::Attempts,
@@ -133,6 +135,7 @@ impl Context {
             backoff: backoff::Backoff::new(config.backoff_base, config.backoff_max),
             verifications: verification::VerificationCache::new(),
             identity_checks: verification::IdentityChecks::default(),
+            templates: verification::TemplateChecks::default(),
             attempts: verification::Attempts::default(),
             holds,
             secret_wake,

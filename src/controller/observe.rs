@@ -200,17 +200,21 @@ pub async fn read(ctx: &Context, ch: &WhatsAppChannel, obs: &mut Observed, read:
             noted(found.as_ref().map(|_| ()));
             obs.twilio.message = Some(found);
         }
-        Read::FindSent { to, from, body, since } => {
+        Read::FindSent { to, from, matching, since } => {
             let query = MessageQuery { to: Some(to), from: Some(from), date_sent_after: None, limit: 50 };
             let since = since.as_ref().and_then(super::clock::to_chrono);
             let found = twilio.list_messages(&creds, &query).await.map(|ms| {
                 ms.into_iter().find(|m| {
-                    m.body.as_deref() == Some(body.as_str())
-                        && since.is_none_or(|s| m.date_created.is_none_or(|d| d >= s))
+                    matching.matches(m.body.as_deref()) && since.is_none_or(|s| m.date_created.is_none_or(|d| d >= s))
                 })
             });
             noted(found.as_ref().map(|_| ()));
             obs.twilio.message = Some(found);
+        }
+        Read::Template(content_sid) => {
+            let approval = ctx.templates.approval(twilio, &creds, &content_sid, ctx.config.verify_interval).await;
+            noted(approval.as_ref().map(|_| ()));
+            obs.twilio.template = Some(approval);
         }
         Read::Identity => {
             let answer = match (&ch.spec.identity_server, &obs.identity_secret) {
@@ -235,6 +239,7 @@ fn record(view: &mut TwilioView, read: Read, e: Result<(), TwilioError>) {
         Read::WiredTarget(..) => view.wired_target = Some(Err(e)),
         Read::Routing(..) => view.routing = Some(Err(e)),
         Read::FetchMessage(_) | Read::FindSent { .. } => view.message = Some(Err(e)),
+        Read::Template(_) => view.template = Some(Err(e)),
         Read::Identity => view.identity = Some(Ok(())),
     }
 }

@@ -5,7 +5,7 @@ use crate::api::{ConditionType as T, Phase, Reason};
 use super::conditions::{ConditionSet, Status};
 
 /// Reasons that mean "waiting on something outside the operator".
-const WAITING: &[Reason] = &[Reason::SenderNotReady, Reason::RecipientNotInSandbox];
+const WAITING: &[Reason] = &[Reason::SenderNotReady, Reason::RecipientNotInSandbox, Reason::TemplateNotApproved];
 /// Reasons that mean "a transient problem, retried with backoff".
 const DEGRADED: &[Reason] = &[Reason::TwilioUnavailable, Reason::RateLimited, Reason::IdentityUnavailable];
 /// Whether a condition reason reports a transient failure (retried with backoff).
@@ -44,7 +44,13 @@ pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
     let blockers: Vec<_> = set
         .sorted()
         .into_iter()
-        .filter(|c| !matches!(c.type_, T::Ready | T::Active | T::Connected | T::Reconciling | T::Stalled))
+        // ConfirmationDelivered only details ConfirmationSent, which blocks when the message failed.
+        .filter(|c| {
+            !matches!(
+                c.type_,
+                T::Ready | T::Active | T::Connected | T::Reconciling | T::Stalled | T::ConfirmationDelivered
+            )
+        })
         .filter(|c| c.status == Status::False || (c.status == Status::Unknown && DEGRADED.contains(&c.reason)))
         .cloned()
         .collect();

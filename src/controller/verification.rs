@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::single_flight::Slots;
 
-use crate::twilio::{Credentials, IdentityClient, IdentityError, Secret, TwilioClient, TwilioError, Verification};
+use crate::twilio::{
+    ContentApproval, Credentials, IdentityClient, IdentityError, Secret, TwilioClient, TwilioError, Verification,
+};
 
 /// The result of a verification: success, or a refusal. Success and permanent refusals are cached
 /// for the verification interval, a 429 until its Retry-After, other transient failures never.
@@ -122,6 +124,35 @@ impl IdentityChecks {
         self.0
             .get(key, check, |r| match r {
                 Err(e) if e.is_transient() => None,
+                _ => Some(ttl),
+            })
+            .await
+            .0
+    }
+}
+
+/// Confirmation templates' WhatsApp approvals, keyed by account and Content SID: one read per
+/// template and interval, shared by the account's channels.
+#[derive(Debug, Default)]
+pub struct TemplateChecks(SharedChecks<Result<Option<ContentApproval>, TwilioError>>);
+
+impl TemplateChecks {
+    /// The approval of `content_sid` on the account of `creds`: cached for `ttl` (a missing
+    /// template too), a transient failure not at all.
+    pub async fn approval(
+        &self,
+        twilio: &TwilioClient,
+        creds: &Credentials,
+        content_sid: &str,
+        ttl: Duration,
+    ) -> Result<Option<ContentApproval>, TwilioError> {
+        let key = format!("{}/{content_sid}", creds.account_sid());
+        let check = || async { twilio.fetch_content_approval(creds, content_sid).await };
+        self.0
+            .get(key, check, |r| match r {
+                Err(e) if e.is_transient() => None,
+                // Not approved yet: looked at again sooner, as a sender that is not online is.
+                Ok(Some(a)) if !a.is_approved() && !a.is_refused() => Some(ttl.min(Duration::from_secs(60))),
                 _ => Some(ttl),
             })
             .await

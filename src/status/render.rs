@@ -214,12 +214,32 @@ pub fn render(s: &Snapshot, now: &Time) -> String {
                 .map(|t| format!(", {} ({} ago)", t.0, ago(&t.0, now)))
                 .unwrap_or_default();
             let _ = writeln!(out, "  to {} from {}: message {sid}, {state}{code}{when}", c.to, c.from);
+            let content = match &c.content_sid {
+                Some(t) => format!("template {t}"),
+                None => "free text".to_owned(),
+            };
+            let reference = c.reference.as_deref().map(|r| format!(", reference {r}")).unwrap_or_default();
+            let _ = writeln!(out, "  content:   {content}{reference}");
         }
         (None, Some(to)) => {
             let _ = writeln!(out, "  to {to}: not sent yet");
         }
         (None, None) => {
             let _ = writeln!(out, "  (none asked: spec.confirmationPhoneNumber is not set)");
+        }
+    }
+    if spec.confirmation_phone_number.is_some() {
+        if let Some(t) = spec.confirmation.as_ref().and_then(|c| c.template.as_ref()) {
+            let _ = writeln!(out, "  spec:      template {}", t.content_sid);
+        }
+        let delivery = status.conditions.iter().find(|c| c.type_ == "ConfirmationDelivered");
+        match delivery {
+            Some(d) => {
+                let _ = writeln!(out, "  delivery:  {} {}: {}", d.status, d.reason, d.message);
+            }
+            None => {
+                let _ = writeln!(out, "  delivery:  (not known yet)");
+            }
         }
     }
 
@@ -352,6 +372,49 @@ mod tests {
             assert!(out.contains(want), "missing {want:?} in\n{out}");
         }
         assert!(!out.contains("s3cret"), "userinfo is redacted:\n{out}");
+    }
+
+    #[test]
+    fn the_confirmation_shows_its_template_reference_and_delivery() {
+        let mut ch = channel();
+        ch.spec.confirmation_phone_number = Some("+14155550123".into());
+        ch.spec.confirmation = serde_json::from_value(serde_json::json!({
+            "template": {"contentSid": "HX00000000000000000000000000000011", "referenceVariable": "2"}
+        }))
+        .expect("confirmation");
+        ch.status = Some(WhatsAppChannelStatus {
+            conditions: vec![Condition {
+                type_: "ConfirmationDelivered".into(),
+                status: "False".into(),
+                reason: "OutsideSessionWindow".into(),
+                message: "outside the 24-hour window: set spec.confirmation.template".into(),
+                observed_generation: Some(2),
+                last_transition_time: t(1000),
+            }],
+            confirmation: Some(crate::api::ConfirmationStatus {
+                to: "+14155550123".into(),
+                from: "+14155550100".into(),
+                requested_time: Some(t(1000)),
+                message_sid: Some("SM1".into()),
+                sent_time: Some(t(1000)),
+                status: Some("failed".into()),
+                error_code: Some(63016),
+                resend_token: None,
+                content_sid: None,
+                reference: Some("wao-0123456789ab".into()),
+            }),
+            ..Default::default()
+        });
+        let snap = Snapshot { channel: ch, binding_name: None, binding: Ok(None), events: Ok(vec![]) };
+        let out = render(&snap, &t(1300));
+        for want in [
+            "  to +14155550123 from +14155550100: message SM1, failed, Twilio error 63016",
+            "  content:   free text, reference wao-0123456789ab",
+            "  spec:      template HX00000000000000000000000000000011",
+            "  delivery:  False OutsideSessionWindow: outside the 24-hour window: set spec.confirmation.template",
+        ] {
+            assert!(out.contains(want), "missing {want:?} in\n{out}");
+        }
     }
 
     #[test]

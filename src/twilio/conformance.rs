@@ -65,6 +65,7 @@ async fn every_request_conforms_to_the_spec() {
         Reply::json(200, "{}"),
         Reply::json(200, message_page1),
         Reply::json(200, r#"{"messages": []}"#),
+        Reply::json(200, r#"{"whatsapp": {"status": "approved"}}"#),
     ])
     .await;
     let client = server.client();
@@ -111,6 +112,7 @@ async fn every_request_conforms_to_the_spec() {
         limit: 50,
     };
     client.list_messages(&token, &query).await.unwrap();
+    client.fetch_content_approval(&token, "HXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").await.unwrap();
 
     let operations = check(&server.requests());
     assert_eq!(
@@ -134,6 +136,7 @@ async fn every_request_conforms_to_the_spec() {
             "FetchMessage",
             "ListMessage",
             "ListMessage",
+            "FetchApprovalFetch",
         ]
     );
 }

@@ -103,6 +103,29 @@ pub struct Message {
     pub date_sent: Option<DateTime<Utc>>,
 }
 
+/// What a Twilio error code of a failed WhatsApp message means, for the codes the operator
+/// can explain (Twilio's error dictionary, `https://www.twilio.com/docs/api/errors/<code>`).
+pub fn explain_error(code: u32) -> Option<&'static str> {
+    Some(match code {
+        63016 => "free-form message outside WhatsApp's 24-hour customer-service window: a business-initiated message needs an approved template",
+        63015 => "the sandbox recipient has not joined the sandbox, or the membership expired",
+        63003 => "the recipient's address is not a WhatsApp user, or is invalid",
+        63024 => "invalid message recipient",
+        63013 => "the message breaks a WhatsApp policy",
+        63018 => "the WhatsApp sender's rate limit was exceeded",
+        63021 => "the message's content is invalid for WhatsApp",
+        63027 => "the template does not exist for that language and locale",
+        63032 => "WhatsApp did not deliver it: the user is part of an experiment",
+        63049 => "Meta chose not to deliver this marketing message",
+        63112 => "Meta disabled the WhatsApp Business Account",
+        30008 => "unknown delivery error",
+        30007 => "the message was filtered by the carrier",
+        21656 => "the template variables are invalid",
+        21655 => "the template (ContentSid) is invalid",
+        _ => return None,
+    })
+}
+
 /// What a new message says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MessageContent {

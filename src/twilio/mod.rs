@@ -35,6 +35,7 @@ mod body;
 mod client;
 #[cfg(test)]
 mod conformance;
+pub mod content;
 pub mod conversations;
 pub mod directory;
 pub mod error;
@@ -61,15 +62,17 @@ pub use account::{Account, AccountStatus, AccountType, Verification, Verificatio
 pub use address::{normalize_phone, whatsapp_address, AddressError, E164};
 pub use body::{MAX_IDENTITY_BODY_BYTES, MAX_TWILIO_BODY_BYTES};
 pub use client::{
-    conversations_base_for, default_user_agent, RequestObserver, TwilioClient, TwilioConfig, DEFAULT_API_BASE_URL,
-    DEFAULT_CONVERSATIONS_BASE_URL, DEFAULT_MESSAGING_BASE_URL, DEFAULT_TIMEOUT,
+    content_base_for, conversations_base_for, default_user_agent, RequestObserver, TwilioClient, TwilioConfig,
+    DEFAULT_API_BASE_URL, DEFAULT_CONTENT_BASE_URL, DEFAULT_CONVERSATIONS_BASE_URL, DEFAULT_MESSAGING_BASE_URL,
+    DEFAULT_TIMEOUT,
 };
+pub use content::ContentApproval;
 pub use conversations::AddressConfiguration;
 pub use directory::{DirectoryStats, SenderDirectory};
 pub use error::{ErrorBody, TwilioError};
 pub use holds::AccountHolds;
 pub use identity::{IdentityClient, IdentityError, OAuthErrorCode, TokenResponse};
-pub use messages::{Message, MessageContent, MessageQuery, MessageStatus, NewMessage};
+pub use messages::{explain_error, Message, MessageContent, MessageQuery, MessageStatus, NewMessage};
 pub use numbers::{Capabilities, IncomingPhoneNumber, SmsMethod};
 pub use outbound::{AllowRule, AllowRuleError, OutboundPolicy, OutboundRefusal};
 pub use redact::redact_url;

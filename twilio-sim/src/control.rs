@@ -11,7 +11,9 @@ use crate::http::{SimRequest, SimResponse};
 use crate::router::implemented_operations;
 use crate::seed::{self, SeedFile};
 use crate::shared::{lock, Shared};
-use crate::state::{AccountPatch, MessageOutcome, NumberPatch, SandboxPatch, SenderPatch, ServicePatch};
+use crate::state::{
+    AccountPatch, MessageOutcome, NumberPatch, SandboxPatch, SenderPatch, ServicePatch, SessionWindowPatch,
+};
 
 fn ok(value: &impl serde::Serialize) -> SimResponse {
     SimResponse::json(200, &serde_json::to_value(value).unwrap_or(Value::Null))
@@ -159,6 +161,10 @@ fn route(shared: &Shared, req: &SimRequest) -> Result<SimResponse, SimResponse> 
         ("DELETE", ["accounts", key, "sandbox"]) => {
             lock(&shared.state).remove_sandbox(key).map_err(sim_err)?;
             SimResponse::no_content()
+        }
+        ("POST", ["accounts", key, "session-window"]) => {
+            let patch: SessionWindowPatch = body(req)?;
+            ok(&lock(&shared.state).update_session_window(key, &patch).map_err(sim_err)?)
         }
         ("POST", ["accounts", key, "messages", sid]) => {
             let outcome: MessageOutcome = body(req)?;

@@ -206,6 +206,16 @@ impl SimHandle {
         lock(&self.shared.state).update_sandbox(account, patch)
     }
 
+    /// Records that `recipient` wrote to `sender` (the 24-hour window opens), and/or switches
+    /// the account's window enforcement (`POST /_sim/accounts/{key}/session-window`).
+    pub fn update_session_window(
+        &self,
+        account: &str,
+        patch: &crate::state::SessionWindowPatch,
+    ) -> Result<Vec<crate::state::SessionWindow>, SimError> {
+        lock(&self.shared.state).update_session_window(account, patch)
+    }
+
     /// Forces a message's status (e.g. `undelivered` with an error code).
     pub fn set_message_status(&self, account: &str, sid: &str, outcome: MessageOutcome) -> Result<Message, SimError> {
         lock(&self.shared.state).set_message_status(account, sid, outcome)

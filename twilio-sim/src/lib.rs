@@ -21,6 +21,7 @@
 mod api2010;
 mod auth;
 mod config;
+mod content;
 mod control;
 mod conversations;
 mod errors;
@@ -48,5 +49,6 @@ pub use handle::{SimHandle, Simulator};
 pub use log::{RequestKind, RequestRecord, RequestRecords, ViolationPhase, ViolationRecord, REDACTED};
 pub use router::{implemented_operations, OperationInfo};
 pub use seed::{
-    SeedAccount, SeedAddressConfiguration, SeedFile, SeedKey, SeedNumber, SeedSandbox, SeedSender, SeedService,
+    SeedAccount, SeedAddressConfiguration, SeedContent, SeedFile, SeedKey, SeedNumber, SeedSandbox, SeedSender,
+    SeedService, SeedSessionWindow,
 };

@@ -7,7 +7,7 @@ use crate::config::SimConfig;
 use crate::errors::ApiError;
 use crate::http::{SimRequest, SimResponse};
 use crate::state::{Account, SimState};
-use crate::{api2010, conversations, messaging};
+use crate::{api2010, content, conversations, messaging};
 
 /// Which Twilio API (and spec file) a route belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +16,7 @@ pub(crate) enum Api {
     MessagingV1,
     MessagingV2,
     ConversationsV1,
+    ContentV1,
 }
 
 impl Api {
@@ -25,6 +26,7 @@ impl Api {
             Api::MessagingV1 => "twilio_messaging_v1",
             Api::MessagingV2 => "twilio_messaging_v2",
             Api::ConversationsV1 => "twilio_conversations_v1",
+            Api::ContentV1 => "twilio_content_v1",
         }
     }
 }
@@ -97,6 +99,10 @@ const SENDERS: &str = "/v2/Channels/Senders";
 const SENDER: &str = "/v2/Channels/Senders/{Sid}";
 const ADDRESSES: &str = "/v1/Configuration/Addresses";
 const ADDRESS: &str = "/v1/Configuration/Addresses/{Sid}";
+const CONTENTS: &str = "/v1/Content";
+const CONTENT: &str = "/v1/Content/{Sid}";
+const APPROVAL: &str = "/v1/Content/{Sid}/ApprovalRequests";
+const APPROVAL_SUBMIT: &str = "/v1/Content/{ContentSid}/ApprovalRequests/whatsapp";
 
 macro_rules! route {
     ($m:literal, $t:expr, $op:literal, $api:ident, $h:path) => {
@@ -139,6 +145,12 @@ static ROUTES: &[Route] = &[
     route!("GET", ADDRESS, "FetchConfigurationAddress", ConversationsV1, conversations::addresses::fetch),
     route!("POST", ADDRESS, "UpdateConfigurationAddress", ConversationsV1, conversations::addresses::update),
     route!("DELETE", ADDRESS, "DeleteConfigurationAddress", ConversationsV1, conversations::addresses::delete),
+    route!("GET", CONTENTS, "ListContent", ContentV1, content::list),
+    route!("POST", CONTENTS, "CreateContent", ContentV1, content::create),
+    route!("GET", CONTENT, "FetchContent", ContentV1, content::fetch),
+    route!("DELETE", CONTENT, "DeleteContent", ContentV1, content::delete),
+    route!("GET", APPROVAL, "FetchApprovalFetch", ContentV1, content::fetch_approval),
+    route!("POST", APPROVAL_SUBMIT, "CreateApprovalCreate", ContentV1, content::submit_approval),
 ];
 
 /// Every Twilio operation the simulator implements.

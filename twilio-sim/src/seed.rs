@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::errors::SimError;
 use crate::sid::{derived, derived_hex, is_sid};
 use crate::state::{
-    is_e164, Account, AccountStatus, AccountType, AddressConfiguration, ApiKey, ApiKeyKind, AutoCreation, Capabilities,
-    IdentityClient, IncomingNumber, MessagingService, OfflineReason, ParticipantSpec, PoolEntry, Sandbox, Sender,
-    SenderConfiguration, SenderProfile, SenderProperties, SenderStatus, SenderWebhook, SimState,
+    is_e164, Account, AccountStatus, AccountType, AddressConfiguration, ApiKey, ApiKeyKind, ApprovalStatus,
+    AutoCreation, Capabilities, Content, IdentityClient, IncomingNumber, MessagingService, OfflineReason,
+    ParticipantSpec, PoolEntry, Sandbox, Sender, SenderConfiguration, SenderProfile, SenderProperties, SenderStatus,
+    SenderWebhook, SessionWindow, SimState,
 };
 
 /// A seed file.
@@ -73,6 +74,60 @@ pub struct SeedAccount {
     /// Conversations address configurations.
     #[serde(default)]
     pub address_configurations: Vec<SeedAddressConfiguration>,
+    /// Content templates (Content API v1).
+    #[serde(default)]
+    pub contents: Vec<SeedContent>,
+    /// Fail free-form WhatsApp messages outside the 24-hour window with 63016 (default false).
+    #[serde(default)]
+    pub enforce_session_window: bool,
+    /// Users who wrote to a business number (their 24-hour window is open).
+    #[serde(default)]
+    pub session_windows: Vec<SeedSessionWindow>,
+}
+
+/// A content template in a seed file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedContent {
+    /// `HX...`; derived from the account and `friendly_name` when absent.
+    #[serde(default)]
+    pub sid: Option<String>,
+    /// Name (natural key).
+    pub friendly_name: String,
+    /// Default `en`.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Default placeholder values.
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, String>,
+    /// The text of a `twilio/text` template (`{{1}}` placeholders), when `types` is absent.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Content types as the API takes them (default `{"twilio/text": {"body": <body>}}`).
+    #[serde(default)]
+    pub types: Option<serde_json::Value>,
+    /// WhatsApp approval: `approved`, `pending`, `rejected`, `unsubmitted` (default), ...
+    #[serde(default)]
+    pub approval: ApprovalStatus,
+    /// Why WhatsApp rejected it.
+    #[serde(default)]
+    pub rejection_reason: Option<String>,
+    /// Default `UTILITY`.
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
+/// A user who wrote to a business number.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedSessionWindow {
+    /// The business number (E.164).
+    pub sender: String,
+    /// The user (E.164).
+    pub recipient: String,
+    /// When the user wrote (default now).
+    #[serde(default)]
+    pub last_inbound: Option<chrono::DateTime<Utc>>,
 }
 
 /// A Conversations address configuration in a seed file.
@@ -323,7 +378,48 @@ fn build_account(sa: &SeedAccount) -> Result<Account, SimError> {
         messages: Vec::new(),
         sandbox: None,
         address_configurations: Vec::new(),
+        contents: Vec::new(),
+        session_windows: Vec::new(),
+        enforce_session_window: sa.enforce_session_window,
     };
+    for c in &sa.contents {
+        let csid = match &c.sid {
+            Some(x) => {
+                check_sid(x, "HX")?;
+                x.clone()
+            }
+            None => derived("HX", &[&sid, &c.friendly_name]),
+        };
+        let types = match (&c.types, &c.body) {
+            (Some(t), _) => t.clone(),
+            (None, Some(b)) => serde_json::json!({"twilio/text": {"body": b}}),
+            (None, None) => return Err(SimError::Seed(format!("content {:?}: give body or types", c.friendly_name))),
+        };
+        acct.contents.push(Content {
+            sid: csid,
+            friendly_name: c.friendly_name.clone(),
+            language: c.language.clone().unwrap_or_else(|| "en".into()),
+            variables: c.variables.clone(),
+            types,
+            approval: c.approval,
+            approval_name: c.friendly_name.to_lowercase().replace(' ', "_"),
+            category: c.category.clone().unwrap_or_else(|| "UTILITY".into()),
+            rejection_reason: c.rejection_reason.clone().unwrap_or_default(),
+            date_created: now,
+            date_updated: now,
+        });
+    }
+    for w in &sa.session_windows {
+        let (s, r) = (w.sender.trim_start_matches("whatsapp:"), w.recipient.trim_start_matches("whatsapp:"));
+        if !is_e164(s) || !is_e164(r) {
+            return Err(SimError::Seed(format!("session window {s:?} -> {r:?}: E.164 numbers expected")));
+        }
+        acct.session_windows.push(SessionWindow {
+            sender: s.to_string(),
+            recipient: r.to_string(),
+            last_inbound: w.last_inbound.unwrap_or(now),
+        });
+    }
     for k in &sa.keys {
         let ksid = match &k.sid {
             Some(s) => {

@@ -29,13 +29,15 @@ fn every_implemented_route_is_a_spec_operation() {
             .path_template
             .replace("{AccountSid}", &sid("AC"))
             .replace("{ServiceSid}", &sid("MG"))
-            .replace("{MessagingServiceSid}", &sid("MG"));
+            .replace("{MessagingServiceSid}", &sid("MG"))
+            .replace("{ContentSid}", &sid("HX"));
         let own_sid = match route.path_template {
             "/2010-04-01/Accounts/{Sid}.json" => sid("AC"),
             t if t.contains("/IncomingPhoneNumbers/") => sid("PN"),
             t if t.contains("/Messages/") => sid("SM"),
             t if t.contains("/PhoneNumbers/") => sid("PN"),
             t if t.contains("Senders/") => sid("XE"),
+            t if t.starts_with("/v1/Content/") => sid("HX"),
             _ => sid("MG"),
         };
         let path = path.replace("{Sid}", &own_sid);

@@ -102,6 +102,26 @@ async fn every_implemented_operation_answers_within_the_contract() {
         "status_callback_url": null, "status_callback_method": null}});
     expect("UpdateChannelsSender", c.call(Method::POST, &sender, Body::Json(webhook)).await, 202);
 
+    expect("ListContent", c.call(Method::GET, "/v1/Content?PageSize=20", Body::None).await, 200);
+    let hx = "HX00000000000000000000000000000011";
+    expect("FetchContent", c.call(Method::GET, &format!("/v1/Content/{hx}"), Body::None).await, 200);
+    let path = format!("/v1/Content/{hx}/ApprovalRequests");
+    expect("FetchApprovalFetch", c.call(Method::GET, &path, Body::None).await, 200);
+    let content = serde_json::json!({"friendly_name": "hello", "language": "en",
+        "variables": {"1": "you"}, "types": {"twilio/text": {"body": "Hello {{1}}"}}});
+    let created = expect("CreateContent", c.call(Method::POST, "/v1/Content", Body::Json(content)).await, 201);
+    let new_hx = created["sid"].as_str().unwrap_or_default().to_string();
+    let submit = serde_json::json!({"name": "hello", "category": "UTILITY"});
+    let path = format!("/v1/Content/{new_hx}/ApprovalRequests/whatsapp");
+    expect("CreateApprovalCreate", c.call(Method::POST, &path, Body::Json(submit)).await, 201);
+    let form = [
+        ("To", "whatsapp:+15557770004"),
+        ("From", "whatsapp:+15551230001"),
+        ("ContentSid", hx),
+        ("ContentVariables", r#"{"1":"crm-prod"}"#),
+    ];
+    expect("CreateMessage with a template", c.call(Method::POST, &messages, Body::Form(&form)).await, 201);
+
     // Errors: the classic error shape.
     let got = c.call_as(ACCOUNT, "wrong", Method::GET, &format!("{acct}.json"), Body::None).await;
     expect("FetchAccount with a wrong token", got, 401);
@@ -116,6 +136,7 @@ async fn every_implemented_operation_answers_within_the_contract() {
     expect("DeleteChannelsSender", c.call(Method::DELETE, sender2, Body::None).await, 204);
     let number2 = format!("{acct}/IncomingPhoneNumbers/PN00000000000000000000000000000002.json");
     expect("DeleteIncomingPhoneNumber", c.call(Method::DELETE, &number2, Body::None).await, 204);
+    expect("DeleteContent", c.call(Method::DELETE, &format!("/v1/Content/{new_hx}"), Body::None).await, 204);
 
     let violations = sim.violations();
     assert!(

@@ -32,8 +32,8 @@ use kube::runtime::events::EventType;
 use crate::api::{Reason, WhatsAppChannel, WhatsAppChannelStatus, WhatsAppNumberBindingSpec};
 use crate::binding::BindingState;
 use crate::twilio::{
-    IdentityError, IncomingPhoneNumber, Message, MessagingService, NewMessage, RoutingFacts, Sender, SenderWebhook,
-    SmsMethod, TwilioError, Verification, E164,
+    ContentApproval, IdentityError, IncomingPhoneNumber, Message, MessagingService, NewMessage, RoutingFacts, Sender,
+    SenderWebhook, SmsMethod, TwilioError, Verification, E164,
 };
 
 use super::credentials::SecretProblem;
@@ -144,6 +144,8 @@ pub struct TwilioView {
     pub wired_target: Option<Result<Option<Target>, TwilioError>>,
     /// The confirmation message looked up (by SID, or an earlier attempt found by listing).
     pub message: Option<Result<Option<Message>, TwilioError>>,
+    /// The confirmation template's WhatsApp approval (`None` inside: no such template).
+    pub template: Option<Result<Option<ContentApproval>, TwilioError>>,
     /// The identity server's answer.
     pub identity: Option<Result<(), IdentityError>>,
     /// Outcomes of this pass's Twilio writes, in order.
@@ -200,13 +202,39 @@ pub enum Read {
         to: String,
         /// `whatsapp:` sender.
         from: String,
-        /// The body the operator sends.
-        body: String,
+        /// How the message is recognised among the sender's messages to the recipient.
+        matching: SentMatch,
         /// Messages created before this are not it.
         since: Option<Time>,
     },
+    /// The WhatsApp approval of the confirmation template (shared per account and template).
+    Template(String),
     /// Ask the identity server for a token.
     Identity,
+}
+
+/// How an earlier attempt's message is recognised when it is looked up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SentMatch {
+    /// Its text holds this reference (`status.confirmation.reference`).
+    Reference(String),
+    /// Its text is exactly this (an attempt recorded before references existed).
+    Body(String),
+    /// Any message but a free-text confirmation of the operator's (a template without a
+    /// reference variable): sender, recipient and time only.
+    Any,
+}
+
+impl SentMatch {
+    /// Whether `body` (a listed message's text) is the attempt's message.
+    pub fn matches(&self, body: Option<&str>) -> bool {
+        match self {
+            Self::Reference(r) => body.is_some_and(|b| b.contains(r.as_str())),
+            Self::Body(text) => body == Some(text.as_str()),
+            // Not the free text that failed before the template was set.
+            Self::Any => !body.is_some_and(|b| b.contains(" Ref wao-")),
+        }
+    }
 }
 
 /// A webhook write at Twilio.
@@ -356,7 +384,7 @@ pub fn old_status(ch: &WhatsAppChannel) -> WhatsAppChannelStatus {
     ch.status.clone().unwrap_or_default()
 }
 
-/// The body of the confirmation message.
+/// The body of the confirmation message (free text), without its reference.
 pub fn confirmation_body(ch: &WhatsAppChannel) -> String {
     use kube::ResourceExt;
     format!(
@@ -365,6 +393,11 @@ pub fn confirmation_body(ch: &WhatsAppChannel) -> String {
         ch.namespace().unwrap_or_default(),
         ch.name_any()
     )
+}
+
+/// The free-text confirmation carrying its reference (how it is found again).
+pub fn confirmation_text(ch: &WhatsAppChannel, reference: &str) -> String {
+    format!("{} Ref {reference}", confirmation_body(ch))
 }
 
 /// The value of the verify-now annotation when no verification has answered it yet.

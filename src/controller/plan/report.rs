@@ -224,6 +224,10 @@ impl<'a> Builder<'a> {
             });
         }
         if let Some(t) = ready_transition(&self.old.conditions, &status.conditions) {
+            // Ready turning False says what failed: a delivery failure is not told twice.
+            if t.type_ == EventType::Warning {
+                events.retain(|e| !super::confirm::DELIVERY_FAILURES.contains(&e.reason));
+            }
             events.insert(0, t);
         } else if !status.planned_changes.is_empty() && status.planned_changes != self.old.planned_changes {
             // The plan changed while Ready stayed: that is news too.

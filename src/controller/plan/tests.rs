@@ -127,6 +127,7 @@ struct Twilio {
     wired_target: Result<Option<Target>, TwilioError>,
     message: Result<Option<Message>, TwilioError>,
     identity: Result<(), IdentityError>,
+    template: Result<Option<crate::twilio::ContentApproval>, TwilioError>,
 }
 
 impl Default for Twilio {
@@ -138,6 +139,7 @@ impl Default for Twilio {
             wired_target: Ok(None),
             message: Ok(None),
             identity: Ok(()),
+            template: Ok(Some(crate::twilio::ContentApproval { status: "approved".into(), ..Default::default() })),
         }
     }
 }
@@ -168,6 +170,7 @@ fn run(ch: &WhatsAppChannel, cl: &ClusterView, tw: &Twilio, outcomes: Vec<Outcom
                     Read::WiredTarget(..) => view.wired_target = Some(tw.wired_target.clone()),
                     Read::Routing(..) => view.routing = Some(tw.routing.clone()),
                     Read::FetchMessage(_) | Read::FindSent { .. } => view.message = Some(tw.message.clone()),
+                    Read::Template(_) => view.template = Some(tw.template.clone()),
                     Read::Identity => view.identity = Some(tw.identity.clone()),
                 }
                 reads.push(r);
@@ -1112,6 +1115,8 @@ fn attempt(sid: Option<&str>, status: &str, sent_ago: i64) -> ConfirmationStatus
         status: Some(status.into()),
         error_code: None,
         resend_token: None,
+        content_sid: None,
+        reference: Some("wao-000000000001".into()),
     }
 }
 
@@ -1311,5 +1316,6 @@ fn the_secret_is_protected_under_delete_policy_only() {
     assert!(!p.steps.iter().any(|s| matches!(s, Step::ProtectSecret { .. })));
 }
 
+mod confirmation;
 mod observe;
 mod routing;

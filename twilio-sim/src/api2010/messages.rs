@@ -2,7 +2,15 @@
 //!
 //! Create answers 201 `queued` (or `accepted` with a Messaging Service and no From); the stored
 //! message settles on the next read: `delivered`, or `failed` 63015 for a sandbox recipient
-//! who has not joined (or whose membership expired).
+//! who has not joined (or whose membership expired), or `failed` 63016 for a free-form message
+//! (or a template WhatsApp has not approved) from a sender to a user outside WhatsApp's 24-hour
+//! window, when the account enforces it ([`Account::enforce_session_window`]).
+//!
+//! `ContentSid` must name a template of the account (else 400 21655); `ContentVariables` must
+//! be a JSON object of strings (else 400 21656); the message's `body` is the template's text
+//! with the variables filled in.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Value};
@@ -50,16 +58,31 @@ fn delivered() -> MessageOutcome {
     MessageOutcome { status: MessageStatus::Delivered, error_code: None, error_message: None }
 }
 
-/// Checks the WhatsApp `From` of `acct` and decides the message's outcome.
+/// A free-form message (or an unapproved template) outside the 24-hour window.
+fn outside_window() -> MessageOutcome {
+    MessageOutcome {
+        status: MessageStatus::Failed,
+        error_code: Some(63016),
+        error_message: Some(
+            "Failed to send freeform message because you are outside the allowed window. If you are using WhatsApp, please use a Message Template."
+                .into(),
+        ),
+    }
+}
+
+/// Checks the WhatsApp `From` of `acct` and decides the message's outcome; `approved`: the
+/// message uses a template WhatsApp approved.
 fn whatsapp_outcome(
     acct: &Account,
     from: &str,
     to_number: &str,
+    approved: bool,
     now: DateTime<Utc>,
 ) -> Result<MessageOutcome, ApiError> {
     let no_channel = || ApiError::bad_request(63007, "Twilio could not find a Channel with the specified From address");
     if acct.senders.iter().any(|s| s.sender_id == from && s.status.can_send()) {
-        return Ok(delivered());
+        let open = acct.session_open(from.trim_start_matches(WA), to_number, now);
+        return Ok(if approved || open { delivered() } else { outside_window() });
     }
     let from_number = from.trim_start_matches(WA);
     match &acct.sandbox {
@@ -129,6 +152,15 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
             return Err(ApiError::bad_request(21655, format!("The ContentSid is Invalid: '{c}'")));
         }
     }
+    let content_variables = form.get("ContentVariables").map(str::to_string);
+    let variables = match &content_variables {
+        None => BTreeMap::new(),
+        Some(raw) => serde_json::from_str::<Value>(raw)
+            .ok()
+            .as_ref()
+            .and_then(crate::content::string_map)
+            .ok_or_else(|| ApiError::bad_request(21656, "The ContentVariables Parameter is invalid"))?,
+    };
     if let Some(cb) = form.get("StatusCallback") {
         check_url("StatusCallback", cb).map_err(|_| ApiError::bad_request(21609, "Invalid 'StatusCallback'"))?;
     }
@@ -147,6 +179,15 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     }
     let sid = ctx.state.sids.random("SM");
     let acct = ctx.account()?;
+    let (body, approved) = match &content_sid {
+        Some(c) => {
+            let content = acct
+                .content(c)
+                .ok_or_else(|| ApiError::bad_request(21655, format!("The ContentSid is Invalid: '{c}'")))?;
+            (content.render(&variables), content.is_approved())
+        }
+        None => (body, false),
+    };
     let (from, outcome, status) = match (&from, &mss) {
         (Some(f), _) if to_wa => {
             if !is_e164(f.trim_start_matches(WA)) {
@@ -155,7 +196,7 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
                     format!("The 'From' number {f} is not a valid phone number, shortcode, or alphanumeric sender ID."),
                 ));
             }
-            let outcome = whatsapp_outcome(acct, f, &to_number, now)?;
+            let outcome = whatsapp_outcome(acct, f, &to_number, approved, now)?;
             (f.clone(), outcome, MessageStatus::Queued)
         }
         (Some(f), _) => {
@@ -190,7 +231,7 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
         from: Some(from),
         body,
         content_sid,
-        content_variables: form.get("ContentVariables").map(str::to_string),
+        content_variables,
         status_callback: form.get("StatusCallback").map(str::to_string),
         messaging_service_sid: mss,
         num_media: media.len(),

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{AddressConfiguration, IncomingNumber, Message, MessagingService, Sandbox, Sender};
+use super::{AddressConfiguration, Content, IncomingNumber, Message, MessagingService, Sandbox, Sender, SessionWindow};
 
 /// `account_enum_status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -108,6 +108,18 @@ pub struct Account {
     /// Conversations address configurations (Conversations v1), in creation order.
     #[serde(default)]
     pub address_configurations: Vec<AddressConfiguration>,
+    /// Content templates (Content API v1), in creation order.
+    #[serde(default)]
+    pub contents: Vec<Content>,
+    /// The last inbound message of each user to each business number (WhatsApp's 24-hour
+    /// customer-service window).
+    #[serde(default)]
+    pub session_windows: Vec<SessionWindow>,
+    /// Whether free-form WhatsApp messages from a sender outside the window fail with 63016
+    /// (default false: every recipient counts as inside the window, as before the window was
+    /// modelled).
+    #[serde(default)]
+    pub enforce_session_window: bool,
 }
 
 impl Account {
@@ -144,6 +156,18 @@ impl Account {
     /// The message with this SID.
     pub fn message(&self, sid: &str) -> Option<&Message> {
         self.messages.iter().find(|m| m.sid == sid)
+    }
+
+    /// The content template with this HX SID.
+    pub fn content(&self, sid: &str) -> Option<&Content> {
+        self.contents.iter().find(|c| c.sid == sid)
+    }
+
+    /// Whether `sender` (E.164) may send free-form WhatsApp messages to `recipient` (E.164)
+    /// at `now`: the window is not enforced, or the user wrote within 24 hours.
+    pub fn session_open(&self, sender: &str, recipient: &str, now: DateTime<Utc>) -> bool {
+        !self.enforce_session_window
+            || self.session_windows.iter().any(|w| w.sender == sender && w.recipient == recipient && w.is_open(now))
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod account;
 mod address;
+mod content;
 mod identity;
 mod message;
 mod number;
@@ -15,6 +16,7 @@ mod service;
 
 pub use account::{Account, AccountPatch, AccountStatus, AccountType, ApiKey, ApiKeyKind};
 pub use address::{AddressConfiguration, AutoCreation};
+pub use content::{ApprovalStatus, Content, SessionWindow, SessionWindowPatch, SESSION_WINDOW};
 pub use identity::IdentityClient;
 pub use message::{Message, MessageOutcome, MessageStatus};
 pub use number::{Capabilities, IncomingNumber, NumberPatch};
@@ -169,6 +171,36 @@ impl SimState {
         let sandbox = acct.sandbox.get_or_insert_with(|| Sandbox::new(default_code));
         sandbox.apply(patch, Utc::now());
         Ok(sandbox.clone())
+    }
+
+    /// Records that `recipient` wrote to `sender` (opening the 24-hour window), and/or switches
+    /// the account's window enforcement.
+    pub fn update_session_window(
+        &mut self,
+        account: &str,
+        patch: &SessionWindowPatch,
+    ) -> Result<Vec<SessionWindow>, SimError> {
+        let strip = |n: &str| n.trim_start_matches("whatsapp:").to_string();
+        let pair = match (&patch.sender, &patch.recipient) {
+            (Some(s), Some(r)) => Some((strip(s), strip(r))),
+            (None, None) => None,
+            _ => return Err(SimError::Invalid("give both sender and recipient, or neither".into())),
+        };
+        if let Some((s, r)) = &pair {
+            if !is_e164(s) || !is_e164(r) {
+                return Err(SimError::Invalid(format!("sender {s:?} and recipient {r:?} must be E.164")));
+            }
+        }
+        let acct = self.console_account(account)?;
+        if let Some(e) = patch.enforce {
+            acct.enforce_session_window = e;
+        }
+        if let Some((sender, recipient)) = pair {
+            acct.session_windows.retain(|w| !(w.sender == sender && w.recipient == recipient));
+            let last_inbound = patch.last_inbound.unwrap_or_else(Utc::now);
+            acct.session_windows.push(SessionWindow { sender, recipient, last_inbound });
+        }
+        Ok(acct.session_windows.clone())
     }
 
     pub fn remove_sandbox(&mut self, account: &str) -> Result<(), SimError> {
