@@ -103,6 +103,10 @@ reasons! {
     AccountSuspended,
     /// The Twilio account is closed.
     AccountClosed,
+    /// The credential Twilio accepts changed: the primary auth token was refused and the
+    /// secondary one (`authTokenSecondary`) verified, or back (Event only;
+    /// `status.credentials`).
+    CredentialsChanged,
     /// The number is neither an incoming phone number nor a WhatsApp sender of the account.
     NumberNotFound,
     /// The WhatsApp sender exists but is not online yet (Meta verification takes up to 24 hours).
@@ -132,6 +136,9 @@ reasons! {
     MessageSent,
     /// The sandbox recipient has not joined the sandbox (Twilio error 63015).
     RecipientNotInSandbox,
+    /// A Trial account may message verified caller IDs only, and the confirmation recipient is
+    /// not one (Twilio error 21608).
+    TrialRecipientUnverified,
     /// Twilio refused or failed the confirmation message.
     MessageFailed,
     /// The identity server refused the client credentials.

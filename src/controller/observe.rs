@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{SenderKind, WhatsAppChannel};
 use crate::binding::{self, BindingState};
-use crate::twilio::{Credentials, MessageQuery, Secret, TwilioError, E164};
+use crate::twilio::{CredentialSet, Credentials, MessageQuery, Secret, TwilioError, E164};
 
 use super::credentials::{self, SecretProblem};
 use super::plan::{self, BindingView, ClusterView, HeldBinding, Locate, Read, SecretView, Target, TwilioView};
@@ -22,8 +22,10 @@ pub struct Observed {
     pub cluster: ClusterView,
     /// Twilio's answers so far.
     pub twilio: TwilioView,
-    /// The channel's Twilio credentials, when usable.
+    /// The channel's Twilio credential in use (the one that verified), when usable.
     pub credentials: Option<Credentials>,
+    /// Every credential of the channel's Secret (the primary, and a secondary auth token).
+    pub credential_set: Option<CredentialSet>,
     /// The identity server's client secret, when configured and present.
     pub identity_secret: Option<Secret>,
     /// When the pass began observing (a listing started since is newer than what it saw).
@@ -103,7 +105,7 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
     };
     let secret = SecretView {
         name: secret_name.clone(),
-        credentials: creds.as_ref().map(Credentials::fingerprint).map_err(Clone::clone),
+        credentials: creds.as_ref().map(CredentialSet::fingerprint).map_err(Clone::clone),
         protected: meta.as_ref().is_some_and(|m| protection::is_protected(&m.metadata)),
         deleting: meta.as_ref().is_some_and(|m| m.metadata.deletion_timestamp.is_some()),
     };
@@ -144,7 +146,12 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
         hold: ctx.holds.remaining(&ch.spec.twilio.account_sid),
         attempt_left,
     };
-    Ok(Observed { cluster, twilio: TwilioView::default(), credentials: creds.ok(), identity_secret, started })
+    let credential_set = creds.ok();
+    let credentials = credential_set.as_ref().and_then(|set| {
+        let last = ch.status.as_ref().and_then(|s| s.credentials.as_ref());
+        set.get(credentials::role_in_use(set, ctx.verifications.verified_role(set), last)).cloned()
+    });
+    Ok(Observed { cluster, twilio: TwilioView::default(), credentials, credential_set, identity_secret, started })
 }
 
 /// Answers one read of the plan into `obs.twilio`.
@@ -168,12 +175,21 @@ pub async fn read(ctx: &Context, ch: &WhatsAppChannel, obs: &mut Observed, read:
     };
     match read {
         Read::Verify => {
+            let Some(set) = obs.credential_set.clone() else {
+                record(&mut obs.twilio, read, Err(TwilioError::InvalidInput("no usable credentials".into())));
+                return;
+            };
             if verify_now {
-                ctx.verifications.invalidate(&account, &creds.fingerprint());
+                ctx.verifications.invalidate(&account, &set.fingerprint());
             }
-            let (outcome, _) = ctx.verifications.verify(twilio, &creds, ctx.config.verify_interval).await;
-            noted(outcome.as_ref().map(|_| ()));
-            obs.twilio.verification = Some(outcome);
+            let (verified, _) = ctx.verifications.verify(twilio, &set, ctx.config.verify_interval).await;
+            noted(verified.outcome.as_ref().map(|_| ()));
+            // The later reads and writes of this pass use the credential that verified.
+            if let Some(used) = set.get(verified.role) {
+                obs.credentials = Some(used.clone());
+            }
+            obs.twilio.credential = credentials::credential_status(&set, verified.role);
+            obs.twilio.verification = Some(verified.outcome);
         }
         Read::Target(number, how) => {
             let found = locate(ctx, &creds, &number, &how, poll).await;

@@ -24,6 +24,8 @@ use super::{Next, Outcome, Read, Step};
 
 /// Twilio's error for a sandbox recipient who has not joined (or whose membership expired).
 const NOT_IN_SANDBOX: u32 = 63015;
+/// Twilio's error for a Trial account's message to a number that is not a verified caller ID.
+const TRIAL_UNVERIFIED: u32 = 21608;
 /// How long a sent message's delivery status is followed.
 pub const FOLLOW_FOR: Duration = Duration::from_secs(600);
 /// How often a message whose delivery is still open is looked at.
@@ -149,7 +151,7 @@ fn send(b: &mut Builder<'_>, to: &E164, from: &str, token: Option<String>) {
                 error_code: e.code().map(i64::from),
                 ..attempt
             });
-            if e.code() == Some(NOT_IN_SANDBOX) {
+            if matches!(e.code(), Some(NOT_IN_SANDBOX | TRIAL_UNVERIFIED)) {
                 condition_for(b, to.as_str(), "", "failed", e.code());
             } else {
                 b.set(
@@ -225,6 +227,14 @@ fn condition_for(b: &mut Builder<'_>, to: &str, sid: &str, status: &str, code: O
             Reason::RecipientNotInSandbox,
             format!(
                 "{to} has not joined the WhatsApp sandbox (Twilio error 63015): send the sandbox's \"join <code>\" message from that phone to {SANDBOX_NUMBER}, then set the annotation {RESEND_CONFIRMATION_ANNOTATION} to a new value to send again"
+            ),
+        ),
+        ("failed" | "undelivered", Some(TRIAL_UNVERIFIED)) => b.set(
+            T::ConfirmationSent,
+            Status::False,
+            Reason::TrialRecipientUnverified,
+            format!(
+                "{to} is not a verified caller ID of this Trial account (Twilio error 21608): verify it in the Twilio Console (Phone Numbers > Verified Caller IDs) or upgrade the account, then set the annotation {RESEND_CONFIRMATION_ANNOTATION} to a new value to send again"
             ),
         ),
         ("failed" | "undelivered" | "canceled", code) => b.set(

@@ -136,6 +136,8 @@ pub enum Outcome {
 pub struct TwilioView {
     /// The credentials verification.
     pub verification: Option<Result<Verification, TwilioError>>,
+    /// Which credential of the Secret that verification used (with [`TwilioView::verification`]).
+    pub credential: Option<crate::api::CredentialsStatus>,
     /// The carrier of the spec's number.
     pub target: Option<Result<Option<Target>, TwilioError>>,
     /// What else may route the spec's number (its Messaging Service, an address configuration).

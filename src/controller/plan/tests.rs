@@ -127,6 +127,8 @@ struct Twilio {
     wired_target: Result<Option<Target>, TwilioError>,
     message: Result<Option<Message>, TwilioError>,
     identity: Result<(), IdentityError>,
+    /// Which credential the verification used.
+    credential: Option<crate::api::CredentialsStatus>,
 }
 
 impl Default for Twilio {
@@ -138,6 +140,7 @@ impl Default for Twilio {
             wired_target: Ok(None),
             message: Ok(None),
             identity: Ok(()),
+            credential: None,
         }
     }
 }
@@ -163,7 +166,10 @@ fn run(ch: &WhatsAppChannel, cl: &ClusterView, tw: &Twilio, outcomes: Vec<Outcom
             Next::Read(r) => {
                 assert!(!reads.contains(&r), "read asked twice: {r:?}");
                 match &r {
-                    Read::Verify => view.verification = Some(tw.verification.clone()),
+                    Read::Verify => {
+                        view.verification = Some(tw.verification.clone());
+                        view.credential = tw.credential.clone();
+                    }
                     Read::Target(..) => view.target = Some(tw.target.clone()),
                     Read::WiredTarget(..) => view.wired_target = Some(tw.wired_target.clone()),
                     Read::Routing(..) => view.routing = Some(tw.routing.clone()),
@@ -1311,5 +1317,6 @@ fn the_secret_is_protected_under_delete_policy_only() {
     assert!(!p.steps.iter().any(|s| matches!(s, Step::ProtectSecret { .. })));
 }
 
+mod credentials;
 mod observe;
 mod routing;
