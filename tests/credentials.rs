@@ -173,8 +173,23 @@ async fn an_auth_token_rotation_falls_back_to_the_secondary_token_once_and_repor
     .await;
     assert_eq!(credentials(&done).map(|c| c.fingerprint), Some(fallback.fingerprint.clone()));
     assert!(has(&done, "Ready", "True", "ChannelReady"));
-    let changes = events_for(env, "first").await.into_iter().filter(|e| e.1 == "CredentialsChanged").count();
-    assert_eq!(changes, 2, "primary → secondary, secondary → primary");
+    // Events are published after the status write: wait for the second one.
+    let changes = common::within(common::TIMEOUT, async {
+        loop {
+            let notes: Vec<String> = events_for(env, "first")
+                .await
+                .into_iter()
+                .filter(|e| e.1 == "CredentialsChanged")
+                .map(|e| e.2)
+                .collect();
+            if notes.len() >= 2 {
+                return notes;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(changes.len(), 2, "primary → secondary, secondary → primary: {changes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,8 +213,9 @@ async fn a_trial_account_reports_an_unverified_recipient_without_retrying() {
     let status = ch.status.clone().expect("status");
     assert_eq!(status.account.and_then(|a| a.type_).as_deref(), Some("Trial"));
     assert_eq!(status.confirmation.and_then(|c| c.error_code), Some(21608));
-    let ch = wait_for(env, "trial", "phase Failed", |ch| ch.status.as_ref().and_then(|s| s.phase) == Some(Phase::Failed))
-        .await;
+    let ch =
+        wait_for(env, "trial", "phase Failed", |ch| ch.status.as_ref().and_then(|s| s.phase) == Some(Phase::Failed))
+            .await;
     assert!(has(&ch, "Ready", "False", "TrialRecipientUnverified"), "{:#?}", ch.status);
 
     // A full verification later: reported again from the status, not sent again.
@@ -215,4 +231,55 @@ async fn a_trial_account_reports_an_unverified_recipient_without_retrying() {
     let patch = json!({"spec": {"confirmationPhoneNumber": VERIFIED}});
     api.patch("trial", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch");
     wait_condition(env, "trial", "ConfirmationSent", "True", Some("MessageSent")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_promoted_between_verifications_is_followed_at_the_next_refused_call() {
+    let f = Fixture::new("promoted", |_, n| sender_seed(n, "ONLINE")).await;
+    let (env, sim) = (&f.env, &f.sim);
+    let http = reqwest::Client::new();
+    let created: serde_json::Value = http
+        .post(format!("{}/v1/AuthTokens/Secondary", sim.base_url()))
+        .basic_auth(&f.account, Some(FIXTURE_TOKEN))
+        .send()
+        .await
+        .expect("create the secondary token")
+        .json()
+        .await
+        .expect("JSON");
+    let secondary = created["secondary_auth_token"].as_str().expect("secondary token").to_owned();
+    update_secret(env, "twilio", &[("authToken", FIXTURE_TOKEN), ("authTokenSecondary", &secondary)]).await;
+    let _op = start_operator(&env.client, config(env, sim));
+    create_channel(env, "ch", spec(&f.account, &f.number)).await;
+    let ch = ready(env, "ch").await;
+    assert_eq!(credentials(&ch).map(|c| c.source), Some(CredentialSource::Primary));
+
+    // Promoted within the verify interval: the deletion's first Twilio read is refused with the
+    // old primary; the shared verification is redone once, the secondary verifies, and the
+    // cleanup goes on with it.
+    let promoted = http
+        .post(format!("{}/v1/AuthTokens/Promote", sim.base_url()))
+        .basic_auth(&f.account, Some(FIXTURE_TOKEN))
+        .send()
+        .await
+        .expect("promote");
+    assert_eq!(promoted.status(), 200);
+    sim.clear_requests();
+    let api: Api<WhatsAppChannel> = Api::namespaced(env.client.clone(), &env.ns);
+    api.delete("ch", &Default::default()).await.expect("delete");
+    common::within(common::TIMEOUT, async {
+        while api.get_opt("ch").await.expect("get").is_some() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let reqs = sim.requests();
+    let verifications: Vec<Option<u16>> = reqs.iter().filter(fetch_account(&f.account)).map(|r| r.status).collect();
+    assert_eq!(verifications, [Some(401), Some(200)], "the primary refused once, the secondary verified");
+    let writes: Vec<(&str, &str, Option<u16>)> =
+        reqs.iter().filter(|r| r.is_write()).map(|r| (r.method.as_str(), r.path.as_str(), r.status)).collect();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert!(writes[0].1.starts_with("/v2/Channels/Senders/XE") && writes[0].2 == Some(202), "restored: {writes:?}");
+    let refused = reqs.iter().filter(|r| r.status == Some(401)).count();
+    assert_eq!(refused, 2, "the deletion's refused read and the refused verification of the primary only");
 }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{SenderKind, WhatsAppChannel};
 use crate::binding::{self, BindingState};
-use crate::twilio::{CredentialSet, Credentials, MessageQuery, Secret, TwilioError, E164};
+use crate::twilio::{CredentialRole, CredentialSet, Credentials, MessageQuery, Secret, TwilioError, E164};
 
 use super::credentials::{self, SecretProblem};
 use super::plan::{self, BindingView, ClusterView, HeldBinding, Locate, Read, SecretView, Target, TwilioView};
@@ -154,8 +154,56 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
     Ok(Observed { cluster, twilio: TwilioView::default(), credentials, credential_set, identity_secret, started })
 }
 
-/// Answers one read of the plan into `obs.twilio`.
+/// Answers one read of the plan into `obs.twilio`. When Twilio refuses the primary credential on
+/// a read that did not verify (the secondary token was promoted since the last verification), the
+/// shared verification is redone, and with the secondary accepted the read is made again with it.
 pub async fn read(ctx: &Context, ch: &WhatsAppChannel, obs: &mut Observed, read: Read) {
+    read_once(ctx, ch, obs, read.clone()).await;
+    if read != Read::Verify && refused(&obs.twilio, &read) && fall_back(ctx, obs).await {
+        read_once(ctx, ch, obs, read).await;
+    }
+}
+
+/// Whether Twilio refused the credentials on `read` (401/403).
+fn refused(view: &TwilioView, read: &Read) -> bool {
+    let unauthorized = |e: &TwilioError| matches!(e, TwilioError::Unauthorized { .. });
+    match read {
+        Read::Verify => view.verification.as_ref().is_some_and(|r| r.as_ref().is_err_and(unauthorized)),
+        Read::Target(..) => view.target.as_ref().is_some_and(|r| r.as_ref().is_err_and(unauthorized)),
+        Read::WiredTarget(..) => view.wired_target.as_ref().is_some_and(|r| r.as_ref().is_err_and(unauthorized)),
+        Read::Routing(..) => view.routing.as_ref().is_some_and(|r| r.as_ref().is_err_and(unauthorized)),
+        Read::FetchMessage(_) | Read::FindSent { .. } => {
+            view.message.as_ref().is_some_and(|r| r.as_ref().is_err_and(unauthorized))
+        }
+        Read::Identity => false,
+    }
+}
+
+/// Switches `obs` to the Secret's secondary auth token if the pass used the primary and the
+/// account's shared verification, redone once (not when it already says secondary), accepts the
+/// secondary. Returns whether it switched.
+async fn fall_back(ctx: &Context, obs: &mut Observed) -> bool {
+    let Some(set) = obs.credential_set.clone() else {
+        return false;
+    };
+    let Some(secondary) = set.secondary() else {
+        return false;
+    };
+    if obs.credentials.as_ref() == Some(secondary) {
+        return false;
+    }
+    if ctx.verifications.verified_role(&set) != Some(CredentialRole::Secondary) {
+        ctx.verifications.invalidate(set.account_sid(), &set.fingerprint());
+    }
+    let (verified, _) = ctx.verifications.verify(&ctx.twilio, &set, ctx.config.verify_interval).await;
+    if verified.outcome.is_err() || verified.role != CredentialRole::Secondary {
+        return false;
+    }
+    obs.credentials = Some(secondary.clone());
+    true
+}
+
+async fn read_once(ctx: &Context, ch: &WhatsAppChannel, obs: &mut Observed, read: Read) {
     let Some(creds) = obs.credentials.clone() else {
         // The plan reads Twilio only with usable credentials; answer as Twilio would not.
         let e = TwilioError::InvalidInput("no usable credentials".into());
