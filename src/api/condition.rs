@@ -22,6 +22,9 @@ pub enum ConditionType {
     ConfirmationSent,
     /// The optional identity server issued a token for the configured client.
     IdentityVerified,
+    /// `--receiver-tls-check`: the receiver's TLS certificate (chain, host name, expiry), from a
+    /// handshake only. Informational: not part of Ready.
+    ReceiverTLS,
     /// The channel is switched on (`spec.active`) and connected.
     Active,
     /// Summary: the channel does everything its spec asks (`kubectl wait`, Argo CD, Flux).
@@ -34,7 +37,7 @@ pub enum ConditionType {
 
 impl ConditionType {
     /// Every condition type, in the order they are reported.
-    pub const ALL: [ConditionType; 11] = [
+    pub const ALL: [ConditionType; 12] = [
         Self::CredentialsValid,
         Self::NumberVerified,
         Self::NumberBound,
@@ -42,6 +45,7 @@ impl ConditionType {
         Self::Connected,
         Self::ConfirmationSent,
         Self::IdentityVerified,
+        Self::ReceiverTLS,
         Self::Active,
         Self::Ready,
         Self::Reconciling,
@@ -58,6 +62,7 @@ impl ConditionType {
             Self::Connected => "Connected",
             Self::ConfirmationSent => "ConfirmationSent",
             Self::IdentityVerified => "IdentityVerified",
+            Self::ReceiverTLS => "ReceiverTLS",
             Self::Active => "Active",
             Self::Ready => "Ready",
             Self::Reconciling => "Reconciling",
@@ -150,6 +155,17 @@ reasons! {
     /// The outbound URL policy refuses `spec.identityServer.url` (plain http off loopback, a
     /// link-local or metadata address, or outside `--outbound-allow`): no request was sent.
     IdentityURLRefused,
+    /// The receiver's certificate verified (chain and host name) and expires after the warning
+    /// window; the message gives the expiry date.
+    CertificateValid,
+    /// The receiver's certificate verifies but expires within `--receiver-tls-warn-days`.
+    CertificateExpiring,
+    /// The receiver's certificate was refused: chain, host name, expired, or no TLS.
+    CertificateInvalid,
+    /// No TLS handshake with the receiver completed (no address, refused, timed out).
+    ReceiverUnreachable,
+    /// The outbound rules refuse the receiver's host or addresses: no connection was made.
+    ReceiverNotAllowed,
     /// The channel is active.
     Activated,
     /// `spec.active` is false.

@@ -94,6 +94,7 @@ fn plan_config(ctx: &Context) -> PlanConfig {
         sender_poll_interval: c.sender_poll_interval,
         permanent_retry_interval: c.permanent_retry_interval,
         cluster_id: c.cluster_id.clone().unwrap_or_default(),
+        receiver_tls_warn: c.receiver_tls.as_ref().map(|r| r.warn_before),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::twilio::{CredentialRole, CredentialSet, Credentials, MessageQuery, Se
 use super::credentials::{self, SecretProblem};
 use super::plan::{self, BindingView, ClusterView, HeldBinding, Locate, Read, SecretView, Target, TwilioView};
 use super::protection;
+use super::receiver_tls::ReceiverTls;
 use super::{Context, Error};
 
 /// What a pass observed, and the secrets its reads and writes use (never part of the plan).
@@ -158,6 +159,15 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
 /// a read that did not verify (the secondary token was promoted since the last verification), the
 /// shared verification is redone, and with the secondary accepted the read is made again with it.
 pub async fn read(ctx: &Context, ch: &WhatsAppChannel, obs: &mut Observed, read: Read) {
+    if read == Read::ReceiverTls {
+        // No credentials involved: a TLS handshake with the receiver, shared per host:port.
+        let found = match &ctx.receiver_tls {
+            Some(checks) => checks.check(&ch.spec.webhook.url).await.0,
+            None => ReceiverTls::Unreachable("the receiver TLS watch is off".into()),
+        };
+        obs.twilio.receiver_tls = Some(found);
+        return;
+    }
     read_once(ctx, ch, obs, read.clone()).await;
     if read != Read::Verify && refused(&obs.twilio, &read) && fall_back(ctx, obs).await {
         read_once(ctx, ch, obs, read).await;
@@ -175,7 +185,7 @@ fn refused(view: &TwilioView, read: &Read) -> bool {
         Read::FetchMessage(_) | Read::FindSent { .. } => {
             view.message.as_ref().is_some_and(|r| r.as_ref().is_err_and(unauthorized))
         }
-        Read::Identity => false,
+        Read::Identity | Read::ReceiverTls => false,
     }
 }
 
@@ -286,6 +296,8 @@ async fn read_once(ctx: &Context, ch: &WhatsAppChannel, obs: &mut Observed, read
             };
             obs.twilio.identity = Some(answer);
         }
+        // Answered by `read` before any credentials are needed.
+        Read::ReceiverTls => {}
     }
 }
 
@@ -300,6 +312,7 @@ fn record(view: &mut TwilioView, read: Read, e: Result<(), TwilioError>) {
         Read::Routing(..) => view.routing = Some(Err(e)),
         Read::FetchMessage(_) | Read::FindSent { .. } => view.message = Some(Err(e)),
         Read::Identity => view.identity = Some(Ok(())),
+        Read::ReceiverTls => {}
     }
 }
 

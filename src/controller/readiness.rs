@@ -44,7 +44,10 @@ pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
     let blockers: Vec<_> = set
         .sorted()
         .into_iter()
-        .filter(|c| !matches!(c.type_, T::Ready | T::Active | T::Connected | T::Reconciling | T::Stalled))
+        // ReceiverTLS is informational: it warns, it never blocks.
+        .filter(|c| {
+            !matches!(c.type_, T::Ready | T::Active | T::Connected | T::Reconciling | T::Stalled | T::ReceiverTLS)
+        })
         .filter(|c| c.status == Status::False || (c.status == Status::Unknown && DEGRADED.contains(&c.reason)))
         .cloned()
         .collect();

@@ -120,6 +120,10 @@ pub(super) fn apply(input: Input<'_>) -> Next {
         b.keep_plan = true;
         return confirm::follow_up(b, &number);
     }
+    // The receiver's certificate (opt-in): a handshake, whatever Twilio says next.
+    if let Some(read) = super::receiver::check(&mut b) {
+        return Next::Read(read);
+    }
     if b.input.twilio.verification.is_none() {
         return Next::Read(Read::Verify);
     }

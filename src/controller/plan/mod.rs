@@ -18,6 +18,7 @@ mod confirm;
 mod live;
 mod ownership;
 mod planned;
+mod receiver;
 mod release;
 mod report;
 mod routing;
@@ -52,6 +53,9 @@ pub struct PlanConfig {
     pub permanent_retry_interval: Duration,
     /// This cluster's identity in ownership markers (`--cluster-id`).
     pub cluster_id: String,
+    /// `--receiver-tls-check`: warn this long before the receiver's certificate expires
+    /// (`None`: the watch is off).
+    pub receiver_tls_warn: Option<Duration>,
 }
 
 /// A binding as the caches show it, for one number.
@@ -148,6 +152,8 @@ pub struct TwilioView {
     pub message: Option<Result<Option<Message>, TwilioError>>,
     /// The identity server's answer.
     pub identity: Option<Result<(), IdentityError>>,
+    /// The receiver's TLS handshake (`--receiver-tls-check`).
+    pub receiver_tls: Option<super::receiver_tls::ReceiverTls>,
     /// Outcomes of this pass's Twilio writes, in order.
     pub outcomes: Vec<Outcome>,
 }
@@ -209,6 +215,8 @@ pub enum Read {
     },
     /// Ask the identity server for a token.
     Identity,
+    /// Shake hands with the receiver (TLS only, shared per `host:port`).
+    ReceiverTls,
 }
 
 /// A webhook write at Twilio.

@@ -129,6 +129,8 @@ struct Twilio {
     identity: Result<(), IdentityError>,
     /// Which credential the verification used.
     credential: Option<crate::api::CredentialsStatus>,
+    /// The receiver's TLS handshake.
+    receiver_tls: Option<crate::controller::receiver_tls::ReceiverTls>,
 }
 
 impl Default for Twilio {
@@ -141,6 +143,7 @@ impl Default for Twilio {
             message: Ok(None),
             identity: Ok(()),
             credential: None,
+            receiver_tls: None,
         }
     }
 }
@@ -151,6 +154,7 @@ fn config() -> PlanConfig {
         sender_poll_interval: Duration::from_secs(900),
         permanent_retry_interval: Duration::from_secs(1800),
         cluster_id: "c1".into(),
+        receiver_tls_warn: None,
     }
 }
 
@@ -175,6 +179,7 @@ fn run(ch: &WhatsAppChannel, cl: &ClusterView, tw: &Twilio, outcomes: Vec<Outcom
                     Read::Routing(..) => view.routing = Some(tw.routing.clone()),
                     Read::FetchMessage(_) | Read::FindSent { .. } => view.message = Some(tw.message.clone()),
                     Read::Identity => view.identity = Some(tw.identity.clone()),
+                    Read::ReceiverTls => view.receiver_tls = tw.receiver_tls.clone(),
                 }
                 reads.push(r);
             }
