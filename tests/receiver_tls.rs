@@ -1,7 +1,7 @@
 //! The receiver certificate watch (`--receiver-tls-check`) against a real API server, the strict
 //! simulator and local TLS receivers with certificates from a test CA: a valid certificate, one
 //! expiring within the warning window (a Warning Event, Ready unaffected), one for another host
-//! name, and a receiver the outbound rules refuse. Each receiver counts its handshakes (one per
+//! name, an expired one, a port nobody listens on, and a receiver the outbound rules refuse. Each receiver counts its handshakes (one per
 //! host:port for all the channels that share it) and the bytes it received after the handshake
 //! (none: no HTTP request is ever sent).
 
@@ -42,7 +42,7 @@ struct Receiver {
 }
 
 async fn receiver(ca: &Ca, names: &[&str], days: i64) -> Receiver {
-    let expiry = Utc::now().date_naive() + chrono::Days::new(u64::try_from(days).expect("days"));
+    let expiry = Utc::now().date_naive() + chrono::TimeDelta::days(days);
     let mut params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).expect("params");
     params.not_after = rcgen::date_time_ymd(expiry.year(), expiry.month() as u8, expiry.day() as u8);
     let key = KeyPair::generate().expect("key");
@@ -101,7 +101,7 @@ async fn receiver_tls(env: &common::TestEnv, name: &str, status: &str, reason: &
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_certificates_are_checked_by_handshake_only_once_per_receiver() {
-    let numbers: Vec<String> = (0..5).map(|_| random_number()).collect();
+    let numbers: Vec<String> = (0..7).map(|_| random_number()).collect();
     let seed = {
         let numbers = numbers.clone();
         move |_: &str, _: &str| -> String {
@@ -118,6 +118,8 @@ async fn receiver_certificates_are_checked_by_handshake_only_once_per_receiver()
     let valid = receiver(&ca, &["localhost"], 90).await;
     let expiring = receiver(&ca, &["localhost"], 5).await;
     let wrong_host = receiver(&ca, &["other.example.com"], 90).await;
+    let expired = receiver(&ca, &["localhost"], -3).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let mut cfg = config(env, sim);
     cfg.receiver_tls = Some(ReceiverTlsConfig::new(vec![ca.der.clone()]));
     let _op = start_operator(&env.client, cfg);
@@ -128,6 +130,8 @@ async fn receiver_certificates_are_checked_by_handshake_only_once_per_receiver()
     create_channel(env, "expiring", spec(&f.account, &numbers[2], &url(expiring.port))).await;
     create_channel(env, "wrong-host", spec(&f.account, &numbers[3], &url(wrong_host.port))).await;
     create_channel(env, "metadata", spec(&f.account, &numbers[4], "https://169.254.169.254/latest/hook")).await;
+    create_channel(env, "expired", spec(&f.account, &numbers[5], &url(expired.port))).await;
+    create_channel(env, "closed", spec(&f.account, &numbers[6], &format!("https://127.0.0.1:{closed}/hook"))).await;
 
     for name in ["valid-a", "valid-b"] {
         let message = receiver_tls(env, name, "True", "CertificateValid").await;
@@ -139,9 +143,13 @@ async fn receiver_certificates_are_checked_by_handshake_only_once_per_receiver()
     assert!(message.contains("host name"), "{message}");
     let message = receiver_tls(env, "metadata", "False", "ReceiverNotAllowed").await;
     assert!(message.contains("169.254.169.254") && message.contains("link-local"), "{message}");
+    let message = receiver_tls(env, "expired", "False", "CertificateInvalid").await;
+    assert!(message.contains("expired") && message.contains(&expired.expires), "{message}");
+    let message = receiver_tls(env, "closed", "Unknown", "ReceiverUnreachable").await;
+    assert!(message.contains(&format!("port {closed}")), "{message}");
 
     // Informational: every channel is Ready, whatever its receiver's certificate.
-    for name in ["valid-a", "valid-b", "expiring", "wrong-host", "metadata"] {
+    for name in ["valid-a", "valid-b", "expiring", "wrong-host", "metadata", "expired", "closed"] {
         wait_for(env, name, "Ready", |ch| has(ch, "Ready", "True", "ChannelReady")).await;
     }
     // One Warning Event when it turned False; none for the valid ones.
@@ -166,7 +174,8 @@ async fn receiver_certificates_are_checked_by_handshake_only_once_per_receiver()
     assert_eq!(valid.handshakes.load(Ordering::SeqCst), 1, "two channels, one receiver: one handshake");
     assert_eq!(expiring.handshakes.load(Ordering::SeqCst), 1);
     assert_eq!(wrong_host.handshakes.load(Ordering::SeqCst), 0, "the client refused the certificate");
-    for r in [&valid, &expiring, &wrong_host] {
+    assert_eq!(expired.handshakes.load(Ordering::SeqCst), 0, "the client refused the expired certificate");
+    for r in [&valid, &expiring, &wrong_host, &expired] {
         assert_eq!(r.received.load(Ordering::SeqCst), 0, "no HTTP request was sent to port {}", r.port);
     }
     let events = events_for(env, "expiring").await;
