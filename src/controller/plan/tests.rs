@@ -160,8 +160,18 @@ fn config() -> PlanConfig {
 
 /// Runs the plan to completion, answering its reads from `tw`; returns the plan and the reads.
 fn run(ch: &WhatsAppChannel, cl: &ClusterView, tw: &Twilio, outcomes: Vec<Outcome>) -> (Plan, Vec<Read>) {
+    run_with(ch, cl, tw, outcomes, config())
+}
+
+/// [`run`] with other settings.
+fn run_with(
+    ch: &WhatsAppChannel,
+    cl: &ClusterView,
+    tw: &Twilio,
+    outcomes: Vec<Outcome>,
+    cfg: PlanConfig,
+) -> (Plan, Vec<Read>) {
     let now = time(NOW);
-    let cfg = config();
     let mut view = TwilioView { outcomes, ..TwilioView::default() };
     let mut reads = Vec::new();
     for _ in 0..12 {
@@ -1324,4 +1334,5 @@ fn the_secret_is_protected_under_delete_policy_only() {
 
 mod credentials;
 mod observe;
+mod receiver;
 mod routing;
