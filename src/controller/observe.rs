@@ -213,6 +213,7 @@ async fn fall_back(ctx: &Context, obs: &mut Observed) -> bool {
     true
 }
 
+/// One read, with the credential `obs` holds now.
 async fn read_once(ctx: &Context, ch: &WhatsAppChannel, obs: &mut Observed, read: Read) {
     let Some(creds) = obs.credentials.clone() else {
         // The plan reads Twilio only with usable credentials; answer as Twilio would not.
