@@ -112,6 +112,28 @@ pub struct RunArgs {
     #[arg(long, env = "WAO_OUTBOUND_ALLOW", value_delimiter = ',', value_parser = parse_allow_rule)]
     pub outbound_allow: Vec<AllowRule>,
 
+    /// Watch each receiver's TLS certificate (`spec.webhook.url`): a TLS handshake only, no
+    /// HTTP request, checking chain, host name and expiry; reported as the ReceiverTLS
+    /// condition (not part of Ready). The outbound rules (--outbound-allow, no link-local or
+    /// metadata addresses) apply.
+    #[arg(long, env = "WAO_RECEIVER_TLS_CHECK")]
+    pub receiver_tls_check: bool,
+
+    /// With --receiver-tls-check: warn (ReceiverTLS=False, CertificateExpiring) this many days
+    /// before the receiver's certificate expires.
+    #[arg(long, env = "WAO_RECEIVER_TLS_WARN_DAYS", default_value_t = 14)]
+    pub receiver_tls_warn_days: u32,
+
+    /// With --receiver-tls-check: how long one handshake's result stands; one handshake per
+    /// receiver host:port and interval, shared by the channels with that receiver.
+    #[arg(long, env = "WAO_RECEIVER_TLS_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub receiver_tls_interval: Duration,
+
+    /// With --receiver-tls-check: a PEM file of CA certificates trusted for receivers in
+    /// addition to the platform's roots (a private CA).
+    #[arg(long, env = "WAO_RECEIVER_TLS_CA")]
+    pub receiver_tls_ca: Option<String>,
+
     /// How often each channel's credentials, number and webhook are verified at Twilio (drift
     /// detection). Verification of one account's credentials is shared by its channels.
     #[arg(long, env = "WAO_VERIFY_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
@@ -284,6 +306,13 @@ impl RunArgs {
         config.pass_timeout = self.pass_timeout;
         config.outbound = OutboundPolicy::new(self.outbound_allow.clone());
         config.cluster_id = self.cluster_id.clone();
+        if self.receiver_tls_check {
+            let mut tls = crate::controller::receiver_tls::ReceiverTlsConfig::new(Vec::new());
+            tls.warn_before = Duration::from_secs(u64::from(self.receiver_tls_warn_days) * 86_400);
+            tls.interval = self.receiver_tls_interval;
+            tls.ca_file = self.receiver_tls_ca.clone();
+            config.receiver_tls = Some(tls);
+        }
         config
     }
 
@@ -361,6 +390,26 @@ mod tests {
             let argv = ["whatsapp-operator", "run"].into_iter().chain(missing.iter().copied());
             assert!(Cli::try_parse_from(argv).is_err(), "{missing:?}");
         }
+    }
+
+    #[test]
+    fn the_receiver_tls_watch_is_opt_in() {
+        let off = Cli::try_parse_from(["whatsapp-operator", "run"]).expect("parse");
+        let Command::Run(args) = off.command else { panic!("run") };
+        assert!(args.config().receiver_tls.is_none());
+        let on = Cli::try_parse_from([
+            "whatsapp-operator",
+            "run",
+            "--receiver-tls-check",
+            "--receiver-tls-warn-days=30",
+            "--receiver-tls-interval=15m",
+        ])
+        .expect("parse");
+        let Command::Run(args) = on.command else { panic!("run") };
+        let tls = args.config().receiver_tls.expect("on");
+        assert_eq!(tls.warn_before, Duration::from_secs(30 * 86_400));
+        assert_eq!(tls.interval, Duration::from_secs(900));
+        assert_eq!(tls.ca_file, None);
     }
 
     #[test]

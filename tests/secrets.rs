@@ -1,6 +1,7 @@
 //! Secrets stay secret. A leak scan: recognisable credentials (a fixed prefix and random hex) are
 //! seeded, the operator binary runs with trace-level logs (plain, then JSON after a restart) and
-//! its admission webhook, every path is driven — success with an Auth Token and with an API key,
+//! its admission webhook, every path is driven — success with an Auth Token, with a Main and a
+//! Standard API key, and with a secondary Auth Token after a revoked primary (a rotation),
 //! the confirmation message and the identity server, a wrong token (401/20003), Twilio 5xx, a
 //! rate limit, a missing number, a missing Secret, a refused identity client, an admission denial,
 //! deletion — and every output is searched for each credential, raw, in base64 (at every
@@ -248,20 +249,36 @@ async fn no_credential_reaches_logs_events_status_errors_metrics_or_webhook_answ
     let sim = start_sim().await;
     let (token, key_secret, wrong, token_b, token_c, client_secret, wrong_client) =
         (canary("tok"), canary("key"), canary("bad"), canary("tokb"), canary("tokc"), canary("oid"), canary("badoid"));
-    let canaries = [&token, &key_secret, &wrong, &token_b, &token_c, &client_secret, &wrong_client];
-    let (a, b, c) = (random_account_sid(), random_account_sid(), random_account_sid());
+    // A Standard API key, and an Auth Token rotation: a revoked primary and a valid secondary.
+    let (std_secret, revoked, secondary) = (canary("skey"), canary("old"), canary("sec"));
+    let canaries = [
+        &token,
+        &key_secret,
+        &wrong,
+        &token_b,
+        &token_c,
+        &client_secret,
+        &wrong_client,
+        &std_secret,
+        &revoked,
+        &secondary,
+    ];
+    let (a, b, c, d) = (random_account_sid(), random_account_sid(), random_account_sid(), random_account_sid());
     let key_sid = format!("SK{}", &random_account_sid()[2..]);
-    let n: Vec<String> = (0..7).map(|_| random_number()).collect();
+    let std_sid = format!("SK{}", &random_account_sid()[2..]);
+    let n: Vec<String> = (0..9).map(|_| random_number()).collect();
     let senders = |numbers: &[&String]| -> String {
         numbers.iter().map(|x| format!("  - sender_id: whatsapp:{x}\n    status: ONLINE\n")).collect()
     };
     sim.seed_yaml(&format!(
         "accounts:\n\
-         - sid: {a}\n  friendly_name: prod\n  auth_token: {token}\n  keys:\n  - friendly_name: ci\n    sid: {key_sid}\n    secret: {key_secret}\n    kind: main\n  whatsapp_senders:\n{}\
+         - sid: {a}\n  friendly_name: prod\n  auth_token: {token}\n  keys:\n  - friendly_name: ci\n    sid: {key_sid}\n    secret: {key_secret}\n    kind: main\n  - friendly_name: std\n    sid: {std_sid}\n    secret: {std_secret}\n    kind: standard\n  whatsapp_senders:\n{}\
+         - sid: {d}\n  friendly_name: rotated\n  auth_token: {secondary}\n  whatsapp_senders:\n{}\
          - sid: {b}\n  friendly_name: flaky\n  auth_token: {token_b}\n  whatsapp_senders:\n{}\
          - sid: {c}\n  friendly_name: busy\n  auth_token: {token_c}\n  whatsapp_senders:\n{}\
          identity_clients:\n- client_id: crm\n  client_secret: {client_secret}\n",
-        senders(&[&n[0], &n[1], &n[2], &n[6]]),
+        senders(&[&n[0], &n[1], &n[2], &n[6], &n[7]]),
+        senders(&[&n[8]]),
         senders(&[&n[3]]),
         senders(&[&n[4]]),
     ))
@@ -269,6 +286,8 @@ async fn no_credential_reaches_logs_events_status_errors_metrics_or_webhook_answ
     create_secret(&env, "twilio", &[("authToken", &token)]).await;
     create_secret(&env, "twilio-key", &[("apiKeySid", &key_sid), ("apiKeySecret", &key_secret)]).await;
     create_secret(&env, "twilio-wrong", &[("authToken", &wrong)]).await;
+    create_secret(&env, "twilio-std", &[("apiKeySid", &std_sid), ("apiKeySecret", &std_secret)]).await;
+    create_secret(&env, "twilio-rotated", &[("authToken", &revoked), ("authTokenSecondary", &secondary)]).await;
     create_secret(&env, "twilio-b", &[("authToken", &token_b)]).await;
     create_secret(&env, "twilio-c", &[("authToken", &token_c)]).await;
     create_secret(&env, "identity", &[("clientSecret", &client_secret)]).await;
@@ -309,6 +328,8 @@ async fn no_credential_reaches_logs_events_status_errors_metrics_or_webhook_answ
     create_channel(&env, "ok-token", ok).await;
     create_channel(&env, "ok-key", spec(&a, &n[1], "twilio-key")).await;
     create_channel(&env, "bad-token", spec(&a, &n[2], "twilio-wrong")).await;
+    create_channel(&env, "ok-std-key", spec(&a, &n[7], "twilio-std")).await;
+    create_channel(&env, "rotated", spec(&d, &n[8], "twilio-rotated")).await;
     create_channel(&env, "twilio-5xx", spec(&b, &n[3], "twilio-b")).await;
     create_channel(&env, "rate-limited", spec(&c, &n[4], "twilio-c")).await;
     create_channel(&env, "no-number", spec(&a, &n[5], "twilio")).await;
@@ -321,6 +342,10 @@ async fn no_credential_reaches_logs_events_status_errors_metrics_or_webhook_answ
     wait_condition(&env, "ok-token", "ConfirmationSent", "True", Some("MessageSent")).await;
     wait_condition(&env, "ok-token", "IdentityVerified", "True", Some("Verified")).await;
     wait_condition(&env, "ok-key", "Ready", "True", None).await;
+    wait_condition(&env, "ok-std-key", "Ready", "True", None).await;
+    let rotated = wait_condition(&env, "rotated", "Ready", "True", None).await;
+    let used = rotated.status.and_then(|s| s.credentials).expect("status.credentials");
+    assert_eq!(used.source, whatsapp_operator::api::CredentialSource::Secondary, "the revoked primary was refused");
     wait_condition(&env, "bad-token", "CredentialsValid", "False", Some("InvalidCredentials")).await;
     wait_condition(&env, "twilio-5xx", "CredentialsValid", "Unknown", Some("TwilioUnavailable")).await;
     wait_condition(&env, "rate-limited", "CredentialsValid", "Unknown", Some("RateLimited")).await;
@@ -364,7 +389,17 @@ async fn no_credential_reaches_logs_events_status_errors_metrics_or_webhook_answ
     let operator = start(&env, &sim, "json", metrics, webhook, &certs);
     wait_ready(metrics).await;
     wait_condition(&env, "twilio-5xx", "Ready", "True", None).await;
-    for name in ["ok-token", "ok-key", "bad-token", "twilio-5xx", "rate-limited", "no-number", "identity-refused"] {
+    for name in [
+        "ok-token",
+        "ok-key",
+        "ok-std-key",
+        "rotated",
+        "bad-token",
+        "twilio-5xx",
+        "rate-limited",
+        "no-number",
+        "identity-refused",
+    ] {
         channels.delete(name, &DeleteParams::default()).await.expect("delete a channel");
     }
     within(TIMEOUT, async {

@@ -396,6 +396,11 @@ pub struct WhatsAppChannelStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountStatus>,
 
+    /// Which credential of the Secret Twilio accepted at the last verification (a fingerprint,
+    /// never the value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsStatus>,
+
     /// The Twilio resource whose webhook the operator manages for the number (its WhatsApp
     /// sender, incoming number, or the Messaging Service it configures), and that webhook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -585,6 +590,41 @@ pub struct AccountStatus {
     /// `active`, `suspended` or `closed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+}
+
+/// The credential the last verification used.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsStatus {
+    /// `primary` (the Secret's `authToken`), `secondary` (its `authTokenSecondary`, after
+    /// Twilio refused the primary) or `apiKey` (`apiKeySid` + `apiKeySecret`).
+    pub source: CredentialSource,
+    /// `sha256:` and the first 12 hex digits of the SHA-256 of the secret value (compare with
+    /// `printf %s "$TOKEN" | sha256sum | cut -c1-12`).
+    pub fingerprint: String,
+}
+
+/// Which credential of the Secret verified.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CredentialSource {
+    /// The Secret's `authToken`.
+    Primary,
+    /// The Secret's `authTokenSecondary`.
+    Secondary,
+    /// The Secret's API key.
+    ApiKey,
+}
+
+impl CredentialSource {
+    /// The string used in the Kubernetes API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+            Self::Secondary => "secondary",
+            Self::ApiKey => "apiKey",
+        }
+    }
 }
 
 /// Which kind of Twilio resource carries the number's inbound webhook.

@@ -24,6 +24,9 @@ pub enum ConditionType {
     ConfirmationDelivered,
     /// The optional identity server issued a token for the configured client.
     IdentityVerified,
+    /// `--receiver-tls-check`: the receiver's TLS certificate (chain, host name, expiry), from a
+    /// handshake only. Informational: not part of Ready.
+    ReceiverTLS,
     /// The channel is switched on (`spec.active`) and connected.
     Active,
     /// Summary: the channel does everything its spec asks (`kubectl wait`, Argo CD, Flux).
@@ -36,7 +39,7 @@ pub enum ConditionType {
 
 impl ConditionType {
     /// Every condition type, in the order they are reported.
-    pub const ALL: [ConditionType; 12] = [
+    pub const ALL: [ConditionType; 13] = [
         Self::CredentialsValid,
         Self::NumberVerified,
         Self::NumberBound,
@@ -45,6 +48,7 @@ impl ConditionType {
         Self::ConfirmationSent,
         Self::ConfirmationDelivered,
         Self::IdentityVerified,
+        Self::ReceiverTLS,
         Self::Active,
         Self::Ready,
         Self::Reconciling,
@@ -62,6 +66,7 @@ impl ConditionType {
             Self::ConfirmationSent => "ConfirmationSent",
             Self::ConfirmationDelivered => "ConfirmationDelivered",
             Self::IdentityVerified => "IdentityVerified",
+            Self::ReceiverTLS => "ReceiverTLS",
             Self::Active => "Active",
             Self::Ready => "Ready",
             Self::Reconciling => "Reconciling",
@@ -107,6 +112,10 @@ reasons! {
     AccountSuspended,
     /// The Twilio account is closed.
     AccountClosed,
+    /// The credential Twilio accepts changed: the primary auth token was refused and the
+    /// secondary one (`authTokenSecondary`) verified, or back (Event only;
+    /// `status.credentials`).
+    CredentialsChanged,
     /// The number is neither an incoming phone number nor a WhatsApp sender of the account.
     NumberNotFound,
     /// The WhatsApp sender exists but is not online yet (Meta verification takes up to 24 hours).
@@ -136,6 +145,9 @@ reasons! {
     MessageSent,
     /// The sandbox recipient has not joined the sandbox (Twilio error 63015).
     RecipientNotInSandbox,
+    /// A Trial account may message verified caller IDs only, and the confirmation recipient is
+    /// not one (Twilio error 21608).
+    TrialRecipientUnverified,
     /// Twilio refused or failed the confirmation message.
     MessageFailed,
     /// The confirmation message was delivered to the recipient's phone.
@@ -165,6 +177,17 @@ reasons! {
     /// The outbound URL policy refuses `spec.identityServer.url` (plain http off loopback, a
     /// link-local or metadata address, or outside `--outbound-allow`): no request was sent.
     IdentityURLRefused,
+    /// The receiver's certificate verified (chain and host name) and expires after the warning
+    /// window; the message gives the expiry date.
+    CertificateValid,
+    /// The receiver's certificate verifies but expires within `--receiver-tls-warn-days`.
+    CertificateExpiring,
+    /// The receiver's certificate was refused: chain, host name, expired, or no TLS.
+    CertificateInvalid,
+    /// No TLS handshake with the receiver completed (no address, refused, timed out).
+    ReceiverUnreachable,
+    /// The outbound rules refuse the receiver's host or addresses: no connection was made.
+    ReceiverNotAllowed,
     /// The channel is active.
     Activated,
     /// `spec.active` is false.

@@ -31,6 +31,8 @@ pub struct OperatorConfig {
     pub pass_timeout: Duration,
     /// Where requests to URLs from channel specs (the identity server) may go.
     pub outbound: OutboundPolicy,
+    /// The receiver certificate watch (`--receiver-tls-check`); `None`: off.
+    pub receiver_tls: Option<super::receiver_tls::ReceiverTlsConfig>,
     /// This cluster's identity in the ownership markers at Twilio (`--cluster-id`); `None`:
     /// the UID of the `kube-system` namespace, read at start.
     pub cluster_id: Option<String>,
@@ -53,6 +55,7 @@ impl OperatorConfig {
             instance: None,
             pass_timeout: Duration::from_secs(60),
             outbound: OutboundPolicy::default(),
+            receiver_tls: None,
             cluster_id: None,
             hooks: crate::test_hooks::Hooks::default(),
         }

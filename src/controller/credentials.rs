@@ -10,13 +10,15 @@ use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use kube::core::PartialObjectMeta;
 use kube::{Api, Client, ResourceExt};
 
-use crate::api::Reason;
-use crate::twilio::{Credentials, Secret};
+use crate::api::{CredentialSource, CredentialsStatus, Reason};
+use crate::twilio::{CredentialRole, CredentialSet, Credentials, Secret};
 
 use super::single_flight::Slots;
 
 /// Secret keys the credentials may use.
 pub const AUTH_TOKEN_KEY: &str = "authToken";
+/// The secondary auth token during a rotation (tried when Twilio refuses `authToken`).
+pub const AUTH_TOKEN_SECONDARY_KEY: &str = "authTokenSecondary";
 /// API key SID key.
 pub const API_KEY_SID_KEY: &str = "apiKeySid";
 /// API key secret key.
@@ -109,18 +111,31 @@ impl SecretReader {
     }
 }
 
-/// The Twilio credentials in `data` for `account_sid`.
+/// The Twilio credentials in `data` for `account_sid`: `authToken` (with `authTokenSecondary`
+/// when present), else the API key.
 pub fn twilio_credentials(
     data: &SecretData,
     ns: &str,
     name: &str,
     account_sid: &str,
-) -> Result<Credentials, SecretProblem> {
+) -> Result<CredentialSet, SecretProblem> {
+    let secondary = data.get(AUTH_TOKEN_SECONDARY_KEY);
     if let Some(token) = data.get(AUTH_TOKEN_KEY) {
-        return Ok(Credentials::auth_token(account_sid, token));
+        let primary = Credentials::auth_token(account_sid, token);
+        return Ok(match secondary {
+            Some(s) => CredentialSet::with_secondary(primary, Credentials::auth_token(account_sid, s)),
+            None => CredentialSet::single(primary),
+        });
+    }
+    if secondary.is_some() {
+        return Err(missing(
+            ns,
+            name,
+            &format!("{AUTH_TOKEN_KEY} (it has {AUTH_TOKEN_SECONDARY_KEY}, which is only tried after the primary)"),
+        ));
     }
     match (data.get(API_KEY_SID_KEY), data.get(API_KEY_SECRET_KEY)) {
-        (Some(sid), Some(secret)) => Ok(Credentials::api_key(account_sid, sid.expose(), secret)),
+        (Some(sid), Some(secret)) => Ok(CredentialSet::single(Credentials::api_key(account_sid, sid.expose(), secret))),
         (Some(_), None) => Err(missing(ns, name, &format!("{API_KEY_SECRET_KEY} (it has {API_KEY_SID_KEY})"))),
         (None, Some(_)) => Err(missing(ns, name, &format!("{API_KEY_SID_KEY} (it has {API_KEY_SECRET_KEY})"))),
         (None, None) => {
@@ -129,6 +144,104 @@ pub fn twilio_credentials(
     }
 }
 
+/// What status shows of the credential in `role` of `set` (its source and a fingerprint).
+pub fn credential_status(set: &CredentialSet, role: CredentialRole) -> Option<CredentialsStatus> {
+    let creds = set.get(role)?;
+    let source = match role {
+        CredentialRole::Secondary => CredentialSource::Secondary,
+        CredentialRole::Primary if creds.is_api_key() => CredentialSource::ApiKey,
+        CredentialRole::Primary => CredentialSource::Primary,
+    };
+    Some(CredentialsStatus { source, fingerprint: creds.public_fingerprint() })
+}
+
+/// The credential of `set` a pass uses before (or without) verifying: the one a fresh cached
+/// verification accepted, else the secondary when the channel's status says the secondary with
+/// this fingerprint verified last, else the primary.
+pub fn role_in_use(
+    set: &CredentialSet,
+    cached: Option<CredentialRole>,
+    last: Option<&CredentialsStatus>,
+) -> CredentialRole {
+    if let Some(role) = cached {
+        return role;
+    }
+    let secondary = credential_status(set, CredentialRole::Secondary);
+    match (last, secondary) {
+        (Some(last), Some(secondary)) if *last == secondary => CredentialRole::Secondary,
+        _ => CredentialRole::Primary,
+    }
+}
+
 fn missing(ns: &str, name: &str, keys: &str) -> SecretProblem {
     SecretProblem { reason: Reason::SecretKeyMissing, message: format!("Secret {ns}/{name} lacks a non-empty {keys}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::twilio::CredentialRole;
+
+    const AC: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    fn data(pairs: &[(&str, &str)]) -> SecretData {
+        SecretData {
+            resource_version: "1".into(),
+            data: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), k8s_openapi::ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_secondary_token_comes_with_the_primary() {
+        let set = twilio_credentials(&data(&[("authToken", "one"), ("authTokenSecondary", "two\n")]), "ns", "s", AC)
+            .expect("credentials");
+        assert_eq!(set.primary(), &Credentials::auth_token(AC, Secret::new("one")));
+        assert_eq!(set.get(CredentialRole::Secondary), Some(&Credentials::auth_token(AC, Secret::new("two"))));
+        let single = twilio_credentials(&data(&[("authToken", "one"), ("authTokenSecondary", " ")]), "ns", "s", AC)
+            .expect("credentials");
+        assert!(single.secondary().is_none(), "a blank secondary is absent");
+    }
+
+    #[test]
+    fn a_secondary_token_alone_is_a_missing_key() {
+        let err = twilio_credentials(&data(&[("authTokenSecondary", "two")]), "ns", "s", AC).unwrap_err();
+        assert_eq!(err.reason, Reason::SecretKeyMissing);
+        assert!(err.message.contains("authToken") && !err.message.contains("two"), "{}", err.message);
+    }
+
+    #[test]
+    fn the_credential_in_use_follows_the_cache_then_the_status() {
+        let set = twilio_credentials(&data(&[("authToken", "one"), ("authTokenSecondary", "two")]), "ns", "s", AC)
+            .expect("credentials");
+        let secondary = credential_status(&set, CredentialRole::Secondary).expect("secondary");
+        assert_eq!(secondary.source, CredentialSource::Secondary);
+        assert!(secondary.fingerprint.starts_with("sha256:") && secondary.fingerprint.len() == 19);
+        let primary = credential_status(&set, CredentialRole::Primary).expect("primary");
+        assert_eq!(primary.source, CredentialSource::Primary);
+        assert_eq!(role_in_use(&set, None, None), CredentialRole::Primary);
+        assert_eq!(role_in_use(&set, None, Some(&secondary)), CredentialRole::Secondary);
+        assert_eq!(role_in_use(&set, None, Some(&primary)), CredentialRole::Primary);
+        assert_eq!(role_in_use(&set, Some(CredentialRole::Primary), Some(&secondary)), CredentialRole::Primary);
+        // The status names a secondary the Secret no longer holds: the primary.
+        let rotated = twilio_credentials(&data(&[("authToken", "two")]), "ns", "s", AC).expect("credentials");
+        assert_eq!(role_in_use(&rotated, None, Some(&secondary)), CredentialRole::Primary);
+    }
+
+    #[test]
+    fn an_api_key_has_no_secondary() {
+        let set = twilio_credentials(
+            &data(&[("apiKeySid", "SKbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"), ("apiKeySecret", "k")]),
+            "ns",
+            "s",
+            AC,
+        )
+        .expect("credentials");
+        assert!(set.primary().is_api_key());
+        assert!(set.secondary().is_none());
+        let shown = credential_status(&set, CredentialRole::Primary).expect("status");
+        assert_eq!(shown.source, CredentialSource::ApiKey);
+    }
 }

@@ -82,7 +82,8 @@ pub async fn pass(ctx: &Context, ch: &WhatsAppChannel) -> Result<Ended, Error> {
     if !ctx.leader.is_leader() {
         return Ok(Ended::Retry(RETRY_SOON));
     }
-    let fingerprint = obs.credentials.as_ref().map(|c| c.fingerprint());
+    // The cache key of the Secret's verification: the whole credential set.
+    let fingerprint = obs.credential_set.as_ref().map(|c| c.fingerprint());
     finish(ctx, ch, plan, version, fingerprint.as_deref()).await
 }
 
@@ -93,6 +94,7 @@ fn plan_config(ctx: &Context) -> PlanConfig {
         sender_poll_interval: c.sender_poll_interval,
         permanent_retry_interval: c.permanent_retry_interval,
         cluster_id: c.cluster_id.clone().unwrap_or_default(),
+        receiver_tls_warn: c.receiver_tls.as_ref().map(|r| r.warn_before),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod owner;
 pub mod plan;
 pub mod protection;
 pub mod readiness;
+pub mod receiver_tls;
 mod reconcile;
 pub mod single_flight;
 pub mod stored;
@@ -96,6 +97,8 @@ pub struct Context {
     pub identity_checks: verification::IdentityChecks,
     /// Shared confirmation-template approvals.
     pub templates: verification::TemplateChecks,
+    /// The receiver certificate watch, one handshake per receiver and interval (when on).
+    pub receiver_tls: Option<receiver_tls::ReceiverTlsChecks>,
     /// The last Twilio check of each channel that did not end Ready, so that only a change or
     /// its retry interval, not every watch event, leads to another one.
     pub attempts: verification::Attempts,
@@ -125,7 +128,15 @@ impl Context {
         let identity =
             IdentityClient::with_policy(config.twilio.timeout, &config.twilio.user_agent, config.outbound.clone())
                 .map_err(|e| crate::twilio::TwilioError::InvalidInput(e.to_string()))?;
+        let receiver_tls = match &config.receiver_tls {
+            Some(c) => Some(
+                receiver_tls::ReceiverTlsChecks::new(c.clone(), config.outbound.clone())
+                    .map_err(|e| crate::twilio::TwilioError::InvalidInput(e.to_string()))?,
+            ),
+            None => None,
+        };
         Ok(Self {
+            receiver_tls,
             events: events::EventPublisher::new(client.clone(), "whatsapp-operator", config.instance.as_deref()),
             cache,
             secrets: credentials::SecretReader::default(),

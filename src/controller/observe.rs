@@ -9,11 +9,12 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{SenderKind, WhatsAppChannel};
 use crate::binding::{self, BindingState};
-use crate::twilio::{Credentials, MessageQuery, Secret, TwilioError, E164};
+use crate::twilio::{CredentialRole, CredentialSet, Credentials, MessageQuery, Secret, TwilioError, E164};
 
 use super::credentials::{self, SecretProblem};
 use super::plan::{self, BindingView, ClusterView, HeldBinding, Locate, Read, SecretView, Target, TwilioView};
 use super::protection;
+use super::receiver_tls::ReceiverTls;
 use super::{Context, Error};
 
 /// What a pass observed, and the secrets its reads and writes use (never part of the plan).
@@ -22,8 +23,10 @@ pub struct Observed {
     pub cluster: ClusterView,
     /// Twilio's answers so far.
     pub twilio: TwilioView,
-    /// The channel's Twilio credentials, when usable.
+    /// The channel's Twilio credential in use (the one that verified), when usable.
     pub credentials: Option<Credentials>,
+    /// Every credential of the channel's Secret (the primary, and a secondary auth token).
+    pub credential_set: Option<CredentialSet>,
     /// The identity server's client secret, when configured and present.
     pub identity_secret: Option<Secret>,
     /// When the pass began observing (a listing started since is newer than what it saw).
@@ -103,7 +106,7 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
     };
     let secret = SecretView {
         name: secret_name.clone(),
-        credentials: creds.as_ref().map(Credentials::fingerprint).map_err(Clone::clone),
+        credentials: creds.as_ref().map(CredentialSet::fingerprint).map_err(Clone::clone),
         protected: meta.as_ref().is_some_and(|m| protection::is_protected(&m.metadata)),
         deleting: meta.as_ref().is_some_and(|m| m.metadata.deletion_timestamp.is_some()),
     };
@@ -144,11 +147,75 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
         hold: ctx.holds.remaining(&ch.spec.twilio.account_sid),
         attempt_left,
     };
-    Ok(Observed { cluster, twilio: TwilioView::default(), credentials: creds.ok(), identity_secret, started })
+    let credential_set = creds.ok();
+    let credentials = credential_set.as_ref().and_then(|set| {
+        let last = ch.status.as_ref().and_then(|s| s.credentials.as_ref());
+        set.get(credentials::role_in_use(set, ctx.verifications.verified_role(set), last)).cloned()
+    });
+    Ok(Observed { cluster, twilio: TwilioView::default(), credentials, credential_set, identity_secret, started })
 }
 
-/// Answers one read of the plan into `obs.twilio`.
+/// Answers one read of the plan into `obs.twilio`. When Twilio refuses the primary credential on
+/// a read that did not verify (the secondary token was promoted since the last verification), the
+/// shared verification is redone, and with the secondary accepted the read is made again with it.
 pub async fn read(ctx: &Context, ch: &WhatsAppChannel, obs: &mut Observed, read: Read) {
+    if read == Read::ReceiverTls {
+        // No credentials involved: a TLS handshake with the receiver, shared per host:port.
+        let found = match &ctx.receiver_tls {
+            Some(checks) => checks.check(&ch.spec.webhook.url).await.0,
+            None => ReceiverTls::Unreachable("the receiver TLS watch is off".into()),
+        };
+        obs.twilio.receiver_tls = Some(found);
+        return;
+    }
+    read_once(ctx, ch, obs, read.clone()).await;
+    if read != Read::Verify && refused(&obs.twilio, &read) && fall_back(ctx, obs).await {
+        read_once(ctx, ch, obs, read).await;
+    }
+}
+
+/// Whether Twilio refused the credentials on `read` (401/403).
+fn refused(view: &TwilioView, read: &Read) -> bool {
+    let unauthorized = |e: &TwilioError| matches!(e, TwilioError::Unauthorized { .. });
+    match read {
+        Read::Verify => view.verification.as_ref().is_some_and(|r| r.as_ref().is_err_and(unauthorized)),
+        Read::Target(..) => view.target.as_ref().is_some_and(|r| r.as_ref().is_err_and(unauthorized)),
+        Read::WiredTarget(..) => view.wired_target.as_ref().is_some_and(|r| r.as_ref().is_err_and(unauthorized)),
+        Read::Routing(..) => view.routing.as_ref().is_some_and(|r| r.as_ref().is_err_and(unauthorized)),
+        Read::FetchMessage(_) | Read::FindSent { .. } => {
+            view.message.as_ref().is_some_and(|r| r.as_ref().is_err_and(unauthorized))
+        }
+        Read::Template(_) => view.template.as_ref().is_some_and(|r| r.as_ref().is_err_and(unauthorized)),
+        Read::Identity | Read::ReceiverTls => false,
+    }
+}
+
+/// Switches `obs` to the Secret's secondary auth token if the pass used the primary and the
+/// account's shared verification, redone once (not when it already says secondary), accepts the
+/// secondary. Returns whether it switched.
+async fn fall_back(ctx: &Context, obs: &mut Observed) -> bool {
+    let Some(set) = obs.credential_set.clone() else {
+        return false;
+    };
+    let Some(secondary) = set.secondary() else {
+        return false;
+    };
+    if obs.credentials.as_ref() == Some(secondary) {
+        return false;
+    }
+    if ctx.verifications.verified_role(&set) != Some(CredentialRole::Secondary) {
+        ctx.verifications.invalidate(set.account_sid(), &set.fingerprint());
+    }
+    let (verified, _) = ctx.verifications.verify(&ctx.twilio, &set, ctx.config.verify_interval).await;
+    if verified.outcome.is_err() || verified.role != CredentialRole::Secondary {
+        return false;
+    }
+    obs.credentials = Some(secondary.clone());
+    true
+}
+
+/// One read, with the credential `obs` holds now.
+async fn read_once(ctx: &Context, ch: &WhatsAppChannel, obs: &mut Observed, read: Read) {
     let Some(creds) = obs.credentials.clone() else {
         // The plan reads Twilio only with usable credentials; answer as Twilio would not.
         let e = TwilioError::InvalidInput("no usable credentials".into());
@@ -168,12 +235,21 @@ pub async fn read(ctx: &Context, ch: &WhatsAppChannel, obs: &mut Observed, read:
     };
     match read {
         Read::Verify => {
+            let Some(set) = obs.credential_set.clone() else {
+                record(&mut obs.twilio, read, Err(TwilioError::InvalidInput("no usable credentials".into())));
+                return;
+            };
             if verify_now {
-                ctx.verifications.invalidate(&account, &creds.fingerprint());
+                ctx.verifications.invalidate(&account, &set.fingerprint());
             }
-            let (outcome, _) = ctx.verifications.verify(twilio, &creds, ctx.config.verify_interval).await;
-            noted(outcome.as_ref().map(|_| ()));
-            obs.twilio.verification = Some(outcome);
+            let (verified, _) = ctx.verifications.verify(twilio, &set, ctx.config.verify_interval).await;
+            noted(verified.outcome.as_ref().map(|_| ()));
+            // The later reads and writes of this pass use the credential that verified.
+            if let Some(used) = set.get(verified.role) {
+                obs.credentials = Some(used.clone());
+            }
+            obs.twilio.credential = credentials::credential_status(&set, verified.role);
+            obs.twilio.verification = Some(verified.outcome);
         }
         Read::Target(number, how) => {
             let found = locate(ctx, &creds, &number, &how, poll).await;
@@ -226,6 +302,8 @@ pub async fn read(ctx: &Context, ch: &WhatsAppChannel, obs: &mut Observed, read:
             };
             obs.twilio.identity = Some(answer);
         }
+        // Answered by `read` before any credentials are needed.
+        Read::ReceiverTls => {}
     }
 }
 
@@ -241,6 +319,7 @@ fn record(view: &mut TwilioView, read: Read, e: Result<(), TwilioError>) {
         Read::FetchMessage(_) | Read::FindSent { .. } => view.message = Some(Err(e)),
         Read::Template(_) => view.template = Some(Err(e)),
         Read::Identity => view.identity = Some(Ok(())),
+        Read::ReceiverTls => {}
     }
 }
 

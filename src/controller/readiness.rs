@@ -44,11 +44,18 @@ pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
     let blockers: Vec<_> = set
         .sorted()
         .into_iter()
-        // ConfirmationDelivered only details ConfirmationSent, which blocks when the message failed.
+        // ConfirmationDelivered only details ConfirmationSent, which blocks when the message failed;
+        // ReceiverTLS is informational: it warns, it never blocks.
         .filter(|c| {
             !matches!(
                 c.type_,
-                T::Ready | T::Active | T::Connected | T::Reconciling | T::Stalled | T::ConfirmationDelivered
+                T::Ready
+                    | T::Active
+                    | T::Connected
+                    | T::Reconciling
+                    | T::Stalled
+                    | T::ConfirmationDelivered
+                    | T::ReceiverTLS
             )
         })
         .filter(|c| c.status == Status::False || (c.status == Status::Unknown && DEGRADED.contains(&c.reason)))

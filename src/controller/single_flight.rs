@@ -28,6 +28,15 @@ impl<K: Eq + Hash, V: Default> Slots<K, V> {
         self.lock().entry(key).or_default().clone()
     }
 
+    /// The slot of `key` if there is one (none is created).
+    pub fn existing<Q>(&self, key: &Q) -> Option<Slot<V>>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        self.lock().get(key).cloned()
+    }
+
     /// Forgets the slot of `key` (a caller holding it keeps its copy).
     pub fn forget(&self, key: &K) {
         self.lock().remove(key);

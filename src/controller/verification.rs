@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use super::single_flight::Slots;
 
 use crate::twilio::{
-    ContentApproval, Credentials, IdentityClient, IdentityError, Secret, TwilioClient, TwilioError, Verification,
+    ContentApproval, CredentialRole, CredentialSet, Credentials, IdentityClient, IdentityError, Secret, TwilioClient,
+    TwilioError, Verification,
 };
 
 /// The result of a verification: success, or a refusal. Success and permanent refusals are cached
@@ -53,6 +54,14 @@ impl<T: Clone> SharedChecks<T> {
         (result, true)
     }
 
+    /// The fresh result for `key`, if one is cached and no caller is computing it now (never
+    /// waits, never checks).
+    pub fn peek(&self, key: &str) -> Option<T> {
+        let slot = self.slots.existing(key)?;
+        let guard = slot.try_lock().ok()?;
+        guard.as_ref().filter(|(until, _)| Instant::now() < *until).map(|(_, result)| result.clone())
+    }
+
     /// Forgets every result whose key starts with `prefix`.
     pub fn invalidate_prefix(&self, prefix: &str) {
         self.slots.forget_matching(|k| k.starts_with(prefix));
@@ -63,9 +72,19 @@ fn fresh<T>(entry: &Option<(Instant, T)>) -> bool {
     entry.as_ref().is_some_and(|(until, _)| Instant::now() < *until)
 }
 
+/// A verification of a Secret's credentials: the outcome, and which credential gave it.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    /// Success, or the refusal (of the secondary too, when there is one).
+    pub outcome: Outcome,
+    /// The credential the outcome is about: the primary, or the secondary auth token after
+    /// Twilio refused the primary with 401.
+    pub role: CredentialRole,
+}
+
 /// Cached verifications keyed by account SID and credentials fingerprint (never the secret).
 #[derive(Debug, Default)]
-pub struct VerificationCache(SharedChecks<Outcome>);
+pub struct VerificationCache(SharedChecks<Verified>);
 
 impl VerificationCache {
     /// An empty cache.
@@ -73,15 +92,18 @@ impl VerificationCache {
         Self::default()
     }
 
-    /// The verification of `creds`, from the cache when younger than `ttl`, else from Twilio.
-    /// Returns the outcome and whether Twilio was asked now.
-    pub async fn verify(&self, twilio: &TwilioClient, creds: &Credentials, ttl: Duration) -> (Outcome, bool) {
+    /// The verification of `creds`, from the cache when younger than `ttl`, else from Twilio:
+    /// the primary credential, and only when Twilio refuses it (401) the secondary auth token.
+    /// Shared per account and credential set, so the fallback costs at most one more call per
+    /// account and interval, whatever the number of channels. Returns the verification and
+    /// whether Twilio was asked now.
+    pub async fn verify(&self, twilio: &TwilioClient, creds: &CredentialSet, ttl: Duration) -> (Verified, bool) {
         let key = format!("{}\0{}", creds.account_sid(), creds.fingerprint());
         self.0
             .get(
                 key,
-                || twilio.verify_credentials(creds),
-                |outcome| match outcome {
+                || verify_set(twilio, creds),
+                |v| match &v.outcome {
                     // Channels waiting for this verification must not each ask again inside the window.
                     Err(TwilioError::RateLimited { retry_after, .. }) => *retry_after,
                     Err(e) if e.is_transient() => None,
@@ -91,10 +113,28 @@ impl VerificationCache {
             .await
     }
 
+    /// Which credential of `creds` verified, if a fresh successful verification of them is
+    /// cached (no request).
+    pub fn verified_role(&self, creds: &CredentialSet) -> Option<CredentialRole> {
+        let key = format!("{}\0{}", creds.account_sid(), creds.fingerprint());
+        self.0.peek(&key).filter(|v| v.outcome.is_ok()).map(|v| v.role)
+    }
+
     /// Forgets the cached verification of these credentials of `account_sid` (e.g. after Twilio
     /// said 401 on a later call with them); other credentials of the account keep theirs.
     pub fn invalidate(&self, account_sid: &str, fingerprint: &str) {
         self.0.invalidate_prefix(&format!("{account_sid}\0{fingerprint}"));
+    }
+}
+
+/// The primary, then on a 401 the secondary auth token.
+async fn verify_set(twilio: &TwilioClient, creds: &CredentialSet) -> Verified {
+    let outcome = twilio.verify_credentials(creds.primary()).await;
+    match (outcome, creds.secondary()) {
+        (Err(TwilioError::Unauthorized { .. }), Some(secondary)) => {
+            Verified { outcome: twilio.verify_credentials(secondary).await, role: CredentialRole::Secondary }
+        }
+        (outcome, _) => Verified { outcome, role: CredentialRole::Primary },
     }
 }
 
@@ -203,6 +243,58 @@ impl Attempts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::twilio::testutil::{MockServer, Reply, AC};
+    use crate::twilio::Credentials;
+
+    const ACCOUNT: &str = r#"{"sid":"ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","friendly_name":"prod","status":"active","type":"Full","owner_account_sid":"ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#;
+    const REFUSED: &str = r#"{"code":20003,"message":"Authenticate","more_info":"https://www.twilio.com/docs/errors/20003","status":401}"#;
+
+    fn rotation() -> CredentialSet {
+        CredentialSet::with_secondary(
+            Credentials::auth_token(AC, Secret::new("old-primary")),
+            Credentials::auth_token(AC, Secret::new("new-secondary")),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_refused_primary_falls_back_to_the_secondary_once_per_interval() {
+        let server = MockServer::start(vec![Reply::json(401, REFUSED), Reply::json(200, ACCOUNT)]).await;
+        let (client, cache, set) = (server.client(), VerificationCache::new(), rotation());
+        let hour = Duration::from_secs(3600);
+        let (v, asked) = cache.verify(&client, &set, hour).await;
+        assert!(asked && v.outcome.is_ok(), "{:?}", v.outcome);
+        assert_eq!(v.role, CredentialRole::Secondary);
+        let passwords: Vec<String> =
+            server.requests().iter().filter_map(|r| r.basic_auth()).map(|(_, password)| password).collect();
+        assert_eq!(passwords, ["old-primary", "new-secondary"]);
+        // Every other channel of the account: the cached answer, no request.
+        for _ in 0..5 {
+            let (v, asked) = cache.verify(&client, &set, hour).await;
+            assert!(!asked);
+            assert_eq!(v.role, CredentialRole::Secondary);
+        }
+        assert_eq!(server.requests().len(), 2);
+        assert_eq!(cache.verified_role(&set), Some(CredentialRole::Secondary));
+    }
+
+    #[tokio::test]
+    async fn a_good_primary_never_tries_the_secondary_and_a_refused_pair_is_cached() {
+        let server = MockServer::start(vec![Reply::json(200, ACCOUNT)]).await;
+        let (client, cache, set) = (server.client(), VerificationCache::new(), rotation());
+        let (v, _) = cache.verify(&client, &set, Duration::from_secs(60)).await;
+        assert_eq!((v.outcome.is_ok(), v.role), (true, CredentialRole::Primary));
+        assert_eq!(server.requests().len(), 1);
+
+        let server = MockServer::start(vec![Reply::json(401, REFUSED), Reply::json(401, REFUSED)]).await;
+        let (client, cache) = (server.client(), VerificationCache::new());
+        let (v, _) = cache.verify(&client, &set, Duration::from_secs(60)).await;
+        assert!(matches!(v.outcome, Err(TwilioError::Unauthorized { .. })));
+        assert_eq!(v.role, CredentialRole::Secondary, "the refusal reported is the secondary's");
+        let (_, asked) = cache.verify(&client, &set, Duration::from_secs(60)).await;
+        assert!(!asked, "a refused pair is not asked again inside the interval");
+        assert_eq!(server.requests().len(), 2);
+        assert_eq!(cache.verified_role(&set), None, "nothing verified");
+    }
 
     #[tokio::test]
     async fn forgetting_one_credential_keeps_the_others_of_the_account() {

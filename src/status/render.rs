@@ -98,6 +98,15 @@ pub fn render(s: &Snapshot, now: &Time) -> String {
         .map(|t| format!("{} ({} ago)", t.0, ago(&t.0, now)))
         .unwrap_or_else(|| "never".into());
     let _ = writeln!(out, "  Verified:  {verified}");
+    if let Some(a) = &status.account {
+        let kind = a.type_.as_deref().map(|t| format!(" ({t})")).unwrap_or_default();
+        let used = status
+            .credentials
+            .as_ref()
+            .map(|c| format!(", credential {} {}", c.source.as_str(), c.fingerprint))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  Account:   {}{kind}{used}", a.sid);
+    }
     if let Some(v) = ch.annotations().get(VERIFY_NOW_ANNOTATION) {
         let state = if status.verify_now.as_deref() == Some(v.as_str()) { "answered" } else { "pending" };
         let _ = writeln!(out, "  VerifyNow: {v} ({state})");
@@ -415,6 +424,31 @@ mod tests {
         ] {
             assert!(out.contains(want), "missing {want:?} in\n{out}");
         }
+    }
+
+    #[test]
+    fn the_account_and_the_credential_in_use_are_shown() {
+        let mut ch = channel();
+        ch.status = Some(crate::api::WhatsAppChannelStatus {
+            account: Some(crate::api::AccountStatus {
+                sid: "AC5eed5eed5eed5eed5eed5eed5eed5eed".into(),
+                type_: Some("Trial".into()),
+                ..Default::default()
+            }),
+            credentials: Some(crate::api::CredentialsStatus {
+                source: crate::api::CredentialSource::Secondary,
+                fingerprint: "sha256:0123456789ab".into(),
+            }),
+            ..Default::default()
+        });
+        let snapshot = Snapshot { channel: ch, binding_name: None, binding: Ok(None), events: Ok(Vec::new()) };
+        let text = render(&snapshot, &t(1_800_000_000));
+        assert!(
+            text.contains(
+                "  Account:   AC5eed5eed5eed5eed5eed5eed5eed5eed (Trial), credential secondary sha256:0123456789ab"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

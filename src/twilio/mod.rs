@@ -53,7 +53,7 @@ pub mod senders;
 pub mod services;
 mod shared_listing;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 #[cfg(test)]
 mod transport_tests;
 mod wire;
@@ -77,6 +77,6 @@ pub use numbers::{Capabilities, IncomingPhoneNumber, SmsMethod};
 pub use outbound::{AllowRule, AllowRuleError, OutboundPolicy, OutboundRefusal};
 pub use redact::redact_url;
 pub use routing::{RoutingDirectory, RoutingFacts, ServiceFacts};
-pub use secret::{is_sid, Auth, Credentials, Secret};
+pub use secret::{is_sid, Auth, CredentialRole, CredentialSet, Credentials, Secret};
 pub use senders::{OfflineReason, Sender, SenderProperties, SenderStatus, SenderWebhook, SenderWebhookMethod};
 pub use services::{MessagingService, Pool};

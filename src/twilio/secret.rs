@@ -145,11 +145,95 @@ impl Credentials {
         hash.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// What status may show of the secret (auth token or API key secret): `sha256:` and the
+    /// first 12 hex digits of its SHA-256, so a user can tell which token is in use
+    /// (`printf %s "$TOKEN" | sha256sum | cut -c1-12`). 48 bits of a hash of a 128-bit Twilio
+    /// secret reveal nothing usable about it.
+    pub fn public_fingerprint(&self) -> String {
+        let secret = match &self.auth {
+            Auth::AuthToken(token) => token,
+            Auth::ApiKey { secret, .. } => secret,
+        };
+        let digest = Sha256::digest(secret.expose().as_bytes());
+        let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+
     /// The HTTP Basic user name and password.
     pub(crate) fn basic(&self) -> (&str, &str) {
         match &self.auth {
             Auth::AuthToken(token) => (&self.account_sid, token.expose()),
             Auth::ApiKey { sid, secret } => (sid, secret.expose()),
+        }
+    }
+}
+
+/// Which credential of a Secret a request authenticates with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CredentialRole {
+    /// The Secret's `authToken` (or its API key).
+    Primary,
+    /// The Secret's `authTokenSecondary`: Twilio's secondary auth token during a rotation.
+    Secondary,
+}
+
+/// The credentials a Secret holds: one credential, or during an auth-token rotation the primary
+/// token and a secondary one (Twilio accepts both while a secondary token exists; promoting it
+/// makes the old primary fail with 401 20003).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialSet {
+    primary: Credentials,
+    secondary: Option<Credentials>,
+}
+
+impl CredentialSet {
+    /// One credential.
+    pub fn single(primary: Credentials) -> Self {
+        Self { primary, secondary: None }
+    }
+
+    /// A primary auth token and a secondary one (of the same account).
+    pub fn with_secondary(primary: Credentials, secondary: Credentials) -> Self {
+        Self { primary, secondary: Some(secondary) }
+    }
+
+    /// The account SID (`AC…`).
+    pub fn account_sid(&self) -> &str {
+        self.primary.account_sid()
+    }
+
+    /// The credential in `role`, if the Secret holds one.
+    pub fn get(&self, role: CredentialRole) -> Option<&Credentials> {
+        match role {
+            CredentialRole::Primary => Some(&self.primary),
+            CredentialRole::Secondary => self.secondary.as_ref(),
+        }
+    }
+
+    /// The primary credential.
+    pub fn primary(&self) -> &Credentials {
+        &self.primary
+    }
+
+    /// The secondary auth token, if any.
+    pub fn secondary(&self) -> Option<&Credentials> {
+        self.secondary.as_ref()
+    }
+
+    /// A stable, non-reversible identifier of the whole set: the primary's
+    /// [`Credentials::fingerprint`] when there is no secondary (so adding the notion of a
+    /// secondary changes no existing digest), else a digest over both.
+    pub fn fingerprint(&self) -> String {
+        match &self.secondary {
+            None => self.primary.fingerprint(),
+            Some(secondary) => {
+                let mut hash = Sha256::new();
+                hash.update(b"whatsapp-operator/twilio-credential-set/v1\0");
+                hash.update(self.primary.fingerprint().as_bytes());
+                hash.update(b"\0");
+                hash.update(secondary.fingerprint().as_bytes());
+                hash.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+            }
         }
     }
 }
@@ -221,6 +305,31 @@ mod tests {
         assert_ne!(a.fingerprint(), d.fingerprint());
         assert_eq!(a.fingerprint().len(), 32);
         assert!(!a.fingerprint().contains("one"));
+    }
+
+    #[test]
+    fn public_fingerprint_is_a_sha256_prefix_of_the_secret_only() {
+        let a = Credentials::auth_token(AC, Secret::new("tok-value"));
+        // printf %s tok-value | sha256sum
+        let full: String = Sha256::digest(b"tok-value").iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(a.public_fingerprint(), format!("sha256:{}", &full[..12]));
+        assert!(!a.public_fingerprint().contains("tok-value"));
+        let key = Credentials::api_key(AC, SK, Secret::new("tok-value"));
+        assert_eq!(key.public_fingerprint(), a.public_fingerprint());
+    }
+
+    #[test]
+    fn a_set_without_secondary_keeps_the_credentials_fingerprint() {
+        let one = Credentials::auth_token(AC, Secret::new("one"));
+        let two = Credentials::auth_token(AC, Secret::new("two"));
+        let single = CredentialSet::single(one.clone());
+        assert_eq!(single.fingerprint(), one.fingerprint());
+        let pair = CredentialSet::with_secondary(one.clone(), two.clone());
+        assert_ne!(pair.fingerprint(), one.fingerprint());
+        assert_ne!(pair.fingerprint(), CredentialSet::with_secondary(two.clone(), one.clone()).fingerprint());
+        assert_eq!(pair.get(CredentialRole::Secondary), Some(&two));
+        assert_eq!(single.get(CredentialRole::Secondary), None);
+        assert_eq!(pair.account_sid(), AC);
     }
 
     #[test]

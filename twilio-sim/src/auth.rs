@@ -4,7 +4,8 @@
 //! closed account (or addressing one) → 401 20003, except `FetchAccount` of that account, which
 //! answers 200 so a client can tell "suspended" apart; a Standard API key on `/Accounts/{Sid}.json`
 //! → 401 20003; valid credentials addressing another account (not a subaccount of the
-//! credentials' account) → 404 20404.
+//! credentials' account) → 404 20404. While an account has a secondary auth token, either token
+//! authenticates; the Auth Token resources (`/v1/AuthTokens/...`) refuse API keys (401 20003).
 
 use base64::Engine;
 
@@ -70,7 +71,10 @@ pub(crate) fn authenticate(state: &SimState, req: &SimRequest) -> Result<Princip
         return Ok(Principal { sid: user, account_sid: acct.sid.clone(), key_kind: Some(key.kind) });
     }
     let acct = state.account(&user).ok_or_else(wrong)?;
-    if !constant_time_eq(acct.auth_token.as_bytes(), pass.as_bytes()) {
+    // While a secondary token exists, either token authenticates.
+    let secondary =
+        acct.secondary_auth_token.as_deref().is_some_and(|s| constant_time_eq(s.as_bytes(), pass.as_bytes()));
+    if !constant_time_eq(acct.auth_token.as_bytes(), pass.as_bytes()) && !secondary {
         return Err(wrong());
     }
     Ok(Principal { sid: user, account_sid: acct.sid.clone(), key_kind: None })
@@ -91,12 +95,18 @@ pub(crate) fn authorize(
             "Standard API keys cannot access the /Accounts resource; use a Main key or the Auth Token.",
         ));
     }
+    // The spec declares only `accountSid_authToken` for the Auth Token resources.
+    if route.api == Api::AccountsV1 && principal.key_kind.is_some() {
+        return Err(ApiError::authenticate("The Auth Token resources need the Account SID and Auth Token."));
+    }
     let own = state
         .account(&principal.account_sid)
         .ok_or_else(|| ApiError::authenticate("Your AccountSid or AuthToken was incorrect."))?;
     let target_sid = match route.api {
         Api::V2010 => params.get("AccountSid").or_else(|| params.get("Sid")).unwrap_or_default().to_string(),
-        Api::MessagingV1 | Api::MessagingV2 | Api::ConversationsV1 | Api::ContentV1 => own.sid.clone(),
+        Api::MessagingV1 | Api::MessagingV2 | Api::ConversationsV1 | Api::ContentV1 | Api::AccountsV1 => {
+            own.sid.clone()
+        }
     };
     let target = state
         .account(&target_sid)

@@ -2,7 +2,7 @@
 //!
 //! One HTTP listener on 127.0.0.1 serves api.twilio.com's `/2010-04-01/...`,
 //! messaging.twilio.com's `/v1/...` and `/v2/...`, conversations.twilio.com's
-//! `/v1/Configuration/Addresses...`, an OAuth2 token endpoint (`/connect/token`)
+//! `/v1/Configuration/Addresses...`, accounts.twilio.com's `/v1/AuthTokens/...`, an OAuth2 token endpoint (`/connect/token`)
 //! standing in for the CRM identity server, and a control API under `/_sim/`.
 //!
 //! ```no_run
@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+mod accounts;
 mod api2010;
 mod auth;
 mod config;

@@ -7,7 +7,7 @@ use crate::config::SimConfig;
 use crate::errors::ApiError;
 use crate::http::{SimRequest, SimResponse};
 use crate::state::{Account, SimState};
-use crate::{api2010, content, conversations, messaging};
+use crate::{accounts, api2010, content, conversations, messaging};
 
 /// Which Twilio API (and spec file) a route belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +17,7 @@ pub(crate) enum Api {
     MessagingV2,
     ConversationsV1,
     ContentV1,
+    AccountsV1,
 }
 
 impl Api {
@@ -27,6 +28,7 @@ impl Api {
             Api::MessagingV2 => "twilio_messaging_v2",
             Api::ConversationsV1 => "twilio_conversations_v1",
             Api::ContentV1 => "twilio_content_v1",
+            Api::AccountsV1 => "twilio_accounts_v1",
         }
     }
 }
@@ -103,6 +105,8 @@ const CONTENTS: &str = "/v1/Content";
 const CONTENT: &str = "/v1/Content/{Sid}";
 const APPROVAL: &str = "/v1/Content/{Sid}/ApprovalRequests";
 const APPROVAL_SUBMIT: &str = "/v1/Content/{ContentSid}/ApprovalRequests/whatsapp";
+const SECONDARY_TOKEN: &str = "/v1/AuthTokens/Secondary";
+const PROMOTE_TOKEN: &str = "/v1/AuthTokens/Promote";
 
 macro_rules! route {
     ($m:literal, $t:expr, $op:literal, $api:ident, $h:path) => {
@@ -151,6 +155,9 @@ static ROUTES: &[Route] = &[
     route!("DELETE", CONTENT, "DeleteContent", ContentV1, content::delete),
     route!("GET", APPROVAL, "FetchApprovalFetch", ContentV1, content::fetch_approval),
     route!("POST", APPROVAL_SUBMIT, "CreateApprovalCreate", ContentV1, content::submit_approval),
+    route!("POST", SECONDARY_TOKEN, "CreateSecondaryAuthToken", AccountsV1, accounts::auth_tokens::create_secondary),
+    route!("DELETE", SECONDARY_TOKEN, "DeleteSecondaryAuthToken", AccountsV1, accounts::auth_tokens::delete_secondary),
+    route!("POST", PROMOTE_TOKEN, "UpdateAuthTokenPromotion", AccountsV1, accounts::auth_tokens::promote),
 ];
 
 /// Every Twilio operation the simulator implements.

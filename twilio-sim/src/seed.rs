@@ -53,6 +53,12 @@ pub struct SeedAccount {
     /// Derived when absent.
     #[serde(default)]
     pub auth_token: Option<String>,
+    /// A secondary auth token (a rotation in progress); none when absent.
+    #[serde(default)]
+    pub secondary_auth_token: Option<String>,
+    /// Verified caller IDs (E.164): the recipients a Trial account may message.
+    #[serde(default)]
+    pub outgoing_caller_ids: Vec<String>,
     /// Parent account (SID or friendly name) for a subaccount.
     #[serde(default)]
     pub parent: Option<String>,
@@ -368,6 +374,8 @@ fn build_account(sa: &SeedAccount) -> Result<Account, SimError> {
         status: sa.status,
         account_type: sa.account_type,
         auth_token: sa.auth_token.clone().unwrap_or_else(|| derived_hex(&["auth_token", &sid])),
+        secondary_auth_token: sa.secondary_auth_token.clone(),
+        outgoing_caller_ids: Vec::new(),
         owner_account_sid: sid.clone(),
         date_created: now,
         date_updated: now,
@@ -437,6 +445,12 @@ fn build_account(sa: &SeedAccount) -> Result<Account, SimError> {
     }
     for n in &sa.incoming_phone_numbers {
         acct.incoming_phone_numbers.push(build_number(&sid, n, now)?);
+    }
+    for id in &sa.outgoing_caller_ids {
+        if !is_e164(id) {
+            return Err(SimError::Seed(format!("outgoing caller ID {id:?} is not E.164")));
+        }
+        acct.outgoing_caller_ids.push(id.clone());
     }
     // A set, not `acct.sender()`: seeding thousands of senders must stay linear.
     let mut sender_ids = std::collections::HashSet::new();

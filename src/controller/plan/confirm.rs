@@ -48,6 +48,8 @@ pub(super) const DELIVERY_FAILURES: &[Reason] = &[
     Reason::TemplateNotFound,
     Reason::DeliveryFailed,
 ];
+/// Twilio's error for a Trial account's message to a number that is not a verified caller ID.
+const TRIAL_UNVERIFIED: u32 = 21608;
 /// How long a sent message's delivery status is followed.
 pub const FOLLOW_FOR: Duration = Duration::from_secs(600);
 /// How often a message whose delivery is still open is looked at.
@@ -248,7 +250,7 @@ fn send(mut b: Builder<'_>, to: &E164, from: &str, token: Option<String>) -> Nex
             let failed =
                 ConfirmationStatus { status: Some("failed".into()), error_code: e.code().map(i64::from), ..attempt };
             b.status.confirmation = Some(failed.clone());
-            if matches!(e.code(), Some(NOT_IN_SANDBOX | OUTSIDE_WINDOW)) {
+            if matches!(e.code(), Some(NOT_IN_SANDBOX | OUTSIDE_WINDOW | TRIAL_UNVERIFIED)) {
                 condition_for(&mut b, &failed, "failed", e.code());
             } else {
                 b.set(
@@ -364,6 +366,14 @@ fn condition_for(b: &mut Builder<'_>, c: &ConfirmationStatus, status: &str, code
             Reason::RecipientNotInSandbox,
             format!(
                 "{to} has not joined the WhatsApp sandbox (Twilio error 63015): send the sandbox's \"join <code>\" message from that phone to {SANDBOX_NUMBER}, then set the annotation {RESEND_CONFIRMATION_ANNOTATION} to a new value to send again"
+            ),
+        ),
+        ("failed" | "undelivered", Some(TRIAL_UNVERIFIED)) => b.set(
+            T::ConfirmationSent,
+            Status::False,
+            Reason::TrialRecipientUnverified,
+            format!(
+                "{to} is not a verified caller ID of this Trial account (Twilio error 21608): verify it in the Twilio Console (Phone Numbers > Verified Caller IDs) or upgrade the account, then set the annotation {RESEND_CONFIRMATION_ANNOTATION} to a new value to send again"
             ),
         ),
         ("failed" | "undelivered" | "canceled", code) => b.set(

@@ -120,6 +120,10 @@ pub(super) fn apply(input: Input<'_>) -> Next {
         b.keep_plan = true;
         return confirm::follow_up(b, &number);
     }
+    // The receiver's certificate (opt-in): a handshake, whatever Twilio says next.
+    if let Some(read) = super::receiver::check(&mut b) {
+        return Next::Read(read);
+    }
     if b.input.twilio.verification.is_none() {
         return Next::Read(Read::Verify);
     }
@@ -300,13 +304,20 @@ fn verify(b: &mut Builder<'_>) -> bool {
                     false
                 }
                 _ => {
-                    let kind =
-                        v.account_type.as_ref().map(|t| format!(" ({} account)", t.as_str())).unwrap_or_default();
+                    let kind = match v.account_type.as_ref() {
+                        _ if v.is_trial() => {
+                            " (Trial account: messages reach verified caller IDs only, Twilio error 21608 otherwise)"
+                                .to_owned()
+                        }
+                        Some(t) => format!(" ({} account)", t.as_str()),
+                        None => String::new(),
+                    };
+                    let used = credential_in_use(b);
                     b.set(
                         T::CredentialsValid,
                         Status::True,
                         Reason::Verified,
-                        format!("Twilio accepted the credentials in Secret {secret} for {}{kind}", v.account_sid),
+                        format!("Twilio accepted the credentials in Secret {secret} for {}{kind}{used}", v.account_sid),
                     );
                     true
                 }
@@ -317,6 +328,36 @@ fn verify(b: &mut Builder<'_>) -> bool {
             false
         }
     }
+}
+
+/// Records which credential verified in `status.credentials` (an Event when that changed) and
+/// returns what the CredentialsValid message says of it.
+fn credential_in_use(b: &mut Builder<'_>) -> String {
+    let Some(now) = b.input.twilio.credential.clone() else {
+        return String::new();
+    };
+    if let Some(before) = b.old.credentials.as_ref().filter(|before| **before != now) {
+        b.note(
+            EventType::Normal,
+            Reason::CredentialsChanged,
+            format!(
+                "Twilio accepts the {} credential ({}) of Secret {}; it used the {} ({}) before",
+                now.source.as_str(),
+                now.fingerprint,
+                b.input.ch.spec.twilio.credentials_secret_ref.name,
+                before.source.as_str(),
+                before.fingerprint
+            ),
+        );
+    }
+    let used = match now.source {
+        crate::api::CredentialSource::Secondary => {
+            format!(", with authTokenSecondary ({}): Twilio refused authToken", now.fingerprint)
+        }
+        _ => String::new(),
+    };
+    b.status.credentials = Some(now);
+    used
 }
 
 /// Maps a Twilio failure to conditions: transient ones back off, the rest wait for a change.
@@ -335,11 +376,23 @@ pub(super) fn twilio_failure(b: &mut Builder<'_>, during: T, e: TwilioError) {
             // afresh next time. A refused verification is itself the cached answer: forgetting it
             // would make every pass with these credentials ask again (a rotation in progress).
             b.forget_verification = during != T::CredentialsValid;
+            let both = b
+                .input
+                .twilio
+                .credential
+                .as_ref()
+                .filter(|c| during == T::CredentialsValid && c.source == crate::api::CredentialSource::Secondary)
+                .map(|_| " (authToken and authTokenSecondary both)")
+                .unwrap_or_default();
+            if during == T::CredentialsValid {
+                // Nothing of the Secret verified.
+                b.status.credentials = None;
+            }
             b.set(
                 T::CredentialsValid,
                 Status::False,
                 Reason::InvalidCredentials,
-                format!("Twilio refused the credentials in Secret {secret} for account {}: {e}. Fix the Secret; the operator retries at once when it changes", ch.spec.twilio.account_sid),
+                format!("Twilio refused the credentials in Secret {secret}{both} for account {}: {e}. Fix the Secret; the operator retries at once when it changes", ch.spec.twilio.account_sid),
             );
         }
         _ => b.set(during, Status::False, Reason::TwilioRejected, e.to_string()),

@@ -18,6 +18,7 @@ mod confirm;
 mod live;
 mod ownership;
 mod planned;
+mod receiver;
 mod release;
 mod report;
 mod routing;
@@ -52,6 +53,9 @@ pub struct PlanConfig {
     pub permanent_retry_interval: Duration,
     /// This cluster's identity in ownership markers (`--cluster-id`).
     pub cluster_id: String,
+    /// `--receiver-tls-check`: warn this long before the receiver's certificate expires
+    /// (`None`: the watch is off).
+    pub receiver_tls_warn: Option<Duration>,
 }
 
 /// A binding as the caches show it, for one number.
@@ -136,6 +140,8 @@ pub enum Outcome {
 pub struct TwilioView {
     /// The credentials verification.
     pub verification: Option<Result<Verification, TwilioError>>,
+    /// Which credential of the Secret that verification used (with [`TwilioView::verification`]).
+    pub credential: Option<crate::api::CredentialsStatus>,
     /// The carrier of the spec's number.
     pub target: Option<Result<Option<Target>, TwilioError>>,
     /// What else may route the spec's number (its Messaging Service, an address configuration).
@@ -148,6 +154,8 @@ pub struct TwilioView {
     pub template: Option<Result<Option<ContentApproval>, TwilioError>>,
     /// The identity server's answer.
     pub identity: Option<Result<(), IdentityError>>,
+    /// The receiver's TLS handshake (`--receiver-tls-check`).
+    pub receiver_tls: Option<super::receiver_tls::ReceiverTls>,
     /// Outcomes of this pass's Twilio writes, in order.
     pub outcomes: Vec<Outcome>,
 }
@@ -211,6 +219,8 @@ pub enum Read {
     Template(String),
     /// Ask the identity server for a token.
     Identity,
+    /// Shake hands with the receiver (TLS only, shared per `host:port`).
+    ReceiverTls,
 }
 
 /// How an earlier attempt's message is recognised when it is looked up.

@@ -198,6 +198,15 @@ impl<'a> Builder<'a> {
             s.queue = if active { ch.spec.queue.clone() } else { None };
             s.language = if active { ch.spec.language.clone() } else { None };
             s.observed_generation = ch.meta().generation;
+            // A pass that stopped before the receiver's handshake keeps the last ReceiverTLS.
+            if self.input.config.receiver_tls_warn.is_some() && self.set.get(ConditionType::ReceiverTLS).is_none() {
+                if let Some(c) = self.old.conditions.iter().find(|c| c.type_ == ConditionType::ReceiverTLS.as_str()) {
+                    let r = Reason::ALL.iter().copied().find(|r| r.as_str() == c.reason);
+                    if let Some(r) = r {
+                        self.set.set(ConditionType::ReceiverTLS, parse_status(&c.status), r, c.message.clone());
+                    }
+                }
+            }
             s.conditions = self.set.to_conditions(&self.old.conditions, s.observed_generation, now);
             s.planned_changes = planned.clone();
             // A verification that found nothing new writes nothing: the status keeps the time

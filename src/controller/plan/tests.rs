@@ -128,6 +128,10 @@ struct Twilio {
     message: Result<Option<Message>, TwilioError>,
     identity: Result<(), IdentityError>,
     template: Result<Option<crate::twilio::ContentApproval>, TwilioError>,
+    /// Which credential the verification used.
+    credential: Option<crate::api::CredentialsStatus>,
+    /// The receiver's TLS handshake.
+    receiver_tls: Option<crate::controller::receiver_tls::ReceiverTls>,
 }
 
 impl Default for Twilio {
@@ -140,6 +144,8 @@ impl Default for Twilio {
             message: Ok(None),
             identity: Ok(()),
             template: Ok(Some(crate::twilio::ContentApproval { status: "approved".into(), ..Default::default() })),
+            credential: None,
+            receiver_tls: None,
         }
     }
 }
@@ -150,13 +156,24 @@ fn config() -> PlanConfig {
         sender_poll_interval: Duration::from_secs(900),
         permanent_retry_interval: Duration::from_secs(1800),
         cluster_id: "c1".into(),
+        receiver_tls_warn: None,
     }
 }
 
 /// Runs the plan to completion, answering its reads from `tw`; returns the plan and the reads.
 fn run(ch: &WhatsAppChannel, cl: &ClusterView, tw: &Twilio, outcomes: Vec<Outcome>) -> (Plan, Vec<Read>) {
+    run_with(ch, cl, tw, outcomes, config())
+}
+
+/// [`run`] with other settings.
+fn run_with(
+    ch: &WhatsAppChannel,
+    cl: &ClusterView,
+    tw: &Twilio,
+    outcomes: Vec<Outcome>,
+    cfg: PlanConfig,
+) -> (Plan, Vec<Read>) {
     let now = time(NOW);
-    let cfg = config();
     let mut view = TwilioView { outcomes, ..TwilioView::default() };
     let mut reads = Vec::new();
     for _ in 0..12 {
@@ -165,13 +182,17 @@ fn run(ch: &WhatsAppChannel, cl: &ClusterView, tw: &Twilio, outcomes: Vec<Outcom
             Next::Read(r) => {
                 assert!(!reads.contains(&r), "read asked twice: {r:?}");
                 match &r {
-                    Read::Verify => view.verification = Some(tw.verification.clone()),
+                    Read::Verify => {
+                        view.verification = Some(tw.verification.clone());
+                        view.credential = tw.credential.clone();
+                    }
                     Read::Target(..) => view.target = Some(tw.target.clone()),
                     Read::WiredTarget(..) => view.wired_target = Some(tw.wired_target.clone()),
                     Read::Routing(..) => view.routing = Some(tw.routing.clone()),
                     Read::FetchMessage(_) | Read::FindSent { .. } => view.message = Some(tw.message.clone()),
                     Read::Template(_) => view.template = Some(tw.template.clone()),
                     Read::Identity => view.identity = Some(tw.identity.clone()),
+                    Read::ReceiverTls => view.receiver_tls = tw.receiver_tls.clone(),
                 }
                 reads.push(r);
             }
@@ -1317,5 +1338,7 @@ fn the_secret_is_protected_under_delete_policy_only() {
 }
 
 mod confirmation;
+mod credentials;
 mod observe;
+mod receiver;
 mod routing;

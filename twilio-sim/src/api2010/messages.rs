@@ -21,7 +21,7 @@ use crate::http::SimResponse;
 use crate::paging::{envelope_2010, paginate, PageRequest};
 use crate::router::Ctx;
 use crate::sid::is_sid;
-use crate::state::{is_e164, Account, Message, MessageOutcome, MessageStatus, SANDBOX_NUMBER};
+use crate::state::{is_e164, Account, AccountType, Message, MessageOutcome, MessageStatus, SANDBOX_NUMBER};
 
 const WA: &str = "whatsapp:";
 const MAX_BODY_CHARS: usize = 1600;
@@ -125,6 +125,22 @@ fn service_sender(acct: &Account, mss: &str, whatsapp: bool) -> Result<String, A
 }
 
 /// POST create.
+/// A Trial account's message reaches only its verified caller IDs: anyone else → 400 21608
+/// (synchronous, docs/errors/21608). The WhatsApp sandbox is exempt: its joined participants
+/// are its recipients (**[unverified]** for Trial accounts).
+fn trial_recipient(acct: &Account, from: Option<&str>, to_number: &str) -> Result<(), ApiError> {
+    let sandbox = from.is_some_and(|f| f.trim_start_matches(WA) == SANDBOX_NUMBER);
+    if acct.account_type != AccountType::Trial || sandbox || acct.outgoing_caller_ids.iter().any(|c| c == to_number) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        21608,
+        format!(
+            "The number {to_number} is unverified. Trial accounts cannot send messages to unverified numbers; verify {to_number} at twilio.com/user/account/phone-numbers/verified, or purchase a Twilio number to send messages to unverified numbers"
+        ),
+    ))
+}
+
 pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     let form = ctx.req.form_params();
     let now = Utc::now();
@@ -179,6 +195,7 @@ pub(crate) fn create(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     }
     let sid = ctx.state.sids.random("SM");
     let acct = ctx.account()?;
+    trial_recipient(acct, from.as_deref(), &to_number)?;
     let (body, approved) = match &content_sid {
         Some(c) => {
             let content = acct

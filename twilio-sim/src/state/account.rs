@@ -87,6 +87,14 @@ pub struct Account {
     pub account_type: AccountType,
     /// The primary auth token (never logged).
     pub auth_token: String,
+    /// The secondary auth token during a rotation (never logged): it authenticates too, and
+    /// `POST /v1/AuthTokens/Promote` makes it the primary.
+    #[serde(default)]
+    pub secondary_auth_token: Option<String>,
+    /// Verified caller IDs (`OutgoingCallerIds`, E.164): the only recipients a Trial account's
+    /// messages reach (21608 otherwise).
+    #[serde(default)]
+    pub outgoing_caller_ids: Vec<String>,
     /// Parent account (own SID for a main account).
     pub owner_account_sid: String,
     /// Creation time.
