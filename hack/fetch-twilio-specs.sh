@@ -12,13 +12,15 @@ set -euo pipefail
 PKG="@twilio-alpha/mcp"
 VERSION="0.7.0"
 SHA256="7ff791d1023cad6372496d8aba1c49bc3ffbcf0989b9f96b3a83d2df9d6af755"
-SPECS=(twilio_api_v2010.json twilio_messaging_v1.json twilio_messaging_v2.json twilio_conversations_v1.json)
+SPECS=(twilio_api_v2010.json twilio_messaging_v1.json twilio_messaging_v2.json twilio_conversations_v1.json
+       twilio_monitor_v1.json)
 
 CACHE="${TWILIO_OAI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whatsapp-operator/twilio-oai}"
 DEST="$CACHE/$VERSION"
 log() { printf '[fetch-twilio-specs] %s\n' "$*" >&2; }
 
-if [[ -f "$DEST/.verified" ]] && [[ "$(cat "$DEST/.verified")" == "$SHA256" ]]; then
+all_present() { local f; for f in "${SPECS[@]}"; do [[ -f "$DEST/json/$f" ]] || return 1; done; }
+if [[ -f "$DEST/.verified" ]] && [[ "$(cat "$DEST/.verified")" == "$SHA256" ]] && all_present; then
   echo "$DEST/json"; exit 0
 fi
 command -v npm >/dev/null || { log "npm is required (apt-get install npm)"; exit 1; }
@@ -30,8 +32,12 @@ tgz=$(ls "$tmp"/*.tgz)
 got=$(sha256sum "$tgz" | cut -d' ' -f1)
 [[ "$got" == "$SHA256" ]] || { log "checksum mismatch: got $got, want $SHA256"; exit 1; }
 tar -xzf "$tgz" -C "$tmp" package/twilio-oai/spec/json
-rm -rf "$DEST"; mkdir -p "$DEST/json"
-for f in "${SPECS[@]}"; do cp "$tmp/package/twilio-oai/spec/json/$f" "$DEST/json/"; done
+# A cache verified with a shorter SPECS list (an older checkout) is completed in place, each file
+# moved in whole, so that a run reading the cache meanwhile never sees a half-written spec.
+mkdir -p "$DEST/json"
+for f in "${SPECS[@]}"; do
+  cp "$tmp/package/twilio-oai/spec/json/$f" "$DEST/json/.$f.tmp" && mv -f "$DEST/json/.$f.tmp" "$DEST/json/$f"
+done
 echo "$SHA256" > "$DEST/.verified"
 log "specs in $DEST/json"
 echo "$DEST/json"

@@ -7,7 +7,7 @@ use crate::config::SimConfig;
 use crate::errors::ApiError;
 use crate::http::{SimRequest, SimResponse};
 use crate::state::{Account, SimState};
-use crate::{api2010, conversations, messaging};
+use crate::{api2010, conversations, messaging, monitor};
 
 /// Which Twilio API (and spec file) a route belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +16,7 @@ pub(crate) enum Api {
     MessagingV1,
     MessagingV2,
     ConversationsV1,
+    MonitorV1,
 }
 
 impl Api {
@@ -25,6 +26,7 @@ impl Api {
             Api::MessagingV1 => "twilio_messaging_v1",
             Api::MessagingV2 => "twilio_messaging_v2",
             Api::ConversationsV1 => "twilio_conversations_v1",
+            Api::MonitorV1 => "twilio_monitor_v1",
         }
     }
 }
@@ -97,6 +99,8 @@ const SENDERS: &str = "/v2/Channels/Senders";
 const SENDER: &str = "/v2/Channels/Senders/{Sid}";
 const ADDRESSES: &str = "/v1/Configuration/Addresses";
 const ADDRESS: &str = "/v1/Configuration/Addresses/{Sid}";
+const ALERTS: &str = "/v1/Alerts";
+const ALERT: &str = "/v1/Alerts/{Sid}";
 
 macro_rules! route {
     ($m:literal, $t:expr, $op:literal, $api:ident, $h:path) => {
@@ -139,6 +143,8 @@ static ROUTES: &[Route] = &[
     route!("GET", ADDRESS, "FetchConfigurationAddress", ConversationsV1, conversations::addresses::fetch),
     route!("POST", ADDRESS, "UpdateConfigurationAddress", ConversationsV1, conversations::addresses::update),
     route!("DELETE", ADDRESS, "DeleteConfigurationAddress", ConversationsV1, conversations::addresses::delete),
+    route!("GET", ALERTS, "ListAlert", MonitorV1, monitor::alerts::list),
+    route!("GET", ALERT, "FetchAlert", MonitorV1, monitor::alerts::fetch),
 ];
 
 /// Every Twilio operation the simulator implements.

@@ -323,6 +323,7 @@ fn build_account(sa: &SeedAccount) -> Result<Account, SimError> {
         messages: Vec::new(),
         sandbox: None,
         address_configurations: Vec::new(),
+        alerts: Vec::new(),
     };
     for k in &sa.keys {
         let ksid = match &k.sid {

@@ -1,10 +1,11 @@
 //! Twilio's official OpenAPI contract (twilio-oai), used to check every request the simulator
 //! receives and every response it returns.
 //!
-//! The simulator serves four specs on one listener ([`SPECS`]); the paths it indexes are
-//! disjoint (`/2010-04-01/...`, messaging `/v1/Services...`, `/v2/...`, and of the Conversations
+//! The simulator serves five specs on one listener ([`SPECS`]); the paths it indexes are
+//! disjoint (`/2010-04-01/...`, messaging `/v1/Services...`, `/v2/...`, of the Conversations
 //! spec only `/v1/Configuration/Addresses...`, [`PATH_PREFIXES`]: its `/v1/Services/{Sid}` would
-//! otherwise shadow the Messaging Services on the one host). [`Contract::check_request`] matches a request to
+//! otherwise shadow the Messaging Services on the one host; of the Monitor spec only
+//! `/v1/Alerts...`). [`Contract::check_request`] matches a request to
 //! its operation and checks it; [`Contract::check_response`] checks what the simulator answers.
 //! Violations carry a stable `rule` name:
 //!
@@ -43,11 +44,12 @@ use paths::Template;
 use schema::{Mode, PatternCache, Tolerance, Validator};
 
 /// The spec files (stems) the simulator serves, in `dir/<stem>.json`.
-pub const SPECS: [&str; 4] =
-    ["twilio_api_v2010", "twilio_messaging_v1", "twilio_messaging_v2", "twilio_conversations_v1"];
+pub const SPECS: [&str; 5] =
+    ["twilio_api_v2010", "twilio_messaging_v1", "twilio_messaging_v2", "twilio_conversations_v1", "twilio_monitor_v1"];
 
 /// Specs of which only paths under these prefixes are indexed (the others: every path).
-pub const PATH_PREFIXES: &[(&str, &[&str])] = &[("twilio_conversations_v1", &["/v1/Configuration/Addresses"])];
+pub const PATH_PREFIXES: &[(&str, &[&str])] =
+    &[("twilio_conversations_v1", &["/v1/Configuration/Addresses"]), ("twilio_monitor_v1", &["/v1/Alerts"])];
 
 /// Whether `template` of `spec` is indexed.
 fn indexed(spec: &str, template: &str) -> bool {
@@ -131,7 +133,7 @@ pub enum LoadError {
     #[error(
         "Twilio OpenAPI spec not found at {path}: run `make twilio-specs` (or `hack/fetch-twilio-specs.sh`), \
          or set {SPEC_DIR_ENV} to a directory holding twilio_api_v2010.json, twilio_messaging_v1.json, \
-         twilio_messaging_v2.json and twilio_conversations_v1.json"
+         twilio_messaging_v2.json, twilio_conversations_v1.json and twilio_monitor_v1.json"
     )]
     NotFound {
         /// The missing path.

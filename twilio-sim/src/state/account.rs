@@ -108,6 +108,9 @@ pub struct Account {
     /// Conversations address configurations (Conversations v1), in creation order.
     #[serde(default)]
     pub address_configurations: Vec<AddressConfiguration>,
+    /// Debugger alerts (Monitor v1), oldest first.
+    #[serde(default)]
+    pub alerts: Vec<super::Alert>,
 }
 
 impl Account {

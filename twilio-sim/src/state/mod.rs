@@ -5,6 +5,7 @@
 
 mod account;
 mod address;
+mod alert;
 mod identity;
 mod message;
 mod number;
@@ -15,6 +16,7 @@ mod service;
 
 pub use account::{Account, AccountPatch, AccountStatus, AccountType, ApiKey, ApiKeyKind};
 pub use address::{AddressConfiguration, AutoCreation};
+pub use alert::{describe as describe_error_code, Alert};
 pub use identity::IdentityClient;
 pub use message::{Message, MessageOutcome, MessageStatus};
 pub use number::{Capabilities, IncomingNumber, NumberPatch};
