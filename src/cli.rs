@@ -88,6 +88,12 @@ pub struct RunArgs {
     #[arg(long, env = "WAO_TWILIO_CONVERSATIONS_URL")]
     pub twilio_conversations_url: Option<String>,
 
+    /// Base URL of Twilio's Monitor API (the Debugger's alerts, read only). Default: the
+    /// Messaging URL with `messaging.` replaced by `monitor.` (any other Messaging URL, e.g. a
+    /// simulator, serves both).
+    #[arg(long, env = "WAO_TWILIO_MONITOR_URL")]
+    pub twilio_monitor_url: Option<String>,
+
     /// Timeout of one Twilio request.
     #[arg(long, env = "WAO_TWILIO_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub twilio_timeout: Duration,
@@ -110,6 +116,23 @@ pub struct RunArgs {
     /// detection). Verification of one account's credentials is shared by its channels.
     #[arg(long, env = "WAO_VERIFY_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
     pub verify_interval: Duration,
+
+    /// How often each Twilio account's Debugger alerts (Monitor API) are listed for the
+    /// ReceiverHealthy condition: one listing per account, shared by all its channels, at most
+    /// --alerts-max-pages pages. Needs credentials that may read Monitor alerts.
+    #[arg(long, env = "WAO_ALERTS_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub alerts_interval: Duration,
+
+    /// How long after its last failed webhook request (a Twilio alert about the channel's
+    /// webhook URL) a receiver counts as healthy again; also how far back the first listing
+    /// looks.
+    #[arg(long, env = "WAO_RECEIVER_QUIET_WINDOW", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub receiver_quiet_window: Duration,
+
+    /// Pages of 200 alerts one alerts listing reads at most (a bound on Twilio calls: a
+    /// condition built from a truncated listing says "at least").
+    #[arg(long, env = "WAO_ALERTS_MAX_PAGES", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub alerts_max_pages: u64,
 
     /// How often a WhatsApp sender that is not online yet is checked again.
     #[arg(long, env = "WAO_SENDER_POLL_INTERVAL", default_value = "15m", value_parser = humantime::parse_duration)]
@@ -261,6 +284,7 @@ impl RunArgs {
             api_base_url: self.twilio_api_url.clone(),
             messaging_base_url: self.twilio_messaging_url.clone(),
             conversations_base_url: self.twilio_conversations_url.clone(),
+            monitor_base_url: self.twilio_monitor_url.clone(),
             timeout: self.twilio_timeout,
             allow_insecure_http: self.allow_insecure_http,
             ..TwilioConfig::default()
@@ -269,6 +293,9 @@ impl RunArgs {
         config.namespace = self.namespace.clone();
         config.verify_interval = self.verify_interval;
         config.sender_poll_interval = self.sender_poll_interval;
+        config.alerts_interval = self.alerts_interval.max(std::time::Duration::from_millis(100));
+        config.receiver_quiet_window = self.receiver_quiet_window;
+        config.alerts_max_pages = usize::try_from(self.alerts_max_pages).unwrap_or(5);
         config.permanent_retry_interval = self.permanent_retry_interval;
         config.backoff_base = self.backoff_base;
         config.backoff_max = self.backoff_max;

@@ -24,6 +24,10 @@ pub enum ConditionType {
     IdentityVerified,
     /// The channel is switched on (`spec.active`) and connected.
     Active,
+    /// Twilio's webhook requests to the receiver succeed: no failure alert (Monitor API) about
+    /// `spec.webhook.url` within the quiet window. Not part of `Ready` unless
+    /// `spec.receiverHealth.affectsReady`.
+    ReceiverHealthy,
     /// Summary: the channel does everything its spec asks (`kubectl wait`, Argo CD, Flux).
     Ready,
     /// kstatus: present and True while the operator still works towards Ready.
@@ -34,7 +38,7 @@ pub enum ConditionType {
 
 impl ConditionType {
     /// Every condition type, in the order they are reported.
-    pub const ALL: [ConditionType; 11] = [
+    pub const ALL: [ConditionType; 12] = [
         Self::CredentialsValid,
         Self::NumberVerified,
         Self::NumberBound,
@@ -43,6 +47,7 @@ impl ConditionType {
         Self::ConfirmationSent,
         Self::IdentityVerified,
         Self::Active,
+        Self::ReceiverHealthy,
         Self::Ready,
         Self::Reconciling,
         Self::Stalled,
@@ -59,6 +64,7 @@ impl ConditionType {
             Self::ConfirmationSent => "ConfirmationSent",
             Self::IdentityVerified => "IdentityVerified",
             Self::Active => "Active",
+            Self::ReceiverHealthy => "ReceiverHealthy",
             Self::Ready => "Ready",
             Self::Reconciling => "Reconciling",
             Self::Stalled => "Stalled",
@@ -192,6 +198,20 @@ reasons! {
     ChangesPlanned,
     /// A full verification asked for by the `whatsapp-operator.io/verify-now` annotation ran.
     VerifiedNow,
+    /// No failed webhook request to the receiver within the quiet window (Twilio's alerts).
+    ReceiverHealthy,
+    /// Twilio's webhook requests to the receiver failed at HTTP level (an answer 4xx/5xx,
+    /// 11200; too many redirects, 11215; a body over the limit, 11750; …) within the quiet window.
+    WebhookFailing,
+    /// Twilio could not trust the receiver's TLS certificate or handshake (11220, 11235,
+    /// 11236, 11237) within the quiet window.
+    ReceiverTLSInvalid,
+    /// Twilio could not reach the receiver: no connection or no answer in time (11205), a host
+    /// name that does not resolve (11210), within the quiet window.
+    ReceiverUnreachable,
+    /// The credentials may not read the account's alerts (Monitor API answered 401/403): the
+    /// receiver's health is unknown.
+    AlertsUnreadable,
 }
 
 impl fmt::Display for Reason {

@@ -308,7 +308,9 @@ async fn finish(
             if let Some(uid) = ch.uid() {
                 ctx.attempts.forget(&uid);
             }
-            ctx.wake_secret(&ch.namespace().unwrap_or_default(), &ch.spec.twilio.credentials_secret_ref.name);
+            let ns = ch.namespace().unwrap_or_default();
+            ctx.receiver.forget(account, &ns, &ch.name_any());
+            ctx.wake_secret(&ns, &ch.spec.twilio.credentials_secret_ref.name);
             Ok(Ended::Finalized)
         }
         After::Backoff(e) => Err(e),

@@ -135,6 +135,13 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
         Ok(f) => ctx.attempts.left(&uid, &plan::verified_inputs(ch, f, identity_view.as_ref())),
         Err(_) => None,
     };
+    let receiver = match (&creds, ch.metadata.deletion_timestamp.is_some() || ch.spec.suspend) {
+        (Ok(c), false) => {
+            let name = ch.name_any();
+            Some(ctx.receiver.observe(c, &ns, &name, receiver_matcher(ch))).flatten()
+        }
+        _ => None,
+    };
     let cluster = ClusterView {
         binding: spec_binding,
         wired,
@@ -143,8 +150,24 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
         identity_secret: identity_view,
         hold: ctx.holds.remaining(&ch.spec.twilio.account_sid),
         attempt_left,
+        receiver,
     };
     Ok(Observed { cluster, twilio: TwilioView::default(), credentials: creds.ok(), identity_secret, started })
+}
+
+/// What identifies the channel's alerts: its webhook URL (without the fragment) and the SIDs
+/// of the objects whose webhook it configured.
+fn receiver_matcher(ch: &WhatsAppChannel) -> plan::receiver::ReceiverMatcher {
+    let status = ch.status.as_ref();
+    let sids = [
+        status.and_then(|s| s.sender.as_ref()).and_then(|s| s.sid.clone()),
+        status.and_then(|s| s.routing.as_ref()).and_then(|r| r.actual.sid.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let url = plan::receiver::without_fragment(&ch.spec.webhook.url).to_owned();
+    plan::receiver::ReceiverMatcher { url, sids }
 }
 
 /// Answers one read of the plan into `obs.twilio`.

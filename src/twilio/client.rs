@@ -19,6 +19,8 @@ pub const DEFAULT_API_BASE_URL: &str = "https://api.twilio.com";
 pub const DEFAULT_MESSAGING_BASE_URL: &str = "https://messaging.twilio.com";
 /// Default host of the Conversations v1 API (address configurations).
 pub const DEFAULT_CONVERSATIONS_BASE_URL: &str = "https://conversations.twilio.com";
+/// Default host of the Monitor v1 API (the Debugger's alerts).
+pub const DEFAULT_MONITOR_BASE_URL: &str = "https://monitor.twilio.com";
 /// Default whole-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Upper bound on pages followed by one list call: a guard against a server that pages
@@ -44,6 +46,9 @@ pub struct TwilioConfig {
     /// Origin of the Conversations API; `None`: derived from `messaging_base_url`
     /// ([`conversations_base_for`]).
     pub conversations_base_url: Option<String>,
+    /// Origin of the Monitor API (alerts); `None`: derived from `messaging_base_url`
+    /// ([`monitor_base_for`]).
+    pub monitor_base_url: Option<String>,
     /// Whole-request timeout (connect + send + response). Connecting alone is bounded by
     /// the smaller of this and 5 s.
     pub timeout: Duration,
@@ -60,6 +65,7 @@ impl Default for TwilioConfig {
             api_base_url: DEFAULT_API_BASE_URL.to_owned(),
             messaging_base_url: DEFAULT_MESSAGING_BASE_URL.to_owned(),
             conversations_base_url: None,
+            monitor_base_url: None,
             timeout: DEFAULT_TIMEOUT,
             user_agent: default_user_agent(),
             allow_insecure_http: false,
@@ -88,6 +94,18 @@ pub fn conversations_base_for(messaging_base_url: &str) -> String {
     }
 }
 
+/// The Monitor origin that goes with a Messaging origin: `messaging.` as the host's first label
+/// becomes `monitor.` (`https://messaging.twilio.com` → `https://monitor.twilio.com`); any other
+/// origin (a simulator, a proxy) serves both.
+pub fn monitor_base_for(messaging_base_url: &str) -> String {
+    match messaging_base_url.split_once("://") {
+        Some((scheme, rest)) if rest.starts_with("messaging.") => {
+            format!("{scheme}://monitor.{}", &rest["messaging.".len()..])
+        }
+        _ => messaging_base_url.to_owned(),
+    }
+}
+
 /// Which API a path belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Api {
@@ -97,6 +115,8 @@ pub(crate) enum Api {
     Messaging,
     /// conversations.twilio.com (v1).
     Conversations,
+    /// monitor.twilio.com (v1).
+    Monitor,
 }
 
 /// A typed Twilio REST client. Cheap to clone (one shared connection pool).
@@ -114,6 +134,7 @@ struct Inner {
     api_base: String,
     messaging_base: String,
     conversations_base: String,
+    monitor_base: String,
     observer: Option<RequestObserver>,
     holds: Option<Arc<AccountHolds>>,
 }
@@ -167,9 +188,19 @@ impl TwilioClient {
         let conversations =
             config.conversations_base_url.clone().unwrap_or_else(|| conversations_base_for(&messaging_base));
         let conversations_base = checked_base(&conversations, config.allow_insecure_http)?;
+        let monitor = config.monitor_base_url.clone().unwrap_or_else(|| monitor_base_for(&messaging_base));
+        let monitor_base = checked_base(&monitor, config.allow_insecure_http)?;
         let http = http_client(config.timeout, &config.user_agent)?;
         Ok(Self {
-            inner: Arc::new(Inner { http, api_base, messaging_base, conversations_base, observer: None, holds: None }),
+            inner: Arc::new(Inner {
+                http,
+                api_base,
+                messaging_base,
+                conversations_base,
+                monitor_base,
+                observer: None,
+                holds: None,
+            }),
         })
     }
 
@@ -200,6 +231,7 @@ impl TwilioClient {
             Api::Core => &self.inner.api_base,
             Api::Messaging => &self.inner.messaging_base,
             Api::Conversations => &self.inner.conversations_base,
+            Api::Monitor => &self.inner.monitor_base,
         }
     }
 

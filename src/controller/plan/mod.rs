@@ -18,6 +18,7 @@ mod confirm;
 mod live;
 mod ownership;
 mod planned;
+pub mod receiver;
 mod release;
 mod report;
 mod routing;
@@ -104,6 +105,8 @@ pub struct ClusterView {
     /// How long the last Twilio check of this channel (in this process) still stands for the
     /// same inputs (`None`: there is none, or it no longer stands).
     pub attempt_left: Option<Duration>,
+    /// The receiver's health from the account's alerts (`None`: not read yet, or not watched).
+    pub receiver: Option<receiver::ReceiverView>,
 }
 
 /// An object at Twilio whose webhook routes a number's inbound messages: its carrier (sender or
