@@ -219,6 +219,11 @@ impl SimHandle {
         crate::webhook::inject(&self.shared, account, e164, message).await
     }
 
+    /// How webhook requests are made now.
+    pub fn webhook_settings(&self) -> crate::webhook::WebhookSettings {
+        lock(&self.shared.webhook).clone()
+    }
+
     /// Changes how webhook requests are made (timeouts, retries, extra trusted roots).
     pub fn set_webhook_settings(&self, settings: crate::webhook::WebhookSettings) {
         *lock(&self.shared.webhook) = settings;

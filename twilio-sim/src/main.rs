@@ -52,10 +52,11 @@ struct Cli {
     /// messages), in milliseconds (Twilio: 15000).
     #[arg(long, default_value_t = 15_000)]
     webhook_timeout_ms: u64,
-    /// Also run a webhook receiver on this address (e.g. 127.0.0.1:0): it checks each
-    /// request's X-Twilio-Signature with the simulated account's auth token, logs it, and
-    /// answers 200 (or what its path asks: /status/502, /slow/20000, /big). Its base URL is
-    /// printed on stdout as the second line, "receiver <url>".
+    /// Also run a webhook receiver on this address (e.g. 127.0.0.1:0), over HTTPS with a
+    /// certificate the simulator trusts: it checks each request's X-Twilio-Signature with the
+    /// simulated account's auth token, logs it, and answers 200 (or what its path asks:
+    /// /status/502, /slow/20000, /big). Its base URL is printed on stdout as the second line,
+    /// "receiver <url>".
     #[arg(long)]
     receiver_listen: Option<SocketAddr>,
 }
@@ -133,8 +134,15 @@ async fn main() -> ExitCode {
             let lookup = sim.clone();
             let tokens: twilio_sim::receiver::TokenLookup =
                 std::sync::Arc::new(move |sid: &str| lookup.account(sid).map(|a| a.auth_token));
-            match twilio_sim::receiver::Receiver::start(listen, tokens).await {
-                Ok(r) => Some(r),
+            match twilio_sim::receiver::Receiver::start_tls(listen, tokens).await {
+                Ok(r) => {
+                    // The simulated Twilio trusts the receiver's certificate, as Twilio trusts a
+                    // receiver's public one.
+                    let mut settings = sim.webhook_settings();
+                    settings.extra_roots_pem.extend(r.ca_pem().map(str::to_owned));
+                    sim.set_webhook_settings(settings);
+                    Some(r)
+                }
                 Err(e) => {
                     eprintln!("twilio-sim: cannot start the receiver on {listen}: {e}");
                     return ExitCode::FAILURE;

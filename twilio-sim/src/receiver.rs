@@ -1,4 +1,4 @@
-//! A webhook receiver for tests and the demo: a real HTTP server on 127.0.0.1 that checks
+//! A webhook receiver for tests and the demo: a real HTTP(S) server on 127.0.0.1 that checks
 //! each request's `X-Twilio-Signature` with the account's auth token, logs what it got, and
 //! answers by path:
 //!
@@ -55,6 +55,47 @@ pub struct Receiver {
     addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     task: tokio::task::JoinHandle<()>,
+    /// HTTPS: the CA (PEM) that signed the serving certificate.
+    ca_pem: Option<String>,
+}
+
+/// A CA and a serving certificate it signed for `127.0.0.1`, `::1` and `localhost`.
+struct Generated {
+    ca_pem: String,
+    cert_der: Vec<u8>,
+    key_der: Vec<u8>,
+}
+
+fn generate() -> Result<Generated, rcgen::Error> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca_params.distinguished_name.push(DnType::CommonName, "twilio-sim receiver CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_key = KeyPair::generate()?;
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "::1".to_owned(), "localhost".to_owned()])?;
+    params.distinguished_name.push(DnType::CommonName, "twilio-sim receiver");
+    params.use_authority_key_identifier_extension = true;
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(Generated { ca_pem: ca_cert.pem(), cert_der: cert.der().to_vec(), key_der: key.serialize_der() })
+}
+
+fn acceptor(g: &Generated) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(g.cert_der.clone())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(g.key_der.clone())),
+        )
+        .map_err(std::io::Error::other)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 impl Drop for Receiver {
@@ -64,23 +105,50 @@ impl Drop for Receiver {
 }
 
 impl Receiver {
-    /// Starts on `listen` (port 0: a free one), checking signatures with `tokens`.
+    /// Starts plain HTTP on `listen` (port 0: a free one), checking signatures with `tokens`.
     pub async fn start(listen: SocketAddr, tokens: TokenLookup) -> std::io::Result<Receiver> {
+        Self::serve(listen, tokens, None).await
+    }
+
+    /// Starts HTTPS on `listen` with a certificate from a CA generated for it
+    /// ([`Receiver::ca_pem`]: trust it, or not, to test Twilio's certificate check).
+    pub async fn start_tls(listen: SocketAddr, tokens: TokenLookup) -> std::io::Result<Receiver> {
+        let generated = generate().map_err(std::io::Error::other)?;
+        Self::serve(listen, tokens, Some(generated)).await
+    }
+
+    async fn serve(listen: SocketAddr, tokens: TokenLookup, tls: Option<Generated>) -> std::io::Result<Receiver> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = received.clone();
+        let acceptor = tls.as_ref().map(acceptor).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
-                let (tokens, log) = (tokens.clone(), log.clone());
-                let svc = service_fn(move |req| answer(req, tokens.clone(), log.clone()));
+                let (tokens, log, acceptor) = (tokens.clone(), log.clone(), acceptor.clone());
+                let svc = service_fn(move |req| answer(req, scheme, tokens.clone(), log.clone()));
                 tokio::spawn(async move {
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    match acceptor {
+                        Some(a) => {
+                            if let Ok(tls) = a.accept(stream).await {
+                                let _ = http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+                            }
+                        }
+                        None => {
+                            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                    }
                 });
             }
         });
-        Ok(Receiver { addr, received, task })
+        Ok(Receiver { addr, received, task, ca_pem: tls.map(|g| g.ca_pem) })
+    }
+
+    /// HTTPS only: the PEM of the CA that signed the serving certificate.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// A receiver that knows these accounts' auth tokens.
@@ -89,9 +157,10 @@ impl Receiver {
         Receiver::start(SocketAddr::from(([127, 0, 0, 1], 0)), tokens).await
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` for [`Receiver::start_tls`]).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_pem.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Every request so far.
@@ -109,6 +178,7 @@ fn reply(status: u16, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
 
 async fn answer(
     req: Request<Incoming>,
+    scheme: &'static str,
     tokens: TokenLookup,
     log: Arc<Mutex<Vec<Received>>>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
@@ -116,7 +186,7 @@ async fn answer(
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_string();
     let path_and_query = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
-    let url = format!("http://{host}{path_and_query}");
+    let url = format!("{scheme}://{host}{path_and_query}");
     let method = parts.method.as_str().to_string();
     let query: Vec<(String, String)> = serde_urlencoded::from_str(parts.uri.query().unwrap_or("")).unwrap_or_default();
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();

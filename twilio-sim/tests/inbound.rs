@@ -251,3 +251,35 @@ async fn the_control_api_injects_and_changes_the_timeouts() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
+
+#[tokio::test]
+async fn https_receivers_are_verified_like_twilio_does() {
+    let tokens: twilio_sim::receiver::TokenLookup =
+        std::sync::Arc::new(|sid: &str| (sid == ACCOUNT).then(|| TOKEN.to_string()));
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let trusted = Receiver::start_tls(any, tokens.clone()).await.expect("trusted receiver");
+    let untrusted = Receiver::start_tls(any, tokens).await.expect("untrusted receiver");
+    let seed = format!(
+        r#"
+accounts:
+- sid: {ACCOUNT}
+  friendly_name: tls
+  auth_token: {TOKEN}
+  incoming_phone_numbers:
+  - {{phone_number: "+15550000001", sms_url: "{}/hook"}}
+  - {{phone_number: "+15550000002", sms_url: "{}/hook"}}
+"#,
+        trusted.base_url(),
+        untrusted.base_url()
+    );
+    let handle = Simulator::start(SimConfig { strict: true, ..SimConfig::default() }).await.expect("start");
+    handle.seed_yaml(&seed).expect("seed");
+    let ca = trusted.ca_pem().expect("ca").to_string();
+    handle.set_webhook_settings(WebhookSettings { extra_roots_pem: vec![ca], ..WebhookSettings::default() });
+    let ok = inject(&handle, "+15550000001", "over TLS").await;
+    assert!(ok.delivered, "{ok:?}");
+    assert!(trusted.received()[0].signature_valid, "the signature covers the https URL");
+    let bad = inject(&handle, "+15550000002", "bad certificate").await;
+    assert_eq!(bad.attempts[0].error_code, Some(11237), "{bad:?}");
+    assert!(untrusted.received().is_empty(), "no request over an untrusted connection");
+}
