@@ -119,7 +119,8 @@ pub struct RunArgs {
 
     /// How often each Twilio account's Debugger alerts (Monitor API) are listed for the
     /// ReceiverHealthy condition: one listing per account, shared by all its channels, at most
-    /// --alerts-max-pages pages. Needs credentials that may read Monitor alerts.
+    /// --alerts-max-pages pages. Needs credentials that may read Monitor alerts. 0 turns
+    /// receiver health off (no listing, no ReceiverHealthy condition).
     #[arg(long, env = "WAO_ALERTS_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
     pub alerts_interval: Duration,
 
@@ -293,7 +294,11 @@ impl RunArgs {
         config.namespace = self.namespace.clone();
         config.verify_interval = self.verify_interval;
         config.sender_poll_interval = self.sender_poll_interval;
-        config.alerts_interval = self.alerts_interval.max(std::time::Duration::from_millis(100));
+        config.alerts_interval = if self.alerts_interval.is_zero() {
+            self.alerts_interval
+        } else {
+            self.alerts_interval.max(std::time::Duration::from_millis(100))
+        };
         config.receiver_quiet_window = self.receiver_quiet_window;
         config.alerts_max_pages = usize::try_from(self.alerts_max_pages).unwrap_or(5);
         config.permanent_retry_interval = self.permanent_retry_interval;

@@ -35,7 +35,7 @@ pub struct OperatorConfig {
     /// the UID of the `kube-system` namespace, read at start.
     pub cluster_id: Option<String>,
     /// How often each Twilio account's Debugger alerts are listed (one listing per account,
-    /// shared by its channels) for `ReceiverHealthy`.
+    /// shared by its channels) for `ReceiverHealthy`; zero turns receiver health off.
     pub alerts_interval: Duration,
     /// How long after its last failed webhook request a receiver counts as healthy again.
     pub receiver_quiet_window: Duration,

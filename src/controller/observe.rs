@@ -135,12 +135,14 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
         Ok(f) => ctx.attempts.left(&uid, &plan::verified_inputs(ch, f, identity_view.as_ref())),
         Err(_) => None,
     };
+    // Registered after a pass that verified the credentials (`execute`): refused credentials
+    // read no alerts, nor blind the account's poller.
     let receiver = match (&creds, ch.metadata.deletion_timestamp.is_some() || ch.spec.suspend) {
-        (Ok(c), false) => {
-            let name = ch.name_any();
-            Some(ctx.receiver.observe(c, &ns, &name, receiver_matcher(ch))).flatten()
+        (Ok(_), false) => ctx.receiver.view(&ch.spec.twilio.account_sid, &ns, &ch.name_any(), &receiver_matcher(ch)),
+        _ => {
+            ctx.receiver.forget(&ch.spec.twilio.account_sid, &ns, &ch.name_any());
+            None
         }
-        _ => None,
     };
     let cluster = ClusterView {
         binding: spec_binding,
@@ -157,7 +159,7 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
 
 /// What identifies the channel's alerts: its webhook URL (without the fragment) and the SIDs
 /// of the objects whose webhook it configured.
-fn receiver_matcher(ch: &WhatsAppChannel) -> plan::receiver::ReceiverMatcher {
+pub fn receiver_matcher(ch: &WhatsAppChannel) -> plan::receiver::ReceiverMatcher {
     let status = ch.status.as_ref();
     let sids = [
         status.and_then(|s| s.sender.as_ref()).and_then(|s| s.sid.clone()),

@@ -30,7 +30,7 @@ pub const ALERTS_PAGE_SIZE: u32 = 200;
 /// How the watch polls.
 #[derive(Clone, Debug)]
 pub struct ReceiverSettings {
-    /// Time between two listings of an account.
+    /// Time between two listings of an account (zero: receiver health is off).
     pub interval: Duration,
     /// Alerts older than this no longer make a receiver unhealthy.
     pub quiet_window: Duration,
@@ -46,6 +46,8 @@ type ChannelKey = (String, String);
 #[derive(Debug)]
 struct Registration {
     matcher: ReceiverMatcher,
+    /// The fingerprint of the credentials the channel uses.
+    creds: String,
     seen: Instant,
     /// What the channel was last given or woken for.
     reported: Option<ReceiverState>,
@@ -55,7 +57,9 @@ struct Registration {
 
 #[derive(Debug)]
 struct Account {
-    creds: Credentials,
+    /// The credentials the account's channels use, by fingerprint, and whether a listing
+    /// with them was refused (401/403/404): one channel's wrong Secret does not blind the others.
+    creds: HashMap<String, (Credentials, bool)>,
     channels: HashMap<ChannelKey, Registration>,
     /// Alerts within the quiet window, by SID.
     alerts: HashMap<String, Alert>,
@@ -103,9 +107,34 @@ impl ReceiverWatch {
         Self { inner: Arc::new(Inner { twilio, holds, metrics, settings, accounts: Mutex::new(HashMap::new()), wake }) }
     }
 
-    /// Registers channel `ns/name` of `creds`' account (starting the account's poller if it has
-    /// none) and answers its receiver health now (`None`: the account's alerts are not read yet).
-    pub fn observe(&self, creds: &Credentials, ns: &str, name: &str, matcher: ReceiverMatcher) -> Option<ReceiverView> {
+    /// The receiver health of channel `ns/name` of `account_sid` now, from memory (`None`: the
+    /// account's alerts are not read yet, or the channel is not registered).
+    pub fn view(&self, account_sid: &str, ns: &str, name: &str, matcher: &ReceiverMatcher) -> Option<ReceiverView> {
+        let account = lock(&self.inner.accounts).get(account_sid).cloned()?;
+        let mut a = lock(&account);
+        let key = (ns.to_owned(), name.to_owned());
+        a.channels.get(&key)?;
+        let state = a.state_for(matcher, self.inner.settings.quiet_window);
+        if let Some(reg) = a.channels.get_mut(&key) {
+            reg.reported = state.clone();
+        }
+        state.map(|state| ReceiverView { window: self.inner.settings.quiet_window, state })
+    }
+
+    /// Registers channel `ns/name` with credentials Twilio accepted (starting the account's
+    /// poller if it has none; the poller wakes the channel once its health is known), and
+    /// answers its receiver health now.
+    pub fn register(
+        &self,
+        creds: &Credentials,
+        ns: &str,
+        name: &str,
+        matcher: ReceiverMatcher,
+    ) -> Option<ReceiverView> {
+        // `--alerts-interval 0`: receiver health is off.
+        if self.inner.settings.interval.is_zero() {
+            return None;
+        }
         let sid = creds.account_sid().to_owned();
         let (account, new) = {
             let mut accounts = lock(&self.inner.accounts);
@@ -113,7 +142,7 @@ impl ReceiverWatch {
                 Some(a) => (a.clone(), false),
                 None => {
                     let a = Arc::new(Mutex::new(Account {
-                        creds: creds.clone(),
+                        creds: HashMap::new(),
                         channels: HashMap::new(),
                         alerts: HashMap::new(),
                         cursor: None,
@@ -127,18 +156,22 @@ impl ReceiverWatch {
         };
         let view = {
             let mut a = lock(&account);
-            a.creds = creds.clone();
+            let fingerprint = creds.fingerprint();
+            a.creds.entry(fingerprint.clone()).or_insert_with(|| (creds.clone(), false));
             let state = a.state_for(&matcher, self.inner.settings.quiet_window);
             let key = (ns.to_owned(), name.to_owned());
             let reg = a.channels.entry(key).or_insert_with(|| Registration {
                 matcher: matcher.clone(),
+                creds: fingerprint.clone(),
                 seen: Instant::now(),
                 reported: None,
                 counted: Default::default(),
             });
+            // `reported` stays what the pass was given (`view`): a new registration is woken by
+            // the next listing with its health.
             reg.matcher = matcher;
+            reg.creds = fingerprint;
             reg.seen = Instant::now();
-            reg.reported = state.clone();
             state.map(|state| ReceiverView { window: self.inner.settings.quiet_window, state })
         };
         if new {
@@ -182,17 +215,46 @@ impl Inner {
         }
     }
 
-    /// One listing of `account`'s alerts, merged into memory.
+    /// One listing of `account`'s alerts, merged into memory: with credentials not refused
+    /// before (another channel's, when one set is refused), at most one try per set.
     async fn list(&self, sid: &str, account: &Mutex<Account>) {
-        let (creds, since) = {
-            let a = lock(account);
-            let window = chrono::Duration::from_std(self.settings.quiet_window).unwrap_or(chrono::Duration::MAX);
-            let floor = Utc::now() - window;
-            (a.creds.clone(), a.cursor.map_or(floor, |c| c.max(floor)))
-        };
+        let mut tried = std::collections::HashSet::new();
+        loop {
+            let next = {
+                let mut a = lock(account);
+                let used: std::collections::HashSet<String> = a.channels.values().map(|r| r.creds.clone()).collect();
+                a.creds.retain(|f, _| used.contains(f));
+                let pick = a
+                    .creds
+                    .iter()
+                    .filter(|(f, _)| !tried.contains(*f))
+                    .min_by_key(|(_, (_, refused))| *refused)
+                    .map(|(f, (c, _))| (f.clone(), c.clone()));
+                let window = chrono::Duration::from_std(self.settings.quiet_window).unwrap_or(chrono::Duration::MAX);
+                let floor = Utc::now() - window;
+                pick.map(|p| (p, a.cursor.map_or(floor, |c| c.max(floor))))
+            };
+            let Some(((fingerprint, creds), since)) = next else { return };
+            tried.insert(fingerprint.clone());
+            if self.list_with(sid, account, &fingerprint, &creds, since).await {
+                return;
+            }
+        }
+    }
+
+    /// One listing with `creds`; `false` when they were refused (another set may be tried).
+    async fn list_with(
+        &self,
+        sid: &str,
+        account: &Mutex<Account>,
+        fingerprint: &str,
+        creds: &Credentials,
+        since: DateTime<Utc>,
+    ) -> bool {
         self.metrics.alert_listings.inc();
-        let listed = self.twilio.list_alerts(&creds, since, ALERTS_PAGE_SIZE, self.settings.max_pages).await;
+        let listed = self.twilio.list_alerts(creds, since, ALERTS_PAGE_SIZE, self.settings.max_pages).await;
         let mut a = lock(account);
+        let mut done = true;
         match listed {
             Ok(listing) => {
                 for alert in listing.alerts {
@@ -203,10 +265,17 @@ impl Inner {
                 }
                 a.truncated = listing.truncated;
                 a.listed = Some(Ok(()));
+                if let Some(entry) = a.creds.get_mut(fingerprint) {
+                    entry.1 = false;
+                }
             }
             Err(e @ (TwilioError::Unauthorized { .. } | TwilioError::NotFound { .. })) => {
                 tracing::warn!(account = sid, error = %e, "the credentials may not read the account's alerts");
                 a.listed = Some(Err(e.to_string()));
+                if let Some(entry) = a.creds.get_mut(fingerprint) {
+                    entry.1 = true;
+                }
+                done = false;
             }
             Err(e) => {
                 if let TwilioError::RateLimited { retry_after, .. } = &e {
@@ -221,6 +290,7 @@ impl Inner {
         let window = chrono::Duration::from_std(self.settings.quiet_window).unwrap_or(chrono::Duration::MAX);
         let floor = Utc::now() - window;
         a.alerts.retain(|_, alert| alert.time().is_none_or(|t| t >= floor));
+        done
     }
 
     /// Counts new matched alerts and wakes each channel whose health changed.
@@ -255,8 +325,11 @@ async fn poll(inner: Arc<Inner>, sid: String, account: Arc<Mutex<Account>>) {
         if let Some(wait) = inner.holds.remaining(&sid) {
             tokio::time::sleep(wait).await;
         }
-        inner.list(&sid, &account).await;
-        inner.report(&account);
+        // Every channel forgotten (deleted, suspended, its credentials refused): no listing.
+        if !lock(&account).channels.is_empty() {
+            inner.list(&sid, &account).await;
+            inner.report(&account);
+        }
         tokio::time::sleep(inner.settings.interval).await;
         let idle = {
             let mut a = lock(&account);

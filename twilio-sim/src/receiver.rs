@@ -190,8 +190,8 @@ async fn answer(
     let method = parts.method.as_str().to_string();
     let query: Vec<(String, String)> = serde_urlencoded::from_str(parts.uri.query().unwrap_or("")).unwrap_or_default();
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let (params, signed): (Vec<(String, String)>, Vec<(String, String)>) =
-        if method == "GET" { (query, Vec::new()) } else { (form.clone(), form) };
+    type Pairs = Vec<(String, String)>;
+    let (params, signed): (Pairs, Pairs) = if method == "GET" { (query, Vec::new()) } else { (form.clone(), form) };
     let signature = parts.headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
     let account = params.iter().find(|(k, _)| k == "AccountSid").map(|(_, v)| v.clone()).unwrap_or_default();
     let valid = tokens(&account).is_some_and(|t| verify_webhook_signature(&t, &url, &signed, signature));

@@ -147,6 +147,11 @@ pub fn condition(view: &ReceiverView) -> (Status, Reason, String) {
 /// Sets `ReceiverHealthy` from the cluster view (kept as it was when the channel's alerts are
 /// not read yet), with a Warning Event when it turns False and a Normal one when it recovers.
 pub(super) fn report(b: &mut Builder<'_>) {
+    // Credentials Twilio refused read no alerts: no receiver health to report.
+    if b.set.is(T::CredentialsValid, Status::False) {
+        b.set.remove(T::ReceiverHealthy);
+        return;
+    }
     let Some(view) = b.input.cluster.receiver.as_ref() else {
         return;
     };
