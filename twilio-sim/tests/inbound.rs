@@ -132,10 +132,19 @@ async fn each_failure_gets_its_error_code_and_an_alert() {
     // An answer over 64 KiB.
     let d = inject(h, "+15550000005", "big").await;
     assert_eq!(d.attempts[0].error_code, Some(11750), "{d:?}");
+    // A host off this machine: never contacted, a bad host name.
+    h.update_number(
+        ACCOUNT,
+        "+15550000005",
+        &serde_json::from_value(serde_json::json!({"sms_url": "https://crm.example.com/hook"})).expect("patch"),
+    )
+    .expect("update");
+    let d = inject(h, "+15550000005", "far away").await;
+    assert_eq!(d.attempts[0].error_code, Some(11210), "{d:?}");
 
     let alerts = h.alerts(ACCOUNT);
     let codes: Vec<&str> = alerts.iter().map(|a| a.error_code.as_str()).collect();
-    assert_eq!(codes, ["11200", "11205", "11205", "11750"]);
+    assert_eq!(codes, ["11200", "11205", "11205", "11750", "11210"]);
     let first = &alerts[0];
     assert_eq!(first.request_url, format!("{}/status/502", f.receiver.base_url()));
     assert_eq!(first.request_method, "POST");

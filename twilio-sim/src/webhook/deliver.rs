@@ -1,6 +1,7 @@
 //! One webhook request and the error code its failure gets.
 //!
-//! Timeouts as Twilio documents them (twilio.com/docs/api/errors/11205): a TCP connection
+//! Requests go to loopback hosts only ([`is_local`]): anything else fails as 11210 without a
+//! lookup. Timeouts as Twilio documents them (twilio.com/docs/api/errors/11205): a TCP connection
 //! within 5 s per attempt (two attempts), an HTTP response within 15 s in total; both are
 //! settings here so tests stay fast. Failure codes: a 4xx/5xx answer 11200, no connection or
 //! no answer in time 11205, a name that does not resolve 11210, too many redirects 11215,
@@ -83,14 +84,48 @@ fn install_crypto_provider() {
     }
 }
 
-/// A client with the settings' timeouts, at most 10 redirects, the platform's roots plus the
-/// extra ones.
+/// Whether `url`'s host is this machine (127.0.0.0/8, `::1`, `localhost`): the only place the
+/// simulator sends requests to. Any other host fails as a name that does not resolve (11210)
+/// without a lookup, so a test or demo URL such as `https://crm.example.com/hook` never leaves
+/// the machine.
+pub(crate) fn is_local(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The failure of a request to a host other than this machine's.
+pub(crate) fn not_local(url: &str) -> Failure {
+    Failure {
+        code: 11210,
+        message: format!(
+            "{url}: the simulator sends webhook requests to loopback hosts only (treated as a bad host name)"
+        ),
+        answer: None,
+        connect: false,
+    }
+}
+
+/// A client with the settings' timeouts, at most 10 redirects (on this machine only), the
+/// platform's roots plus the extra ones.
 pub(crate) fn client(settings: &WebhookSettings) -> Result<reqwest::Client, String> {
     install_crypto_provider();
+    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() >= 10 {
+            attempt.error("too many redirects")
+        } else if is_local(attempt.url()) {
+            attempt.follow()
+        } else {
+            attempt.error("a redirect off this machine")
+        }
+    });
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_millis(settings.timeout_ms.max(1)))
         .connect_timeout(Duration::from_millis(settings.connect_timeout_ms.max(1)))
-        .redirect(reqwest::redirect::Policy::limited(10))
+        .redirect(redirects)
         .pool_max_idle_per_host(0)
         .user_agent("TwilioProxy/1.1");
     for pem in &settings.extra_roots_pem {
@@ -172,6 +207,9 @@ pub(crate) async fn send(
     params: &[(String, String)],
     signature: &str,
 ) -> Result<Answer, Failure> {
+    if !reqwest::Url::parse(url).is_ok_and(|u| is_local(&u)) {
+        return Err(not_local(url));
+    }
     let builder = if method == "GET" { client.get(url) } else { client.post(url).form(params) };
     let resp = builder
         .header("X-Twilio-Signature", signature)
