@@ -42,6 +42,7 @@ impl Simulator {
             state: Mutex::new(SimState::new(config.rng_seed)),
             request_ids: Mutex::new(SidGen::new(config.rng_seed.map(|s| s ^ 0x5eed))),
             webhook: Mutex::new(config.webhook.clone()),
+            callbacks: Mutex::new(Vec::new()),
             faults: Mutex::new(FaultSet::new(config.rng_seed.map(|s| s ^ 0xfa17))),
             config,
             base_url: base_url.clone(),
@@ -229,6 +230,11 @@ impl SimHandle {
         *lock(&self.shared.webhook) = settings;
     }
 
+    /// The status callbacks of outbound messages sent so far, in order.
+    pub fn status_callbacks(&self) -> Vec<crate::webhook::Attempt> {
+        lock(&self.shared.callbacks).clone()
+    }
+
     /// The Monitor alerts of `account` (SID or friendly name), oldest first.
     pub fn alerts(&self, account: &str) -> Vec<crate::state::Alert> {
         self.account(account).map(|a| a.alerts).unwrap_or_default()
@@ -236,7 +242,9 @@ impl SimHandle {
 
     /// Forces a message's status (e.g. `undelivered` with an error code).
     pub fn set_message_status(&self, account: &str, sid: &str, outcome: MessageOutcome) -> Result<Message, SimError> {
-        lock(&self.shared.state).set_message_status(account, sid, outcome)
+        let m = lock(&self.shared.state).set_message_status(account, sid, outcome);
+        crate::webhook::send_status_callbacks(&self.shared);
+        m
     }
 
     /// Installs a fault rule; returns its id.

@@ -127,6 +127,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: SimRequest) -> Outcome {
             Some(resp) => resp,
             None => control::handle(&shared, &req),
         };
+        crate::webhook::send_status_callbacks(&shared);
         return Outcome::Respond(finish(&req.path, &request_id, resp));
     }
     let started = Instant::now();
@@ -169,6 +170,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: SimRequest) -> Outcome {
         "request"
     );
     lock(&shared.log).push(record);
+    crate::webhook::send_status_callbacks(&shared);
     match outcome.0 {
         Outcome::Respond(r) => Outcome::Respond(finish(&req.path, &request_id, r)),
         Outcome::Drop => Outcome::Drop,

@@ -292,3 +292,35 @@ accounts:
     assert_eq!(bad.attempts[0].error_code, Some(11237), "{bad:?}");
     assert!(untrusted.received().is_empty(), "no request over an untrusted connection");
 }
+
+#[tokio::test]
+async fn a_settled_message_calls_its_status_callback_signed() {
+    let f = fixture().await;
+    let h = &f.sim.handle;
+    let callback = format!("{}/status-callback", f.receiver.base_url());
+    let form = [
+        ("To", "whatsapp:+15551230000"),
+        ("From", "whatsapp:+15550000011"),
+        ("Body", "hi"),
+        ("StatusCallback", callback.as_str()),
+    ];
+    let (status, created) =
+        json(f.sim.post_form(&format!("/2010-04-01/Accounts/{ACCOUNT}/Messages.json"), &form).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let sid = created["sid"].as_str().expect("sid").to_string();
+    let (_, fetched) = json(f.sim.get(&format!("/2010-04-01/Accounts/{ACCOUNT}/Messages/{sid}.json")).await).await;
+    wait_until(Duration::from_secs(10), || !f.receiver.received().is_empty()).await;
+    let got = f.receiver.received();
+    let cb = &got[0];
+    assert_eq!(cb.path, "/status-callback");
+    assert!(cb.signature_valid, "{cb:?}");
+    assert_eq!(cb.param("MessageSid"), Some(sid.as_str()));
+    assert_eq!(cb.param("MessageStatus"), fetched["status"].as_str());
+    assert_eq!(cb.param("To"), Some("whatsapp:+15551230000"));
+    wait_until(Duration::from_secs(5), || h.status_callbacks().len() == 1).await;
+    assert!(h.status_callbacks()[0].error_code.is_none());
+    // Settled once: fetching again sends nothing more.
+    json(f.sim.get(&format!("/2010-04-01/Accounts/{ACCOUNT}/Messages/{sid}.json")).await).await;
+    assert_eq!(f.receiver.received().len(), 1);
+    assert!(h.violations().is_empty(), "{:?}", h.violations());
+}

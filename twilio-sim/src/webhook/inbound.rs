@@ -151,20 +151,26 @@ pub(crate) async fn inject(
 }
 
 /// What every request of one delivery shares.
-struct Request<'a> {
-    shared: &'a Arc<Shared>,
-    settings: &'a WebhookSettings,
-    client: &'a reqwest::Client,
-    token: &'a str,
-    account_sid: &'a str,
-    message_sid: &'a str,
-    service_sid: &'a str,
+pub(super) struct Request<'a> {
+    pub shared: &'a Arc<Shared>,
+    pub settings: &'a WebhookSettings,
+    pub client: &'a reqwest::Client,
+    pub token: &'a str,
+    pub account_sid: &'a str,
+    pub message_sid: &'a str,
+    pub service_sid: &'a str,
 }
 
 impl Request<'_> {
     /// One URL: a connection failure is tried again (`connect_retries`), then a failure
     /// becomes an alert.
-    async fn request(&self, url: &str, method: &'static str, params: &[(String, String)], fallback: bool) -> Attempt {
+    pub(super) async fn request(
+        &self,
+        url: &str,
+        method: &'static str,
+        params: &[(String, String)],
+        fallback: bool,
+    ) -> Attempt {
         let bare = without_fragment(url);
         let target = if method == "GET" {
             let query = serde_urlencoded::to_string(params).unwrap_or_default();
