@@ -233,3 +233,29 @@ async fn a_channel_with_a_wrong_secret_does_not_blind_the_accounts_other_channel
     let refused = list_alerts(sim).iter().filter(|r| r.status == Some(401)).count();
     assert_eq!(refused, 0, "the refused credentials never list alerts");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_listing_pages_through_the_quiet_window_within_its_bound() {
+    let w = world("inbound-pages", 1).await;
+    let (env, sim) = (&w.f.env, &w.f.sim);
+    let url = format!("{}/status/502", w.trusted.base_url());
+    // Failures from before the operator starts: its first listing goes back one quiet window.
+    let patch = json!({"webhook": {"callback_url": url, "callback_method": "POST"}});
+    sim.update_sender(&w.f.account, &w.numbers[0], &serde_json::from_value(patch).expect("patch")).expect("webhook");
+    const FAILURES: usize = 210;
+    for i in 0..FAILURES {
+        inject(&w, &w.numbers[0], &format!("m{i}")).await;
+    }
+    let mut c = cfg(&w);
+    c.receiver_quiet_window = Duration::from_secs(600);
+    c.alerts_max_pages = 2;
+    let _op = start_operator(&env.client, c);
+    create_channel(env, "busy", spec(&w.f.account, &w.numbers[0], &url)).await;
+    let ch = wait_for(env, "busy", "failing", |ch| receiver_is(ch, "False", "WebhookFailing")).await;
+    let message = &current(&ch, "ReceiverHealthy").expect("condition").message;
+    assert!(message.starts_with(&format!("{FAILURES} failed")), "every alert of the window counted: {message}");
+    let listings = list_alerts(sim);
+    let paged: Vec<_> = listings.iter().filter(|r| r.query_value("PageToken").is_some()).collect();
+    assert_eq!(paged.len(), 1, "the first listing read a second page of 200, no more");
+    assert!(listings.iter().all(|r| r.status == Some(200)));
+}
