@@ -182,6 +182,7 @@ impl Context {
 
     /// The same context, reconciling only while `leader` leads.
     pub fn led_by(mut self, leader: Leadership) -> Self {
+        self.receiver.set_leadership(leader.clone());
         self.leader = leader;
         self
     }

@@ -83,6 +83,8 @@ struct Inner {
     settings: ReceiverSettings,
     accounts: Mutex<HashMap<String, Arc<Mutex<Account>>>>,
     wake: mpsc::UnboundedSender<ObjectRef<StoredChannel>>,
+    /// Only the leader lists (a follower's pollers wait until it leads or goes idle).
+    leader: Mutex<crate::leader::Leadership>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -104,7 +106,21 @@ impl ReceiverWatch {
         settings: ReceiverSettings,
         wake: mpsc::UnboundedSender<ObjectRef<StoredChannel>>,
     ) -> Self {
-        Self { inner: Arc::new(Inner { twilio, holds, metrics, settings, accounts: Mutex::new(HashMap::new()), wake }) }
+        let inner = Inner {
+            twilio,
+            holds,
+            metrics,
+            settings,
+            accounts: Mutex::new(HashMap::new()),
+            wake,
+            leader: Mutex::new(crate::leader::Leadership::always()),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Lists only while `leader` leads.
+    pub fn set_leadership(&self, leader: crate::leader::Leadership) {
+        *lock(&self.inner.leader) = leader;
     }
 
     /// The receiver health of channel `ns/name` of `account_sid` now, from memory (`None`: the
@@ -325,8 +341,10 @@ async fn poll(inner: Arc<Inner>, sid: String, account: Arc<Mutex<Account>>) {
         if let Some(wait) = inner.holds.remaining(&sid) {
             tokio::time::sleep(wait).await;
         }
-        // Every channel forgotten (deleted, suspended, its credentials refused): no listing.
-        if !lock(&account).channels.is_empty() {
+        // Every channel forgotten (deleted, suspended, its credentials refused), or this process
+        // no longer leads: no listing.
+        let leads = lock(&inner.leader).is_leader();
+        if leads && !lock(&account).channels.is_empty() {
             inner.list(&sid, &account).await;
             inner.report(&account);
         }
