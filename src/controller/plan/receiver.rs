@@ -158,7 +158,10 @@ pub(super) fn report(b: &mut Builder<'_>) {
     let (status, reason, message) = condition(view);
     let old = b.old.conditions.iter().find(|c| c.type_ == T::ReceiverHealthy.as_str());
     let was_false = old.is_some_and(|c| c.status == "False");
+    // Under `affectsReady` the Ready transition's Event tells it (one Event per change).
+    let quiet = b.input.ch.spec.receiver_health.affects_ready;
     match status {
+        _ if quiet => {}
         Status::False if !was_false || old.is_some_and(|c| c.reason != reason.as_str()) => {
             b.note(EventType::Warning, reason, format!("ReceiverHealthy is False: {message}"));
         }

@@ -1369,6 +1369,9 @@ fn affects_ready_makes_a_failing_receiver_block_ready() {
         "no faster verification: {:?}",
         p.after
     );
+    let told: Vec<_> = p.events.iter().filter(|e| e.reason == Reason::ReceiverTLSInvalid).collect();
+    assert_eq!(told.len(), 1, "one Event, Ready's: {:?}", p.events);
+    assert!(told[0].message.starts_with("Ready is False"), "{:?}", told[0]);
 }
 
 mod observe;
