@@ -183,6 +183,19 @@ async fn each_failure_has_its_reason_ready_stays_and_it_recovers_after_the_quiet
         assert!(chrono::DateTime::parse_from_rfc3339(start).is_ok(), "{start}");
     }
     assert!(listings.iter().all(|r| r.query_value("PageSize") == Some("200")));
+
+    // A deleted channel takes its metric series with it.
+    let api: kube::Api<WhatsAppChannel> = kube::Api::namespaced(env.client.clone(), &env.ns);
+    api.delete("bad-gateway", &Default::default()).await.expect("delete");
+    common::within(common::TIMEOUT, async {
+        while api.get_opt("bad-gateway").await.expect("get").is_some() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let shown = metrics.encode();
+    assert!(!shown.contains("name=\"bad-gateway\""), "{shown}");
+    assert!(shown.contains("name=\"bad-cert\""), "the others stay: {shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

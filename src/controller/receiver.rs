@@ -53,6 +53,8 @@ struct Registration {
     reported: Option<ReceiverState>,
     /// Alert SIDs already counted in the metric.
     counted: std::collections::HashSet<String>,
+    /// The error codes the metric has a series of for this channel.
+    codes: std::collections::HashSet<String>,
 }
 
 #[derive(Debug)]
@@ -182,6 +184,7 @@ impl ReceiverWatch {
                 seen: Instant::now(),
                 reported: None,
                 counted: Default::default(),
+                codes: Default::default(),
             });
             // `reported` stays what the pass was given (`view`): a new registration is woken by
             // the next listing with its health.
@@ -199,10 +202,10 @@ impl ReceiverWatch {
     /// Forgets channel `ns/name` (it is being deleted): no more wakes, its metric series go.
     pub fn forget(&self, account_sid: &str, ns: &str, name: &str) {
         let account = lock(&self.inner.accounts).get(account_sid).cloned();
-        if let Some(account) = account {
-            lock(&account).channels.remove(&(ns.to_owned(), name.to_owned()));
+        let gone = account.and_then(|a| lock(&a).channels.remove(&(ns.to_owned(), name.to_owned())));
+        if let Some(reg) = gone {
+            self.inner.remove_series(ns, name, &reg.codes);
         }
-        self.inner.remove_series(ns, name);
     }
 }
 
@@ -220,13 +223,13 @@ impl Account {
 }
 
 impl Inner {
-    fn remove_series(&self, ns: &str, name: &str) {
-        // The family cannot list its series by label: remove the codes the watch maps.
-        for code in [11200, 11205, 11206, 11210, 11215, 11217, 11220, 11235, 11236, 11237, 11750] {
+    /// Removes the channel's `receiver_alerts` series (one per code it counted).
+    fn remove_series(&self, ns: &str, name: &str, codes: &std::collections::HashSet<String>) {
+        for code in codes {
             self.metrics.receiver_alerts.remove(&ReceiverAlertLabels {
                 namespace: ns.to_owned(),
                 name: name.to_owned(),
-                code: code.to_string(),
+                code: code.clone(),
             });
         }
     }
@@ -321,6 +324,7 @@ impl Inner {
             for alert in alerts.iter().filter(|al| reg.matcher.matches(al)) {
                 if reg.counted.insert(alert.sid.clone()) {
                     let code = alert.code().map(|c| c.to_string()).unwrap_or_else(|| "unknown".into());
+                    reg.codes.insert(code.clone());
                     let labels = ReceiverAlertLabels { namespace: key.0.clone(), name: key.1.clone(), code };
                     self.metrics.receiver_alerts.get_or_create(&labels).inc();
                 }
@@ -354,9 +358,10 @@ async fn poll(inner: Arc<Inner>, sid: String, account: Arc<Mutex<Account>>) {
             let idle_after = inner.settings.idle_after;
             let gone: Vec<ChannelKey> =
                 a.channels.iter().filter(|(_, r)| r.seen.elapsed() > idle_after).map(|(k, _)| k.clone()).collect();
-            for (ns, name) in &gone {
-                a.channels.remove(&(ns.clone(), name.clone()));
-                inner.remove_series(ns, name);
+            for key in &gone {
+                if let Some(reg) = a.channels.remove(key) {
+                    inner.remove_series(&key.0, &key.1, &reg.codes);
+                }
             }
             a.channels.is_empty()
         };
