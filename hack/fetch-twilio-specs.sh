@@ -13,7 +13,7 @@ PKG="@twilio-alpha/mcp"
 VERSION="0.7.0"
 SHA256="7ff791d1023cad6372496d8aba1c49bc3ffbcf0989b9f96b3a83d2df9d6af755"
 SPECS=(twilio_api_v2010.json twilio_messaging_v1.json twilio_messaging_v2.json twilio_conversations_v1.json
-  twilio_content_v1.json twilio_accounts_v1.json)
+  twilio_content_v1.json twilio_accounts_v1.json twilio_monitor_v1.json)
 
 CACHE="${TWILIO_OAI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whatsapp-operator/twilio-oai}"
 DEST="$CACHE/$VERSION"

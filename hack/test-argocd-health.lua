@@ -40,6 +40,13 @@ local cases = {
       conditions = { cond("Ready", "False", "Suspended") } }), "Suspended" },
   { "observed, changes planned", channel(1, { observedGeneration = 1, phase = "Planned",
       conditions = { cond("Ready", "False", "ChangesPlanned") } }), "Suspended" },
+  { "ready, receiver failing", channel(1, { observedGeneration = 1, phase = "Ready",
+      conditions = { cond("Ready", "True", "ChannelReady"),
+                     cond("ReceiverHealthy", "False", "WebhookFailing", "3 failed Twilio webhook request(s)") } }), "Degraded" },
+  { "ready, receiver healthy", channel(1, { observedGeneration = 1, phase = "Ready",
+      conditions = { cond("Ready", "True", "ChannelReady"), cond("ReceiverHealthy", "True", "ReceiverHealthy") } }), "Healthy" },
+  { "ready, alerts unreadable", channel(1, { observedGeneration = 1, phase = "Ready",
+      conditions = { cond("Ready", "True", "ChannelReady"), cond("ReceiverHealthy", "Unknown", "AlertsUnreadable") } }), "Healthy" },
   { "deleting", channel(1, { observedGeneration = 1, phase = "Deleting",
       conditions = { cond("Ready", "False", "Deleting") } }), "Progressing" },
 }

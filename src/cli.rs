@@ -93,6 +93,11 @@ pub struct RunArgs {
     /// URL, e.g. a simulator, serves both).
     #[arg(long, env = "WAO_TWILIO_CONTENT_URL")]
     pub twilio_content_url: Option<String>,
+    /// Base URL of Twilio's Monitor API (the Debugger's alerts, read only). Default: the
+    /// Messaging URL with `messaging.` replaced by `monitor.` (any other Messaging URL, e.g. a
+    /// simulator, serves both).
+    #[arg(long, env = "WAO_TWILIO_MONITOR_URL")]
+    pub twilio_monitor_url: Option<String>,
 
     /// Timeout of one Twilio request.
     #[arg(long, env = "WAO_TWILIO_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -138,6 +143,24 @@ pub struct RunArgs {
     /// detection). Verification of one account's credentials is shared by its channels.
     #[arg(long, env = "WAO_VERIFY_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
     pub verify_interval: Duration,
+
+    /// How often each Twilio account's Debugger alerts (Monitor API) are listed for the
+    /// ReceiverHealthy condition: one listing per account, shared by all its channels, at most
+    /// --alerts-max-pages pages. Needs credentials that may read Monitor alerts. 0 turns
+    /// receiver health off (no listing, no ReceiverHealthy condition).
+    #[arg(long, env = "WAO_ALERTS_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub alerts_interval: Duration,
+
+    /// How long after its last failed webhook request (a Twilio alert about the channel's
+    /// webhook URL) a receiver counts as healthy again; also how far back the first listing
+    /// looks.
+    #[arg(long, env = "WAO_RECEIVER_QUIET_WINDOW", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub receiver_quiet_window: Duration,
+
+    /// Pages of 200 alerts one alerts listing reads at most (a bound on Twilio calls: a
+    /// condition built from a truncated listing says "at least").
+    #[arg(long, env = "WAO_ALERTS_MAX_PAGES", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub alerts_max_pages: u64,
 
     /// How often a WhatsApp sender that is not online yet is checked again.
     #[arg(long, env = "WAO_SENDER_POLL_INTERVAL", default_value = "15m", value_parser = humantime::parse_duration)]
@@ -290,6 +313,7 @@ impl RunArgs {
             messaging_base_url: self.twilio_messaging_url.clone(),
             conversations_base_url: self.twilio_conversations_url.clone(),
             content_base_url: self.twilio_content_url.clone(),
+            monitor_base_url: self.twilio_monitor_url.clone(),
             timeout: self.twilio_timeout,
             allow_insecure_http: self.allow_insecure_http,
             ..TwilioConfig::default()
@@ -298,6 +322,13 @@ impl RunArgs {
         config.namespace = self.namespace.clone();
         config.verify_interval = self.verify_interval;
         config.sender_poll_interval = self.sender_poll_interval;
+        config.alerts_interval = if self.alerts_interval.is_zero() {
+            self.alerts_interval
+        } else {
+            self.alerts_interval.max(std::time::Duration::from_millis(100))
+        };
+        config.receiver_quiet_window = self.receiver_quiet_window;
+        config.alerts_max_pages = usize::try_from(self.alerts_max_pages).unwrap_or(5);
         config.permanent_retry_interval = self.permanent_retry_interval;
         config.backoff_base = self.backoff_base;
         config.backoff_max = self.backoff_max;

@@ -78,6 +78,8 @@ impl Operator {
             .args(["--twilio-api-url", &launch.sim_url, "--twilio-messaging-url", &launch.sim_url])
             .args(["--concurrency", &launch.concurrency.to_string()])
             .args(["--verify-interval", &humantime::format_duration(launch.verify_interval).to_string()])
+            // The Debugger alerts (ReceiverHealthy): one listing per account and verify interval.
+            .args(["--alerts-interval", &humantime::format_duration(launch.verify_interval).to_string()])
             .args(["--metrics-addr", &metrics_addr])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())

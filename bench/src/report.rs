@@ -44,8 +44,13 @@ fn count(s: &Scenario, op: &str) -> f64 {
     s.twilio.get(op).copied().unwrap_or(0) as f64
 }
 
+/// The per-account alerts listing (Monitor API, `ReceiverHealthy`): not a per-channel call,
+/// judged on its own per account and interval.
+const ALERT_LISTING: &str = "ListAlert";
+
+/// Twilio calls that grow with the channels: every operation but the per-account alerts listing.
 fn total_twilio(s: &Scenario) -> f64 {
-    s.twilio.values().sum::<u64>() as f64
+    s.twilio.iter().filter(|(op, _)| op.as_str() != ALERT_LISTING).map(|(_, v)| *v).sum::<u64>() as f64
 }
 
 fn api_reads(s: &Scenario) -> f64 {
@@ -80,16 +85,20 @@ pub fn targets(r: &RunResult) -> Vec<Target> {
             WRITES_PER_NEW_CHANNEL,
         );
         push("cold start: Twilio 429s", cold.twilio_429 as f64, 0.0);
+        // Its operator lists alerts every hour: once at start, once more if an hour passes.
+        push("cold start: alert listings per account", count(cold, ALERT_LISTING) / accounts, 2.0);
     }
     if let Some(rest) = scenario(r, "rest") {
         push("rest: CPU, share of one core", rest.cpu_secs / rest.window_secs.max(1e-9), REST_CPU);
         push("rest: Twilio requests", total_twilio(rest), 0.0);
+        push("rest: alert listings per account", count(rest, ALERT_LISTING) / accounts, 1.0);
         push("rest: API writes", rest.kube_writes as f64, 0.0);
     }
     if let Some(s) = scenario(r, "restart") {
         let allowed = nf + accounts * (1.0 + pages(r));
         push("restart: Twilio calls per channel (already wired)", total_twilio(s) / nf, allowed / nf);
         push("restart: Twilio writes", s.twilio_writes as f64, 0.0);
+        push("restart: alert listings per account", count(s, ALERT_LISTING) / accounts, 2.0);
         push("restart: API writes", s.kube_writes as f64, 0.0);
     }
     if let Some(s) = scenario(r, "steady") {
@@ -101,6 +110,11 @@ pub fn targets(r: &RunResult) -> Vec<Target> {
             "steady: listing pages per account and interval",
             count(s, "ListChannelsSender") / accounts / intervals,
             pages(r),
+        );
+        push(
+            "steady: alert listings per account and interval",
+            count(s, ALERT_LISTING) / accounts / intervals,
+            1.0 + 1.0 / intervals,
         );
         push("steady: Twilio writes", s.twilio_writes as f64, 0.0);
         push("steady: API writes", s.kube_writes as f64, 0.0);
@@ -333,6 +347,18 @@ mod tests {
             scenarios: vec![cold],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_alerts_listing_is_judged_per_account_not_per_channel() {
+        let mut r = run_with(100, 14.0, 500);
+        r.scenarios[0].twilio.insert(ALERT_LISTING.into(), 10);
+        let calls = total_twilio(&r.scenarios[0]);
+        assert_eq!(calls, 20.0, "not counted as a per-channel call");
+        let t = targets(&r);
+        let listing = t.iter().find(|t| t.what == "cold start: alert listings per account").expect("target");
+        assert_eq!(listing.value, 1.0);
+        assert!(listing.value <= listing.limit);
     }
 
     #[test]

@@ -163,6 +163,24 @@ pub struct WhatsAppChannelSpec {
     /// reported (`OverriddenByApplication`, `OverriddenByAddressConfiguration`).
     #[serde(default)]
     pub routing: RoutingSpec,
+
+    /// How the health of the receiver at `webhook.url` counts. The operator reads the Twilio
+    /// account's Debugger alerts (Monitor API) and reports failed webhook requests as the
+    /// `ReceiverHealthy` condition; by default that condition does not change `Ready`.
+    #[serde(default)]
+    pub receiver_health: ReceiverHealthSpec,
+}
+
+/// How the `ReceiverHealthy` condition counts.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiverHealthSpec {
+    /// When true, `ReceiverHealthy=False` (Twilio's requests to the receiver fail) also makes
+    /// `Ready` False with the same reason and the phase `Degraded`. Default false: the
+    /// channel's Twilio configuration is right either way, and the receiver is the
+    /// application's (Argo CD's health check still shows the channel as Degraded).
+    #[serde(default)]
+    pub affects_ready: bool,
 }
 
 /// What the operator may change to make inbound messages reach `webhook.url`.

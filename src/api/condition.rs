@@ -29,6 +29,10 @@ pub enum ConditionType {
     ReceiverTLS,
     /// The channel is switched on (`spec.active`) and connected.
     Active,
+    /// Twilio's webhook requests to the receiver succeed: no failure alert (Monitor API) about
+    /// `spec.webhook.url` within the quiet window. Not part of `Ready` unless
+    /// `spec.receiverHealth.affectsReady`.
+    ReceiverHealthy,
     /// Summary: the channel does everything its spec asks (`kubectl wait`, Argo CD, Flux).
     Ready,
     /// kstatus: present and True while the operator still works towards Ready.
@@ -39,7 +43,7 @@ pub enum ConditionType {
 
 impl ConditionType {
     /// Every condition type, in the order they are reported.
-    pub const ALL: [ConditionType; 13] = [
+    pub const ALL: [ConditionType; 14] = [
         Self::CredentialsValid,
         Self::NumberVerified,
         Self::NumberBound,
@@ -50,6 +54,7 @@ impl ConditionType {
         Self::IdentityVerified,
         Self::ReceiverTLS,
         Self::Active,
+        Self::ReceiverHealthy,
         Self::Ready,
         Self::Reconciling,
         Self::Stalled,
@@ -68,6 +73,7 @@ impl ConditionType {
             Self::IdentityVerified => "IdentityVerified",
             Self::ReceiverTLS => "ReceiverTLS",
             Self::Active => "Active",
+            Self::ReceiverHealthy => "ReceiverHealthy",
             Self::Ready => "Ready",
             Self::Reconciling => "Reconciling",
             Self::Stalled => "Stalled",
@@ -184,8 +190,6 @@ reasons! {
     CertificateExpiring,
     /// The receiver's certificate was refused: chain, host name, expired, or no TLS.
     CertificateInvalid,
-    /// No TLS handshake with the receiver completed (no address, refused, timed out).
-    ReceiverUnreachable,
     /// The outbound rules refuse the receiver's host or addresses: no connection was made.
     ReceiverNotAllowed,
     /// The channel is active.
@@ -237,6 +241,21 @@ reasons! {
     ChangesPlanned,
     /// A full verification asked for by the `whatsapp-operator.io/verify-now` annotation ran.
     VerifiedNow,
+    /// No failed webhook request to the receiver within the quiet window (Twilio's alerts).
+    ReceiverHealthy,
+    /// Twilio's webhook requests to the receiver failed at HTTP level (an answer 4xx/5xx,
+    /// 11200; too many redirects, 11215; a body over the limit, 11750; …) within the quiet window.
+    WebhookFailing,
+    /// Twilio could not trust the receiver's TLS certificate or handshake (11220, 11235,
+    /// 11236, 11237) within the quiet window.
+    ReceiverTLSInvalid,
+    /// The receiver could not be reached: by Twilio (`ReceiverHealthy`: no connection or no
+    /// answer in time, 11205; a host name that does not resolve, 11210, within the quiet
+    /// window), or by the certificate watch (`ReceiverTLS`: no handshake completed).
+    ReceiverUnreachable,
+    /// The credentials may not read the account's alerts (Monitor API answered 401/403): the
+    /// receiver's health is unknown.
+    AlertsUnreadable,
 }
 
 impl fmt::Display for Reason {

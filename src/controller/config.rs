@@ -36,6 +36,13 @@ pub struct OperatorConfig {
     /// This cluster's identity in the ownership markers at Twilio (`--cluster-id`); `None`:
     /// the UID of the `kube-system` namespace, read at start.
     pub cluster_id: Option<String>,
+    /// How often each Twilio account's Debugger alerts are listed (one listing per account,
+    /// shared by its channels) for `ReceiverHealthy`; zero turns receiver health off.
+    pub alerts_interval: Duration,
+    /// How long after its last failed webhook request a receiver counts as healthy again.
+    pub receiver_quiet_window: Duration,
+    /// Pages (of 200 alerts) one alerts listing reads at most.
+    pub alerts_max_pages: usize,
     /// Test-only fault hooks (inert in release builds; see [`crate::test_hooks`]).
     pub hooks: crate::test_hooks::Hooks,
 }
@@ -57,6 +64,9 @@ impl OperatorConfig {
             outbound: OutboundPolicy::default(),
             receiver_tls: None,
             cluster_id: None,
+            alerts_interval: Duration::from_secs(60),
+            receiver_quiet_window: Duration::from_secs(900),
+            alerts_max_pages: 5,
             hooks: crate::test_hooks::Hooks::default(),
         }
     }

@@ -49,6 +49,7 @@ pub async fn pass(ctx: &Context, ch: &WhatsAppChannel) -> Result<Ended, Error> {
     let now = super::clock::now();
     let mut obs = observe::cluster(ctx, ch).await?;
     let mut plan = plan_fully(ctx, ch, &mut obs, &now, &config).await?;
+    watch_receiver(ctx, ch, &obs, &plan);
     let mut version = ch.resource_version();
     // Observe plans render their writes as status.plannedChanges; none reaches this loop. Should
     // one, it is refused here: Observe writes nothing to Twilio or to other objects.
@@ -85,6 +86,19 @@ pub async fn pass(ctx: &Context, ch: &WhatsAppChannel) -> Result<Ended, Error> {
     // The cache key of the Secret's verification: the whole credential set.
     let fingerprint = obs.credential_set.as_ref().map(|c| c.fingerprint());
     finish(ctx, ch, plan, version, fingerprint.as_deref()).await
+}
+
+/// Registers a live channel whose credentials Twilio accepts with the account's alerts poller
+/// (`ReceiverHealthy`); one whose credentials it refused is forgotten.
+fn watch_receiver(ctx: &Context, ch: &WhatsAppChannel, obs: &observe::Observed, plan: &plan::Plan) {
+    let ns = ch.namespace().unwrap_or_default();
+    let accepted = plan.status.conditions.iter().any(|c| c.type_ == "CredentialsValid" && c.status == "True");
+    match (&obs.credentials, accepted && ch.metadata.deletion_timestamp.is_none() && !ch.spec.suspend) {
+        (Some(creds), true) => {
+            ctx.receiver.register(creds, &ns, &ch.name_any(), observe::receiver_matcher(ch));
+        }
+        _ => ctx.receiver.forget(&ch.spec.twilio.account_sid, &ns, &ch.name_any()),
+    }
 }
 
 fn plan_config(ctx: &Context) -> PlanConfig {
@@ -310,7 +324,9 @@ async fn finish(
             if let Some(uid) = ch.uid() {
                 ctx.attempts.forget(&uid);
             }
-            ctx.wake_secret(&ch.namespace().unwrap_or_default(), &ch.spec.twilio.credentials_secret_ref.name);
+            let ns = ch.namespace().unwrap_or_default();
+            ctx.receiver.forget(account, &ns, &ch.name_any());
+            ctx.wake_secret(&ns, &ch.spec.twilio.credentials_secret_ref.name);
             Ok(Ended::Finalized)
         }
         After::Backoff(e) => Err(e),

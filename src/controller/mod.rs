@@ -22,6 +22,7 @@ pub mod owner;
 pub mod plan;
 pub mod protection;
 pub mod readiness;
+pub mod receiver;
 pub mod receiver_tls;
 mod reconcile;
 pub mod single_flight;
@@ -111,6 +112,10 @@ pub struct Context {
     pub leader: Leadership,
     /// The Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// The accounts' Debugger alerts, one poller per account, for `ReceiverHealthy`.
+    pub receiver: receiver::ReceiverWatch,
+    /// The channels the receiver watch wakes (taken once by the controller).
+    receiver_wakes: std::sync::Mutex<Option<mpsc::UnboundedReceiver<ObjectRef<stored::StoredChannel>>>>,
 }
 
 impl Context {
@@ -125,6 +130,19 @@ impl Context {
         let holds = Arc::new(verification::AccountHolds::default());
         let twilio =
             TwilioClient::new(config.twilio.clone())?.observed(metrics.twilio_observer()).with_holds(holds.clone());
+        let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+        let receiver = receiver::ReceiverWatch::new(
+            twilio.clone(),
+            holds.clone(),
+            metrics.clone(),
+            receiver::ReceiverSettings {
+                interval: config.alerts_interval,
+                quiet_window: config.receiver_quiet_window,
+                max_pages: config.alerts_max_pages,
+                idle_after: config.verify_interval.max(config.alerts_interval).saturating_mul(3),
+            },
+            wake_tx,
+        );
         let identity =
             IdentityClient::with_policy(config.twilio.timeout, &config.twilio.user_agent, config.outbound.clone())
                 .map_err(|e| crate::twilio::TwilioError::InvalidInput(e.to_string()))?;
@@ -152,6 +170,8 @@ impl Context {
             secret_wake,
             leader: Leadership::always(),
             metrics,
+            receiver,
+            receiver_wakes: std::sync::Mutex::new(Some(wake_rx)),
             client,
             twilio,
             identity,
@@ -169,8 +189,14 @@ impl Context {
         }
     }
 
+    /// The channels the receiver watch asks to look at again (once: the controller takes it).
+    pub fn take_receiver_wakes(&self) -> Option<mpsc::UnboundedReceiver<ObjectRef<stored::StoredChannel>>> {
+        self.receiver_wakes.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
     /// The same context, reconciling only while `leader` leads.
     pub fn led_by(mut self, leader: Leadership) -> Self {
+        self.receiver.set_leadership(leader.clone());
         self.leader = leader;
         self
     }
@@ -397,6 +423,10 @@ pub async fn run_prepared(
         })
         .touched_objects();
 
+    let receiver_wakes = match ctx.take_receiver_wakes() {
+        Some(rx) => futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) }).boxed(),
+        None => futures::stream::pending().boxed(),
+    };
     let channel_controller = Controller::for_stream(channel_stream, channel_store)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .watches_stream(secret_stream, move |s: PartialObjectMeta<Secret>| {
@@ -410,6 +440,8 @@ pub async fn run_prepared(
             let c = cache.clone();
             move |b: WhatsAppNumberBinding| c.channels_under(&binding_key(&b.name_any()))
         })
+        // A receiver whose health changed (new alerts, or the quiet window passed).
+        .reconcile_on(receiver_wakes)
         // A new leader looks at every channel once (a follower's passes did nothing).
         .reconcile_all_on(leadership.acquisitions())
         .graceful_shutdown_on(shutdown)

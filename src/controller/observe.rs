@@ -138,6 +138,15 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
         Ok(f) => ctx.attempts.left(&uid, &plan::verified_inputs(ch, f, identity_view.as_ref())),
         Err(_) => None,
     };
+    // Registered after a pass that verified the credentials (`execute`): refused credentials
+    // read no alerts, nor blind the account's poller.
+    let receiver = match (&creds, ch.metadata.deletion_timestamp.is_some() || ch.spec.suspend) {
+        (Ok(_), false) => ctx.receiver.view(&ch.spec.twilio.account_sid, &ns, &ch.name_any(), &receiver_matcher(ch)),
+        _ => {
+            ctx.receiver.forget(&ch.spec.twilio.account_sid, &ns, &ch.name_any());
+            None
+        }
+    };
     let cluster = ClusterView {
         binding: spec_binding,
         wired,
@@ -146,6 +155,7 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
         identity_secret: identity_view,
         hold: ctx.holds.remaining(&ch.spec.twilio.account_sid),
         attempt_left,
+        receiver,
     };
     let credential_set = creds.ok();
     let credentials = credential_set.as_ref().and_then(|set| {
@@ -153,6 +163,21 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
         set.get(credentials::role_in_use(set, ctx.verifications.verified_role(set), last)).cloned()
     });
     Ok(Observed { cluster, twilio: TwilioView::default(), credentials, credential_set, identity_secret, started })
+}
+
+/// What identifies the channel's alerts: its webhook URL (without the fragment) and the SIDs
+/// of the objects whose webhook it configured.
+pub fn receiver_matcher(ch: &WhatsAppChannel) -> plan::receiver::ReceiverMatcher {
+    let status = ch.status.as_ref();
+    let sids = [
+        status.and_then(|s| s.sender.as_ref()).and_then(|s| s.sid.clone()),
+        status.and_then(|s| s.routing.as_ref()).and_then(|r| r.actual.sid.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let url = plan::receiver::without_fragment(&ch.spec.webhook.url).to_owned();
+    plan::receiver::ReceiverMatcher { url, sids }
 }
 
 /// Answers one read of the plan into `obs.twilio`. When Twilio refuses the primary credential on

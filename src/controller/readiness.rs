@@ -45,7 +45,7 @@ pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
         .sorted()
         .into_iter()
         // ConfirmationDelivered only details ConfirmationSent, which blocks when the message failed;
-        // ReceiverTLS is informational: it warns, it never blocks.
+        // ReceiverTLS is informational and ReceiverHealthy blocks only by `affectsReady` (below).
         .filter(|c| {
             !matches!(
                 c.type_,
@@ -56,6 +56,7 @@ pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
                     | T::Stalled
                     | T::ConfirmationDelivered
                     | T::ReceiverTLS
+                    | T::ReceiverHealthy
             )
         })
         .filter(|c| c.status == Status::False || (c.status == Status::Unknown && DEGRADED.contains(&c.reason)))
@@ -93,6 +94,21 @@ pub fn summarize(set: &mut ConditionSet, active_wanted: bool) -> Phase {
     }
     set_kstatus(set, phase);
     phase
+}
+
+/// `spec.receiverHealth.affectsReady`: a channel otherwise Ready whose `ReceiverHealthy` is
+/// False is not Ready (the receiver's reason, phase `Degraded`, `Reconciling=True`: the
+/// operator keeps reading the alerts and it recovers by itself once the receiver answers).
+pub fn receiver_blocks(set: &mut ConditionSet, phase: Phase) -> Phase {
+    let Some(r) = set.get(T::ReceiverHealthy).filter(|c| c.status == Status::False).cloned() else {
+        return phase;
+    };
+    if !matches!(phase, Phase::Ready | Phase::Inactive) {
+        return phase;
+    }
+    set.set(T::Ready, Status::False, r.reason, format!("{}: {}", T::ReceiverHealthy, r.message));
+    set_kstatus(set, Phase::Degraded);
+    Phase::Degraded
 }
 
 /// kstatus (Flux, Argo CD, `kubectl wait`-style tools) reads the "abnormal-true" conditions:
@@ -174,6 +190,23 @@ mod tests {
         s.set(T::WebhookConfigured, Status::Unknown, Reason::ManualStepRequired, "set it in the Console");
         assert_eq!(summarize(&mut s, true), Phase::Ready);
         assert!(s.get(T::Ready).is_some_and(|c| c.message.contains("Console")));
+    }
+
+    #[test]
+    fn a_failing_receiver_blocks_ready_only_when_asked() {
+        let mut s = connected();
+        s.set(T::ReceiverHealthy, Status::False, Reason::WebhookFailing, "3 failed");
+        let phase = summarize(&mut s, true);
+        assert_eq!(phase, Phase::Ready, "not part of Ready by default");
+        assert!(s.is(T::Ready, Status::True));
+        assert_eq!(receiver_blocks(&mut s, phase), Phase::Degraded);
+        let ready = s.get(T::Ready).expect("ready");
+        assert_eq!((ready.status, ready.reason), (Status::False, Reason::WebhookFailing));
+        assert!(s.is(T::Reconciling, Status::True));
+        let mut healthy = connected();
+        healthy.set(T::ReceiverHealthy, Status::True, Reason::ReceiverHealthy, "");
+        let phase = summarize(&mut healthy, true);
+        assert_eq!(receiver_blocks(&mut healthy, phase), Phase::Ready);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The operator's Prometheus metrics (`whatsapp_operator_*`). Labels are closed sets (results,
-//! operations, status codes, phases, reasons): never a channel name, URL or secret, so their
-//! number does not grow with the fleet.
+//! operations, status codes, phases, reasons): never a URL or secret, and a channel's name only
+//! in `receiver_alerts`, whose series exist only for channels whose receiver failed (one per
+//! channel and error code, removed with the channel's watch).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,17 @@ pub struct OperationLabels {
     pub operation: String,
 }
 
+/// A channel and a Twilio webhook error code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceiverAlertLabels {
+    /// The channel's namespace.
+    pub namespace: String,
+    /// The channel's name.
+    pub name: String,
+    /// The Twilio error code, e.g. `11200`.
+    pub code: String,
+}
+
 /// A channel phase.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
@@ -72,6 +84,11 @@ pub struct Metrics {
     pub leader: Gauge,
     /// The operator's Kubernetes API requests by verb, resource and answer.
     pub kube_requests: Family<KubeRequestLabels, Counter>,
+    /// Twilio Debugger alerts about a channel's receiver (failed webhook requests), by channel
+    /// and error code.
+    pub receiver_alerts: Family<ReceiverAlertLabels, Counter>,
+    /// Alert listings made (Monitor API), one per account and interval.
+    pub alert_listings: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -134,8 +151,22 @@ impl Metrics {
             "Kubernetes API requests by verb, resource and HTTP status",
             kube_requests.clone(),
         );
+        let receiver_alerts = Family::<ReceiverAlertLabels, Counter>::default();
+        registry.register(
+            "receiver_alerts",
+            "Twilio Debugger alerts about a channel's receiver (failed webhook requests) by channel and error code",
+            receiver_alerts.clone(),
+        );
+        let alert_listings = Counter::default();
+        registry.register(
+            "alert_listings",
+            "Listings of a Twilio account's Debugger alerts (Monitor API), one per account and interval",
+            alert_listings.clone(),
+        );
         Self {
             registry,
+            receiver_alerts,
+            alert_listings,
             reconciles,
             reconcile_duration,
             reconciles_in_flight,

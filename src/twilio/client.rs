@@ -21,6 +21,8 @@ pub const DEFAULT_MESSAGING_BASE_URL: &str = "https://messaging.twilio.com";
 pub const DEFAULT_CONVERSATIONS_BASE_URL: &str = "https://conversations.twilio.com";
 /// Default host of the Content API v1 (content templates).
 pub const DEFAULT_CONTENT_BASE_URL: &str = "https://content.twilio.com";
+/// Default host of the Monitor v1 API (the Debugger's alerts).
+pub const DEFAULT_MONITOR_BASE_URL: &str = "https://monitor.twilio.com";
 /// Default whole-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Upper bound on pages followed by one list call: a guard against a server that pages
@@ -49,6 +51,9 @@ pub struct TwilioConfig {
     /// Origin of the Content API; `None`: derived from `messaging_base_url`
     /// ([`content_base_for`]).
     pub content_base_url: Option<String>,
+    /// Origin of the Monitor API (alerts); `None`: derived from `messaging_base_url`
+    /// ([`monitor_base_for`]).
+    pub monitor_base_url: Option<String>,
     /// Whole-request timeout (connect + send + response). Connecting alone is bounded by
     /// the smaller of this and 5 s.
     pub timeout: Duration,
@@ -66,6 +71,7 @@ impl Default for TwilioConfig {
             messaging_base_url: DEFAULT_MESSAGING_BASE_URL.to_owned(),
             conversations_base_url: None,
             content_base_url: None,
+            monitor_base_url: None,
             timeout: DEFAULT_TIMEOUT,
             user_agent: default_user_agent(),
             allow_insecure_http: false,
@@ -81,29 +87,32 @@ impl TwilioConfig {
     }
 }
 
-/// The Conversations origin that goes with a Messaging origin: `messaging.` as the host's first
-/// label becomes `conversations.` (`https://messaging.dublin.ie1.twilio.com` →
+/// The origin of a sibling API that goes with a Messaging origin: `messaging.` as the host's
+/// first label becomes `label.` (`https://messaging.dublin.ie1.twilio.com` →
 /// `https://conversations.dublin.ie1.twilio.com`); any other origin (a simulator, a proxy)
-/// serves both.
-pub fn conversations_base_for(messaging_base_url: &str) -> String {
+/// serves them all.
+fn sibling_base_for(messaging_base_url: &str, label: &str) -> String {
     match messaging_base_url.split_once("://") {
         Some((scheme, rest)) if rest.starts_with("messaging.") => {
-            format!("{scheme}://conversations.{}", &rest["messaging.".len()..])
+            format!("{scheme}://{label}.{}", &rest["messaging.".len()..])
         }
         _ => messaging_base_url.to_owned(),
     }
 }
 
-/// The Content origin that goes with a Messaging origin: `messaging.` as the host's first label
-/// becomes `content.` (`https://messaging.twilio.com` → `https://content.twilio.com`); any other
-/// origin (a simulator, a proxy) serves both.
+/// The Conversations origin that goes with a Messaging origin ([`sibling_base_for`]).
+pub fn conversations_base_for(messaging_base_url: &str) -> String {
+    sibling_base_for(messaging_base_url, "conversations")
+}
+
+/// The Content origin (templates) that goes with a Messaging origin ([`sibling_base_for`]).
 pub fn content_base_for(messaging_base_url: &str) -> String {
-    match messaging_base_url.split_once("://") {
-        Some((scheme, rest)) if rest.starts_with("messaging.") => {
-            format!("{scheme}://content.{}", &rest["messaging.".len()..])
-        }
-        _ => messaging_base_url.to_owned(),
-    }
+    sibling_base_for(messaging_base_url, "content")
+}
+
+/// The Monitor origin (alerts) that goes with a Messaging origin ([`sibling_base_for`]).
+pub fn monitor_base_for(messaging_base_url: &str) -> String {
+    sibling_base_for(messaging_base_url, "monitor")
 }
 
 /// Which API a path belongs to.
@@ -117,6 +126,8 @@ pub(crate) enum Api {
     Conversations,
     /// content.twilio.com (v1).
     Content,
+    /// monitor.twilio.com (v1).
+    Monitor,
 }
 
 /// A typed Twilio REST client. Cheap to clone (one shared connection pool).
@@ -135,6 +146,7 @@ struct Inner {
     messaging_base: String,
     conversations_base: String,
     content_base: String,
+    monitor_base: String,
     observer: Option<RequestObserver>,
     holds: Option<Arc<AccountHolds>>,
 }
@@ -190,6 +202,8 @@ impl TwilioClient {
         let conversations_base = checked_base(&conversations, config.allow_insecure_http)?;
         let content = config.content_base_url.clone().unwrap_or_else(|| content_base_for(&messaging_base));
         let content_base = checked_base(&content, config.allow_insecure_http)?;
+        let monitor = config.monitor_base_url.clone().unwrap_or_else(|| monitor_base_for(&messaging_base));
+        let monitor_base = checked_base(&monitor, config.allow_insecure_http)?;
         let http = http_client(config.timeout, &config.user_agent)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -198,6 +212,7 @@ impl TwilioClient {
                 messaging_base,
                 conversations_base,
                 content_base,
+                monitor_base,
                 observer: None,
                 holds: None,
             }),
@@ -232,6 +247,7 @@ impl TwilioClient {
             Api::Messaging => &self.inner.messaging_base,
             Api::Conversations => &self.inner.conversations_base,
             Api::Content => &self.inner.content_base,
+            Api::Monitor => &self.inner.monitor_base,
         }
     }
 

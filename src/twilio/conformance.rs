@@ -140,3 +140,32 @@ async fn every_request_conforms_to_the_spec() {
         ]
     );
 }
+
+#[tokio::test]
+async fn the_alerts_listing_conforms_and_is_bounded() {
+    let page = |next: Option<&str>| {
+        let next = next.map_or("null".to_owned(), |n| format!("\"{n}\""));
+        let alerts: Vec<String> = (0..2)
+            .map(|i| format!(r#"{{"sid": "NO{i:032}", "error_code": "11200", "request_url": "https://r.example/hook", "date_generated": "2026-12-01T12:00:0{i}Z"}}"#))
+            .collect();
+        format!(r#"{{"alerts": [{}], "meta": {{"next_page_url": {next}, "key": "alerts"}}}}"#, alerts.join(","))
+    };
+    let next =
+        "https://monitor.twilio.com/v1/Alerts?StartDate=2026-12-01T11%3A45%3A00Z&PageSize=2&Page=1&PageToken=PANO1";
+    let server = MockServer::start(vec![
+        Reply::json(200, page(Some(next))),
+        Reply::json(200, page(Some(next))),
+        Reply::json(200, page(None)),
+    ])
+    .await;
+    let client = server.client();
+    let token = Credentials::auth_token(AC, Secret::new("t"));
+    let since = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 11, 45, 0).unwrap();
+    let bounded = client.list_alerts(&token, since, 2, 1).await.unwrap();
+    assert_eq!((bounded.pages, bounded.alerts.len(), bounded.truncated), (1, 2, true));
+    let all = client.list_alerts(&token, since, 2, 5).await.unwrap();
+    assert_eq!((all.pages, all.alerts.len(), all.truncated), (2, 4, false), "until the link ends");
+    let requests = server.requests();
+    assert_eq!(check(&requests), ["ListAlert", "ListAlert", "ListAlert"]);
+    assert_eq!(requests[0].query.as_deref(), Some("StartDate=2026-12-01T11%3A45%3A00Z&PageSize=2"));
+}

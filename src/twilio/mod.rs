@@ -31,6 +31,7 @@
 
 pub mod account;
 pub mod address;
+pub mod alerts;
 mod body;
 mod client;
 #[cfg(test)]
@@ -60,11 +61,12 @@ mod wire;
 
 pub use account::{Account, AccountStatus, AccountType, Verification, VerificationMethod};
 pub use address::{normalize_phone, whatsapp_address, AddressError, E164};
+pub use alerts::{Alert, AlertListing};
 pub use body::{MAX_IDENTITY_BODY_BYTES, MAX_TWILIO_BODY_BYTES};
 pub use client::{
-    content_base_for, conversations_base_for, default_user_agent, RequestObserver, TwilioClient, TwilioConfig,
-    DEFAULT_API_BASE_URL, DEFAULT_CONTENT_BASE_URL, DEFAULT_CONVERSATIONS_BASE_URL, DEFAULT_MESSAGING_BASE_URL,
-    DEFAULT_TIMEOUT,
+    content_base_for, conversations_base_for, default_user_agent, monitor_base_for, RequestObserver, TwilioClient,
+    TwilioConfig, DEFAULT_API_BASE_URL, DEFAULT_CONTENT_BASE_URL, DEFAULT_CONVERSATIONS_BASE_URL,
+    DEFAULT_MESSAGING_BASE_URL, DEFAULT_MONITOR_BASE_URL, DEFAULT_TIMEOUT,
 };
 pub use content::ContentApproval;
 pub use conversations::AddressConfiguration;

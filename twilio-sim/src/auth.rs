@@ -104,9 +104,12 @@ pub(crate) fn authorize(
         .ok_or_else(|| ApiError::authenticate("Your AccountSid or AuthToken was incorrect."))?;
     let target_sid = match route.api {
         Api::V2010 => params.get("AccountSid").or_else(|| params.get("Sid")).unwrap_or_default().to_string(),
-        Api::MessagingV1 | Api::MessagingV2 | Api::ConversationsV1 | Api::ContentV1 | Api::AccountsV1 => {
-            own.sid.clone()
-        }
+        Api::MessagingV1
+        | Api::MessagingV2
+        | Api::ConversationsV1
+        | Api::ContentV1
+        | Api::AccountsV1
+        | Api::MonitorV1 => own.sid.clone(),
     };
     let target = state
         .account(&target_sid)

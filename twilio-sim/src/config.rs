@@ -32,6 +32,8 @@ pub struct SimConfig {
     pub webhook_update: WebhookUpdate,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// How webhook requests (inbound messages) are made: Twilio's timeouts by default.
+    pub webhook: crate::webhook::WebhookSettings,
 }
 
 impl Default for SimConfig {
@@ -43,6 +45,7 @@ impl Default for SimConfig {
             rng_seed: None,
             webhook_update: WebhookUpdate::default(),
             max_body_bytes: 1024 * 1024,
+            webhook: crate::webhook::WebhookSettings::default(),
         }
     }
 }

@@ -41,6 +41,8 @@ impl Simulator {
         let shared = Arc::new(Shared {
             state: Mutex::new(SimState::new(config.rng_seed)),
             request_ids: Mutex::new(SidGen::new(config.rng_seed.map(|s| s ^ 0x5eed))),
+            webhook: Mutex::new(config.webhook.clone()),
+            callbacks: Mutex::new(Vec::new()),
             faults: Mutex::new(FaultSet::new(config.rng_seed.map(|s| s ^ 0xfa17))),
             config,
             base_url: base_url.clone(),
@@ -216,9 +218,43 @@ impl SimHandle {
         lock(&self.shared.state).update_session_window(account, patch)
     }
 
+    /// Delivers an inbound WhatsApp message to `e164` of `account` as Twilio would: to the URL
+    /// the routing precedence picks, signed, retried, then to the fallback URL; each failed
+    /// request becomes a Monitor alert. Returns once every request is done.
+    pub async fn inject_inbound(
+        &self,
+        account: &str,
+        e164: &str,
+        message: &crate::webhook::InboundMessage,
+    ) -> Result<crate::webhook::Delivery, SimError> {
+        crate::webhook::inject(&self.shared, account, e164, message).await
+    }
+
+    /// How webhook requests are made now.
+    pub fn webhook_settings(&self) -> crate::webhook::WebhookSettings {
+        lock(&self.shared.webhook).clone()
+    }
+
+    /// Changes how webhook requests are made (timeouts, retries, extra trusted roots).
+    pub fn set_webhook_settings(&self, settings: crate::webhook::WebhookSettings) {
+        *lock(&self.shared.webhook) = settings;
+    }
+
+    /// The status callbacks of outbound messages sent so far, in order.
+    pub fn status_callbacks(&self) -> Vec<crate::webhook::Attempt> {
+        lock(&self.shared.callbacks).clone()
+    }
+
+    /// The Monitor alerts of `account` (SID or friendly name), oldest first.
+    pub fn alerts(&self, account: &str) -> Vec<crate::state::Alert> {
+        self.account(account).map(|a| a.alerts).unwrap_or_default()
+    }
+
     /// Forces a message's status (e.g. `undelivered` with an error code).
     pub fn set_message_status(&self, account: &str, sid: &str, outcome: MessageOutcome) -> Result<Message, SimError> {
-        lock(&self.shared.state).set_message_status(account, sid, outcome)
+        let m = lock(&self.shared.state).set_message_status(account, sid, outcome);
+        crate::webhook::send_status_callbacks(&self.shared);
+        m
     }
 
     /// Installs a fault rule; returns its id.

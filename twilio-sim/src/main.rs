@@ -48,6 +48,17 @@ struct Cli {
     /// Seed for generated SIDs and tokens (reproducible runs).
     #[arg(long)]
     rng_seed: Option<u64>,
+    /// Whole-request timeout of the webhook requests the simulator makes as Twilio (inbound
+    /// messages), in milliseconds (Twilio: 15000).
+    #[arg(long, default_value_t = 15_000)]
+    webhook_timeout_ms: u64,
+    /// Also run a webhook receiver on this address (e.g. 127.0.0.1:0), over HTTPS with a
+    /// certificate the simulator trusts: it checks each request's X-Twilio-Signature with the
+    /// simulated account's auth token, logs it, and answers 200 (or what its path asks:
+    /// /status/502, /slow/20000, /big). Its base URL is printed on stdout as the second line,
+    /// "receiver <url>".
+    #[arg(long)]
+    receiver_listen: Option<SocketAddr>,
 }
 
 fn init_logging(format: LogFormat) {
@@ -93,6 +104,11 @@ async fn main() -> ExitCode {
         strict: cli.strict,
         spec_dir: cli.spec_dir,
         rng_seed: cli.rng_seed,
+        webhook: twilio_sim::webhook::WebhookSettings {
+            timeout_ms: cli.webhook_timeout_ms,
+            connect_timeout_ms: cli.webhook_timeout_ms.min(5_000),
+            ..Default::default()
+        },
         ..SimConfig::default()
     };
     let sim = match Simulator::start(config).await {
@@ -113,8 +129,34 @@ async fn main() -> ExitCode {
             }
         }
     }
+    let receiver = match cli.receiver_listen {
+        Some(listen) => {
+            let lookup = sim.clone();
+            let tokens: twilio_sim::receiver::TokenLookup =
+                std::sync::Arc::new(move |sid: &str| lookup.account(sid).map(|a| a.auth_token));
+            match twilio_sim::receiver::Receiver::start_tls(listen, tokens).await {
+                Ok(r) => {
+                    // The simulated Twilio trusts the receiver's certificate, as Twilio trusts a
+                    // receiver's public one.
+                    let mut settings = sim.webhook_settings();
+                    settings.extra_roots_pem.extend(r.ca_pem().map(str::to_owned));
+                    sim.set_webhook_settings(settings);
+                    Some(r)
+                }
+                Err(e) => {
+                    eprintln!("twilio-sim: cannot start the receiver on {listen}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
     let mut out = std::io::stdout().lock();
-    if writeln!(out, "{}", sim.base_url()).and_then(|_| out.flush()).is_err() {
+    let mut lines = format!("{}\n", sim.base_url());
+    if let Some(r) = &receiver {
+        lines.push_str(&format!("receiver {}\n", r.base_url()));
+    }
+    if write!(out, "{lines}").and_then(|_| out.flush()).is_err() {
         eprintln!("twilio-sim: cannot write the base URL to stdout");
     }
     drop(out);

@@ -123,7 +123,11 @@ impl Drop for Pending {
 pub(crate) async fn handle(shared: Arc<Shared>, req: SimRequest) -> Outcome {
     let request_id = shared.request_id();
     if req.path == "/_sim" || req.path.starts_with("/_sim/") {
-        let resp = control::handle(&shared, &req);
+        let resp = match crate::webhook::control(&shared, &req).await {
+            Some(resp) => resp,
+            None => control::handle(&shared, &req),
+        };
+        crate::webhook::send_status_callbacks(&shared);
         return Outcome::Respond(finish(&req.path, &request_id, resp));
     }
     let started = Instant::now();
@@ -166,6 +170,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: SimRequest) -> Outcome {
         "request"
     );
     lock(&shared.log).push(record);
+    crate::webhook::send_status_callbacks(&shared);
     match outcome.0 {
         Outcome::Respond(r) => Outcome::Respond(finish(&req.path, &request_id, r)),
         Outcome::Drop => Outcome::Drop,

@@ -7,7 +7,7 @@ use crate::config::SimConfig;
 use crate::errors::ApiError;
 use crate::http::{SimRequest, SimResponse};
 use crate::state::{Account, SimState};
-use crate::{accounts, api2010, content, conversations, messaging};
+use crate::{accounts, api2010, content, conversations, messaging, monitor};
 
 /// Which Twilio API (and spec file) a route belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +18,7 @@ pub(crate) enum Api {
     ConversationsV1,
     ContentV1,
     AccountsV1,
+    MonitorV1,
 }
 
 impl Api {
@@ -29,6 +30,7 @@ impl Api {
             Api::ConversationsV1 => "twilio_conversations_v1",
             Api::ContentV1 => "twilio_content_v1",
             Api::AccountsV1 => "twilio_accounts_v1",
+            Api::MonitorV1 => "twilio_monitor_v1",
         }
     }
 }
@@ -107,6 +109,8 @@ const APPROVAL: &str = "/v1/Content/{Sid}/ApprovalRequests";
 const APPROVAL_SUBMIT: &str = "/v1/Content/{ContentSid}/ApprovalRequests/whatsapp";
 const SECONDARY_TOKEN: &str = "/v1/AuthTokens/Secondary";
 const PROMOTE_TOKEN: &str = "/v1/AuthTokens/Promote";
+const ALERTS: &str = "/v1/Alerts";
+const ALERT: &str = "/v1/Alerts/{Sid}";
 
 macro_rules! route {
     ($m:literal, $t:expr, $op:literal, $api:ident, $h:path) => {
@@ -158,6 +162,8 @@ static ROUTES: &[Route] = &[
     route!("POST", SECONDARY_TOKEN, "CreateSecondaryAuthToken", AccountsV1, accounts::auth_tokens::create_secondary),
     route!("DELETE", SECONDARY_TOKEN, "DeleteSecondaryAuthToken", AccountsV1, accounts::auth_tokens::delete_secondary),
     route!("POST", PROMOTE_TOKEN, "UpdateAuthTokenPromotion", AccountsV1, accounts::auth_tokens::promote),
+    route!("GET", ALERTS, "ListAlert", MonitorV1, monitor::alerts::list),
+    route!("GET", ALERT, "FetchAlert", MonitorV1, monitor::alerts::fetch),
 ];
 
 /// Every Twilio operation the simulator implements.

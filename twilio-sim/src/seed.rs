@@ -389,6 +389,7 @@ fn build_account(sa: &SeedAccount) -> Result<Account, SimError> {
         contents: Vec::new(),
         session_windows: Vec::new(),
         enforce_session_window: sa.enforce_session_window,
+        alerts: Vec::new(),
     };
     for c in &sa.contents {
         let csid = match &c.sid {

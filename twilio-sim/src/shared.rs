@@ -18,6 +18,10 @@ pub(crate) struct Shared {
     pub faults: Mutex<FaultSet>,
     pub limiter: Mutex<Limiter>,
     pub request_ids: Mutex<SidGen>,
+    /// How webhook requests are made (the control API changes it).
+    pub webhook: Mutex<crate::webhook::WebhookSettings>,
+    /// The status callbacks sent, in order.
+    pub callbacks: Mutex<Vec<crate::webhook::Attempt>>,
     /// Loaded in strict mode only.
     pub contract: Option<Contract>,
     /// Loaded when `$TWILIO_SIM_COVERAGE_FILE` is set (the strict contract, or one loaded only

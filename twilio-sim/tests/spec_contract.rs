@@ -38,6 +38,7 @@ fn every_implemented_route_is_a_spec_operation() {
             t if t.contains("/PhoneNumbers/") => sid("PN"),
             t if t.contains("Senders/") => sid("XE"),
             t if t.starts_with("/v1/Content/") => sid("HX"),
+            t if t.contains("/Alerts/") => sid("NO"),
             _ => sid("MG"),
         };
         let path = path.replace("{Sid}", &own_sid);

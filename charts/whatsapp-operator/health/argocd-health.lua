@@ -1,7 +1,8 @@
 -- Argo CD custom health check for whatsapp-operator.io/WhatsAppChannel.
 -- Install it under resource.customizations.health.whatsapp-operator.io_WhatsAppChannel in
 -- argocd-cm (see the chart's README). It reads the status the operator writes: observedGeneration,
--- phase and the Ready / Reconciling / Stalled conditions (kstatus).
+-- phase, the Ready / Reconciling / Stalled conditions (kstatus) and ReceiverHealthy (Twilio's
+-- webhook requests to the receiver fail: Degraded, although Ready stays True by default).
 local hs = {}
 
 local function condition(status, type_)
@@ -32,6 +33,7 @@ end
 local ready = condition(status, "Ready")
 local stalled = condition(status, "Stalled")
 local reconciling = condition(status, "Reconciling")
+local receiver = condition(status, "ReceiverHealthy")
 local message = (ready and ready.message) or ""
 
 if status.phase == "Suspended" then
@@ -49,6 +51,11 @@ if (stalled ~= nil and stalled.status == "True")
     or status.phase == "Failed" or status.phase == "Conflict" or status.phase == "Degraded" then
   hs.status = "Degraded"
   hs.message = message
+  return hs
+end
+if receiver ~= nil and receiver.status == "False" and status.phase ~= "Deleting" then
+  hs.status = "Degraded"
+  hs.message = "ReceiverHealthy: " .. (receiver.message or "")
   return hs
 end
 if ready ~= nil and ready.status == "True" then

@@ -121,7 +121,7 @@ pub(super) fn apply(input: Input<'_>) -> Next {
         return confirm::follow_up(b, &number);
     }
     // The receiver's certificate (opt-in): a handshake, whatever Twilio says next.
-    if let Some(read) = super::receiver::check(&mut b) {
+    if let Some(read) = super::receiver_tls::check(&mut b) {
         return Next::Read(read);
     }
     if b.input.twilio.verification.is_none() {

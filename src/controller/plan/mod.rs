@@ -18,7 +18,8 @@ mod confirm;
 mod live;
 mod ownership;
 mod planned;
-mod receiver;
+pub mod receiver;
+mod receiver_tls;
 mod release;
 mod report;
 mod routing;
@@ -108,6 +109,8 @@ pub struct ClusterView {
     /// How long the last Twilio check of this channel (in this process) still stands for the
     /// same inputs (`None`: there is none, or it no longer stands).
     pub attempt_left: Option<Duration>,
+    /// The receiver's health from the account's alerts (`None`: not read yet, or not watched).
+    pub receiver: Option<receiver::ReceiverView>,
 }
 
 /// An object at Twilio whose webhook routes a number's inbound messages: its carrier (sender or

@@ -183,10 +183,19 @@ impl<'a> Builder<'a> {
                 readiness::set_kstatus(&mut self.set, p);
                 p
             }
-            None => readiness::summarize(&mut self.set, ch.spec.active),
+            None => {
+                super::receiver::report(&mut self);
+                readiness::summarize(&mut self.set, ch.spec.active)
+            }
         };
         if self.observe && self.phase_override.is_none() {
             phase = observed_summary(&mut self.set, phase, planned.len());
+        }
+        // The phase the verification interval goes by: a failing receiver is no reason to ask
+        // Twilio about the channel's configuration more often.
+        let configured_phase = phase;
+        if ch.spec.receiver_health.affects_ready && self.phase_override.is_none() {
+            phase = readiness::receiver_blocks(&mut self.set, phase);
         }
         let status = if self.kept_stale {
             // Everything but the recorded intents stays as it was.
@@ -248,9 +257,9 @@ impl<'a> Builder<'a> {
         }
         // A quick requeue (following a message's delivery) is not a reason to re-verify; a
         // transient outcome is no result to stand on.
-        let valid_for = match phase {
+        let valid_for = match configured_phase {
             Phase::Degraded | Phase::Pending => Duration::ZERO,
-            _ => self.interval(phase, &status, verified_now),
+            _ => self.interval(configured_phase, &status, verified_now),
         };
         let verified = if self.error.is_some() { None } else { self.verified.take().map(|v| (v, valid_for)) };
         let after = if self.finalize {
@@ -260,7 +269,7 @@ impl<'a> Builder<'a> {
         } else if let Some(w) = self.wait {
             After::Wait(w)
         } else {
-            After::Requeue(self.next_requeue(phase, &status, verified_now))
+            After::Requeue(self.next_requeue(configured_phase, &status, verified_now))
         };
         Plan {
             steps,

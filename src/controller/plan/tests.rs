@@ -75,6 +75,7 @@ fn cluster() -> ClusterView {
         identity_secret: None,
         hold: None,
         attempt_left: None,
+        receiver: None,
     }
 }
 
@@ -1337,8 +1338,70 @@ fn the_secret_is_protected_under_delete_policy_only() {
     assert!(!p.steps.iter().any(|s| matches!(s, Step::ProtectSecret { .. })));
 }
 
+fn failing(code: u32) -> receiver::ReceiverView {
+    receiver::ReceiverView {
+        window: Duration::from_secs(900),
+        state: receiver::ReceiverState::Failing {
+            count: 3,
+            last_code: code,
+            last_time: chrono::DateTime::from_timestamp(NOW - 60, 0).expect("time"),
+            explanation: Some("HTTP retrieval failure".into()),
+            truncated: false,
+        },
+    }
+}
+
+#[test]
+fn a_failing_receiver_is_reported_once_without_touching_ready() {
+    let mut cl = cluster();
+    cl.receiver = Some(failing(11200));
+    let mut ch = channel();
+    ch.status = Some(ready_status(wired(MARKED)));
+    let (p, _) = run(&ch, &cl, &Twilio::default(), vec![]);
+    let c = cond(&p, "ReceiverHealthy").expect("condition");
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "WebhookFailing"));
+    assert!(c.message.contains("3 failed") && c.message.contains("11200"), "{}", c.message);
+    assert_eq!(cond(&p, "Ready").map(|c| c.status.as_str()), Some("True"), "not part of Ready by default");
+    let warnings: Vec<_> = p.events.iter().filter(|e| e.reason == Reason::WebhookFailing).collect();
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].type_, EventType::Warning);
+    // The next pass: still failing, no second Event; then recovered: a Normal one.
+    ch.status = Some(p.status.clone());
+    let (again, _) = run(&ch, &cl, &Twilio::default(), vec![]);
+    assert!(!again.events.iter().any(|e| e.reason == Reason::WebhookFailing), "{:?}", again.events);
+    cl.receiver =
+        Some(receiver::ReceiverView { window: Duration::from_secs(900), state: receiver::ReceiverState::Healthy });
+    ch.status = Some(again.status.clone());
+    let (healed, _) = run(&ch, &cl, &Twilio::default(), vec![]);
+    assert_eq!(reason(&healed, "ReceiverHealthy"), "True/ReceiverHealthy");
+    assert!(healed.events.iter().any(|e| e.type_ == EventType::Normal && e.reason == Reason::ReceiverHealthy));
+}
+
+#[test]
+fn affects_ready_makes_a_failing_receiver_block_ready() {
+    let mut cl = cluster();
+    cl.receiver = Some(failing(11237));
+    let mut ch = channel();
+    ch.spec.receiver_health.affects_ready = true;
+    ch.status = Some(ready_status(wired(MARKED)));
+    let (p, _) = run(&ch, &cl, &Twilio::default(), vec![]);
+    assert_eq!(reason(&p, "ReceiverHealthy"), "False/ReceiverTLSInvalid");
+    let ready = cond(&p, "Ready").expect("ready");
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "ReceiverTLSInvalid"));
+    assert_eq!(p.status.phase, Some(Phase::Degraded));
+    assert_eq!(cond(&p, "Reconciling").map(|c| c.status.as_str()), Some("True"));
+    assert!(
+        matches!(p.after, After::Requeue(d) if d > Duration::from_secs(60)),
+        "no faster verification: {:?}",
+        p.after
+    );
+    let told: Vec<_> = p.events.iter().filter(|e| e.reason == Reason::ReceiverTLSInvalid).collect();
+    assert_eq!(told.len(), 1, "one Event, Ready's: {:?}", p.events);
+    assert!(told[0].message.starts_with("Ready is False"), "{:?}", told[0]);
+}
+
 mod confirmation;
 mod credentials;
 mod observe;
-mod receiver;
+mod receiver_tls;
 mod routing;

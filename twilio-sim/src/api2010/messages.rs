@@ -302,7 +302,14 @@ pub(crate) fn list(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     let path = ctx.req.path.clone();
     let now = Utc::now();
     let acct = ctx.account()?;
-    acct.messages.iter_mut().for_each(|m| m.settle(now));
+    let account_sid = acct.sid.clone();
+    let due: Vec<String> = acct
+        .messages
+        .iter_mut()
+        .filter_map(|m| (m.settle(now) && m.status_callback.is_some()).then(|| m.sid.clone()))
+        .collect();
+    ctx.state.callbacks_due.extend(due.into_iter().map(|sid| (account_sid.clone(), sid)));
+    let acct = ctx.account()?;
     let matching: Vec<Message> = acct
         .messages
         .iter()
@@ -334,8 +341,12 @@ pub(crate) fn fetch(ctx: &mut Ctx<'_>) -> Result<SimResponse, ApiError> {
     let acct = ctx.account()?;
     let account_sid = acct.sid.clone();
     let m = acct.messages.iter_mut().find(|m| m.sid == sid).ok_or(nf)?;
-    m.settle(Utc::now());
-    Ok(SimResponse::json(200, &message_json(&account_sid, m)))
+    let due = m.settle(Utc::now()) && m.status_callback.is_some();
+    let body = message_json(&account_sid, m);
+    if due {
+        ctx.state.callbacks_due.push((account_sid, sid));
+    }
+    Ok(SimResponse::json(200, &body))
 }
 
 /// DELETE: 204.

@@ -3,9 +3,10 @@
 //!
 //! The simulator serves five specs on one listener ([`SPECS`]); the paths it indexes are
 //! disjoint (`/2010-04-01/...`, messaging `/v1/Services...`, `/v2/...`, content `/v1/Content...`,
-//! of the Conversations spec only `/v1/Configuration/Addresses...` and of the Accounts spec only
-//! `/v1/AuthTokens...`, [`PATH_PREFIXES`]: Conversations' `/v1/Services/{Sid}` would otherwise
-//! shadow the Messaging Services on the one host). [`Contract::check_request`] matches a request to
+//! of the Conversations spec only `/v1/Configuration/Addresses...`, of the Accounts spec only
+//! `/v1/AuthTokens...` and of the Monitor spec only `/v1/Alerts...`, [`PATH_PREFIXES`]:
+//! Conversations' `/v1/Services/{Sid}` would otherwise shadow the Messaging Services on the one
+//! host). [`Contract::check_request`] matches a request to
 //! its operation and checks it; [`Contract::check_response`] checks what the simulator answers.
 //! Violations carry a stable `rule` name:
 //!
@@ -44,18 +45,22 @@ use paths::Template;
 use schema::{Mode, PatternCache, Tolerance, Validator};
 
 /// The spec files (stems) the simulator serves, in `dir/<stem>.json`.
-pub const SPECS: [&str; 6] = [
+pub const SPECS: [&str; 7] = [
     "twilio_api_v2010",
     "twilio_messaging_v1",
     "twilio_messaging_v2",
     "twilio_conversations_v1",
     "twilio_content_v1",
     "twilio_accounts_v1",
+    "twilio_monitor_v1",
 ];
 
 /// Specs of which only paths under these prefixes are indexed (the others: every path).
-pub const PATH_PREFIXES: &[(&str, &[&str])] =
-    &[("twilio_conversations_v1", &["/v1/Configuration/Addresses"]), ("twilio_accounts_v1", &["/v1/AuthTokens"])];
+pub const PATH_PREFIXES: &[(&str, &[&str])] = &[
+    ("twilio_conversations_v1", &["/v1/Configuration/Addresses"]),
+    ("twilio_accounts_v1", &["/v1/AuthTokens"]),
+    ("twilio_monitor_v1", &["/v1/Alerts"]),
+];
 
 /// Whether `template` of `spec` is indexed.
 fn indexed(spec: &str, template: &str) -> bool {
@@ -139,7 +144,8 @@ pub enum LoadError {
     #[error(
         "Twilio OpenAPI spec not found at {path}: run `make twilio-specs` (or `hack/fetch-twilio-specs.sh`), \
          or set {SPEC_DIR_ENV} to a directory holding twilio_api_v2010.json, twilio_messaging_v1.json, \
-         twilio_messaging_v2.json, twilio_conversations_v1.json, twilio_content_v1.json and twilio_accounts_v1.json"
+         twilio_messaging_v2.json, twilio_conversations_v1.json, twilio_content_v1.json, twilio_accounts_v1.json \
+         and twilio_monitor_v1.json"
     )]
     NotFound {
         /// The missing path.

@@ -128,6 +128,9 @@ pub struct Account {
     /// modelled).
     #[serde(default)]
     pub enforce_session_window: bool,
+    /// Debugger alerts (Monitor v1), oldest first.
+    #[serde(default)]
+    pub alerts: Vec<super::Alert>,
 }
 
 impl Account {

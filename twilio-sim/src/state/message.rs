@@ -105,9 +105,13 @@ pub struct Message {
 }
 
 impl Message {
-    /// Moves a freshly created message to its outcome (the simulator's "delivery").
-    pub fn settle(&mut self, now: DateTime<Utc>) {
-        if let Some(outcome) = self.pending.take() {
+    /// Moves a freshly created message to its outcome (the simulator's "delivery"); `true`
+    /// when it changed (its status callback is due).
+    pub fn settle(&mut self, now: DateTime<Utc>) -> bool {
+        let Some(outcome) = self.pending.take() else {
+            return false;
+        };
+        {
             if matches!(outcome.status, MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read) {
                 self.date_sent = Some(now);
             }
@@ -116,5 +120,6 @@ impl Message {
             self.error_message = outcome.error_message;
             self.date_updated = now;
         }
+        true
     }
 }

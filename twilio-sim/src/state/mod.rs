@@ -5,6 +5,7 @@
 
 mod account;
 mod address;
+mod alert;
 mod content;
 mod identity;
 mod message;
@@ -16,6 +17,7 @@ mod service;
 
 pub use account::{Account, AccountPatch, AccountStatus, AccountType, ApiKey, ApiKeyKind};
 pub use address::{AddressConfiguration, AutoCreation};
+pub use alert::{describe as describe_error_code, Alert};
 pub use content::{ApprovalStatus, Content, SessionWindow, SessionWindowPatch, SESSION_WINDOW};
 pub use identity::IdentityClient;
 pub use message::{Message, MessageOutcome, MessageStatus};
@@ -58,11 +60,18 @@ pub(crate) struct SimState {
     pub accounts: Vec<Account>,
     pub identity_clients: Vec<IdentityClient>,
     pub sids: SidGen,
+    /// Messages whose status callback is due: (account SID, message SID).
+    pub callbacks_due: Vec<(String, String)>,
 }
 
 impl SimState {
     pub fn new(rng_seed: Option<u64>) -> SimState {
-        SimState { accounts: Vec::new(), identity_clients: Vec::new(), sids: SidGen::new(rng_seed) }
+        SimState {
+            accounts: Vec::new(),
+            identity_clients: Vec::new(),
+            sids: SidGen::new(rng_seed),
+            callbacks_due: Vec::new(),
+        }
     }
 
     /// Removes every account and client.
@@ -221,7 +230,11 @@ impl SimState {
             .find(|m| m.sid == sid)
             .ok_or_else(|| SimError::NotFound(format!("message {sid}")))?;
         m.pending = Some(outcome);
-        m.settle(Utc::now());
-        Ok(m.clone())
+        let due = m.settle(Utc::now()) && m.status_callback.is_some();
+        let (account_sid, m) = (acct.sid.clone(), m.clone());
+        if due {
+            self.callbacks_due.push((account_sid, m.sid.clone()));
+        }
+        Ok(m)
     }
 }
