@@ -47,6 +47,23 @@ async fn ready(env: &common::TestEnv, name: &str) -> WhatsAppChannel {
     wait_for(env, name, "Ready", |ch| has(ch, "Ready", "True", "ChannelReady")).await
 }
 
+/// Creates a secondary Auth Token for the fixture's account at the simulator and puts it into
+/// the Secret `twilio` next to the primary; returns it.
+async fn create_secondary(f: &Fixture) -> String {
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/v1/AuthTokens/Secondary", f.sim.base_url()))
+        .basic_auth(&f.account, Some(FIXTURE_TOKEN))
+        .send()
+        .await
+        .expect("create the secondary token")
+        .json()
+        .await
+        .expect("JSON");
+    let secondary = created["secondary_auth_token"].as_str().expect("secondary token").to_owned();
+    update_secret(&f.env, "twilio", &[("authToken", FIXTURE_TOKEN), ("authTokenSecondary", &secondary)]).await;
+    secondary
+}
+
 async fn verify_now(env: &common::TestEnv, name: &str, value: &str) -> WhatsAppChannel {
     let api: Api<WhatsAppChannel> = Api::namespaced(env.client.clone(), &env.ns);
     let patch = json!({"metadata": {"annotations": {"whatsapp-operator.io/verify-now": value}}});
@@ -120,17 +137,7 @@ async fn an_auth_token_rotation_falls_back_to_the_secondary_token_once_and_repor
     // The rotation starts at Twilio: a secondary token, which goes into the Secret next to the
     // primary. Twilio still accepts the primary: it stays in use.
     let http = reqwest::Client::new();
-    let created: serde_json::Value = http
-        .post(format!("{}/v1/AuthTokens/Secondary", sim.base_url()))
-        .basic_auth(&f.account, Some(FIXTURE_TOKEN))
-        .send()
-        .await
-        .expect("create the secondary token")
-        .json()
-        .await
-        .expect("JSON");
-    let secondary = created["secondary_auth_token"].as_str().expect("secondary token").to_owned();
-    update_secret(env, "twilio", &[("authToken", FIXTURE_TOKEN), ("authTokenSecondary", &secondary)]).await;
+    let secondary = create_secondary(&f).await;
     let ch = verify_now(env, "first", "1").await;
     assert!(has(&ch, "Ready", "True", "ChannelReady"));
     assert_eq!(credentials(&ch), Some(primary.clone()), "the primary still verifies");
@@ -238,17 +245,7 @@ async fn a_token_promoted_between_verifications_is_followed_at_the_next_refused_
     let f = Fixture::new("promoted", |_, n| sender_seed(n, "ONLINE")).await;
     let (env, sim) = (&f.env, &f.sim);
     let http = reqwest::Client::new();
-    let created: serde_json::Value = http
-        .post(format!("{}/v1/AuthTokens/Secondary", sim.base_url()))
-        .basic_auth(&f.account, Some(FIXTURE_TOKEN))
-        .send()
-        .await
-        .expect("create the secondary token")
-        .json()
-        .await
-        .expect("JSON");
-    let secondary = created["secondary_auth_token"].as_str().expect("secondary token").to_owned();
-    update_secret(env, "twilio", &[("authToken", FIXTURE_TOKEN), ("authTokenSecondary", &secondary)]).await;
+    create_secondary(&f).await;
     let _op = start_operator(&env.client, config(env, sim));
     create_channel(env, "ch", spec(&f.account, &f.number)).await;
     let ch = ready(env, "ch").await;
