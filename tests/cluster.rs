@@ -31,16 +31,6 @@ fn receiver(name: &str) -> String {
     format!("https://{name}.example.com/api/webhook/LeadGen/whatsapp")
 }
 
-fn spec(number: &str, account: &str, url: &str) -> serde_json::Value {
-    json!({
-        "phoneNumber": number,
-        "instance": "crm-prod",
-        "twilio": {"accountSid": account, "credentialsSecretRef": {"name": "twilio"}},
-        "webhook": {"url": url},
-        "queue": "sales",
-    })
-}
-
 async fn namespace(client: &Client, name: &str) -> TestEnv {
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
     Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
@@ -110,10 +100,10 @@ async fn a_cluster_wide_operator_serves_every_namespace_and_pages_through_sender
     // Two channels of the same name in two namespaces race for one number, at once.
     let (url_a, url_b) = (receiver("crm-a"), receiver("crm-b"));
     tokio::join!(
-        create_channel(env_a, "crm", spec(&racing_number, &racing, &url_a)),
-        create_channel(env_b, "crm", spec(&racing_number, &racing, &url_b)),
+        create_channel(env_a, "crm", channel_spec(&racing, &racing_number, &url_a)),
+        create_channel(env_b, "crm", channel_spec(&racing, &racing_number, &url_b)),
     );
-    create_channel(paged_env, "paged", spec(&paged_number, &big, &receiver("crm-paged"))).await;
+    create_channel(paged_env, "paged", channel_spec(&big, &paged_number, &receiver("crm-paged"))).await;
 
     // The paged channel: found as the sender on the second page, not as the incoming number.
     let found =

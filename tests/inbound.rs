@@ -22,16 +22,6 @@ use common::operator::*;
 const INTERVAL: Duration = Duration::from_millis(300);
 const QUIET: Duration = Duration::from_secs(4);
 
-fn spec(account: &str, number: &str, url: &str) -> serde_json::Value {
-    json!({
-        "phoneNumber": number,
-        "instance": "crm-prod",
-        "twilio": {"accountSid": account, "credentialsSecretRef": {"name": "twilio"}},
-        "webhook": {"url": url},
-        "queue": "sales",
-    })
-}
-
 /// A port nothing listens on.
 fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -107,7 +97,7 @@ async fn each_failure_has_its_reason_ready_stays_and_it_recovers_after_the_quiet
     let metrics = Arc::new(whatsapp_operator::telemetry::Metrics::new());
     let _op = start_operator_with(&env.client, cfg(&w), metrics.clone(), None);
     for ((name, url), number) in urls.iter().zip(&w.numbers) {
-        create_channel(env, name, spec(&w.f.account, number, url)).await;
+        create_channel(env, name, channel_spec(&w.f.account, number, url)).await;
     }
     for (name, _) in &urls {
         wait_for(env, name, "Ready with a healthy receiver", |ch| {
@@ -208,13 +198,13 @@ async fn credentials_that_may_not_read_alerts_give_unknown_and_affects_ready_fli
     let _op = start_operator(&env.client, cfg(&w));
     let url = format!("{}/status/502", w.trusted.base_url());
     let hook = format!("{}/hook", w.trusted.base_url());
-    create_channel(env, "blind", spec(&w.f.account, &w.numbers[0], &hook)).await;
+    create_channel(env, "blind", channel_spec(&w.f.account, &w.numbers[0], &hook)).await;
     let ch = wait_for(env, "blind", "alerts unreadable", |ch| receiver_is(ch, "Unknown", "AlertsUnreadable")).await;
     assert!(has(&ch, "Ready", "True", "ChannelReady"), "{:#?}", ch.status);
 
     // Readable again; a channel that asks for it is not Ready while its receiver fails.
     sim.remove_fault(fault);
-    let mut strict = spec(&w.f.account, &w.numbers[1], &url);
+    let mut strict = channel_spec(&w.f.account, &w.numbers[1], &url);
     strict["receiverHealth"] = json!({"affectsReady": true});
     create_channel(env, "strict", strict).await;
     wait_for(env, "strict", "Ready", |ch| has(ch, "Ready", "True", "ChannelReady")).await;
@@ -233,10 +223,10 @@ async fn a_channel_with_a_wrong_secret_does_not_blind_the_accounts_other_channel
     create_secret(env, "twilio-wrong", &[("authToken", "not-the-token")]).await;
     let _op = start_operator(&env.client, cfg(&w));
     let url = format!("{}/status/502", w.trusted.base_url());
-    let mut wrong = spec(&w.f.account, &w.numbers[1], &url);
+    let mut wrong = channel_spec(&w.f.account, &w.numbers[1], &url);
     wrong["twilio"]["credentialsSecretRef"]["name"] = json!("twilio-wrong");
     create_channel(env, "wrong", wrong).await;
-    create_channel(env, "good", spec(&w.f.account, &w.numbers[0], &url)).await;
+    create_channel(env, "good", channel_spec(&w.f.account, &w.numbers[0], &url)).await;
     wait_for(env, "wrong", "refused", |ch| has(ch, "CredentialsValid", "False", "InvalidCredentials")).await;
     wait_for(env, "good", "Ready", |ch| has(ch, "Ready", "True", "ChannelReady")).await;
     inject(&w, &w.numbers[0], "hello").await;
@@ -263,7 +253,7 @@ async fn a_first_listing_pages_through_the_quiet_window_within_its_bound() {
     c.receiver_quiet_window = Duration::from_secs(600);
     c.alerts_max_pages = 2;
     let _op = start_operator(&env.client, c);
-    create_channel(env, "busy", spec(&w.f.account, &w.numbers[0], &url)).await;
+    create_channel(env, "busy", channel_spec(&w.f.account, &w.numbers[0], &url)).await;
     let ch = wait_for(env, "busy", "failing", |ch| receiver_is(ch, "False", "WebhookFailing")).await;
     let message = &current(&ch, "ReceiverHealthy").expect("condition").message;
     assert!(message.starts_with(&format!("{FAILURES} failed")), "every alert of the window counted: {message}");

@@ -80,16 +80,6 @@ async fn receiver(ca: &Ca, names: &[&str], days: i64) -> Receiver {
     Receiver { port, handshakes, received, expires: expiry.format("%Y-%m-%d").to_string() }
 }
 
-fn spec(account: &str, number: &str, url: &str) -> serde_json::Value {
-    json!({
-        "phoneNumber": number,
-        "instance": "crm-prod",
-        "twilio": {"accountSid": account, "credentialsSecretRef": {"name": "twilio"}},
-        "webhook": {"url": url},
-        "queue": "sales",
-    })
-}
-
 async fn receiver_tls(env: &common::TestEnv, name: &str, status: &str, reason: &str) -> String {
     let (status, reason) = (status.to_owned(), reason.to_owned());
     let ch = wait_for(env, name, &format!("ReceiverTLS {status} {reason}"), move |ch| {
@@ -125,13 +115,14 @@ async fn receiver_certificates_are_checked_by_handshake_only_once_per_receiver()
     let _op = start_operator(&env.client, cfg);
 
     let url = |port: u16| format!("https://localhost:{port}/api/webhook/LeadGen/whatsapp");
-    create_channel(env, "valid-a", spec(&f.account, &numbers[0], &url(valid.port))).await;
-    create_channel(env, "valid-b", spec(&f.account, &numbers[1], &url(valid.port))).await;
-    create_channel(env, "expiring", spec(&f.account, &numbers[2], &url(expiring.port))).await;
-    create_channel(env, "wrong-host", spec(&f.account, &numbers[3], &url(wrong_host.port))).await;
-    create_channel(env, "metadata", spec(&f.account, &numbers[4], "https://169.254.169.254/latest/hook")).await;
-    create_channel(env, "expired", spec(&f.account, &numbers[5], &url(expired.port))).await;
-    create_channel(env, "closed", spec(&f.account, &numbers[6], &format!("https://127.0.0.1:{closed}/hook"))).await;
+    create_channel(env, "valid-a", channel_spec(&f.account, &numbers[0], &url(valid.port))).await;
+    create_channel(env, "valid-b", channel_spec(&f.account, &numbers[1], &url(valid.port))).await;
+    create_channel(env, "expiring", channel_spec(&f.account, &numbers[2], &url(expiring.port))).await;
+    create_channel(env, "wrong-host", channel_spec(&f.account, &numbers[3], &url(wrong_host.port))).await;
+    create_channel(env, "metadata", channel_spec(&f.account, &numbers[4], "https://169.254.169.254/latest/hook")).await;
+    create_channel(env, "expired", channel_spec(&f.account, &numbers[5], &url(expired.port))).await;
+    create_channel(env, "closed", channel_spec(&f.account, &numbers[6], &format!("https://127.0.0.1:{closed}/hook")))
+        .await;
 
     for name in ["valid-a", "valid-b"] {
         let message = receiver_tls(env, name, "True", "CertificateValid").await;

@@ -148,6 +148,18 @@ pub async fn update_secret(env: &TestEnv, name: &str, data: &[(&str, &str)]) {
     api.replace(name, &PostParams::default(), &secret).await.expect("replace secret");
 }
 
+/// A channel spec for `number` of `account` (credentials in the Secret `twilio`) with webhook
+/// `url`, instance `crm-prod` and queue `sales`.
+pub fn channel_spec(account: &str, number: &str, url: &str) -> serde_json::Value {
+    json!({
+        "phoneNumber": number,
+        "instance": "crm-prod",
+        "twilio": {"accountSid": account, "credentialsSecretRef": {"name": "twilio"}},
+        "webhook": {"url": url},
+        "queue": "sales",
+    })
+}
+
 /// Creates a channel from a JSON spec.
 pub async fn create_channel(env: &TestEnv, name: &str, spec: serde_json::Value) -> WhatsAppChannel {
     let api: Api<WhatsAppChannel> = Api::namespaced(env.client.clone(), &env.ns);
