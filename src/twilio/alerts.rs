@@ -1,12 +1,10 @@
 //! The Debugger's alerts (Monitor v1, `GET /v1/Alerts`), read only: each failed webhook request
 //! Twilio made to a receiver is one alert with its error code (11200, 11205, 11237, …).
 
-use std::ops::ControlFlow;
-
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::client::{Api, Paged, TwilioClient};
+use super::client::{stop_when, Api, Paged, TwilioClient};
 use super::error::TwilioError;
 use super::secret::Credentials;
 use super::wire;
@@ -118,18 +116,15 @@ impl TwilioClient {
         let first = self.url(Api::Monitor, TEMPLATE, &query)?;
         let mut out = AlertListing::default();
         let max_pages = max_pages.max(1);
-        self.paginate::<AlertPage, _>(Api::Monitor, "list_alerts", TEMPLATE, creds, first, |items| {
+        let visit = stop_when(|items: Vec<Alert>| {
             out.pages += 1;
             let full = items.len() >= page_size as usize;
             out.alerts.extend(items);
-            if out.pages >= max_pages {
-                out.truncated = full;
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
-        .await?;
+            let last = out.pages >= max_pages;
+            out.truncated = last && full;
+            last
+        });
+        self.paginate::<AlertPage, _>(Api::Monitor, "list_alerts", TEMPLATE, creds, first, visit).await?;
         Ok(out)
     }
 }

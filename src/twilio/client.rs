@@ -482,6 +482,11 @@ pub(crate) trait Paged {
     fn into_items(self) -> Vec<Self::Item>;
 }
 
+/// A [`TwilioClient::paginate`] visitor that reads pages until `done(page)` returns `true`.
+pub(crate) fn stop_when<T>(mut done: impl FnMut(Vec<T>) -> bool) -> impl FnMut(Vec<T>) -> std::ops::ControlFlow<()> {
+    move |items| if done(items) { std::ops::ControlFlow::Break(()) } else { std::ops::ControlFlow::Continue(()) }
+}
+
 /// Milliseconds since `started`.
 pub(crate) fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)

@@ -6,13 +6,12 @@
 //! messages with the same `To`/`From` ([`TwilioClient::list_messages`]) and adopt a match.
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::Deserialize;
 
-use super::client::{Api, Body, Paged, Request, TwilioClient};
+use super::client::{stop_when, Api, Body, Paged, Request, TwilioClient};
 use super::error::TwilioError;
 use super::secret::{check_sid, Credentials};
 use super::wire::{self, string_enum};
@@ -267,16 +266,12 @@ impl TwilioClient {
         let url =
             self.url(Api::Core, &format!("/2010-04-01/Accounts/{}/Messages.json", creds.account_sid()), &params)?;
         let mut out = Vec::new();
-        self.paginate::<MessagePage, _>(Api::Core, "list_messages", MESSAGES_TEMPLATE, creds, url, |page| {
+        let visit = stop_when(|page| {
             out.extend(page);
-            if out.len() >= limit {
-                out.truncate(limit);
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
-        .await?;
+            out.truncate(limit);
+            out.len() >= limit
+        });
+        self.paginate::<MessagePage, _>(Api::Core, "list_messages", MESSAGES_TEMPLATE, creds, url, visit).await?;
         Ok(out)
     }
 }
