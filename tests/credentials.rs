@@ -20,13 +20,7 @@ const KEY_SID: &str = "SK5eed5eed5eed5eed5eed5eed5eed0001";
 const KEY_SECRET: &str = "standard-key-secret-0123456789ab";
 
 fn spec(account: &str, number: &str) -> serde_json::Value {
-    json!({
-        "phoneNumber": number,
-        "instance": "crm-prod",
-        "twilio": {"accountSid": account, "credentialsSecretRef": {"name": "twilio"}},
-        "webhook": {"url": RECEIVER},
-        "queue": "sales",
-    })
+    channel_spec(account, number, RECEIVER)
 }
 
 /// What the operator should show of `secret`: `sha256:` and 12 hex digits of its SHA-256.
