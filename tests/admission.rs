@@ -61,11 +61,10 @@ impl Hook {
 fn watch_cache(client: &Client, namespace: Option<&str>) -> (Cache, tokio::task::JoinHandle<()>) {
     let (channels, channel_writer) = reflector::store();
     let (bindings, binding_writer) = reflector::store();
-    let (secrets, _) = reflector::store();
     let cache = Cache {
         channels,
         bindings,
-        secrets,
+        secrets: Default::default(),
         channel_index: Default::default(),
         holder_index: Default::default(),
         listed: Default::default(),

@@ -558,11 +558,10 @@ mod tests {
     fn cache_with(channels: &[WhatsAppChannel], bindings: &[WhatsAppNumberBinding], listed: bool) -> Cache {
         let (channel_store, mut channel_writer) = reflector::store();
         let (binding_store, mut binding_writer) = reflector::store();
-        let (secrets, _) = reflector::store();
         let cache = Cache {
             channels: channel_store,
             bindings: binding_store,
-            secrets,
+            secrets: Default::default(),
             channel_index: Default::default(),
             holder_index: Default::default(),
             listed: Default::default(),

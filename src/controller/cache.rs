@@ -1,5 +1,5 @@
-//! What the operator knows of the cluster without asking: reflector stores of channels,
-//! number bindings and Secret metadata, and the indexes between them.
+//! What the operator knows of the cluster without asking: reflector stores of channels and
+//! number bindings, the metadata of Secrets ([`SecretMetas`]), and the indexes between them.
 //!
 //! Objects are slimmed before they enter a store: managedFields always, and annotations the
 //! operator never reads (kubectl's `last-applied-configuration` carries a client-side-applied
@@ -18,6 +18,7 @@ use crate::binding;
 use crate::twilio::E164;
 
 use super::index::Index;
+use super::secret_meta::{SecretMeta, SecretMetas};
 use super::stored::StoredChannel;
 use super::{RESEND_CONFIRMATION_ANNOTATION, SKIP_CLEANUP_ANNOTATION, VERIFY_NOW_ANNOTATION};
 
@@ -31,8 +32,8 @@ pub struct Cache {
     pub channels: Store<StoredChannel>,
     /// Every number binding (cluster-scoped).
     pub bindings: Store<WhatsAppNumberBinding>,
-    /// The metadata of every watched Secret.
-    pub secrets: Store<PartialObjectMeta<Secret>>,
+    /// The metadata of every watched Secret, compact.
+    pub secrets: SecretMetas,
     /// Channels by the Secrets they reference ([`secret_key`]) and by the binding name of their
     /// number ([`binding_key`]).
     pub channel_index: std::sync::Arc<Index<ChannelKey>>,
@@ -184,7 +185,7 @@ impl Cache {
     }
 
     /// The metadata of Secret `ns/name`, from the store.
-    pub fn secret(&self, ns: &str, name: &str) -> Option<std::sync::Arc<PartialObjectMeta<Secret>>> {
-        self.secrets.get(&ObjectRef::new(name).within(ns))
+    pub fn secret(&self, ns: &str, name: &str) -> Option<SecretMeta> {
+        self.secrets.get(ns, name)
     }
 }

@@ -7,12 +7,12 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
-use kube::core::PartialObjectMeta;
 use kube::{Api, Client, ResourceExt};
 
 use crate::api::{CredentialSource, CredentialsStatus, Reason};
 use crate::twilio::{CredentialRole, CredentialSet, Credentials, Secret};
 
+use super::secret_meta::SecretMeta;
 use super::single_flight::Slots;
 
 /// Secret keys the credentials may use.
@@ -79,14 +79,14 @@ impl SecretReader {
         client: &Client,
         ns: &str,
         name: &str,
-        meta: Option<&PartialObjectMeta<K8sSecret>>,
+        meta: Option<&SecretMeta>,
     ) -> Result<Result<Arc<SecretData>, SecretProblem>, kube::Error> {
         let key = (ns.to_owned(), name.to_owned());
         let Some(meta) = meta else {
             self.slots.forget(&key);
             return Ok(Err(not_found(ns, name)));
         };
-        let version = meta.resource_version().unwrap_or_default();
+        let version = meta.resource_version.clone();
         let slot = self.slots.slot(key);
         let mut last = slot.lock().await;
         if let Some(hit) = last.as_ref().filter(|d| d.resource_version == version) {

@@ -25,6 +25,7 @@ pub mod readiness;
 pub mod receiver;
 pub mod receiver_tls;
 mod reconcile;
+pub mod secret_meta;
 pub mod single_flight;
 pub mod stored;
 pub mod verification;
@@ -238,7 +239,8 @@ pub struct Prepared {
     cache: Cache,
     channel_writer: reflector::store::Writer<stored::StoredChannel>,
     binding_writer: reflector::store::Writer<WhatsAppNumberBinding>,
-    secret_writer: reflector::store::Writer<PartialObjectMeta<Secret>>,
+    /// The Secret controller's store: the protected Secrets only (see [`protection::protected_only`]).
+    protected_writer: reflector::store::Writer<PartialObjectMeta<Secret>>,
     leadership: Leadership,
     metrics: Arc<Metrics>,
 }
@@ -265,11 +267,11 @@ impl Prepared {
 pub fn prepare(client: Client, config: OperatorConfig) -> (Cache, Prepared) {
     let (channel_store, channel_writer) = reflector::store();
     let (binding_store, binding_writer) = reflector::store();
-    let (secret_store, secret_writer) = reflector::store();
+    let (_, protected_writer) = reflector::store();
     let cache = Cache {
         channels: channel_store,
         bindings: binding_store,
-        secrets: secret_store,
+        secrets: Default::default(),
         channel_index: Default::default(),
         holder_index: Default::default(),
         listed: Default::default(),
@@ -279,7 +281,7 @@ pub fn prepare(client: Client, config: OperatorConfig) -> (Cache, Prepared) {
     let metrics = Arc::new(Metrics::new());
     (
         cache.clone(),
-        Prepared { client, config, cache, channel_writer, binding_writer, secret_writer, leadership, metrics },
+        Prepared { client, config, cache, channel_writer, binding_writer, protected_writer, leadership, metrics },
     )
 }
 
@@ -305,7 +307,7 @@ pub async fn run_prepared(
     prepared: Prepared,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    let Prepared { client, config, cache, channel_writer, binding_writer, secret_writer, leadership, metrics } =
+    let Prepared { client, config, cache, channel_writer, binding_writer, mut protected_writer, leadership, metrics } =
         prepared;
     // The shutdown signal, shared: the controller drains on it, and if it cannot (it is still
     // waiting for its first listing, say the API server is unreachable) the process stops
@@ -353,7 +355,7 @@ pub async fn run_prepared(
     // Metadata only: the data of the cluster's Secrets never reaches the operator's memory.
     let secrets: Api<PartialObjectMeta<Secret>> = api(&client, ns.as_deref());
     let bindings: Api<WhatsAppNumberBinding> = Api::all(client.clone());
-    let (channel_store, secret_store) = (cache.channels.clone(), cache.secrets.clone());
+    let (channel_store, protected_store) = (cache.channels.clone(), protected_writer.as_reader());
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
     let ctx = Arc::new(
         Context::new(client.clone(), config, cache.clone(), wake_tx.clone(), metrics)?.led_by(leadership.clone()),
@@ -398,11 +400,14 @@ pub async fn run_prepared(
     let wake = wake_tx.clone();
     let secret_stream = watch_backoff::with_backoff("secrets", watcher(secrets, list_pages()))
         .modify(cache::slim_secret_meta)
-        .reflect(secret_writer)
         .map({
             let c = cache.clone();
             move |ev| {
                 if let Ok(ev) = &ev {
+                    c.secrets.follow(ev);
+                    if let Some(ev) = protection::protected_only(ev) {
+                        protected_writer.apply_watcher_event(&ev);
+                    }
                     c.note_listed(2, ev);
                 }
                 ev
@@ -431,7 +436,7 @@ pub async fn run_prepared(
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .watches_stream(secret_stream, move |s: PartialObjectMeta<Secret>| {
             let ns = s.namespace().unwrap_or_default();
-            if protection::is_protected(&s.metadata) {
+            if protection::is_protected(s.finalizers()) {
                 let _ = wake.send(ObjectRef::from_obj(&s));
             }
             c.channels_under(&secret_key(&ns, &s.name_any()))
@@ -456,7 +461,7 @@ pub async fn run_prepared(
     // The Secret controller: releases credentials Secrets no channel needs any more.
     let secret_controller = Controller::for_stream(
         futures::stream::pending::<Result<PartialObjectMeta<Secret>, watcher::Error>>(),
-        secret_store,
+        protected_store,
     )
     .reconcile_on(futures::stream::unfold(wake_rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) }))
     .reconcile_all_on(leadership.acquisitions())

@@ -97,7 +97,7 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
     let data = if ch.spec.suspend {
         None
     } else {
-        Some(ctx.secrets.read(&ctx.client, &ns, &secret_name, meta.as_deref()).await?)
+        Some(ctx.secrets.read(&ctx.client, &ns, &secret_name, meta.as_ref()).await?)
     };
     let creds = match &data {
         Some(Ok(d)) => credentials::twilio_credentials(d, &ns, &secret_name, &ch.spec.twilio.account_sid),
@@ -107,8 +107,8 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
     let secret = SecretView {
         name: secret_name.clone(),
         credentials: creds.as_ref().map(CredentialSet::fingerprint).map_err(Clone::clone),
-        protected: meta.as_ref().is_some_and(|m| protection::is_protected(&m.metadata)),
-        deleting: meta.as_ref().is_some_and(|m| m.metadata.deletion_timestamp.is_some()),
+        protected: meta.as_ref().is_some_and(|m| protection::is_protected(&m.finalizers)),
+        deleting: meta.as_ref().is_some_and(|m| m.deletion_timestamp.is_some()),
     };
     let (identity_view, identity_secret) = match (&ch.spec.identity_server, ch.spec.suspend) {
         (Some(id), false) => {
@@ -118,7 +118,7 @@ pub async fn cluster(ctx: &Context, ch: &WhatsAppChannel) -> Result<Observed, Er
                     Err(SecretProblem { reason: crate::api::Reason::Suspended, message: String::new() })
                 })
             } else {
-                ctx.secrets.read(&ctx.client, &ns, name, cache.secret(&ns, name).as_deref()).await?
+                ctx.secrets.read(&ctx.client, &ns, name, cache.secret(&ns, name).as_ref()).await?
             };
             match read.map(|d| d.get(&id.client_secret_ref.key)) {
                 Ok(Some(s)) => (Some(Ok(digest(s.expose()))), Some(s)),

@@ -12,10 +12,10 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
@@ -36,9 +36,27 @@ pub fn needs_secret(ch: &WhatsAppChannel, secret: &str) -> bool {
         && ch.finalizers().iter().any(|f| f == super::FINALIZER)
 }
 
-/// Whether the Secret carries the finalizer.
-pub fn is_protected(secret: &ObjectMeta) -> bool {
-    secret.finalizers.as_ref().is_some_and(|f| f.iter().any(|f| f == SECRET_FINALIZER))
+/// Whether a Secret with these finalizers carries the operator's.
+pub fn is_protected(finalizers: &[String]) -> bool {
+    finalizers.iter().any(|f| f == SECRET_FINALIZER)
+}
+
+/// The Secret watch's `event` as the Secret controller's store sees it: only the Secrets that
+/// carry the operator's finalizer (a few among the cluster's many); one that loses it leaves,
+/// and one listed without it is not listed (`None`).
+pub fn protected_only(
+    event: &watcher::Event<PartialObjectMeta<Secret>>,
+) -> Option<watcher::Event<PartialObjectMeta<Secret>>> {
+    use watcher::Event;
+    let protected = |s: &PartialObjectMeta<Secret>| is_protected(s.finalizers());
+    Some(match event {
+        Event::Apply(s) if protected(s) => Event::Apply(s.clone()),
+        Event::Apply(s) | Event::Delete(s) => Event::Delete(s.clone()),
+        Event::InitApply(s) if protected(s) => Event::InitApply(s.clone()),
+        Event::InitApply(_) => return None,
+        Event::Init => Event::Init,
+        Event::InitDone => Event::InitDone,
+    })
 }
 
 /// Whether any channel (from the caches) still needs Secret `ns/name`: one that may restore a
@@ -75,14 +93,14 @@ impl Protector {
         let Some(meta) = cache.secret(ns, name) else {
             return Ok(());
         };
-        if is_protected(&meta.metadata) || meta.metadata.deletion_timestamp.is_some() {
+        if is_protected(&meta.finalizers) || meta.deletion_timestamp.is_some() {
             return Ok(());
         }
-        let version = meta.resource_version();
+        let version = Some(meta.resource_version).filter(|v| !v.is_empty());
         if version.is_some() && *done == version {
             return Ok(());
         }
-        let mut finalizers = meta.finalizers().to_vec();
+        let mut finalizers = meta.finalizers;
         finalizers.push(SECRET_FINALIZER.to_owned());
         patch_finalizers(client, ns, name, &finalizers, version.clone()).await?;
         *done = version;
@@ -129,7 +147,7 @@ pub async fn reconcile(secret: Arc<PartialObjectMeta<Secret>>, ctx: Arc<Context>
     if !ctx.cache.ready() {
         return Ok(Action::requeue(std::time::Duration::from_millis(200)));
     }
-    if !is_protected(&secret.metadata) {
+    if !is_protected(secret.finalizers()) {
         return Ok(Action::await_change());
     }
     if still_needed(&ctx.cache, &ns, &name) {
@@ -161,4 +179,54 @@ pub async fn reconcile(secret: Arc<PartialObjectMeta<Secret>>, ctx: Arc<Context>
 pub fn error_policy(_secret: Arc<PartialObjectMeta<Secret>>, err: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(error = %err, "cannot release a credentials Secret; retrying");
     Action::requeue(super::backoff::with_jitter(ctx.config.backoff_base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::api::ObjectMeta;
+    use kube::runtime::reflector;
+    use watcher::Event;
+
+    fn secret(name: &str, protected: bool) -> PartialObjectMeta<Secret> {
+        let finalizers = protected.then(|| vec![SECRET_FINALIZER.to_owned()]);
+        PartialObjectMeta {
+            types: None,
+            metadata: ObjectMeta {
+                namespace: Some("ns".into()),
+                name: Some(name.into()),
+                finalizers,
+                ..Default::default()
+            },
+            _phantom: Default::default(),
+        }
+    }
+
+    fn names(store: &reflector::Store<PartialObjectMeta<Secret>>) -> Vec<String> {
+        let mut names: Vec<_> = store.state().iter().map(|s| s.name_any()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_secret_controller_stores_only_protected_secrets() {
+        let (store, mut writer) = reflector::store();
+        let mut follow = |ev: Event<PartialObjectMeta<Secret>>| {
+            if let Some(ev) = protected_only(&ev) {
+                writer.apply_watcher_event(&ev);
+            }
+        };
+        follow(Event::Init);
+        follow(Event::InitApply(secret("in-use", true)));
+        follow(Event::InitApply(secret("unrelated", false)));
+        follow(Event::InitApply(secret("also-in-use", true)));
+        follow(Event::InitDone);
+        assert_eq!(names(&store), ["also-in-use", "in-use"]);
+        // Released: it leaves the store; protected later: it enters it.
+        follow(Event::Apply(secret("in-use", false)));
+        follow(Event::Apply(secret("unrelated", true)));
+        assert_eq!(names(&store), ["also-in-use", "unrelated"]);
+        follow(Event::Delete(secret("also-in-use", true)));
+        assert_eq!(names(&store), ["unrelated"]);
+    }
 }
