@@ -176,7 +176,7 @@ pub fn receiver_matcher(ch: &WhatsAppChannel) -> plan::receiver::ReceiverMatcher
     .into_iter()
     .flatten()
     .collect();
-    let url = plan::receiver::without_fragment(&ch.spec.webhook.url).to_owned();
+    let url = plan::receiver::without_fragment(&ch.spec.webhook.url).into();
     plan::receiver::ReceiverMatcher { url, sids }
 }
 

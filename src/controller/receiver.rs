@@ -9,7 +9,7 @@
 //! whose health changed (new alerts, or the quiet window passed), so a Ready channel needs no
 //! pass per interval. An account no channel registered for `idle_after` is dropped.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -43,26 +43,30 @@ pub struct ReceiverSettings {
 /// A channel, by namespace and name.
 type ChannelKey = (String, String);
 
+/// One channel's registration: kept small (one per channel of the fleet), its strings shared
+/// with the account's (`creds`, `matcher.url`) and its sets empty until an alert matches.
 #[derive(Debug)]
 struct Registration {
     matcher: ReceiverMatcher,
-    /// The fingerprint of the credentials the channel uses.
-    creds: String,
+    /// The fingerprint of the credentials the channel uses (a key of `Account::creds`).
+    creds: Arc<str>,
     seen: Instant,
     /// What the channel was last given or woken for.
-    reported: Option<ReceiverState>,
+    reported: Option<Box<ReceiverState>>,
     /// Alert SIDs already counted in the metric.
-    counted: std::collections::HashSet<String>,
+    counted: BTreeSet<String>,
     /// The error codes the metric has a series of for this channel.
-    codes: std::collections::HashSet<String>,
+    codes: BTreeSet<String>,
 }
 
 #[derive(Debug)]
 struct Account {
     /// The credentials the account's channels use, by fingerprint, and whether a listing
     /// with them was refused (401/403/404): one channel's wrong Secret does not blind the others.
-    creds: HashMap<String, (Credentials, bool)>,
+    creds: HashMap<Arc<str>, (Credentials, bool)>,
     channels: HashMap<ChannelKey, Registration>,
+    /// The receiver URLs of the channels, each held once.
+    urls: HashSet<Arc<str>>,
     /// Alerts within the quiet window, by SID.
     alerts: HashMap<String, Alert>,
     /// The newest alert time seen: the next listing's `StartDate`.
@@ -134,7 +138,7 @@ impl ReceiverWatch {
         a.channels.get(&key)?;
         let state = a.state_for(matcher, self.inner.settings.quiet_window);
         if let Some(reg) = a.channels.get_mut(&key) {
-            reg.reported = state.clone();
+            reg.reported = state.clone().map(Box::new);
         }
         state.map(|state| ReceiverView { window: self.inner.settings.quiet_window, state })
     }
@@ -162,6 +166,7 @@ impl ReceiverWatch {
                     let a = Arc::new(Mutex::new(Account {
                         creds: HashMap::new(),
                         channels: HashMap::new(),
+                        urls: HashSet::new(),
                         alerts: HashMap::new(),
                         cursor: None,
                         listed: None,
@@ -175,7 +180,21 @@ impl ReceiverWatch {
         let view = {
             let mut a = lock(&account);
             let fingerprint = creds.fingerprint();
-            a.creds.entry(fingerprint.clone()).or_insert_with(|| (creds.clone(), false));
+            let fingerprint = match a.creds.get_key_value(fingerprint.as_str()) {
+                Some((shared, _)) => shared.clone(),
+                None => {
+                    let shared: Arc<str> = fingerprint.into();
+                    a.creds.insert(shared.clone(), (creds.clone(), false));
+                    shared
+                }
+            };
+            let mut matcher = matcher;
+            match a.urls.get(&matcher.url) {
+                Some(shared) => matcher.url = shared.clone(),
+                None => {
+                    a.urls.insert(matcher.url.clone());
+                }
+            }
             let state = a.state_for(&matcher, self.inner.settings.quiet_window);
             let key = (ns.to_owned(), name.to_owned());
             let reg = a.channels.entry(key).or_insert_with(|| Registration {
@@ -224,7 +243,7 @@ impl Account {
 
 impl Inner {
     /// Removes the channel's `receiver_alerts` series (one per code it counted).
-    fn remove_series(&self, ns: &str, name: &str, codes: &std::collections::HashSet<String>) {
+    fn remove_series(&self, ns: &str, name: &str, codes: &BTreeSet<String>) {
         for code in codes {
             self.metrics.receiver_alerts.remove(&ReceiverAlertLabels {
                 namespace: ns.to_owned(),
@@ -237,11 +256,11 @@ impl Inner {
     /// One listing of `account`'s alerts, merged into memory: with credentials not refused
     /// before (another channel's, when one set is refused), at most one try per set.
     async fn list(&self, sid: &str, account: &Mutex<Account>) {
-        let mut tried = std::collections::HashSet::new();
+        let mut tried = HashSet::new();
         loop {
             let next = {
                 let mut a = lock(account);
-                let used: std::collections::HashSet<String> = a.channels.values().map(|r| r.creds.clone()).collect();
+                let used: HashSet<Arc<str>> = a.channels.values().map(|r| r.creds.clone()).collect();
                 a.creds.retain(|f, _| used.contains(f));
                 let pick = a
                     .creds
@@ -330,8 +349,8 @@ impl Inner {
                 }
             }
             reg.counted.retain(|sid| alerts.iter().any(|al| &al.sid == sid));
-            if reg.reported != state {
-                reg.reported = state;
+            if reg.reported.as_deref() != state.as_ref() {
+                reg.reported = state.map(Box::new);
                 let _ = self.wake.send(ObjectRef::new(&key.1).within(&key.0));
             }
         }
@@ -363,6 +382,8 @@ async fn poll(inner: Arc<Inner>, sid: String, account: Arc<Mutex<Account>>) {
                     inner.remove_series(&key.0, &key.1, &reg.codes);
                 }
             }
+            // A URL no registration holds any more.
+            a.urls.retain(|u| Arc::strong_count(u) > 1);
             a.channels.is_empty()
         };
         if idle {

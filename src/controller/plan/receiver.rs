@@ -18,8 +18,8 @@ use super::report::Builder;
 /// What identifies a channel's alerts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiverMatcher {
-    /// `spec.webhook.url` without its fragment.
-    pub url: String,
+    /// `spec.webhook.url` without its fragment (shared: a receiver serves many channels).
+    pub url: std::sync::Arc<str>,
     /// The SIDs of the objects whose webhook is the channel's (sender, incoming number,
     /// Messaging Service).
     pub sids: Vec<String>,
@@ -34,7 +34,7 @@ impl ReceiverMatcher {
     /// Whether `alert` is about this channel's receiver.
     pub fn matches(&self, alert: &Alert) -> bool {
         match alert.request_url.as_deref().filter(|u| !u.is_empty()) {
-            Some(url) => without_fragment(url) == self.url,
+            Some(url) => without_fragment(url) == &*self.url,
             None => [&alert.service_sid, &alert.resource_sid]
                 .into_iter()
                 .flatten()
