@@ -262,3 +262,39 @@ async fn a_first_listing_pages_through_the_quiet_window_within_its_bound() {
     assert_eq!(paged.len(), 1, "the first listing read a second page of 200, no more");
     assert!(listings.iter().all(|r| r.status == Some(200)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_channel_makes_no_status_write_on_its_later_verifications() {
+    // ReceiverHealthy comes in the second write (after the first listing), which server-side
+    // apply stores after Ready: the passes that follow must compare the conditions as stored.
+    let w = world("inbound-quiet", 1).await;
+    let (env, sim) = (&w.f.env, &w.f.sim);
+    let metrics = Arc::new(whatsapp_operator::telemetry::Metrics::new());
+    let client = common::counted_client(&metrics).await;
+    let mut c = cfg(&w);
+    c.verify_interval = Duration::from_secs(1);
+    let _op = start_operator_with(&client, c, metrics.clone(), None);
+    let url = format!("{}/hook", w.trusted.base_url());
+    create_channel(env, "quiet", channel_spec(&w.f.account, &w.numbers[0], &url)).await;
+    wait_for(env, "quiet", "Ready with a healthy receiver", |ch| {
+        has(ch, "Ready", "True", "ChannelReady") && receiver_is(ch, "True", "ReceiverHealthy")
+    })
+    .await;
+    let written = common::kube_requests(&metrics, "patch", "whatsappchannels/status");
+    let verification = format!("/2010-04-01/Accounts/{}.json", w.f.account);
+    let verifications = || sim.requests().iter().filter(|r| r.path == verification).count();
+    let before = verifications();
+    common::within(common::TIMEOUT, async {
+        while verifications() < before + 3 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let ch = get_channel(env, "quiet").await;
+    let types: Vec<&str> = ch.status.iter().flat_map(|s| &s.conditions).map(|c| c.type_.as_str()).collect();
+    assert_eq!(
+        common::kube_requests(&metrics, "patch", "whatsappchannels/status"),
+        written,
+        "three verifications that found nothing new wrote no status (conditions stored as {types:?})"
+    );
+}

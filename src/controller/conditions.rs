@@ -84,9 +84,14 @@ impl ConditionSet {
     }
 
     /// Renders the set into API conditions, keeping `lastTransitionTime` from `existing` when the
-    /// status did not change.
+    /// status did not change, in the order the API server keeps them: those of `existing` in
+    /// their stored order, new ones after it in the canonical order. (Server-side apply keeps an
+    /// associative list's stored order and appends new keys, so an unchanged set renders equal
+    /// to the stored list and costs no write.)
     pub fn to_conditions(&self, existing: &[Condition], generation: Option<i64>, now: &Time) -> Vec<Condition> {
-        self.sorted()
+        let mut desired = self.sorted();
+        desired.sort_by_key(|d| existing.iter().position(|c| c.type_ == d.type_.as_str()).unwrap_or(usize::MAX));
+        desired
             .into_iter()
             .map(|d| {
                 let previous = existing.iter().find(|c| c.type_ == d.type_.as_str());
@@ -175,6 +180,26 @@ mod tests {
         let types: Vec<_> = set.sorted().iter().map(|c| c.type_).collect();
         assert_eq!(types, vec![ConditionType::CredentialsValid, ConditionType::Ready]);
         assert!(set.is(ConditionType::CredentialsValid, Status::False));
+    }
+
+    #[test]
+    fn conditions_keep_the_stored_order_and_append_new_types() {
+        let mut set = ConditionSet::default();
+        set.set(ConditionType::CredentialsValid, Status::True, Reason::Verified, "");
+        set.set(ConditionType::Ready, Status::True, Reason::ChannelReady, "");
+        let first = set.to_conditions(&[], Some(1), &t(1));
+        // What server-side apply stores when a later write adds a type: the new one appended.
+        set.set(ConditionType::ReceiverHealthy, Status::True, Reason::ReceiverHealthy, "");
+        let mut stored = first.clone();
+        stored.push(set.to_conditions(&first, Some(1), &t(2)).remove(2));
+        let types = |cs: &[Condition]| cs.iter().map(|c| c.type_.clone()).collect::<Vec<_>>();
+        assert_eq!(types(&stored), ["CredentialsValid", "Ready", "ReceiverHealthy"]);
+        assert_eq!(set.to_conditions(&stored, Some(1), &t(3)), stored, "an unchanged set renders as stored");
+        set.set(ConditionType::Active, Status::True, Reason::Activated, "");
+        assert_eq!(
+            types(&set.to_conditions(&stored, Some(1), &t(4))),
+            ["CredentialsValid", "Ready", "ReceiverHealthy", "Active"]
+        );
     }
 
     #[test]

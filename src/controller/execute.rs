@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -275,6 +275,43 @@ async fn write_status(
     }
 }
 
+/// The status fields that differ between `old` and `new` (a condition by its type), for the
+/// debug log of a status write.
+fn changed_fields(old: &WhatsAppChannelStatus, new: &WhatsAppChannelStatus) -> Vec<String> {
+    let mut changed: Vec<String> = Vec::new();
+    let (old_c, new_c) = (&old.conditions, &new.conditions);
+    for c in old_c.iter().chain(new_c.iter().filter(|n| !old_c.iter().any(|o| o.type_ == n.type_))) {
+        let find = |all: &'_ [Condition]| all.iter().find(|x| x.type_ == c.type_).cloned();
+        match (find(old_c), find(new_c)) {
+            (Some(o), Some(n)) => {
+                let fields = [
+                    ("status", o.status != n.status),
+                    ("reason", o.reason != n.reason),
+                    ("message", o.message != n.message),
+                    ("lastTransitionTime", o.last_transition_time != n.last_transition_time),
+                    ("observedGeneration", o.observed_generation != n.observed_generation),
+                ];
+                let fields = fields.iter().filter(|(_, d)| *d).map(|(f, _)| *f);
+                changed.extend(fields.map(|f| format!("conditions[{}].{f}", c.type_)));
+            }
+            (o, n) if o != n => changed.push(format!("conditions[{}]", c.type_)),
+            _ => {}
+        }
+    }
+    if changed.is_empty() && old_c != new_c {
+        changed.push("conditions (order)".to_owned());
+    }
+    let (serde_json::Value::Object(old), serde_json::Value::Object(new)) = (json!(old), json!(new)) else {
+        return changed;
+    };
+    for key in old.keys().chain(new.keys().filter(|k| !old.contains_key(*k))) {
+        if key != "conditions" && old.get(key) != new.get(key) {
+            changed.push(key.clone());
+        }
+    }
+    changed
+}
+
 /// Writes the final status, publishes the Events, remembers what the caches must, and says
 /// what happens next.
 /// `fingerprint`: the pass's credentials, whose cached verification a refusal forgets.
@@ -289,6 +326,9 @@ async fn finish(
     let old = plan::old_status(ch);
     let finalize = matches!(plan.after, After::Finalize);
     if !finalize && plan.status != old {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(channel = %ch.name_any(), changed = ?changed_fields(&old, &plan.status), "writing the status");
+        }
         match write_status(ctx, ch, &plan.status, &mut version).await? {
             Write::Done => {}
             Write::Gone => return Ok(Ended::Settled(Action::await_change())),
@@ -351,5 +391,38 @@ async fn publish(ctx: &Context, ch: &WhatsAppChannel, notes: &[plan::Note]) {
         if let Err(e) = ctx.events.publish(&reference, n.type_, n.reason.as_str(), &n.message, "Reconcile").await {
             tracing::warn!(channel = %ch.name_any(), error = %e, "cannot publish an Event");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition(type_: &str, message: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: "True".into(),
+            reason: "R".into(),
+            message: message.into(),
+            observed_generation: Some(1),
+            last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+        }
+    }
+
+    #[test]
+    fn changed_fields_name_the_condition_part_the_field_or_the_order() {
+        let old = WhatsAppChannelStatus {
+            conditions: vec![condition("Ready", "a"), condition("Active", "b")],
+            ..Default::default()
+        };
+        let mut new = old.clone();
+        new.conditions[0].message = "c".into();
+        new.queue = Some("support".into());
+        assert_eq!(changed_fields(&old, &new), ["conditions[Ready].message", "queue"]);
+        new = old.clone();
+        new.conditions.reverse();
+        assert_eq!(changed_fields(&old, &new), ["conditions (order)"]);
+        new.conditions.pop();
+        assert_eq!(changed_fields(&old, &new), ["conditions[Ready]"]);
     }
 }

@@ -60,6 +60,26 @@ pub async fn setup(prefix: &str) -> TestEnv {
     setup_with(client, prefix).await
 }
 
+/// A client of the shared cluster (KUBECONFIG) counting its requests into `metrics`, as the
+/// binary's does: give it to an operator started with the same metrics.
+pub async fn counted_client(metrics: &whatsapp_operator::telemetry::Metrics) -> Client {
+    let cfg = kube::Config::infer().await.expect("kube config from KUBECONFIG");
+    kube::client::ClientBuilder::try_from(cfg).expect("kube client").with_layer(&metrics.kube_layer()).build()
+}
+
+/// How many requests of `verb` on `resource` (e.g. `whatsappchannels/status`) a counted client
+/// made, whatever their answer.
+pub fn kube_requests(metrics: &whatsapp_operator::telemetry::Metrics, verb: &str, resource: &str) -> u64 {
+    use whatsapp_operator::telemetry::kube_requests::KubeRequestLabels;
+    ["200", "201", "404", "409", "410", "422", "500", "503", "none"]
+        .iter()
+        .map(|code| {
+            let labels = KubeRequestLabels { verb: verb.into(), resource: resource.into(), code: (*code).into() };
+            metrics.kube_requests.get_or_create(&labels).get()
+        })
+        .sum()
+}
+
 /// [`setup`] on the cluster `client` reaches (e.g. a [`control_plane::ControlPlane`] of the
 /// test's own).
 pub async fn setup_with(client: Client, prefix: &str) -> TestEnv {
