@@ -41,6 +41,17 @@ async fn ready(env: &common::TestEnv, name: &str) -> WhatsAppChannel {
     wait_for(env, name, "Ready", |ch| has(ch, "Ready", "True", "ChannelReady")).await
 }
 
+/// Promotes the account's secondary Auth Token at the simulator (the primary is refused from now).
+async fn promote_secondary(f: &Fixture) {
+    let promoted = reqwest::Client::new()
+        .post(format!("{}/v1/AuthTokens/Promote", f.sim.base_url()))
+        .basic_auth(&f.account, Some(FIXTURE_TOKEN))
+        .send()
+        .await
+        .expect("promote");
+    assert_eq!(promoted.status(), 200);
+}
+
 /// Creates a secondary Auth Token for the fixture's account at the simulator and puts it into
 /// the Secret `twilio` next to the primary; returns it.
 async fn create_secondary(f: &Fixture) -> String {
@@ -130,7 +141,6 @@ async fn an_auth_token_rotation_falls_back_to_the_secondary_token_once_and_repor
 
     // The rotation starts at Twilio: a secondary token, which goes into the Secret next to the
     // primary. Twilio still accepts the primary: it stays in use.
-    let http = reqwest::Client::new();
     let secondary = create_secondary(&f).await;
     let ch = verify_now(env, "first", "1").await;
     assert!(has(&ch, "Ready", "True", "ChannelReady"));
@@ -138,13 +148,7 @@ async fn an_auth_token_rotation_falls_back_to_the_secondary_token_once_and_repor
 
     // The secondary is promoted: the old primary fails. One verification tries the primary,
     // then the secondary, and the channel stays Ready on it.
-    let promoted = http
-        .post(format!("{}/v1/AuthTokens/Promote", sim.base_url()))
-        .basic_auth(&f.account, Some(FIXTURE_TOKEN))
-        .send()
-        .await
-        .expect("promote");
-    assert_eq!(promoted.status(), 200);
+    promote_secondary(&f).await;
     sim.clear_requests();
     let ch = verify_now(env, "first", "2").await;
     let fallback = CredentialsStatus { source: CredentialSource::Secondary, fingerprint: shown(&secondary) };
@@ -238,7 +242,6 @@ async fn a_trial_account_reports_an_unverified_recipient_without_retrying() {
 async fn a_token_promoted_between_verifications_is_followed_at_the_next_refused_call() {
     let f = Fixture::new("promoted", |_, n| sender_seed(n, "ONLINE")).await;
     let (env, sim) = (&f.env, &f.sim);
-    let http = reqwest::Client::new();
     create_secondary(&f).await;
     let _op = start_operator(&env.client, config(env, sim));
     create_channel(env, "ch", spec(&f.account, &f.number)).await;
@@ -248,13 +251,7 @@ async fn a_token_promoted_between_verifications_is_followed_at_the_next_refused_
     // Promoted within the verify interval: the deletion's first Twilio read is refused with the
     // old primary; the shared verification is redone once, the secondary verifies, and the
     // cleanup goes on with it.
-    let promoted = http
-        .post(format!("{}/v1/AuthTokens/Promote", sim.base_url()))
-        .basic_auth(&f.account, Some(FIXTURE_TOKEN))
-        .send()
-        .await
-        .expect("promote");
-    assert_eq!(promoted.status(), 200);
+    promote_secondary(&f).await;
     sim.clear_requests();
     let api: Api<WhatsAppChannel> = Api::namespaced(env.client.clone(), &env.ns);
     api.delete("ch", &Default::default()).await.expect("delete");

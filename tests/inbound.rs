@@ -263,8 +263,17 @@ async fn a_first_listing_pages_through_the_quiet_window_within_its_bound() {
     assert!(listings.iter().all(|r| r.status == Some(200)));
 }
 
+/// Waits until `done`, at most [`common::TIMEOUT`].
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + common::TIMEOUT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ready_channel_makes_no_status_write_on_its_later_verifications() {
+async fn a_ready_channel_makes_no_status_write_on_its_later_verifications_nor_after_a_restart() {
     // ReceiverHealthy comes in the second write (after the first listing), which server-side
     // apply stores after Ready: the passes that follow must compare the conditions as stored.
     let w = world("inbound-quiet", 1).await;
@@ -273,7 +282,7 @@ async fn a_ready_channel_makes_no_status_write_on_its_later_verifications() {
     let client = common::counted_client(&metrics).await;
     let mut c = cfg(&w);
     c.verify_interval = Duration::from_secs(1);
-    let _op = start_operator_with(&client, c, metrics.clone(), None);
+    let op = start_operator_with(&client, c.clone(), metrics.clone(), None);
     let url = format!("{}/hook", w.trusted.base_url());
     create_channel(env, "quiet", channel_spec(&w.f.account, &w.numbers[0], &url)).await;
     wait_for(env, "quiet", "Ready with a healthy receiver", |ch| {
@@ -282,19 +291,34 @@ async fn a_ready_channel_makes_no_status_write_on_its_later_verifications() {
     .await;
     let written = common::kube_requests(&metrics, "patch", "whatsappchannels/status");
     let verification = format!("/2010-04-01/Accounts/{}.json", w.f.account);
-    let verifications = || sim.requests().iter().filter(|r| r.path == verification).count();
-    let before = verifications();
-    common::within(common::TIMEOUT, async {
-        while verifications() < before + 3 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
-    let ch = get_channel(env, "quiet").await;
-    let types: Vec<&str> = ch.status.iter().flat_map(|s| &s.conditions).map(|c| c.type_.as_str()).collect();
+    let count = |path: &str| sim.requests().iter().filter(|r| r.path == path).count();
+    let listings = || list_alerts(sim).len();
+    let before = count(&verification);
+    wait_until("three verifications", || count(&verification) >= before + 3).await;
+    let conditions = |ch: &WhatsAppChannel| -> Vec<String> {
+        ch.status.iter().flat_map(|s| &s.conditions).map(|c| c.type_.clone()).collect()
+    };
+    let stored = conditions(&get_channel(env, "quiet").await);
     assert_eq!(
         common::kube_requests(&metrics, "patch", "whatsappchannels/status"),
         written,
-        "three verifications that found nothing new wrote no status (conditions stored as {types:?})"
+        "three verifications that found nothing new wrote no status (conditions stored as {stored:?})"
+    );
+
+    // A new process: its first pass comes before its first listing, and verifies.
+    drop(op);
+    let (verified, listed) = (count(&verification), listings());
+    let _op = start_operator_with(&client, c, metrics.clone(), None);
+    wait_until("two listings and three verifications by the new process", || {
+        listings() >= listed + 2 && count(&verification) >= verified + 3
+    })
+    .await;
+    let ch = get_channel(env, "quiet").await;
+    assert!(receiver_is(&ch, "True", "ReceiverHealthy"), "{:?}", ch.status);
+    assert_eq!(
+        common::kube_requests(&metrics, "patch", "whatsappchannels/status"),
+        written,
+        "the restarted operator wrote no status (conditions stored as {:?})",
+        conditions(&ch)
     );
 }

@@ -95,7 +95,8 @@ fn watch_receiver(ctx: &Context, ch: &WhatsAppChannel, obs: &observe::Observed, 
     let accepted = plan.status.conditions.iter().any(|c| c.type_ == "CredentialsValid" && c.status == "True");
     match (&obs.credentials, accepted && ch.metadata.deletion_timestamp.is_none() && !ch.spec.suspend) {
         (Some(creds), true) => {
-            ctx.receiver.register(creds, &ns, &ch.name_any(), observe::receiver_matcher(ch));
+            let given = obs.cluster.receiver.as_ref().map(|v| &v.state);
+            ctx.receiver.register(creds, &ns, &ch.name_any(), observe::receiver_matcher(ch), given);
         }
         _ => ctx.receiver.forget(&ch.spec.twilio.account_sid, &ns, &ch.name_any()),
     }

@@ -130,12 +130,12 @@ impl ReceiverWatch {
     }
 
     /// The receiver health of channel `ns/name` of `account_sid` now, from memory (`None`: the
-    /// account's alerts are not read yet, or the channel is not registered).
+    /// account's alerts are not read yet). A channel not registered yet (its first pass, or its
+    /// first in this process) gets its health from the account's listing too.
     pub fn view(&self, account_sid: &str, ns: &str, name: &str, matcher: &ReceiverMatcher) -> Option<ReceiverView> {
         let account = lock(&self.inner.accounts).get(account_sid).cloned()?;
         let mut a = lock(&account);
         let key = (ns.to_owned(), name.to_owned());
-        a.channels.get(&key)?;
         let state = a.state_for(matcher, self.inner.settings.quiet_window);
         if let Some(reg) = a.channels.get_mut(&key) {
             reg.reported = state.clone().map(Box::new);
@@ -144,14 +144,15 @@ impl ReceiverWatch {
     }
 
     /// Registers channel `ns/name` with credentials Twilio accepted (starting the account's
-    /// poller if it has none; the poller wakes the channel once its health is known), and
-    /// answers its receiver health now.
+    /// poller if it has none; the poller wakes the channel when its health differs from
+    /// `given`, what the pass was given by [`Self::view`]), and answers its receiver health now.
     pub fn register(
         &self,
         creds: &Credentials,
         ns: &str,
         name: &str,
         matcher: ReceiverMatcher,
+        given: Option<&ReceiverState>,
     ) -> Option<ReceiverView> {
         // `--alerts-interval 0`: receiver health is off.
         if self.inner.settings.interval.is_zero() {
@@ -189,24 +190,19 @@ impl ReceiverWatch {
                 }
             };
             let mut matcher = matcher;
-            match a.urls.get(&matcher.url) {
-                Some(shared) => matcher.url = shared.clone(),
-                None => {
-                    a.urls.insert(matcher.url.clone());
-                }
-            }
+            matcher.url = intern(&mut a.urls, matcher.url);
             let state = a.state_for(&matcher, self.inner.settings.quiet_window);
             let key = (ns.to_owned(), name.to_owned());
             let reg = a.channels.entry(key).or_insert_with(|| Registration {
                 matcher: matcher.clone(),
                 creds: fingerprint.clone(),
                 seen: Instant::now(),
-                reported: None,
+                reported: given.cloned().map(Box::new),
                 counted: Default::default(),
                 codes: Default::default(),
             });
-            // `reported` stays what the pass was given (`view`): a new registration is woken by
-            // the next listing with its health.
+            // `reported` stays what the pass was given (`view`): a new registration whose health
+            // was not known yet is woken by the next listing with it.
             reg.matcher = matcher;
             reg.creds = fingerprint;
             reg.seen = Instant::now();
@@ -221,9 +217,28 @@ impl ReceiverWatch {
     /// Forgets channel `ns/name` (it is being deleted): no more wakes, its metric series go.
     pub fn forget(&self, account_sid: &str, ns: &str, name: &str) {
         let account = lock(&self.inner.accounts).get(account_sid).cloned();
-        let gone = account.and_then(|a| lock(&a).channels.remove(&(ns.to_owned(), name.to_owned())));
+        let gone = account.and_then(|a| {
+            let mut a = lock(&a);
+            let reg = a.channels.remove(&(ns.to_owned(), name.to_owned()))?;
+            // Its receiver URL, if no other registration holds it.
+            if Arc::strong_count(&reg.matcher.url) == 2 {
+                a.urls.remove(&reg.matcher.url);
+            }
+            Some(reg)
+        });
         if let Some(reg) = gone {
             self.inner.remove_series(ns, name, &reg.codes);
+        }
+    }
+}
+
+/// The copy of `s` that `set` holds (`s`, inserted, if it held none).
+fn intern(set: &mut HashSet<Arc<str>>, s: Arc<str>) -> Arc<str> {
+    match set.get(&s) {
+        Some(held) => held.clone(),
+        None => {
+            set.insert(s.clone());
+            s
         }
     }
 }
@@ -306,6 +321,16 @@ impl Inner {
                 if let Some(entry) = a.creds.get_mut(fingerprint) {
                     entry.1 = false;
                 }
+            }
+            // 401: these credentials no longer authenticate (a rotated token). Not a verdict on
+            // the receiver: another set is tried, else what was read before stands and the
+            // channels' own verification reports the credentials.
+            Err(e @ TwilioError::Unauthorized { status: 401, .. }) => {
+                tracing::debug!(account = sid, error = %e, "the credentials no longer authenticate; alerts not listed");
+                if let Some(entry) = a.creds.get_mut(fingerprint) {
+                    entry.1 = true;
+                }
+                done = false;
             }
             Err(e @ (TwilioError::Unauthorized { .. } | TwilioError::NotFound { .. })) => {
                 tracing::warn!(account = sid, error = %e, "the credentials may not read the account's alerts");

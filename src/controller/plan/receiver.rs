@@ -153,6 +153,9 @@ pub(super) fn report(b: &mut Builder<'_>) {
         return;
     }
     let Some(view) = b.input.cluster.receiver.as_ref() else {
+        // Not read yet (a new process, before its first listing): the last health reported
+        // stands, so a restart rewrites nothing.
+        b.keep_old(T::ReceiverHealthy);
         return;
     };
     let (status, reason, message) = condition(view);

@@ -100,6 +100,16 @@ impl<'a> Builder<'a> {
         self.set.set(t, s, reason, message);
     }
 
+    /// Sets condition `t` as the old status has it (nothing if it has none): what this pass
+    /// could not look at stands.
+    pub fn keep_old(&mut self, t: ConditionType) {
+        if let Some(c) = self.old.conditions.iter().find(|c| c.type_ == t.as_str()) {
+            if let Some(r) = Reason::ALL.iter().copied().find(|r| r.as_str() == c.reason) {
+                self.set.set(t, parse_status(&c.status), r, c.message.clone());
+            }
+        }
+    }
+
     pub fn note(&mut self, type_: EventType, reason: Reason, message: impl Into<String>) {
         self.notes.push(Note { type_, reason, message: message.into() });
     }
@@ -209,12 +219,7 @@ impl<'a> Builder<'a> {
             s.observed_generation = ch.meta().generation;
             // A pass that stopped before the receiver's handshake keeps the last ReceiverTLS.
             if self.input.config.receiver_tls_warn.is_some() && self.set.get(ConditionType::ReceiverTLS).is_none() {
-                if let Some(c) = self.old.conditions.iter().find(|c| c.type_ == ConditionType::ReceiverTLS.as_str()) {
-                    let r = Reason::ALL.iter().copied().find(|r| r.as_str() == c.reason);
-                    if let Some(r) = r {
-                        self.set.set(ConditionType::ReceiverTLS, parse_status(&c.status), r, c.message.clone());
-                    }
-                }
+                self.keep_old(ConditionType::ReceiverTLS);
             }
             s.conditions = self.set.to_conditions(&self.old.conditions, s.observed_generation, now);
             s.planned_changes = planned.clone();

@@ -1378,6 +1378,25 @@ fn a_failing_receiver_is_reported_once_without_touching_ready() {
 }
 
 #[test]
+fn a_pass_before_the_first_alert_listing_keeps_the_reported_receiver_health() {
+    // A restarted process whose verification is due: the account's alerts are not read yet.
+    let mut cl = cluster();
+    cl.receiver = Some(failing(11200));
+    let mut ch = channel();
+    ch.status = Some(ready_status(wired(MARKED)));
+    let (reported, _) = run(&ch, &cl, &Twilio::default(), vec![]);
+    let mut old = reported.status.clone();
+    old.last_verified_time = Some(time(NOW - 3600));
+    ch.status = Some(old.clone());
+    cl.receiver = None;
+    let (p, tw) = run(&ch, &cl, &Twilio::default(), vec![]);
+    assert!(tw.iter().any(|r| matches!(r, Read::Verify)), "verified: {tw:?}");
+    assert_eq!(cond(&p, "ReceiverHealthy"), cond(&reported, "ReceiverHealthy"), "kept as reported");
+    assert_eq!(p.status, old, "a verification that found nothing new writes nothing");
+    assert!(p.events.is_empty(), "{:?}", p.events);
+}
+
+#[test]
 fn affects_ready_makes_a_failing_receiver_block_ready() {
     let mut cl = cluster();
     cl.receiver = Some(failing(11237));
