@@ -3,9 +3,10 @@
 //! The same Event again (same object, type, reason and note) within [`SERIES_WINDOW`] patches the
 //! first one's `series` (count and last time) instead of creating another, as `kubectl describe`
 //! and the Events API expect; a different note is a new Event (notes are immutable). What is
-//! remembered per Event is a hash and the Event's name, not the Event: a fleet's cold start
-//! publishes one or two Events per channel, and keeping each whole for the window would hold
-//! tens of MiB at 10,000 channels (kube's `Recorder` does, and scans them all on every publish).
+//! remembered per Event is a hash, a count and the time of its first publication (which names
+//! it), 24 bytes, not the Event: a fleet's cold start publishes a few Events per channel, and
+//! keeping each whole for the window would hold tens of MiB at 10,000 channels (kube's
+//! `Recorder` does, and scans them all on every publish).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -24,11 +25,15 @@ use kube::{Api, Client};
 /// How long a published Event is counted rather than published again.
 pub const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
 
-/// One remembered Event: its name, how often it was seen, when it was first published.
+/// One remembered Event, in 16 bytes (a fleet's cold start remembers a few per channel): when
+/// it was first published, which also names it, and how often it was seen.
 struct Seen {
-    name: Box<str>,
+    /// The first publication's wall time, nanoseconds since the epoch: the Event is named
+    /// `{object}.{stamp:x}`.
+    stamp: i64,
+    /// The first publication's monotonic time, seconds after [`Remembered::origin`].
+    first: u32,
     count: i32,
-    first: Instant,
 }
 
 /// Publishes Events about the operator's objects.
@@ -39,14 +44,28 @@ pub struct EventPublisher {
     seen: Mutex<Remembered>,
 }
 
-/// The Events of the window, by the hash of what makes two of them the same.
+/// The Events of the window, by the hash of what makes two of them the same (the object
+/// included, so its name is known when the Event is seen again).
 #[derive(Default)]
 struct Remembered {
     by_key: HashMap<u64, Seen>,
+    /// The monotonic time the `first` seconds count from (the first publication's).
+    origin: Option<Instant>,
     last_sweep: Option<Instant>,
 }
 
+/// The name of the Event about `object` first published at `stamp`.
+fn event_name(object: &str, stamp: i64) -> String {
+    format!("{object}.{stamp:x}")
+}
+
 impl Remembered {
+    /// `clock` as seconds after the origin (set by the first call).
+    fn secs(&mut self, clock: Instant) -> u32 {
+        let origin = *self.origin.get_or_insert(clock);
+        u32::try_from(clock.saturating_duration_since(origin).as_secs()).unwrap_or(u32::MAX)
+    }
+
     /// Forgets the Events older than the window, at most once a minute (amortised: a sweep is a
     /// scan of every remembered Event).
     fn sweep(&mut self, now: Instant) {
@@ -54,24 +73,31 @@ impl Remembered {
             return;
         }
         self.last_sweep = Some(now);
-        self.by_key.retain(|_, s| now.duration_since(s.first) < SERIES_WINDOW);
+        let secs = self.secs(now);
+        self.by_key.retain(|_, s| within_window(secs, s.first));
     }
 
     /// Decides the publication of Event `key` about `object` at `now` (`clock`) and remembers it.
     fn next(&mut self, key: u64, object: &str, now: Timestamp, clock: Instant) -> Publication {
         self.sweep(clock);
+        let secs = self.secs(clock);
         match self.by_key.get_mut(&key) {
-            Some(s) if clock.duration_since(s.first) < SERIES_WINDOW => {
+            Some(s) if within_window(secs, s.first) => {
                 s.count += 1;
-                Publication::Count { name: s.name.to_string(), count: s.count }
+                Publication::Count { name: event_name(object, s.stamp), count: s.count }
             }
             _ => {
-                let name = format!("{object}.{:x}", now.as_nanosecond());
-                self.by_key.insert(key, Seen { name: name.as_str().into(), count: 1, first: clock });
-                Publication::Create { name }
+                let stamp = i64::try_from(now.as_nanosecond()).unwrap_or(i64::MAX);
+                self.by_key.insert(key, Seen { stamp, first: secs, count: 1 });
+                Publication::Create { name: event_name(object, stamp) }
             }
         }
     }
+}
+
+/// Whether an Event first published at `first` still counts at `secs`.
+fn within_window(secs: u32, first: u32) -> bool {
+    u64::from(secs.saturating_sub(first)) < SERIES_WINDOW.as_secs()
 }
 
 /// What a publication does: create a new Event, or count one more of an earlier one.
@@ -230,16 +256,28 @@ mod tests {
     }
 
     #[test]
+    fn a_remembered_event_is_small_and_keeps_its_name() {
+        assert_eq!(std::mem::size_of::<Seen>(), 16);
+        let mut r = Remembered::default();
+        let (now, t0) = (Timestamp::now(), Instant::now());
+        let Publication::Create { name } = r.next(7, "ch-1", now, t0) else { panic!("created") };
+        assert_eq!(name, format!("ch-1.{:x}", now.as_nanosecond()), "named as before");
+        let Publication::Count { name: again, .. } = r.next(7, "ch-1", Timestamp::now(), t0) else { panic!("counted") };
+        assert_eq!(again, name);
+    }
+
+    #[test]
     fn the_window_is_swept_at_most_once_a_minute() {
         let mut r = Remembered::default();
         let t0 = Instant::now();
-        r.by_key.insert(1, Seen { name: "old".into(), count: 1, first: t0 });
+        let first = r.secs(t0);
+        r.by_key.insert(1, Seen { stamp: 1, first, count: 1 });
         r.sweep(t0);
         assert_eq!(r.by_key.len(), 1, "young enough to stay");
         let later = t0 + SERIES_WINDOW + Duration::from_secs(1);
         r.sweep(later);
         assert!(r.by_key.is_empty(), "older than the window");
-        r.by_key.insert(2, Seen { name: "new".into(), count: 1, first: t0 });
+        r.by_key.insert(2, Seen { stamp: 2, first, count: 1 });
         r.sweep(later + Duration::from_secs(1));
         assert_eq!(r.by_key.len(), 1, "no second sweep within a minute");
     }

@@ -134,21 +134,23 @@ struct Listing {
 }
 
 /// What is kept of a sender: what the controller reads and writes back. Its number is the map
-/// key; `properties` and `url` are not kept.
+/// key; `properties` and `url` are not kept; a webhook with no field set (a sender not wired
+/// yet) takes no room.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Entry {
     sid: Box<str>,
     status: SenderStatus,
-    webhook: SenderWebhook,
+    webhook: Option<Box<SenderWebhook>>,
     offline_reasons: Box<[OfflineReason]>,
 }
 
 impl Entry {
     fn new(sender: Sender) -> Self {
+        let webhook = (sender.webhook != SenderWebhook::default()).then(|| Box::new(sender.webhook));
         Self {
             sid: sender.sid.into_boxed_str(),
             status: sender.status,
-            webhook: sender.webhook,
+            webhook,
             offline_reasons: sender.offline_reasons.into_boxed_slice(),
         }
     }
@@ -158,7 +160,7 @@ impl Entry {
             sid: self.sid.to_string(),
             sender_id: number.whatsapp(),
             status: self.status.clone(),
-            webhook: self.webhook.clone(),
+            webhook: self.webhook.as_deref().cloned().unwrap_or_default(),
             offline_reasons: self.offline_reasons.to_vec(),
             properties: None,
             url: None,
@@ -392,6 +394,26 @@ mod tests {
     use crate::twilio::senders::SENDERS_PAGE_SIZE;
     use crate::twilio::TwilioConfig;
     use twilio_sim::{FaultAction, FaultRule, RequestRecord, SeedAccount, SeedFile, SeedSender, SimConfig, SimHandle};
+
+    #[test]
+    fn an_entry_without_a_webhook_is_small_and_reads_back_the_same() {
+        assert!(std::mem::size_of::<Entry>() <= 72, "{}", std::mem::size_of::<Entry>());
+        let number = E164::parse("+15550001111").expect("number");
+        let mut sender = Sender {
+            sid: "XE1".into(),
+            sender_id: number.whatsapp(),
+            status: SenderStatus::Online,
+            webhook: SenderWebhook::default(),
+            offline_reasons: Vec::new(),
+            properties: None,
+            url: None,
+        };
+        let bare = Entry::new(sender.clone());
+        assert!(bare.webhook.is_none());
+        assert_eq!(bare.to_sender(&number), sender);
+        sender.webhook.callback_url = Some("https://r.example/hook".into());
+        assert_eq!(Entry::new(sender.clone()).to_sender(&number), sender);
+    }
 
     const BIG: &str = "AC0000000000000000000000000000b160";
     const BIG_TOKEN: &str = "big-token";
