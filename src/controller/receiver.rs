@@ -145,7 +145,7 @@ impl ReceiverWatch {
 
     /// Registers channel `ns/name` with credentials Twilio accepted (starting the account's
     /// poller if it has none; the poller wakes the channel when its health differs from
-    /// `given`, what the pass was given by [`Self::view`]), and answers its receiver health now.
+    /// `given`, what the pass was given by [`Self::view`]).
     pub fn register(
         &self,
         creds: &Credentials,
@@ -153,10 +153,10 @@ impl ReceiverWatch {
         name: &str,
         matcher: ReceiverMatcher,
         given: Option<&ReceiverState>,
-    ) -> Option<ReceiverView> {
+    ) {
         // `--alerts-interval 0`: receiver health is off.
         if self.inner.settings.interval.is_zero() {
-            return None;
+            return;
         }
         let sid = creds.account_sid().to_owned();
         let (account, new) = {
@@ -178,7 +178,7 @@ impl ReceiverWatch {
                 }
             }
         };
-        let view = {
+        {
             let mut a = lock(&account);
             let fingerprint = creds.fingerprint();
             let fingerprint = match a.creds.get_key_value(fingerprint.as_str()) {
@@ -191,7 +191,6 @@ impl ReceiverWatch {
             };
             let mut matcher = matcher;
             matcher.url = intern(&mut a.urls, matcher.url);
-            let state = a.state_for(&matcher, self.inner.settings.quiet_window);
             let key = (ns.to_owned(), name.to_owned());
             let reg = a.channels.entry(key).or_insert_with(|| Registration {
                 matcher: matcher.clone(),
@@ -206,12 +205,10 @@ impl ReceiverWatch {
             reg.matcher = matcher;
             reg.creds = fingerprint;
             reg.seen = Instant::now();
-            state.map(|state| ReceiverView { window: self.inner.settings.quiet_window, state })
-        };
+        }
         if new {
             tokio::spawn(poll(self.inner.clone(), sid, account));
         }
-        view
     }
 
     /// Forgets channel `ns/name` (it is being deleted): no more wakes, its metric series go.
@@ -248,10 +245,7 @@ impl Account {
     fn state_for(&self, matcher: &ReceiverMatcher, window: Duration) -> Option<ReceiverState> {
         match self.listed.as_ref()? {
             Err(why) => Some(ReceiverState::Unreadable(why.clone())),
-            Ok(()) => {
-                let alerts: Vec<Alert> = self.alerts.values().cloned().collect();
-                Some(summarize(&alerts, matcher, Utc::now(), window, self.truncated))
-            }
+            Ok(()) => Some(summarize(self.alerts.values(), matcher, Utc::now(), window, self.truncated)),
         }
     }
 }

@@ -75,8 +75,8 @@ pub struct ReceiverView {
 }
 
 /// The channel's state from the account's alerts (`alerts`, any order) at `now`.
-pub fn summarize(
-    alerts: &[Alert],
+pub fn summarize<'a>(
+    alerts: impl IntoIterator<Item = &'a Alert>,
     matcher: &ReceiverMatcher,
     now: DateTime<Utc>,
     window: Duration,
@@ -84,7 +84,7 @@ pub fn summarize(
 ) -> ReceiverState {
     let since = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
     let mut matched: Vec<(&Alert, DateTime<Utc>)> = alerts
-        .iter()
+        .into_iter()
         .filter(|a| matcher.matches(a))
         .filter_map(|a| a.time().map(|t| (a, t)))
         .filter(|(_, t)| *t >= since)
